@@ -1,0 +1,80 @@
+//! Event types shared by emuwatch's eBPF programs (`monitor-ebpf`) and userspace (`monitor`).
+//!
+//! Every record in the ring buffer is an [`Event<T>`]: a [`Header`] filled in one place for
+//! all probes, followed by one payload struct. Each payload lives in its own module, named after
+//! its probe family. All structs are `#[repr(C)]` with explicit padding so both sides agree
+//! byte for byte; `tests` in userspace check the sizes.
+#![no_std]
+
+pub mod app_state;
+pub mod connect;
+pub mod device;
+pub mod file;
+pub mod process;
+
+/// Length of the kernel's `task_struct.comm` (TASK_COMM_LEN).
+pub const COMM_LEN: usize = 16;
+
+/// Kinds of ring-buffer records (`Header::kind`).
+pub mod kind {
+    pub const FORK: u32 = 1;
+    pub const EXEC: u32 = 2;
+    pub const EXIT: u32 = 3;
+    pub const CONNECT: u32 = 4;
+    pub const FILE_OPEN: u32 = 5;
+    pub const FILE_READ: u32 = 6;
+    pub const IOCTL: u32 = 7;
+    pub const APP_STATE: u32 = 8;
+}
+
+/// Common part of every event: who did it and when.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Header {
+    /// One of [`kind`].
+    pub kind: u32,
+    /// Kernel "pid" of the task: the thread id.
+    pub tid: u32,
+    /// Kernel "tgid": the process id userspace sees.
+    pub tgid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub _pad: u32,
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// cgroup v2 id of the task (`bpf_get_current_cgroup_id`).
+    pub cgroup_id: u64,
+    pub comm: [u8; COMM_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Event<T> {
+    pub header: Header,
+    pub payload: T,
+}
+
+/// Slots of the `CONFIG` array map (userspace writes them before attaching).
+pub mod config {
+    /// Non-zero: every process is a target (`--all`).
+    pub const TARGET_ALL: u32 = 0;
+    /// Non-zero: the `TARGET_UIDS` map has entries worth looking up.
+    pub const HAVE_UIDS: u32 = 1;
+    /// Non-zero: the `TARGET_COMMS` map has entries worth looking up.
+    pub const HAVE_COMMS: u32 = 2;
+    /// Non-zero: the `TARGET_CGROUPS` map has entries worth looking up.
+    pub const HAVE_CGROUPS: u32 = 3;
+    /// Ring-buffer bytes pending above which the producer wakes the reader.
+    pub const WAKEUP_BYTES: u32 = 4;
+    /// tgid of emuwatch itself, never a target.
+    pub const SELF_TGID: u32 = 5;
+    pub const SLOTS: u32 = 8;
+}
+
+#[cfg(feature = "user")]
+mod user {
+    use super::*;
+    unsafe impl aya::Pod for Header {}
+    unsafe impl aya::Pod for file::FdKey {}
+    unsafe impl aya::Pod for file::ReadAgg {}
+}

@@ -1,0 +1,79 @@
+//! Maps shared by all probe families. Userspace finds them by these names.
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
+};
+use monitor_common::{
+    COMM_LEN, config,
+    connect::Connect,
+    device::Ioctl,
+    file::{FdKey, FileOpen, ReadAgg},
+};
+
+/// The one event channel to userspace. Userspace resizes it (`--ring-buffer`).
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// Per-CPU loss counters, one slot per `loss::*` reason.
+#[map]
+pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(loss::SLOTS, 0);
+
+pub mod loss {
+    /// The ring buffer was full: an event was not delivered.
+    pub const RINGBUF_FULL: u32 = 0;
+    /// A per-thread pending-syscall map was full: the syscall's event was not delivered.
+    pub const PENDING_FULL: u32 = 1;
+    /// The per-fd read aggregate map was full: reads on that file are not counted.
+    pub const FD_TABLE_FULL: u32 = 2;
+    pub const SLOTS: u32 = 4;
+}
+
+/// Runtime settings, indexed by `monitor_common::config::*`.
+#[map]
+pub static CONFIG: Array<u64> = Array::with_max_entries(config::SLOTS, 0);
+
+/// Target processes (tgid). Children are added at fork, so whole trees stay targets.
+#[map]
+pub static TARGET_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(65536, 0);
+#[map]
+pub static TARGET_UIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+#[map]
+pub static TARGET_COMMS: HashMap<[u8; COMM_LEN], u8> = HashMap::with_max_entries(256, 0);
+#[map]
+pub static TARGET_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(1024, 0);
+
+/// connect() in flight, by thread id: filled at entry (and by the cgroup hook), sent at exit.
+#[map]
+pub static PENDING_CONNECT: HashMap<u32, Connect> = HashMap::with_max_entries(16384, 0);
+
+/// open() in flight, by thread id.
+#[map]
+pub static PENDING_OPEN: HashMap<u32, FileOpen> = HashMap::with_max_entries(16384, 0);
+
+/// Scratch space for building a `FileOpen` (too large for the 512-byte BPF stack).
+#[map]
+pub static OPEN_SCRATCH: PerCpuArray<FileOpen> = PerCpuArray::with_max_entries(1, 0);
+
+/// read() in flight on a tracked fd, by thread id -> fd.
+#[map]
+pub static PENDING_READ: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
+
+/// Bytes and read calls per (tgid, fd) of files opened by targets while recording.
+#[map]
+pub static FD_READS: HashMap<FdKey, ReadAgg> = HashMap::with_max_entries(65536, 0);
+
+/// Interesting ioctl() in flight, by thread id.
+#[map]
+pub static PENDING_IOCTL: HashMap<u32, Ioctl> = HashMap::with_max_entries(4096, 0);
+
+#[inline(always)]
+pub fn config(slot: u32) -> u64 {
+    CONFIG.get(slot).copied().unwrap_or(0)
+}
+
+#[inline(always)]
+pub fn count_loss(slot: u32) {
+    if let Some(p) = LOST.get_ptr_mut(slot) {
+        unsafe { *p += 1 };
+    }
+}

@@ -1,0 +1,125 @@
+//! connect(): the destination is copied from user memory at `sys_enter_connect`, the cgroup
+//! `connect4`/`connect6` hook (which runs inside the syscall) adds the socket's protocol and the
+//! kernel's own copy of the address, and `sys_exit_connect` sends it with the result.
+use aya_ebpf::{
+    helpers::bpf_probe_read_user,
+    macros::{cgroup_sock_addr, tracepoint},
+    programs::{SockAddrContext, TracePointContext},
+};
+use monitor_common::{
+    connect::{AF_INET, AF_INET6, Connect, SEEN_BY_CGROUP},
+    kind,
+};
+
+use crate::{
+    emit::{current, reserve, submit},
+    filter::is_target,
+    maps::{PENDING_CONNECT, count_loss, loss},
+};
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SockaddrIn6 {
+    family: u16,
+    port_be: u16,
+    flowinfo: u32,
+    addr: [u8; 16],
+}
+
+/// syscalls/sys_enter_connect: `fd`@16, `uservaddr`@24, `addrlen`@32.
+#[tracepoint(category = "syscalls", name = "sys_enter_connect")]
+pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
+    let task = current();
+    if !is_target(task.tgid, task.uid) {
+        return 0;
+    }
+    let fd: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let sa: *const u8 = unsafe { ctx.read_at(24) }.unwrap_or(core::ptr::null());
+    let addrlen: u64 = unsafe { ctx.read_at(32) }.unwrap_or(0);
+    let family: u16 = unsafe { bpf_probe_read_user(sa as *const u16) }.unwrap_or(0);
+    if family != AF_INET && family != AF_INET6 {
+        return 0; // unix sockets, AF_UNSPEC disconnects, unreadable addresses
+    }
+    let mut c = Connect {
+        fd: fd as i32,
+        result: 0,
+        family,
+        dport: 0,
+        protocol: 0,
+        sock_type: 0,
+        flags: 0,
+        _pad: 0,
+        addrlen: addrlen as u32,
+        daddr: [0; 16],
+    };
+    // sockaddr_in6 is a superset of sockaddr_in's prefix; read what the family needs.
+    if family == AF_INET {
+        if let Ok(s) = unsafe { bpf_probe_read_user(sa as *const [u8; 8]) } {
+            c.dport = u16::from_be_bytes([s[2], s[3]]);
+            c.daddr[..4].copy_from_slice(&s[4..8]);
+        }
+    } else if let Ok(s) = unsafe { bpf_probe_read_user(sa as *const SockaddrIn6) } {
+        c.dport = u16::from_be(s.port_be);
+        c.daddr = s.addr;
+    }
+    if PENDING_CONNECT.insert(&task.tid, &c, 0).is_err() {
+        count_loss(loss::PENDING_FULL);
+    }
+    0
+}
+
+/// cgroup connect4/connect6: runs in the connecting task, between entry and exit. Always allows.
+#[inline(always)]
+fn note_protocol(ctx: &SockAddrContext, v6: bool) -> i32 {
+    let task = current();
+    let Some(c) = PENDING_CONNECT.get_ptr_mut(&task.tid) else {
+        return 1;
+    };
+    let sa = unsafe { &*ctx.sock_addr };
+    let c = unsafe { &mut *c };
+    c.protocol = sa.protocol as u8;
+    c.sock_type = sa.type_ as u8;
+    c.flags |= SEEN_BY_CGROUP;
+    // The kernel's copy is authoritative (the user page may have been unreadable at entry).
+    c.dport = u16::from_be(sa.user_port as u16);
+    if v6 {
+        let mut a = [0u8; 16];
+        for i in 0..4 {
+            a[i * 4..i * 4 + 4].copy_from_slice(&sa.user_ip6[i].to_ne_bytes());
+        }
+        c.daddr = a;
+    } else {
+        c.daddr[..4].copy_from_slice(&sa.user_ip4.to_ne_bytes());
+    }
+    1
+}
+
+#[cgroup_sock_addr(connect4)]
+pub fn cgroup_connect4(ctx: SockAddrContext) -> i32 {
+    note_protocol(&ctx, false)
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn cgroup_connect6(ctx: SockAddrContext) -> i32 {
+    note_protocol(&ctx, true)
+}
+
+/// syscalls/sys_exit_connect: `ret`@16.
+#[tracepoint(category = "syscalls", name = "sys_exit_connect")]
+pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+    let task = current();
+    let Some(pending) = (unsafe { PENDING_CONNECT.get(&task.tid) }) else {
+        return 0;
+    };
+    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    if let Some(mut entry) = reserve::<Connect>(kind::CONNECT, &task) {
+        unsafe {
+            let ev = entry.as_mut_ptr();
+            (*ev).payload = *pending;
+            (*ev).payload.result = ret as i32;
+        }
+        submit(entry);
+    }
+    let _ = PENDING_CONNECT.remove(&task.tid);
+    0
+}

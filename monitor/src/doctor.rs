@@ -1,0 +1,110 @@
+//! `emuwatch doctor`: what this kernel supports and whether every probe loads and attaches.
+use anyhow::Result;
+
+use crate::{
+    kernel::{Kernel, LoadOptions, TargetMaps, system},
+    live::printable,
+};
+
+pub struct DoctorReport {
+    pub lines: Vec<String>,
+    pub ok: bool,
+}
+
+fn check(ok: bool) -> &'static str {
+    if ok { "ok  " } else { "FAIL" }
+}
+
+pub fn doctor() -> Result<DoctorReport> {
+    let mut lines = Vec::new();
+    let mut ok = true;
+    let k = system::kernel_info();
+    lines.push(format!("kernel      {} ({}) {}", k.release, k.machine, k.version));
+    let btf = system::btf_present();
+    ok &= btf;
+    lines.push(format!(
+        "{} BTF        {}",
+        check(btf),
+        if btf {
+            "/sys/kernel/btf/vmlinux present".to_string()
+        } else {
+            "missing: fork/exit probes need CONFIG_DEBUG_INFO_BTF=y".to_string()
+        }
+    ));
+    let lockdown = system::lockdown();
+    lines.push(format!(
+        "     lockdown   {}",
+        match lockdown.as_deref() {
+            Some("confidentiality") => "confidentiality: kernel memory reads are refused; tracepoints still work".to_string(),
+            Some(m) => format!("{m}"),
+            None => "unknown (securityfs not mounted or no lockdown LSM)".to_string(),
+        }
+    ));
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        lines.push(format!("FAIL root       running as uid {euid}: loading eBPF needs root (or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN)"));
+        return Ok(DoctorReport { lines, ok: false });
+    }
+    if !system::raise_memlock() {
+        lines.push("     memlock    setrlimit(RLIMIT_MEMLOCK) refused; harmless on Linux >= 5.11 (memcg accounting)".into());
+    }
+    let cg = system::cgroup2_mount()?;
+    lines.push(format!(
+        "{} cgroup v2  {}",
+        check(cg.is_some()),
+        cg.as_ref()
+            .map(|p| format!("mounted at {} (from /proc/self/mountinfo)", p.display()))
+            .unwrap_or_else(|| "not mounted: connect protocol and --cgroup need it (mount -t cgroup2 none /sys/fs/cgroup)".into())
+    ));
+    let mut kernel = match Kernel::load(&LoadOptions {
+        ring_bytes: 1 << 16,
+        wakeup_bytes: 0,
+    }) {
+        Ok(k) => k,
+        Err(e) => {
+            lines.push(format!("FAIL load      {}", printable(&format!("{e:#}"))));
+            return Ok(DoctorReport { lines, ok: false });
+        }
+    };
+    lines.push(format!(
+        "ok   tracefs    {}{}",
+        kernel.tracefs.display(),
+        if kernel.tracefs_mounted_by_us { " (was not mounted; emuwatch mounted it)" } else { "" }
+    ));
+    let binder = system::has_binder_tracepoints(&kernel.tracefs);
+    lines.push(format!(
+        "     binder     {}",
+        if binder {
+            "binder tracepoints present (Android camera service calls can be seen)"
+        } else {
+            "no binder tracepoints on this kernel: camera service calls of Android apps cannot be seen here (device-node opens still are)"
+        }
+    ));
+    // An empty target set: probes attach but nothing is a target, so nothing is emitted.
+    kernel.set_targets(&TargetMaps::default())?;
+    let _ = kernel.attach();
+    lines.push("probes:".into());
+    for p in &kernel.probes {
+        let status = match (p.attached, p.required) {
+            (true, _) => "ok  ",
+            (false, true) => "FAIL",
+            (false, false) => "skip",
+        };
+        ok &= p.attached || !p.required;
+        lines.push(format!("  {status} {:<10} {:<44} {}", p.family, p.attach_point, p.program));
+        if let Some(e) = &p.error {
+            lines.push(format!("         error: {}", printable(e)));
+            if let Some(h) = &p.hint {
+                lines.push(format!("         fix:   {h}"));
+            }
+        }
+    }
+    let required = kernel.probes.iter().filter(|p| p.required).count();
+    let attached = kernel.probes.iter().filter(|p| p.attached).count();
+    lines.push(format!(
+        "{}: {attached}/{} probes attached ({required} required)",
+        if ok { "base probe set works" } else { "base probe set INCOMPLETE" },
+        kernel.probes.len()
+    ));
+    Ok(DoctorReport { lines, ok })
+}

@@ -1,0 +1,194 @@
+//! File paths: making paths absolute, remembering which path each (process, fd) has, and
+//! recognising camera and microphone device nodes.
+use std::{
+    collections::HashMap,
+    path::{Component, Path, PathBuf},
+};
+
+use anyhow::{Result, bail};
+
+/// Default device patterns (glob syntax; `*` matches within one path component).
+pub const DEFAULT_CAMERA: &[&str] = &["/dev/video*", "/dev/media*", "/dev/v4l-subdev*"];
+pub const DEFAULT_MICROPHONE: &[&str] = &["/dev/snd/pcm*c"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceClass {
+    Camera,
+    Microphone,
+}
+
+#[derive(Debug, Clone)]
+pub struct DevicePatterns {
+    camera: Vec<glob::Pattern>,
+    microphone: Vec<glob::Pattern>,
+}
+
+impl DevicePatterns {
+    /// `extra` entries look like `camera=/dev/foo*` or `microphone=/dev/bar*`.
+    pub fn new(extra: &[String]) -> Result<DevicePatterns> {
+        let compile = |s: &str| glob::Pattern::new(s).map_err(|e| anyhow::anyhow!("device pattern {s:?}: {e}"));
+        let mut d = DevicePatterns {
+            camera: DEFAULT_CAMERA.iter().map(|s| compile(s)).collect::<Result<_>>()?,
+            microphone: DEFAULT_MICROPHONE.iter().map(|s| compile(s)).collect::<Result<_>>()?,
+        };
+        for e in extra {
+            match e.split_once('=') {
+                Some(("camera", p)) => d.camera.push(compile(p)?),
+                Some(("microphone", p)) => d.microphone.push(compile(p)?),
+                _ => bail!("device pattern {e:?}: expected camera=GLOB or microphone=GLOB"),
+            }
+        }
+        Ok(d)
+    }
+
+    pub fn classify(&self, path: &str) -> Option<DeviceClass> {
+        let opts = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: false,
+        };
+        if self.camera.iter().any(|p| p.matches_with(path, opts)) {
+            Some(DeviceClass::Camera)
+        } else if self.microphone.iter().any(|p| p.matches_with(path, opts)) {
+            Some(DeviceClass::Microphone)
+        } else {
+            None
+        }
+    }
+}
+
+/// Lexically normalise `path` (drop `.`, fold `..`), which must be absolute.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(s) => out.push(s),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+fn readlink(p: String) -> Option<String> {
+    std::fs::read_link(p).ok().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// (tgid, fd) -> path of files opened by targets while recording.
+#[derive(Default)]
+pub struct FdTable {
+    paths: HashMap<(u32, i32), String>,
+}
+
+impl FdTable {
+    pub fn opened(&mut self, tgid: u32, fd: i32, path: String) {
+        self.paths.insert((tgid, fd), path);
+    }
+
+    pub fn closed(&mut self, tgid: u32, fd: i32) -> Option<String> {
+        self.paths.remove(&(tgid, fd))
+    }
+
+    /// Path of an fd: what the open said, else what /proc says now.
+    pub fn path_of(&self, tgid: u32, fd: i32) -> Option<String> {
+        self.paths
+            .get(&(tgid, fd))
+            .cloned()
+            .or_else(|| readlink(format!("/proc/{tgid}/fd/{fd}")))
+    }
+
+    pub fn forget_process(&mut self, tgid: u32) {
+        self.paths.retain(|(t, _), _| *t != tgid);
+    }
+
+    /// Absolute form of a path a process passed to open: relative paths are joined to the
+    /// directory fd (`dfd`) or, for AT_FDCWD, the process's current directory.
+    pub fn absolute(&self, tgid: u32, dfd: i32, path: &str) -> Option<String> {
+        if path.starts_with('/') {
+            return Some(normalize(Path::new(path)).to_string_lossy().into_owned());
+        }
+        let base = if dfd == monitor_common::file::AT_FDCWD {
+            readlink(format!("/proc/{tgid}/cwd"))?
+        } else {
+            self.path_of(tgid, dfd)?
+        };
+        Some(normalize(&Path::new(&base).join(path)).to_string_lossy().into_owned())
+    }
+}
+
+/// `O_*` flag names for open(2) flags (x86_64/generic values).
+pub fn open_flags_text(flags: u32) -> String {
+    let mut parts = vec![match flags & 3 {
+        0 => "O_RDONLY",
+        1 => "O_WRONLY",
+        2 => "O_RDWR",
+        _ => "O_ACCMODE",
+    }];
+    const NAMES: &[(u32, &str)] = &[
+        (0o100, "O_CREAT"),
+        (0o200, "O_EXCL"),
+        (0o400, "O_NOCTTY"),
+        (0o1000, "O_TRUNC"),
+        (0o2000, "O_APPEND"),
+        (0o4000, "O_NONBLOCK"),
+        (0o10000, "O_DSYNC"),
+        (0o40000, "O_DIRECT"),
+        (0o200000, "O_DIRECTORY"),
+        (0o400000, "O_NOFOLLOW"),
+        (0o1000000, "O_NOATIME"),
+        (0o2000000, "O_CLOEXEC"),
+        (0o10000000, "O_PATH"),
+        (0o20000000, "O_TMPFILE"),
+    ];
+    for (bit, name) in NAMES {
+        if flags & bit != 0 && !(*name == "O_DIRECTORY" && flags & 0o20000000 != 0) {
+            parts.push(name);
+        }
+    }
+    parts.join("|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_dots() {
+        assert_eq!(normalize(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
+        assert_eq!(normalize(Path::new("/../x")), PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn classifies_devices() {
+        let d = DevicePatterns::new(&["camera=/dev/emucam*".into()]).unwrap();
+        assert_eq!(d.classify("/dev/video0"), Some(DeviceClass::Camera));
+        assert_eq!(d.classify("/dev/v4l-subdev3"), Some(DeviceClass::Camera));
+        assert_eq!(d.classify("/dev/emucam1"), Some(DeviceClass::Camera));
+        assert_eq!(d.classify("/dev/snd/pcmC0D0c"), Some(DeviceClass::Microphone));
+        assert_eq!(d.classify("/dev/snd/pcmC0D0p"), None, "playback is not capture");
+        assert_eq!(d.classify("/dev/videos/x"), None);
+        assert!(DevicePatterns::new(&["speaker=/dev/x".into()]).is_err());
+    }
+
+    #[test]
+    fn flag_names() {
+        assert_eq!(open_flags_text(0), "O_RDONLY");
+        assert_eq!(open_flags_text(0o2000000 | 0o100 | 1), "O_WRONLY|O_CREAT|O_CLOEXEC");
+    }
+
+    #[test]
+    fn absolute_paths() {
+        let mut t = FdTable::default();
+        t.opened(1, 5, "/data/app".into());
+        assert_eq!(t.absolute(1, 5, "x/../y.txt").as_deref(), Some("/data/app/y.txt"));
+        assert_eq!(t.absolute(1, 5, "/etc//hosts").as_deref(), Some("/etc/hosts"));
+        let me = std::process::id();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            t.absolute(me, monitor_common::file::AT_FDCWD, "a.txt"),
+            Some(cwd.join("a.txt").to_string_lossy().into_owned())
+        );
+    }
+}

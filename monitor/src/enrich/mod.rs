@@ -1,0 +1,286 @@
+//! Enrichment: kernel records become userspace events with parent, app, absolute paths,
+//! device classes and band names.
+pub mod android;
+pub mod files;
+pub mod process;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use chrono::{DateTime, Utc};
+use monitor_common::{
+    Header,
+    connect::{AF_INET, AF_INET6},
+    file::{PATH_FAULT, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2},
+};
+
+use crate::{
+    decode::{Raw, cstr},
+    event::{self, Body, Event, ProcOp, error_of},
+};
+use files::{DeviceClass, DevicePatterns, FdTable, open_flags_text};
+use process::ProcessTable;
+
+pub struct Enricher {
+    pub procs: ProcessTable,
+    pub fds: FdTable,
+    devices: DevicePatterns,
+    /// Added to kernel monotonic timestamps to get wall-clock time.
+    clock_offset_ns: i128,
+}
+
+pub fn wall_time(offset_ns: i128, mono_ns: u64) -> DateTime<Utc> {
+    let ns = offset_ns + mono_ns as i128;
+    DateTime::from_timestamp_nanos(ns.clamp(0, i64::MAX as i128) as i64)
+}
+
+impl Enricher {
+    pub fn new(procs: ProcessTable, devices: DevicePatterns, clock_offset_ns: i128) -> Self {
+        Enricher {
+            procs,
+            fds: FdTable::default(),
+            devices,
+            clock_offset_ns,
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    /// An event about the task in `h`.
+    fn event(&mut self, h: &Header, body: Body, out: &mut Vec<Event>) {
+        let comm = cstr(&h.comm);
+        let (info, first_seen) = self.procs.lookup(h.tgid, h.uid, &comm);
+        if first_seen {
+            self.first_seen(h.tgid, h.tid, h.uid, &comm, h.ts_ns, out);
+        }
+        out.push(Event {
+            ts: wall_time(self.clock_offset_ns, h.ts_ns),
+            body,
+            pid: h.tgid,
+            tid: h.tid,
+            ppid: info.ppid,
+            uid: h.uid,
+            comm,
+            app: Some(info.app),
+            phase: None,
+        });
+    }
+
+    /// When a process is first seen, its current app state comes from /proc, so every process
+    /// has a known band from the start.
+    fn first_seen(&mut self, tgid: u32, tid: u32, uid: u32, comm: &str, ts_ns: u64, out: &mut Vec<Event>) {
+        let Ok(adj) = std::fs::read_to_string(format!("/proc/{tgid}/oom_score_adj")) else {
+            return;
+        };
+        let Ok(adj) = adj.trim().parse::<i32>() else { return };
+        let info = self.procs.get(tgid).cloned();
+        out.push(Event {
+            ts: wall_time(self.clock_offset_ns, ts_ns),
+            body: Body::AppState(event::AppState {
+                oom_score_adj: adj,
+                band: android::band(adj).to_string(),
+                source: "proc".into(),
+            }),
+            pid: tgid,
+            tid,
+            ppid: info.as_ref().map(|i| i.ppid).unwrap_or(0),
+            uid,
+            comm: comm.to_string(),
+            app: info.map(|i| i.app),
+            phase: None,
+        });
+    }
+
+    pub fn enrich(&mut self, raw: Raw, out: &mut Vec<Event>) {
+        match raw {
+            Raw::Fork(h, f) => {
+                // Make sure the parent is known before the child inherits from it.
+                let comm = cstr(&h.comm);
+                let _ = self.procs.lookup(h.tgid, h.uid, &comm);
+                self.procs.fork(h.tgid, f.child_tgid, h.uid);
+                let body = Body::Process(event::Process {
+                    op: ProcOp::Fork,
+                    child_pid: Some(f.child_tgid),
+                    filename: None,
+                    exit_code: None,
+                    signal: None,
+                });
+                self.event(&h, body, out);
+            }
+            Raw::Exec(h, e) => {
+                let filename = (e.filename_len > 0).then(|| cstr(&e.filename));
+                let body = Body::Process(event::Process {
+                    op: ProcOp::Exec,
+                    child_pid: None,
+                    filename,
+                    exit_code: None,
+                    signal: None,
+                });
+                self.event(&h, body, out);
+                self.procs.exec(h.tgid, h.uid);
+            }
+            Raw::Exit(h, e) => {
+                // wait(2) encoding: low 7 bits = terminating signal, bits 8-15 = exit status.
+                let (exit_code, signal) = if e.exit_code & 0x7f != 0 {
+                    (None, Some(e.exit_code & 0x7f))
+                } else {
+                    (Some((e.exit_code >> 8) & 0xff), None)
+                };
+                let body = Body::Process(event::Process {
+                    op: ProcOp::Exit,
+                    child_pid: None,
+                    filename: None,
+                    exit_code,
+                    signal,
+                });
+                self.event(&h, body, out);
+                self.procs.exit(h.tgid);
+            }
+            Raw::Connect(h, c) => {
+                let (family, daddr) = match c.family {
+                    AF_INET => ("inet", IpAddr::V4(Ipv4Addr::new(c.daddr[0], c.daddr[1], c.daddr[2], c.daddr[3]))),
+                    AF_INET6 => ("inet6", IpAddr::V6(Ipv6Addr::from(c.daddr))),
+                    _ => return,
+                };
+                // IPPROTO_TCP = 6, IPPROTO_UDP = 17; SOCK_STREAM = 1, SOCK_DGRAM = 2.
+                let proto = match (c.protocol, c.sock_type) {
+                    (6, _) | (0, 1) => "tcp",
+                    (17, _) | (0, 2) => "udp",
+                    _ => "unknown",
+                };
+                let body = Body::Connect(event::Connect {
+                    family: family.into(),
+                    proto: proto.into(),
+                    daddr,
+                    dport: c.dport,
+                    result: c.result,
+                    error: error_of(c.result),
+                    scope: None,
+                    country: None,
+                    asn: None,
+                    as_org: None,
+                });
+                self.event(&h, body, out);
+            }
+            Raw::FileOpen(h, o) => self.file_open(h, o, out),
+            Raw::FileRead(h, r) => {
+                let path = self.fds.closed(h.tgid, r.fd);
+                let body = Body::FileRead(event::FileRead {
+                    path,
+                    fd: r.fd,
+                    bytes: r.bytes,
+                    reads: r.reads,
+                    flushed_at: "close".into(),
+                });
+                self.event(&h, body, out);
+            }
+            Raw::Ioctl(h, i) => {
+                let path = self.fds.path_of(h.tgid, i.fd);
+                // VIDIOC_STREAMON only exists on V4L2 devices: this is a camera stream.
+                let body = Body::Camera(event::Device {
+                    op: "stream_on".into(),
+                    path,
+                    result: i.result,
+                    error: error_of(i.result),
+                });
+                self.event(&h, body, out);
+            }
+            Raw::AppState(h, a) => {
+                // Attribute to the process whose score changed, not the writer.
+                let comm = cstr(&a.target_comm);
+                let target = Header {
+                    tgid: a.target_tgid,
+                    tid: a.target_tgid,
+                    comm: a.target_comm,
+                    uid: procfs::process::Process::new(a.target_tgid as i32)
+                        .and_then(|p| p.uid())
+                        .unwrap_or(h.uid),
+                    ..h
+                };
+                let _ = comm;
+                let body = Body::AppState(event::AppState {
+                    oom_score_adj: a.oom_score_adj,
+                    band: android::band(a.oom_score_adj).to_string(),
+                    source: "kernel".into(),
+                });
+                self.event(&target, body, out);
+            }
+        }
+    }
+
+    fn file_open(&mut self, h: Header, o: monitor_common::file::FileOpen, out: &mut Vec<Event>) {
+        let raw_path = (o.path_status != PATH_FAULT && o.path_len > 0).then(|| cstr(&o.path));
+        let (path, origin) = match raw_path.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => match self.fds.absolute(h.tgid, o.dfd, p) {
+                Some(abs) => (Some(abs), "syscall"),
+                // Relative path whose base is gone: keep what the process passed.
+                None => (Some(p.to_string()), "syscall_relative"),
+            },
+            None if o.result >= 0 => match std::fs::read_link(format!("/proc/{}/fd/{}", h.tgid, o.result)) {
+                Ok(p) => (Some(p.to_string_lossy().into_owned()), "proc_fd"),
+                Err(_) => (None, "unrecovered"),
+            },
+            None => (None, "unrecovered"),
+        };
+        if o.result >= 0
+            && let Some(p) = &path
+        {
+            self.fds.opened(h.tgid, o.result, p.clone());
+        }
+        let device = path.as_deref().and_then(|p| self.devices.classify(p));
+        let body = match device {
+            Some(class) => {
+                let d = event::Device {
+                    op: "open".into(),
+                    path,
+                    result: o.result,
+                    error: error_of(o.result),
+                };
+                match class {
+                    DeviceClass::Camera => Body::Camera(d),
+                    DeviceClass::Microphone => Body::Microphone(d),
+                }
+            }
+            None => Body::FileOpen(event::FileOpen {
+                path,
+                path_origin: origin.into(),
+                flags: o.flags,
+                flags_text: open_flags_text(o.flags),
+                result: o.result,
+                error: error_of(o.result),
+                syscall: match o.syscall {
+                    SYS_OPENAT => "openat",
+                    SYS_OPENAT2 => "openat2",
+                    SYS_OPEN => "open",
+                    _ => "unknown",
+                }
+                .into(),
+            }),
+        };
+        self.event(&h, body, out);
+    }
+
+    /// A read aggregate the kernel still held when its process exited or the recording stopped.
+    pub fn flushed_read(&mut self, tgid: u32, fd: i32, bytes: u64, reads: u64, why: &str, out: &mut Vec<Event>) {
+        let path = self.fds.closed(tgid, fd);
+        let info = self.procs.get(tgid).cloned();
+        out.push(Event {
+            ts: Utc::now(),
+            body: Body::FileRead(event::FileRead {
+                path,
+                fd,
+                bytes,
+                reads,
+                flushed_at: why.into(),
+            }),
+            pid: tgid,
+            tid: tgid,
+            ppid: info.as_ref().map(|i| i.ppid).unwrap_or(0),
+            uid: 0,
+            comm: String::new(),
+            app: info.map(|i| i.app),
+            phase: None,
+        });
+    }
+}

@@ -1,0 +1,261 @@
+//! The userspace event: one JSON object per line of `events.jsonl`.
+//! The schema is documented in `docs/events.md`; `SCHEMA_VERSION` goes into `session.json`.
+use std::net::IpAddr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Version of the event and session schema. Bump on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Wall-clock time, RFC 3339 UTC with nanoseconds.
+    #[serde(with = "rfc3339_nanos")]
+    pub ts: DateTime<Utc>,
+    #[serde(flatten)]
+    pub body: Body,
+    /// Process id (kernel tgid).
+    pub pid: u32,
+    /// Thread id (kernel pid).
+    pub tid: u32,
+    /// Parent process id when the process was created (or first seen).
+    pub ppid: u32,
+    pub uid: u32,
+    pub comm: String,
+    /// The app this process belongs to: an Android package, or the root process's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// The app's phase when this happened: `foreground`, `background` or `closed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Foreground,
+    Background,
+    Closed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Foreground => "foreground",
+            Phase::Background => "background",
+            Phase::Closed => "closed",
+        }
+    }
+}
+
+/// What happened; `kind` is the JSON tag.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Body {
+    Process(Process),
+    Connect(Connect),
+    FileOpen(FileOpen),
+    FileRead(FileRead),
+    Camera(Device),
+    Microphone(Device),
+    AppState(AppState),
+    Lost(Lost),
+}
+
+impl Body {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Process(_) => "process",
+            Body::Connect(_) => "connect",
+            Body::FileOpen(_) => "file_open",
+            Body::FileRead(_) => "file_read",
+            Body::Camera(_) => "camera",
+            Body::Microphone(_) => "microphone",
+            Body::AppState(_) => "app_state",
+            Body::Lost(_) => "lost",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcOp {
+    Fork,
+    Exec,
+    Exit,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Process {
+    pub op: ProcOp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// Exit status (0-255) for a normal exit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Signal number when the process was killed by a signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Connect {
+    /// `inet` or `inet6`.
+    pub family: String,
+    /// `tcp`, `udp`, or `unknown` when the cgroup hook did not see the socket.
+    pub proto: String,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    /// 0 or -errno, as the syscall returned it.
+    pub result: i32,
+    /// errno name when `result` < 0 (e.g. `ECONNREFUSED`, `EINPROGRESS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Address scope: `loopback`, `private`, `link_local`, `multicast`, `unspecified`, `public`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// ISO 3166 country code of a public destination (GeoIP database).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Autonomous system number and organisation of a public destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_org: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct FileOpen {
+    /// Absolute path; `null` only when it could not be recovered (see `path_origin`).
+    pub path: Option<String>,
+    /// Where the path came from: `syscall` (copied at entry, made absolute against the cwd or
+    /// directory fd), `proc_fd` (the kernel could not read it; recovered from /proc/PID/fd), or
+    /// `unrecovered`.
+    pub path_origin: String,
+    /// open(2) flags as numbers and as names.
+    pub flags: u32,
+    pub flags_text: String,
+    /// The new fd, or -errno.
+    pub result: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `openat`, `openat2` or `open`.
+    pub syscall: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct FileRead {
+    pub path: Option<String>,
+    pub fd: i32,
+    /// Bytes returned by successful read-family calls on this fd.
+    pub bytes: u64,
+    /// Number of successful read-family calls (a 0-byte read at EOF counts).
+    pub reads: u64,
+    /// When the total was taken: `close`, `exit` (process ended) or `stop` (recording ended).
+    pub flushed_at: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Device {
+    /// `open`, `stream_on` (VIDIOC_STREAMON ioctl) or `service_call` (binder, Android).
+    pub op: String,
+    pub path: Option<String>,
+    /// 0 / new fd, or -errno.
+    pub result: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct AppState {
+    pub oom_score_adj: i32,
+    /// ActivityManager band name for the score.
+    pub band: String,
+    /// `kernel` (oom_score_adj_update tracepoint) or `proc` (read when first seen).
+    pub source: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Lost {
+    /// Events lost since the previous `lost` line.
+    pub count: u64,
+    /// Why: `ring_buffer_full`, `pending_map_full`, `fd_table_full`.
+    pub reason: String,
+    /// Per-CPU counts for this interval (index = CPU).
+    pub per_cpu: Vec<u64>,
+}
+
+pub mod rfc3339_nanos {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Nanos, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+pub fn format_ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// Name of a (positive) errno value, e.g. 111 -> "ECONNREFUSED".
+pub fn errno_name(errno: i32) -> String {
+    let name = match errno {
+        1 => "EPERM",
+        2 => "ENOENT",
+        3 => "ESRCH",
+        4 => "EINTR",
+        5 => "EIO",
+        6 => "ENXIO",
+        9 => "EBADF",
+        11 => "EAGAIN",
+        12 => "ENOMEM",
+        13 => "EACCES",
+        14 => "EFAULT",
+        16 => "EBUSY",
+        17 => "EEXIST",
+        19 => "ENODEV",
+        20 => "ENOTDIR",
+        21 => "EISDIR",
+        22 => "EINVAL",
+        23 => "ENFILE",
+        24 => "EMFILE",
+        25 => "ENOTTY",
+        28 => "ENOSPC",
+        30 => "EROFS",
+        36 => "ENAMETOOLONG",
+        40 => "ELOOP",
+        88 => "ENOTSOCK",
+        93 => "EPROTONOSUPPORT",
+        97 => "EAFNOSUPPORT",
+        98 => "EADDRINUSE",
+        99 => "EADDRNOTAVAIL",
+        100 => "ENETDOWN",
+        101 => "ENETUNREACH",
+        103 => "ECONNABORTED",
+        104 => "ECONNRESET",
+        106 => "EISCONN",
+        110 => "ETIMEDOUT",
+        111 => "ECONNREFUSED",
+        113 => "EHOSTUNREACH",
+        114 => "EALREADY",
+        115 => "EINPROGRESS",
+        _ => return format!("E{errno}"),
+    };
+    name.to_string()
+}
+
+/// `Some(name)` for a negative syscall result.
+pub fn error_of(result: i32) -> Option<String> {
+    (result < 0).then(|| errno_name(-result))
+}

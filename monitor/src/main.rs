@@ -1,0 +1,155 @@
+//! emuwatch: what an app collects while it is open, and what it keeps doing after it is closed.
+mod decode;
+mod doctor;
+mod enrich;
+mod event;
+mod kernel;
+mod live;
+mod pipeline;
+mod record;
+mod session;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{live::printable, session::TargetSpec};
+
+/// Exit status when the recording worked but the kernel could not deliver every event.
+const EXIT_LOST: u8 = 3;
+const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "emuwatch", version, about = "Watch what an app collects while open, and after it is closed (eBPF)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Check what this kernel supports and whether every probe attaches.
+    Doctor,
+    /// Record a session: connects, file opens and reads, camera/microphone, app state.
+    Record(RecordArgs),
+}
+
+#[derive(Args)]
+struct RecordArgs {
+    /// Target a running process (and its descendants, present and future). Repeatable.
+    #[arg(long, value_name = "PID")]
+    pid: Vec<u32>,
+    /// Target processes by name (kernel comm, first 15 bytes). Repeatable.
+    #[arg(long, value_name = "NAME")]
+    comm: Vec<String>,
+    /// Target processes of a user id. Repeatable.
+    #[arg(long, value_name = "UID")]
+    uid: Vec<u32>,
+    /// Target an Android package (its uid from packages.list). Repeatable.
+    #[arg(long, value_name = "NAME")]
+    package: Vec<String>,
+    /// Target a cgroup v2 (path under the cgroup2 mount, or absolute). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    cgroup: Vec<String>,
+    /// Target every process (except emuwatch itself).
+    #[arg(long)]
+    all: bool,
+    /// Android's packages.list, for --package and app names.
+    #[arg(long, value_name = "FILE", default_value = "/data/system/packages.list")]
+    packages_list: PathBuf,
+    /// Session directory to create (default: sessions/<UTC timestamp>).
+    #[arg(long, short, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Stop after this long (e.g. 30s, 2m).
+    #[arg(long, short, value_parser = record::parse_duration)]
+    duration: Option<Duration>,
+    /// Kernel ring buffer size (power of two, e.g. 4M).
+    #[arg(long, default_value = "8M", value_parser = record::parse_size)]
+    ring_buffer: u32,
+    /// Pending bytes in the ring buffer that make the kernel wake emuwatch (default: a quarter
+    /// of the ring); below that emuwatch polls every --poll.
+    #[arg(long, value_name = "BYTES")]
+    wakeup_bytes: Option<u64>,
+    /// How often to poll the ring buffer.
+    #[arg(long, default_value = "5ms", value_parser = record::parse_duration)]
+    poll: Duration,
+    /// Extra camera/microphone device patterns: camera=GLOB or microphone=GLOB. Repeatable.
+    #[arg(long, value_name = "CLASS=GLOB")]
+    device: Vec<String>,
+    /// No live view and no summary.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Command to run as the target; recording stops when its whole process tree has exited.
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("emuwatch: error: {}", printable(&format!("{e:#}")));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Doctor => {
+            let r = doctor::doctor()?;
+            for l in &r.lines {
+                println!("{l}");
+            }
+            Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Cmd::Record(a) => {
+            let opts = record::RecordOptions {
+                target: TargetSpec {
+                    all: a.all,
+                    command: a.command,
+                    pids: a.pid,
+                    comms: a.comm,
+                    uids: a.uid,
+                    cgroups: a.cgroup,
+                    packages: a.package,
+                },
+                packages_list: a.packages_list,
+                out: a.out,
+                duration: a.duration,
+                ring_bytes: a.ring_buffer,
+                wakeup_bytes: a.wakeup_bytes,
+                poll: a.poll,
+                quiet: a.quiet,
+                device_patterns: a.device,
+            };
+            let quiet = opts.quiet;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let outcome = rt.block_on(record::record(opts))?;
+            let info = &outcome.info;
+            if !quiet {
+                let kinds: Vec<String> = info.events.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                println!("session: {}", outcome.dir.display());
+                println!(
+                    "events:  {} ({})",
+                    info.events_total,
+                    if kinds.is_empty() { "none".into() } else { kinds.join(", ") }
+                );
+            }
+            if info.complete {
+                if !quiet {
+                    println!("lost:    0 (complete)");
+                }
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "emuwatch: {} events were lost ({:?}); the session is marked incomplete",
+                    info.lost.total + info.lost.undecodable,
+                    info.lost.by_reason
+                );
+                Ok(ExitCode::from(EXIT_LOST))
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The one-directional pipeline: kernel record -> decode -> enrich -> sinks (session file,
+//! live view). Loss counters and leftover read aggregates are pulled from the kernel here too.
+use std::collections::HashSet;
+
+use anyhow::Result;
+use aya::maps::{HashMap, MapData, PerCpuArray};
+use chrono::Utc;
+use monitor_common::file::{FdKey, ReadAgg};
+
+use crate::{
+    decode::{Raw, decode},
+    enrich::Enricher,
+    event::{Body, Event, Lost, ProcOp},
+    kernel::LOSS_REASONS,
+    live::LiveView,
+    session::SessionWriter,
+};
+
+pub struct Pipeline {
+    pub enricher: Enricher,
+    pub writer: SessionWriter,
+    pub live: LiveView,
+    fd_reads: HashMap<MapData, FdKey, ReadAgg>,
+    lost: PerCpuArray<MapData, u64>,
+    /// Last per-CPU totals seen, per loss reason.
+    lost_seen: Vec<Vec<u64>>,
+    /// Target processes alive as far as events tell (for "stop when the tree has exited").
+    pub live_pids: HashSet<u32>,
+    buf: Vec<Event>,
+}
+
+impl Pipeline {
+    pub fn new(
+        enricher: Enricher,
+        writer: SessionWriter,
+        live: LiveView,
+        fd_reads: HashMap<MapData, FdKey, ReadAgg>,
+        lost: PerCpuArray<MapData, u64>,
+    ) -> Self {
+        Pipeline {
+            enricher,
+            writer,
+            live,
+            fd_reads,
+            lost,
+            lost_seen: vec![Vec::new(); LOSS_REASONS.len()],
+            live_pids: HashSet::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// One ring-buffer record.
+    pub fn record(&mut self, bytes: &[u8]) -> Result<()> {
+        match decode(bytes) {
+            Ok(raw) => self.raw(raw),
+            Err(e) => {
+                self.writer.info.lost.undecodable += 1;
+                if self.writer.info.lost.undecodable == 1 {
+                    eprintln!("emuwatch: warning: undecodable ring-buffer record ({e}); counted in session.json");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn raw(&mut self, raw: Raw) -> Result<()> {
+        let mut out = std::mem::take(&mut self.buf);
+        if let Raw::Fork(_, f) = &raw {
+            self.live_pids.insert(f.child_tgid);
+        }
+        let exited = match &raw {
+            Raw::Exit(h, _) => Some(h.tgid),
+            _ => None,
+        };
+        self.enricher.enrich(raw, &mut out);
+        if let Some(tgid) = exited {
+            self.live_pids.remove(&tgid);
+            self.flush_reads(Some(tgid), "exit", &mut out)?;
+            self.enricher.fds.forget_process(tgid);
+        }
+        for ev in out.drain(..) {
+            self.emit(&ev)?;
+        }
+        self.buf = out;
+        Ok(())
+    }
+
+    fn emit(&mut self, ev: &Event) -> Result<()> {
+        if let Body::Process(p) = &ev.body
+            && p.op == ProcOp::Exit
+        {
+            self.live_pids.remove(&ev.pid);
+        }
+        self.writer.write(ev)?;
+        self.live.event(ev);
+        Ok(())
+    }
+
+    /// Emit the read totals the kernel still holds for `tgid` (or every process).
+    pub fn flush_reads(&mut self, tgid: Option<u32>, why: &str, out: &mut Vec<Event>) -> Result<()> {
+        let keys: Vec<FdKey> = self
+            .fd_reads
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| tgid.is_none_or(|t| k.tgid == t))
+            .collect();
+        for k in keys {
+            if let Ok(agg) = self.fd_reads.get(&k, 0) {
+                let _ = self.fd_reads.remove(&k);
+                if agg.reads > 0 {
+                    let why = if tgid.is_none() && self.enricher.procs.get(k.tgid).is_some_and(|p| p.exited) {
+                        "exit"
+                    } else {
+                        why
+                    };
+                    self.enricher.flushed_read(k.tgid, k.fd as i32, agg.bytes, agg.reads, why, out);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// At the end of a recording: every read total still in the kernel.
+    pub fn flush_all_reads(&mut self) -> Result<()> {
+        let mut out = Vec::new();
+        self.flush_reads(None, "stop", &mut out)?;
+        for ev in out {
+            self.emit(&ev)?;
+        }
+        Ok(())
+    }
+
+    /// Compare the kernel's loss counters with what was already reported; a `lost` line per
+    /// reason that grew. Returns the number newly lost.
+    pub fn check_lost(&mut self) -> Result<u64> {
+        let mut new_total = 0;
+        for (i, (slot, reason)) in LOSS_REASONS.iter().enumerate() {
+            let per_cpu: Vec<u64> = match self.lost.get(slot, 0) {
+                Ok(v) => v.iter().copied().collect(),
+                Err(_) => continue,
+            };
+            let seen = &mut self.lost_seen[i];
+            seen.resize(per_cpu.len(), 0);
+            let delta: Vec<u64> = per_cpu.iter().zip(seen.iter()).map(|(n, s)| n - s).collect();
+            let count: u64 = delta.iter().sum();
+            if count == 0 {
+                continue;
+            }
+            *seen = per_cpu.clone();
+            new_total += count;
+            let lost = &mut self.writer.info.lost;
+            lost.total += count;
+            *lost.by_reason.entry(reason.to_string()).or_default() += count;
+            lost.per_cpu.resize(per_cpu.len(), 0);
+            for (t, d) in lost.per_cpu.iter_mut().zip(&delta) {
+                *t += d;
+            }
+            let ev = Event {
+                ts: Utc::now(),
+                body: Body::Lost(Lost {
+                    count,
+                    reason: reason.to_string(),
+                    per_cpu: delta,
+                }),
+                pid: 0,
+                tid: 0,
+                ppid: 0,
+                uid: 0,
+                comm: String::new(),
+                app: None,
+                phase: None,
+            };
+            self.emit(&ev)?;
+        }
+        Ok(new_total)
+    }
+}

@@ -1,0 +1,381 @@
+//! `emuwatch record`: choose targets, load and attach the probes, run the pipeline until the
+//! targets have exited, the duration is over, or Ctrl-C / SIGTERM.
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{
+    enrich::{Enricher, android::PackagesList, files::DevicePatterns, process::ProcessTable},
+    event::SCHEMA_VERSION,
+    kernel::{Kernel, LoadOptions, TargetMaps, system},
+    live::LiveView,
+    pipeline::Pipeline,
+    session::{Lost, SessionInfo, SessionWriter, TargetSpec, hostname},
+};
+
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    pub target: TargetSpec,
+    pub packages_list: PathBuf,
+    pub out: Option<PathBuf>,
+    pub duration: Option<Duration>,
+    pub ring_bytes: u32,
+    pub wakeup_bytes: Option<u64>,
+    pub poll: Duration,
+    pub quiet: bool,
+    pub device_patterns: Vec<String>,
+}
+
+pub struct RecordOutcome {
+    pub dir: PathBuf,
+    pub info: SessionInfo,
+}
+
+pub fn default_session_dir() -> PathBuf {
+    PathBuf::from("sessions").join(Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string())
+}
+
+/// The pids of `root` and all its current descendants, from /proc.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut children: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    if let Ok(all) = procfs::process::all_processes() {
+        for p in all.flatten() {
+            if let Ok(st) = p.stat() {
+                children.entry(st.ppid as u32).or_default().push(st.pid as u32);
+            }
+        }
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        if let Some(c) = children.get(&out[i]) {
+            out.extend(c);
+        }
+        i += 1;
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    match procfs::process::Process::new(pid as i32).and_then(|p| p.stat()) {
+        Ok(st) => st.state != 'Z' && st.state != 'X',
+        Err(_) => false,
+    }
+}
+
+/// cgroup v2 id of a cgroup directory: the kernel uses the directory's inode number.
+fn cgroup_id(path: &str, cgroup2: Option<&Path>) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let p = Path::new(path);
+    let full = if p.is_absolute() && p.exists() {
+        p.to_path_buf()
+    } else {
+        let root = cgroup2.context("--cgroup needs a cgroup v2 hierarchy, and none is mounted")?;
+        root.join(path.trim_start_matches('/'))
+    };
+    let md = std::fs::metadata(&full).with_context(|| format!("cgroup {}", full.display()))?;
+    if !md.is_dir() {
+        bail!("cgroup {} is not a directory", full.display());
+    }
+    Ok(md.ino())
+}
+
+/// Find `prog` the way execvp would, so a typo is a clear error before anything starts.
+fn resolve_program(prog: &str) -> Option<PathBuf> {
+    if prog.contains('/') {
+        return Path::new(prog).is_file().then(|| PathBuf::from(prog));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
+}
+
+/// Fork a child that waits until it has been made a target, then execs `argv`. (std's spawn
+/// cannot do this: it blocks until the child has exec'd.) Returns (pid, release pipe).
+fn spawn_held(argv: &[String]) -> Result<(u32, std::fs::File)> {
+    use std::ffi::CString;
+    let prog = resolve_program(&argv[0]).with_context(|| format!("cannot run {:?}: not found", argv[0]))?;
+    let cstr = |s: &str| CString::new(s).with_context(|| format!("argument {s:?} contains a NUL byte"));
+    let path = cstr(&prog.to_string_lossy())?;
+    let args: Vec<CString> = argv.iter().map(|a| cstr(a)).collect::<Result<_>>()?;
+    let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("pipe");
+    }
+    let (rd, wr) = (fds[0], fds[1]);
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).context("fork");
+    }
+    if pid == 0 {
+        // Child: only async-signal-safe calls from here to exec.
+        unsafe {
+            libc::close(wr);
+            let mut b = 0u8;
+            while libc::read(rd, (&mut b as *mut u8).cast(), 1) < 0 && *libc::__errno_location() == libc::EINTR {}
+            libc::close(rd);
+            libc::execv(path.as_ptr(), ptrs.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    unsafe { libc::close(rd) };
+    let release = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(wr) };
+    Ok((pid as u32, release))
+}
+
+/// Reap `pid` if it has exited; true when it is gone.
+fn reaped(pid: u32) -> bool {
+    let mut status = 0;
+    let r = unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
+    r == pid as i32 || r < 0
+}
+
+pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
+    let mut target = opts.target.clone();
+    let selectors = target.all as usize
+        + target.pids.len()
+        + target.comms.len()
+        + target.uids.len()
+        + target.cgroups.len()
+        + target.packages.len()
+        + (!target.command.is_empty()) as usize;
+    if selectors == 0 {
+        bail!("no target: give -- CMD ARGS, --pid, --comm, --uid, --package, --cgroup or --all");
+    }
+    let packages = if target.packages.is_empty() && !opts.packages_list.exists() {
+        PackagesList::default()
+    } else if opts.packages_list.exists() {
+        PackagesList::load(&opts.packages_list)?
+    } else {
+        bail!(
+            "--package needs {} (Android's packages.list; set --packages-list)",
+            opts.packages_list.display()
+        );
+    };
+    let mut maps = TargetMaps {
+        all: target.all,
+        uids: target.uids.clone(),
+        comms: target.comms.clone(),
+        ..Default::default()
+    };
+    for name in &target.packages {
+        let uid = packages
+            .uid_of(name)
+            .with_context(|| format!("package {name:?} is not in {}", opts.packages_list.display()))?;
+        maps.uids.push(uid);
+    }
+    for pid in &target.pids {
+        if !alive(*pid) {
+            bail!("--pid {pid}: no such process");
+        }
+        maps.tgids.extend(descendants(*pid));
+    }
+    for c in &target.comms {
+        if c.len() > 15 {
+            eprintln!("emuwatch: note: --comm {c:?} is longer than the kernel keeps (15 bytes); matching its first 15");
+        }
+    }
+    let devices = DevicePatterns::new(&opts.device_patterns)?;
+
+    let dir = opts.out.clone().unwrap_or_else(default_session_dir);
+    let wakeup_bytes = opts.wakeup_bytes.unwrap_or(opts.ring_bytes as u64 / 4);
+    let mut kernel = Kernel::load(&LoadOptions {
+        ring_bytes: opts.ring_bytes,
+        wakeup_bytes,
+    })?;
+    for cg in &target.cgroups {
+        maps.cgroup_ids.push(cgroup_id(cg, kernel.cgroup2.as_deref())?);
+    }
+    kernel.set_targets(&maps)?;
+
+    let info = SessionInfo {
+        schema_version: SCHEMA_VERSION,
+        tool: "emuwatch".into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        kernel: system::kernel_info(),
+        hostname: hostname(),
+        started_at: Utc::now(),
+        ended_at: None,
+        stop_reason: None,
+        target: target.clone(),
+        probes: Vec::new(),
+        events: BTreeMap::new(),
+        events_total: 0,
+        lost: Lost::default(),
+        complete: false,
+        ring_buffer_bytes: opts.ring_bytes,
+        tracefs_mounted_by_emuwatch: Some(kernel.tracefs_mounted_by_us),
+    };
+    let mut writer = SessionWriter::create(&dir, info)?;
+    let attached = kernel.attach();
+    writer.info.probes = kernel.probes.clone();
+    if let Err(e) = attached {
+        writer.info.stop_reason = Some("error".into());
+        writer.info.ended_at = Some(Utc::now());
+        writer.write_info()?;
+        return Err(e);
+    }
+
+    let ring = kernel.take_ring()?;
+    let fd_reads = kernel.take_fd_reads()?;
+    let lost = kernel.take_lost()?;
+    let enricher = Enricher::new(
+        ProcessTable::new(packages),
+        devices,
+        system::monotonic_to_realtime_offset(),
+    );
+    let mut pipe = Pipeline::new(enricher, writer, LiveView::new(opts.quiet), fd_reads, lost);
+    pipe.live_pids.extend(maps.tgids.iter().copied());
+
+    // Spawn the command only now: everything is attached, and it becomes a target before exec.
+    let mut child = None;
+    if !target.command.is_empty() {
+        let (pid, mut release) = spawn_held(&target.command)?;
+        kernel.add_target_tgid(pid)?;
+        pipe.live_pids.insert(pid);
+        target.pids.push(pid);
+        pipe.writer.info.target.pids.push(pid);
+        use std::io::Write;
+        release.write_all(b"g").context("release child")?;
+        drop(release);
+        child = Some(pid);
+    }
+    pipe.writer.write_info()?;
+    let stop_when_exited = !target.command.is_empty() || !target.pids.is_empty();
+
+    // SAFETY: the RingBuf owns its map fd for as long as the AsyncFd owns the RingBuf.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("register the ring buffer with the event loop: {e}"))?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(opts.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut last_sweep = tokio::time::Instant::now();
+    let mut last_lost = tokio::time::Instant::now();
+
+    let stop_reason = loop {
+        let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365));
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                drain(guard.get_inner_mut(), &mut pipe)?;
+                guard.clear_ready();
+            }
+            _ = tick.tick() => {
+                drain(ring.get_mut(), &mut pipe)?;
+            }
+            _ = sigterm.recv() => break "signal",
+            _ = sigint.recv() => break "signal",
+            _ = tokio::time::sleep_until(sleep_until) => break "duration",
+        }
+        pipe.writer.flush()?;
+        pipe.live.tick();
+        let now = tokio::time::Instant::now();
+        if now.duration_since(last_lost) >= Duration::from_secs(1) {
+            last_lost = now;
+            pipe.check_lost()?;
+        }
+        if stop_when_exited && now.duration_since(last_sweep) >= Duration::from_millis(200) {
+            last_sweep = now;
+            if child.is_some_and(reaped) {
+                child = None; // the rest of its tree is followed through events
+            }
+            // Exits seen as events remove pids; this catches processes whose exit was lost.
+            pipe.live_pids.retain(|p| alive(*p));
+            if pipe.live_pids.is_empty() && child.is_none() {
+                break "targets_exited";
+            }
+        }
+    };
+
+    // Everything the targets did is in the ring buffer by now: take the rest.
+    drain(ring.get_mut(), &mut pipe)?;
+    pipe.flush_all_reads()?;
+    pipe.check_lost()?;
+    pipe.live.finish();
+    drop(kernel); // detach probes before the final write
+    let mut writer = pipe.writer;
+    writer.info.ended_at = Some(Utc::now());
+    writer.info.stop_reason = Some(stop_reason.into());
+    writer.info.complete = writer.info.lost.total == 0 && writer.info.lost.undecodable == 0;
+    let dir = writer.dir().to_path_buf();
+    let info = writer.finish()?;
+    Ok(RecordOutcome { dir, info })
+}
+
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline) -> Result<()> {
+    while let Some(item) = ring.next() {
+        pipe.record(&item)?;
+    }
+    Ok(())
+}
+
+/// Parse `10`, `10s`, `500ms`, `2m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parse `4M`, `256K`, `1048576` into bytes.
+pub fn parse_size(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 4M, 256K)"))?;
+    let bytes = n.checked_mul(mult).filter(|b| *b <= 1 << 30).ok_or_else(|| format!("{s:?} is too large (max 1G)"))?;
+    if !bytes.is_power_of_two() || bytes < 4096 {
+        return Err(format!("{s:?}: the ring buffer size must be a power of two of at least 4K"));
+    }
+    Ok(bytes as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4M").unwrap(), 4 << 20);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("3M").is_err());
+        assert!(parse_size("2G").is_err());
+        assert!(parse_size("x").is_err());
+    }
+}

@@ -61,6 +61,10 @@ pub enum Body {
     Microphone(Device),
     AppState(AppState),
     Lost(Lost),
+    /// The app's phase changed (also a timeline event).
+    Phase(PhaseChange),
+    /// A marker added with `emuwatch mark` or by a scenario step.
+    Marker(Marker),
 }
 
 impl Body {
@@ -74,6 +78,8 @@ impl Body {
             Body::Microphone(_) => "microphone",
             Body::AppState(_) => "app_state",
             Body::Lost(_) => "lost",
+            Body::Phase(_) => "phase",
+            Body::Marker(_) => "marker",
         }
     }
 }
@@ -186,6 +192,23 @@ pub struct Lost {
     pub reason: String,
     /// Per-CPU counts for this interval (index = CPU).
     pub per_cpu: Vec<u64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PhaseChange {
+    /// The new phase (the event's own `phase` field says the same).
+    pub to: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Phase>,
+    /// Why: `app_state` (oom_score_adj band), `main_exited`, `marker`, `start`.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Marker {
+    pub label: String,
 }
 
 pub mod rfc3339_nanos {

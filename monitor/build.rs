@@ -21,6 +21,11 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
 
 fn fail(msg: &str) -> ! {
     eprintln!("\nerror: cannot build emuwatch's eBPF programs: {msg}");
+    std::process::exit(1);
+}
+
+fn fail_toolchain(msg: &str) -> ! {
+    eprintln!("\nerror: cannot build emuwatch's eBPF programs: {msg}");
     eprintln!(
         "       fix: run `scripts/setup.sh` as root (installs rustc-web, libstd-rust-web-dev-bpf,\n            llvm-22-dev and builds bpf-linker into .tools/), or install the aya toolchain:\n            rustup toolchain install nightly --component rust-src && cargo install bpf-linker\n"
     );
@@ -90,10 +95,10 @@ fn main() {
         .map(PathBuf::from)
         .or_else(|| Some(workspace.join(".tools/bin/bpf-linker")).filter(|p| p.is_file()))
         .or_else(|| find_in_path("bpf-linker"))
-        .unwrap_or_else(|| fail("bpf-linker not found (.tools/bin, PATH or $BPF_LINKER)"));
+        .unwrap_or_else(|| fail_toolchain("bpf-linker not found (.tools/bin, PATH or $BPF_LINKER)"));
     println!("cargo:rerun-if-changed={}", linker.display());
     let Some(toolchain) = detect() else {
-        fail("neither Debian rustc-web with the BPF core nor rustup nightly with rust-src found")
+        fail_toolchain("neither Debian rustc-web with the BPF core nor rustup nightly with rust-src found")
     };
 
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap();

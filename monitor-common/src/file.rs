@@ -8,6 +8,8 @@ pub const PATH_LEN: usize = 256;
 pub const SYS_OPENAT: u8 = 1;
 pub const SYS_OPENAT2: u8 = 2;
 pub const SYS_OPEN: u8 = 3;
+pub const SYS_CHDIR: u8 = 4;
+pub const SYS_FCHDIR: u8 = 5;
 
 /// `path_status`: the path was copied.
 pub const PATH_OK: u8 = 0;

@@ -25,6 +25,8 @@ pub mod kind {
     pub const FILE_READ: u32 = 6;
     pub const IOCTL: u32 = 7;
     pub const APP_STATE: u32 = 8;
+    /// chdir/fchdir of a target, with a `file::FileOpen` payload (path or `dfd` = the fd).
+    pub const CHDIR: u32 = 9;
 }
 
 /// Common part of every event: who did it and when.

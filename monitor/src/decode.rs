@@ -14,6 +14,8 @@ pub enum Raw {
     FileRead(Header, FileRead),
     Ioctl(Header, Ioctl),
     AppState(Header, AppState),
+    /// chdir (path) or fchdir (`dfd`) of a target.
+    Chdir(Header, FileOpen),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -61,6 +63,7 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         kind::FILE_READ => as_!(FileRead, FileRead),
         kind::IOCTL => as_!(Ioctl, Ioctl),
         kind::APP_STATE => as_!(AppState, AppState),
+        kind::CHDIR => as_!(Chdir, FileOpen),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }

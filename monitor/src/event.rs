@@ -2,7 +2,7 @@
 //! The schema is documented in `docs/events.md`; `SCHEMA_VERSION` goes into `session.json`.
 use std::net::IpAddr;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Version of the event and session schema. Bump on any incompatible change.
@@ -90,6 +90,8 @@ pub enum ProcOp {
     Fork,
     Exec,
     Exit,
+    /// The working directory changed (chdir/fchdir).
+    Chdir,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -105,6 +107,12 @@ pub struct Process {
     /// Signal number when the process was killed by a signal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<i32>,
+    /// New working directory (`chdir`), absolute when it could be resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Result of a failed `chdir` (-errno); absent when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<i32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -225,10 +233,6 @@ pub mod rfc3339_nanos {
             .map(|t| t.with_timezone(&Utc))
             .map_err(serde::de::Error::custom)
     }
-}
-
-pub fn format_ts(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
 }
 
 /// Name of a (positive) errno value, e.g. 111 -> "ECONNREFUSED".

@@ -242,6 +242,9 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     let mut child = None;
     if !target.command.is_empty() {
         let (pid, mut release) = spawn_held(&target.command)?;
+        if let Ok(cwd) = std::env::current_dir() {
+            pipe.enricher.procs.seed_cwd(pid, cwd.to_string_lossy().into_owned());
+        }
         kernel.add_target_tgid(pid)?;
         pipe.live_pids.insert(pid);
         target.pids.push(pid);

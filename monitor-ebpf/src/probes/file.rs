@@ -9,8 +9,8 @@ use aya_ebpf::{
 };
 use monitor_common::{
     file::{
-        FLUSH_CLOSE, FdKey, FileOpen, FileRead, PATH_FAULT, PATH_OK, ReadAgg, SYS_OPEN, SYS_OPENAT,
-        SYS_OPENAT2,
+        FLUSH_CLOSE, FdKey, FileOpen, FileRead, PATH_FAULT, PATH_OK, ReadAgg, SYS_CHDIR, SYS_FCHDIR,
+        SYS_OPEN, SYS_OPENAT, SYS_OPENAT2,
     },
     kind,
 };
@@ -51,13 +51,19 @@ fn open_enter(task: &Task, syscall: u8, dfd: i32, filename: *const u8, flags: u3
 
 #[inline(always)]
 fn open_exit(ctx: &TracePointContext) -> u32 {
+    syscall_exit(ctx, kind::FILE_OPEN)
+}
+
+/// Send the pending open (or chdir) of this thread with the syscall's result.
+#[inline(always)]
+fn syscall_exit(ctx: &TracePointContext, event_kind: u32) -> u32 {
     let task = current();
     let Some(pending) = (unsafe { PENDING_OPEN.get(&task.tid) }) else {
         return 0;
     };
     // sys_exit_*: `ret`@16
     let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
-    if let Some(mut entry) = reserve::<FileOpen>(kind::FILE_OPEN, &task) {
+    if let Some(mut entry) = reserve::<FileOpen>(event_kind, &task) {
         unsafe {
             let ev = entry.as_mut_ptr();
             (*ev).payload = *pending;
@@ -66,7 +72,7 @@ fn open_exit(ctx: &TracePointContext) -> u32 {
         submit(entry);
     }
     let _ = PENDING_OPEN.remove(&task.tid);
-    if ret >= 0 {
+    if event_kind == kind::FILE_OPEN && ret >= 0 {
         let key = FdKey {
             tgid: task.tgid,
             fd: ret as u32,
@@ -140,6 +146,41 @@ pub fn sys_exit_openat2(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_exit_open")]
 pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
     open_exit(&ctx)
+}
+
+/// syscalls/sys_enter_chdir: `filename`@16. Userspace follows each target's working directory
+/// so relative paths stay resolvable after the process has gone.
+#[tracepoint(category = "syscalls", name = "sys_enter_chdir")]
+pub fn sys_enter_chdir(ctx: TracePointContext) -> u32 {
+    let task = current();
+    if !is_target(task.tgid, task.uid) {
+        return 0;
+    }
+    let filename: *const u8 = unsafe { ctx.read_at(16) }.unwrap_or(core::ptr::null());
+    open_enter(&task, SYS_CHDIR, monitor_common::file::AT_FDCWD, filename, 0);
+    0
+}
+
+/// syscalls/sys_enter_fchdir: `fd`@16 (sent as `dfd`, with an empty path).
+#[tracepoint(category = "syscalls", name = "sys_enter_fchdir")]
+pub fn sys_enter_fchdir(ctx: TracePointContext) -> u32 {
+    let task = current();
+    if !is_target(task.tgid, task.uid) {
+        return 0;
+    }
+    let fd: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    open_enter(&task, SYS_FCHDIR, fd as i32, core::ptr::null(), 0);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_chdir")]
+pub fn sys_exit_chdir(ctx: TracePointContext) -> u32 {
+    syscall_exit(&ctx, kind::CHDIR)
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_fchdir")]
+pub fn sys_exit_fchdir(ctx: TracePointContext) -> u32 {
+    syscall_exit(&ctx, kind::CHDIR)
 }
 
 /// Entry of any read-family syscall: all have `fd`@16. Remember the fd if it is tracked.

@@ -1,1 +1,392 @@
-fn main() {}
+//! emuwatch-simapp: a small program with exactly known behaviour, used by the tests and the
+//! demo. It only ever talks to loopback addresses.
+//!
+//! `emuwatch-simapp steps STEP...` runs steps in order and prints one JSON line per step
+//! (`{"pid":..,"step":..,...}`) on stdout. Steps:
+//!   connect=PROTO,ADDR,PORT   PROTO: tcp4 tcp6 udp4 udp6 tcp4nb (non-blocking: EINPROGRESS)
+//!   read=PATH,CHUNK           read() the whole file in CHUNK-byte calls (plus the EOF read)
+//!   pread=PATH,CHUNK          the same with pread64()
+//!   readv=PATH,CHUNK          the same with readv() (two iovecs of CHUNK/2)
+//!   preadv=PATH,CHUNK         the same with preadv()
+//!   partial=PATH,LEN          one read() of LEN bytes, then close
+//!   loop=PATH,N,CHUNK         open once, N x pread(CHUNK, offset 0), close
+//!   cd=DIR                    chdir
+//!   openrel=PATH              openat(AT_FDCWD, relative PATH) and read it all with read(4096)
+//!   fail=PATH                 open a path that must fail
+//!   device=PATH               open a device node read-write, close it
+//!   streamon=PATH             open a device node, ioctl(VIDIOC_STREAMON), close
+//!   oom=N                     write N to /proc/self/oom_score_adj
+//!   sleep=MS                  sleep
+//!   daemon                    double-fork: the remaining steps run in a grandchild whose
+//!                             parent has exited; the original process exits once the
+//!                             intermediate child has (like a detached app service)
+//!   waitfile=PATH             wait (up to 10 s) until PATH exists
+//!
+//! `emuwatch-simapp serve --ports-file FILE [--seconds N]` runs loopback TCP listeners (the
+//! "servers" of the demo) and writes their ports to FILE.
+//! `emuwatch-simapp app --ports-file FILE --data DIR [--camera PATH]` behaves like the apps
+//! under study: foreground activity, then "close" (oom_score_adj 0 -> 900, main exits) while a
+//! detached service keeps collecting.
+use std::{
+    ffi::CString,
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    time::Duration,
+};
+
+fn out(line: String) {
+    let mut so = std::io::stdout().lock();
+    let _ = writeln!(so, "{line}");
+    let _ = so.flush();
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn open_path(path: &str, flags: i32) -> i32 {
+    let c = CString::new(path).expect("path without NUL");
+    unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) }
+}
+
+fn pid() -> u32 {
+    std::process::id()
+}
+
+/// connect() with the raw syscall so the result (0 / -errno) is exactly what the kernel said.
+fn connect(proto: &str, addr: &str, port: u16) -> i32 {
+    let ip: std::net::IpAddr = addr.parse().expect("address");
+    let sa = SocketAddr::new(ip, port);
+    let (domain, ty) = match proto {
+        "tcp4" | "tcp4nb" => (libc::AF_INET, libc::SOCK_STREAM),
+        "tcp6" => (libc::AF_INET6, libc::SOCK_STREAM),
+        "udp4" => (libc::AF_INET, libc::SOCK_DGRAM),
+        "udp6" => (libc::AF_INET6, libc::SOCK_DGRAM),
+        p => panic!("unknown proto {p}"),
+    };
+    let nb = if proto.ends_with("nb") { libc::SOCK_NONBLOCK } else { 0 };
+    let fd = unsafe { libc::socket(domain, ty | nb | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    let r = match sa {
+        SocketAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as u16,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            unsafe { libc::connect(fd, (&sin as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&sin) as u32) }
+        }
+        SocketAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as u16,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
+                sin6_scope_id: 0,
+            };
+            unsafe { libc::connect(fd, (&sin6 as *const libc::sockaddr_in6).cast(), std::mem::size_of_val(&sin6) as u32) }
+        }
+    };
+    let res = if r == 0 { 0 } else { -errno() };
+    if ty == libc::SOCK_DGRAM && res == 0 {
+        unsafe { libc::send(fd, b"ping".as_ptr().cast(), 4, 0) };
+    }
+    unsafe { libc::close(fd) };
+    res
+}
+
+/// Read an fd to EOF with `f` (returns bytes per call); returns (bytes, calls).
+fn read_all(fd: i32, chunk: usize, mut f: impl FnMut(i32, &mut [u8], i64) -> isize) -> (u64, u64) {
+    let mut buf = vec![0u8; chunk.max(1)];
+    let (mut total, mut calls) = (0u64, 0u64);
+    loop {
+        let n = f(fd, &mut buf, total as i64);
+        calls += 1;
+        if n <= 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    (total, calls)
+}
+
+fn read_step(kind: &str, path: &str, chunk: usize) -> String {
+    let fd = open_path(path, libc::O_RDONLY);
+    if fd < 0 {
+        return format!("{{\"pid\":{},\"step\":\"{kind}\",\"path\":{},\"fd\":{},\"bytes\":0,\"reads\":0}}", pid(), json_str(path), -errno());
+    }
+    let (bytes, reads) = match kind {
+        "read" => read_all(fd, chunk, |fd, b, _| unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) }),
+        "pread" => read_all(fd, chunk, |fd, b, off| unsafe { libc::pread(fd, b.as_mut_ptr().cast(), b.len(), off) }),
+        "readv" | "preadv" => read_all(fd, chunk, |fd, b, off| {
+            let half = b.len() / 2;
+            let (a, c) = b.split_at_mut(half.max(1).min(b.len()));
+            let iov = [
+                libc::iovec { iov_base: a.as_mut_ptr().cast(), iov_len: a.len() },
+                libc::iovec { iov_base: c.as_mut_ptr().cast(), iov_len: c.len() },
+            ];
+            unsafe {
+                if kind == "readv" {
+                    libc::readv(fd, iov.as_ptr(), 2)
+                } else {
+                    libc::preadv(fd, iov.as_ptr(), 2, off)
+                }
+            }
+        }),
+        _ => unreachable!(),
+    };
+    unsafe { libc::close(fd) };
+    format!("{{\"pid\":{},\"step\":\"{kind}\",\"path\":{},\"fd\":{fd},\"bytes\":{bytes},\"reads\":{reads}}}", pid(), json_str(path))
+}
+
+fn step(s: &str) -> String {
+    let (op, arg) = s.split_once('=').unwrap_or((s, ""));
+    let args: Vec<&str> = arg.split(',').collect();
+    match op {
+        "connect" => {
+            let port: u16 = args[2].parse().expect("port");
+            let r = connect(args[0], args[1], port);
+            format!("{{\"pid\":{},\"step\":\"connect\",\"proto\":\"{}\",\"addr\":\"{}\",\"port\":{port},\"result\":{r}}}", pid(), args[0], args[1])
+        }
+        "read" | "pread" | "readv" | "preadv" => read_step(op, args[0], args[1].parse().expect("chunk")),
+        "partial" => {
+            let len: usize = args[1].parse().expect("len");
+            let fd = open_path(args[0], libc::O_RDONLY);
+            let mut buf = vec![0u8; len];
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), len) };
+            unsafe { libc::close(fd) };
+            format!("{{\"pid\":{},\"step\":\"partial\",\"path\":{},\"bytes\":{n},\"reads\":1}}", pid(), json_str(args[0]))
+        }
+        "loop" => {
+            let n: u64 = args[1].parse().expect("n");
+            let chunk: usize = args[2].parse().expect("chunk");
+            let fd = open_path(args[0], libc::O_RDONLY);
+            let mut buf = vec![0u8; chunk];
+            let mut total = 0u64;
+            for _ in 0..n {
+                let r = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), chunk, 0) };
+                total += r.max(0) as u64;
+            }
+            unsafe { libc::close(fd) };
+            format!("{{\"pid\":{},\"step\":\"loop\",\"path\":{},\"bytes\":{total},\"reads\":{n}}}", pid(), json_str(args[0]))
+        }
+        "cd" => {
+            std::env::set_current_dir(arg).expect("chdir");
+            format!("{{\"pid\":{},\"step\":\"cd\",\"dir\":{}}}", pid(), json_str(arg))
+        }
+        "openrel" => {
+            let c = CString::new(arg).unwrap();
+            let fd = unsafe { libc::openat(libc::AT_FDCWD, c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            let (bytes, reads) = if fd >= 0 {
+                read_all(fd, 4096, |fd, b, _| unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) })
+            } else {
+                (0, 0)
+            };
+            unsafe { libc::close(fd) };
+            format!("{{\"pid\":{},\"step\":\"openrel\",\"path\":{},\"fd\":{fd},\"bytes\":{bytes},\"reads\":{reads}}}", pid(), json_str(arg))
+        }
+        "fail" => {
+            let fd = open_path(arg, libc::O_RDONLY);
+            let r = if fd < 0 { -errno() } else { fd };
+            format!("{{\"pid\":{},\"step\":\"fail\",\"path\":{},\"result\":{r}}}", pid(), json_str(arg))
+        }
+        "device" | "streamon" => {
+            let fd = open_path(arg, libc::O_RDWR);
+            let open_r = if fd < 0 { -errno() } else { fd };
+            let mut ioctl_r = None;
+            if op == "streamon" && fd >= 0 {
+                let mut ty: libc::c_int = 1; // V4L2_BUF_TYPE_VIDEO_CAPTURE
+                // VIDIOC_STREAMON = _IOW('V', 18, int)
+                let r = unsafe { libc::ioctl(fd, 0x4004_5612, &mut ty) };
+                ioctl_r = Some(if r < 0 { -errno() } else { r });
+            }
+            if fd >= 0 {
+                unsafe { libc::close(fd) };
+            }
+            format!(
+                "{{\"pid\":{},\"step\":\"{op}\",\"path\":{},\"result\":{open_r}{}}}",
+                pid(),
+                json_str(arg),
+                ioctl_r.map(|r| format!(",\"ioctl_result\":{r}")).unwrap_or_default()
+            )
+        }
+        "oom" => {
+            std::fs::write("/proc/self/oom_score_adj", arg).expect("write oom_score_adj");
+            format!("{{\"pid\":{},\"step\":\"oom\",\"value\":{arg}}}", pid())
+        }
+        "sleep" => {
+            std::thread::sleep(Duration::from_millis(arg.parse().expect("ms")));
+            format!("{{\"pid\":{},\"step\":\"sleep\"}}", pid())
+        }
+        "waitfile" => {
+            for _ in 0..1000 {
+                if std::path::Path::new(arg).exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            format!("{{\"pid\":{},\"step\":\"waitfile\"}}", pid())
+        }
+        other => panic!("unknown step {other:?}"),
+    }
+}
+
+/// Double fork: returns in the grandchild; the original and intermediate processes exit.
+fn daemonize() {
+    let first = pid();
+    let child = unsafe { libc::fork() };
+    if child > 0 {
+        let mut st = 0;
+        unsafe { libc::waitpid(child, &mut st, 0) };
+        out(format!("{{\"pid\":{first},\"step\":\"daemon\",\"role\":\"parent\"}}"));
+        std::process::exit(0);
+    }
+    unsafe { libc::setsid() };
+    let grandchild = unsafe { libc::fork() };
+    if grandchild > 0 {
+        unsafe { libc::_exit(0) };
+    }
+    // Wait until the original process has gone, so what follows happens "after close".
+    while unsafe { libc::kill(first as i32, 0) } == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    out(format!("{{\"pid\":{},\"step\":\"daemon\",\"role\":\"daemon\",\"parent_pid\":{first}}}", pid()));
+}
+
+fn steps(list: &[String]) {
+    for s in list {
+        if s == "daemon" {
+            daemonize();
+            continue;
+        }
+        out(step(s));
+    }
+}
+
+fn arg_value(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn serve(args: &[String]) {
+    let ports_file = arg_value(args, "--ports-file").expect("--ports-file");
+    let seconds: u64 = arg_value(args, "--seconds").map(|s| s.parse().expect("seconds")).unwrap_or(60);
+    let addrs = ["127.0.0.1:0", "127.0.0.1:0", "127.0.0.2:0", "[::1]:0"];
+    let listeners: Vec<TcpListener> = addrs.iter().map(|a| TcpListener::bind(a).expect("bind loopback")).collect();
+    let ports: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
+    std::fs::write(&ports_file, ports.join("\n") + "\n").expect("write ports file");
+    for l in listeners {
+        l.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            loop {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.write_all(b"ok\n");
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+    }
+    std::thread::sleep(Duration::from_secs(seconds));
+}
+
+fn talk(addr: &str) {
+    if let Ok(mut s) = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)) {
+        let mut b = [0u8; 8];
+        let _ = s.read(&mut b);
+    }
+}
+
+/// The simulated app: what the apps under study are accused of doing.
+fn app(args: &[String]) {
+    let ports_file = arg_value(args, "--ports-file").expect("--ports-file");
+    let data = arg_value(args, "--data").expect("--data");
+    let camera = arg_value(args, "--camera");
+    let rounds: u32 = arg_value(args, "--rounds").map(|s| s.parse().unwrap()).unwrap_or(3);
+    let servers: Vec<String> = std::fs::read_to_string(&ports_file)
+        .expect("ports file")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let read = |p: &str| {
+        let _ = std::fs::read(format!("{data}/{p}"));
+    };
+    let touch_camera = || {
+        if let Some(c) = &camera {
+            out(step(&format!("streamon={c}")));
+        }
+    };
+    let _ = std::fs::write("/proc/self/oom_score_adj", "0");
+    out(format!("{{\"pid\":{},\"phase\":\"foreground\"}}", pid()));
+    // Foreground: the user is looking at the app.
+    for s in &servers {
+        talk(s);
+    }
+    read("contacts/contacts2.db");
+    read("DCIM/Camera/IMG_0001.jpg");
+    read("Pictures/screenshot.png");
+    touch_camera();
+    std::thread::sleep(Duration::from_millis(200));
+    // The user closes the app: ActivityManager demotes it, then its main process exits.
+    let _ = std::fs::write("/proc/self/oom_score_adj", "900");
+    out(format!("{{\"pid\":{},\"phase\":\"background\"}}", pid()));
+    std::thread::sleep(Duration::from_millis(200));
+    let first = pid();
+    let child = unsafe { libc::fork() };
+    if child > 0 {
+        let mut st = 0;
+        unsafe { libc::waitpid(child, &mut st, 0) };
+        out(format!("{{\"pid\":{first},\"phase\":\"closed\"}}"));
+        std::process::exit(0);
+    }
+    unsafe { libc::setsid() };
+    if unsafe { libc::fork() } > 0 {
+        unsafe { libc::_exit(0) };
+    }
+    while unsafe { libc::kill(first as i32, 0) } == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The detached service keeps collecting after close.
+    for _ in 0..rounds {
+        for s in &servers {
+            talk(s);
+        }
+        let _ = std::fs::read("/proc/cpuinfo");
+        let _ = std::fs::read("/proc/sys/kernel/random/boot_id");
+        read("sys/class/net/eth0/address");
+        read("build.prop");
+        touch_camera();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    out(format!("{{\"pid\":{},\"service\":\"done\"}}", pid()));
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("steps") => steps(&args[1..]),
+        Some("serve") => serve(&args[1..]),
+        Some("app") => app(&args[1..]),
+        _ => {
+            eprintln!("usage: emuwatch-simapp steps STEP... | serve --ports-file F | app --ports-file F --data DIR [--camera DEV]");
+            std::process::exit(2);
+        }
+    }
+}

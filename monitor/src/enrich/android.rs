@@ -58,10 +58,6 @@ impl PackagesList {
         }
         self.by_app_id.get(&app_id).and_then(|v| v.first()).map(String::as_str)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
-    }
 }
 
 pub fn is_isolated_uid(uid: u32) -> bool {

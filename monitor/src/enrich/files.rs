@@ -105,12 +105,12 @@ impl FdTable {
 
     /// Absolute form of a path a process passed to open: relative paths are joined to the
     /// directory fd (`dfd`) or, for AT_FDCWD, the process's current directory.
-    pub fn absolute(&self, tgid: u32, dfd: i32, path: &str) -> Option<String> {
+    pub fn absolute(&self, tgid: u32, dfd: i32, path: &str, cwd: Option<&str>) -> Option<String> {
         if path.starts_with('/') {
             return Some(normalize(Path::new(path)).to_string_lossy().into_owned());
         }
         let base = if dfd == monitor_common::file::AT_FDCWD {
-            readlink(format!("/proc/{tgid}/cwd"))?
+            cwd.map(str::to_string).or_else(|| readlink(format!("/proc/{tgid}/cwd")))?
         } else {
             self.path_of(tgid, dfd)?
         };
@@ -182,12 +182,15 @@ mod tests {
     fn absolute_paths() {
         let mut t = FdTable::default();
         t.opened(1, 5, "/data/app".into());
-        assert_eq!(t.absolute(1, 5, "x/../y.txt").as_deref(), Some("/data/app/y.txt"));
-        assert_eq!(t.absolute(1, 5, "/etc//hosts").as_deref(), Some("/etc/hosts"));
+        assert_eq!(t.absolute(1, 5, "x/../y.txt", None).as_deref(), Some("/data/app/y.txt"));
+        assert_eq!(t.absolute(1, 5, "/etc//hosts", None).as_deref(), Some("/etc/hosts"));
+        let at_cwd = monitor_common::file::AT_FDCWD;
+        assert_eq!(t.absolute(1, at_cwd, "../b", Some("/x/y")).as_deref(), Some("/x/b"));
+        // Unknown cwd: falls back to /proc (here: our own).
         let me = std::process::id();
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(
-            t.absolute(me, monitor_common::file::AT_FDCWD, "a.txt"),
+            t.absolute(me, at_cwd, "a.txt", None),
             Some(cwd.join("a.txt").to_string_lossy().into_owned())
         );
     }

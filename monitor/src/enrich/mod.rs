@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use monitor_common::{
     Header,
     connect::{AF_INET, AF_INET6},
-    file::{PATH_FAULT, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2},
+    file::{AT_FDCWD, PATH_FAULT, SYS_FCHDIR, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2},
 };
 
 use crate::{
@@ -41,10 +41,6 @@ impl Enricher {
             devices,
             clock_offset_ns,
         }
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        Utc::now()
     }
 
     /// An event about the task in `h`.
@@ -98,13 +94,15 @@ impl Enricher {
                 // Make sure the parent is known before the child inherits from it.
                 let comm = cstr(&h.comm);
                 let _ = self.procs.lookup(h.tgid, h.uid, &comm);
-                self.procs.fork(h.tgid, f.child_tgid, h.uid);
+                self.procs.fork(h.tgid, f.child_tgid, h.uid, &comm);
                 let body = Body::Process(event::Process {
                     op: ProcOp::Fork,
                     child_pid: Some(f.child_tgid),
                     filename: None,
                     exit_code: None,
                     signal: None,
+                    cwd: None,
+                    result: None,
                 });
                 self.event(&h, body, out);
             }
@@ -116,9 +114,11 @@ impl Enricher {
                     filename,
                     exit_code: None,
                     signal: None,
+                    cwd: None,
+                    result: None,
                 });
                 self.event(&h, body, out);
-                self.procs.exec(h.tgid, h.uid);
+                self.procs.exec(h.tgid, h.uid, &cstr(&h.comm));
             }
             Raw::Exit(h, e) => {
                 // wait(2) encoding: low 7 bits = terminating signal, bits 8-15 = exit status.
@@ -133,6 +133,8 @@ impl Enricher {
                     filename: None,
                     exit_code,
                     signal,
+                    cwd: None,
+                    result: None,
                 });
                 self.event(&h, body, out);
                 self.procs.exit(h.tgid);
@@ -164,6 +166,37 @@ impl Enricher {
                 self.event(&h, body, out);
             }
             Raw::FileOpen(h, o) => self.file_open(h, o, out),
+            Raw::Chdir(h, c) => {
+                let comm = cstr(&h.comm);
+                let (info, _) = self.procs.lookup(h.tgid, h.uid, &comm);
+                let new_cwd = if c.syscall == SYS_FCHDIR {
+                    self.fds.path_of(h.tgid, c.dfd)
+                } else if c.path_status != PATH_FAULT && c.path_len > 0 {
+                    self.fds.absolute(h.tgid, AT_FDCWD, &cstr(&c.path), info.cwd.as_deref())
+                } else {
+                    None
+                };
+                let new_cwd = new_cwd.or_else(|| {
+                    std::fs::read_link(format!("/proc/{}/cwd", h.tgid))
+                        .ok()
+                        .map(|p| p.to_string_lossy().into_owned())
+                });
+                if c.result == 0
+                    && let Some(cwd) = &new_cwd
+                {
+                    self.procs.set_cwd(h.tgid, cwd.clone());
+                }
+                let body = Body::Process(event::Process {
+                    op: ProcOp::Chdir,
+                    child_pid: None,
+                    filename: None,
+                    exit_code: None,
+                    signal: None,
+                    cwd: new_cwd,
+                    result: (c.result != 0).then_some(c.result),
+                });
+                self.event(&h, body, out);
+            }
             Raw::FileRead(h, r) => {
                 let path = self.fds.closed(h.tgid, r.fd);
                 let body = Body::FileRead(event::FileRead {
@@ -210,9 +243,11 @@ impl Enricher {
     }
 
     fn file_open(&mut self, h: Header, o: monitor_common::file::FileOpen, out: &mut Vec<Event>) {
+        let (info, _) = self.procs.lookup(h.tgid, h.uid, &cstr(&h.comm));
+        let cwd = info.cwd;
         let raw_path = (o.path_status != PATH_FAULT && o.path_len > 0).then(|| cstr(&o.path));
         let (path, origin) = match raw_path.as_deref().filter(|p| !p.is_empty()) {
-            Some(p) => match self.fds.absolute(h.tgid, o.dfd, p) {
+            Some(p) => match self.fds.absolute(h.tgid, o.dfd, p, cwd.as_deref()) {
                 Some(abs) => (Some(abs), "syscall"),
                 // Relative path whose base is gone: keep what the process passed.
                 None => (Some(p.to_string()), "syscall_relative"),
@@ -277,8 +312,8 @@ impl Enricher {
             pid: tgid,
             tid: tgid,
             ppid: info.as_ref().map(|i| i.ppid).unwrap_or(0),
-            uid: 0,
-            comm: String::new(),
+            uid: info.as_ref().map(|i| i.uid).unwrap_or(0),
+            comm: info.as_ref().map(|i| i.comm.clone()).unwrap_or_default(),
             app: info.map(|i| i.app),
             phase: None,
         });

@@ -8,6 +8,11 @@ use super::android::{PackagesList, is_isolated_uid, package_from_argv0};
 pub struct ProcInfo {
     pub ppid: u32,
     pub app: String,
+    pub uid: u32,
+    pub comm: String,
+    /// Working directory as far as we know it (from /proc when first seen, inherited at fork,
+    /// followed through chdir events), for resolving relative paths after the process is gone.
+    pub cwd: Option<String>,
     pub exited: bool,
 }
 
@@ -15,6 +20,8 @@ pub struct ProcInfo {
 pub struct ProcessTable {
     procs: HashMap<u32, ProcInfo>,
     pub packages: PackagesList,
+    /// Working directories known before a process's first event (processes emuwatch starts).
+    seeded_cwd: HashMap<u32, String>,
 }
 
 /// argv[0] and ppid of a live process, from /proc.
@@ -27,11 +34,18 @@ fn proc_facts(tgid: u32) -> (Option<String>, Option<u32>) {
     (argv0, ppid)
 }
 
+fn proc_cwd(tgid: u32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{tgid}/cwd"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
 impl ProcessTable {
     pub fn new(packages: PackagesList) -> Self {
         ProcessTable {
             procs: HashMap::new(),
             packages,
+            seeded_cwd: HashMap::new(),
         }
     }
 
@@ -63,22 +77,61 @@ impl ProcessTable {
             Some(parent) if self.packages.package_of_uid(uid).is_none() => parent.app.clone(),
             _ => self.identify(uid, argv0.as_deref(), comm),
         };
-        let info = ProcInfo { ppid, app, exited: false };
+        let cwd = self
+            .seeded_cwd
+            .remove(&tgid)
+            .or_else(|| proc_cwd(tgid))
+            .or_else(|| self.procs.get(&ppid).and_then(|p| p.cwd.clone()));
+        let info = ProcInfo {
+            ppid,
+            app,
+            uid,
+            comm: comm.to_string(),
+            cwd,
+            exited: false,
+        };
         self.procs.insert(tgid, info.clone());
         (info, true)
     }
 
     /// A target forked `child`: it inherits the parent's app (unless its uid names a package).
-    pub fn fork(&mut self, parent: u32, child: u32, uid: u32) {
-        let app = match self.procs.get(&parent) {
+    pub fn fork(&mut self, parent: u32, child: u32, uid: u32, comm: &str) {
+        let p = self.procs.get(&parent);
+        let app = match p {
             Some(p) if self.packages.package_of_uid(uid).is_none() => p.app.clone(),
-            _ => self.identify(uid, None, ""),
+            _ => self.identify(uid, None, comm),
         };
-        self.procs.insert(child, ProcInfo { ppid: parent, app, exited: false });
+        let cwd = p.and_then(|p| p.cwd.clone());
+        self.procs.insert(
+            child,
+            ProcInfo {
+                ppid: parent,
+                app,
+                uid,
+                comm: comm.to_string(),
+                cwd,
+                exited: false,
+            },
+        );
+    }
+
+    /// A process about to be started by emuwatch itself: its parent is us, its working
+    /// directory is ours.
+    pub fn seed_cwd(&mut self, tgid: u32, cwd: String) {
+        self.seeded_cwd.insert(tgid, cwd);
+    }
+
+    pub fn set_cwd(&mut self, tgid: u32, cwd: String) {
+        if let Some(p) = self.procs.get_mut(&tgid) {
+            p.cwd = Some(cwd);
+        }
     }
 
     /// After exec an Android app process may now carry its package name in argv[0].
-    pub fn exec(&mut self, tgid: u32, uid: u32) {
+    pub fn exec(&mut self, tgid: u32, uid: u32, comm: &str) {
+        if let Some(p) = self.procs.get_mut(&tgid) {
+            p.comm = comm.to_string();
+        }
         let (argv0, _) = proc_facts(tgid);
         if let Some(pkg) = argv0.as_deref().and_then(package_from_argv0)
             && self.packages.package_of_uid(uid).is_none()

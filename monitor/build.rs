@@ -40,7 +40,8 @@ enum Toolchain {
 }
 
 fn detect() -> Option<Toolchain> {
-    let debian = PathBuf::from(env::var_os("EBPF_RUSTC").unwrap_or_else(|| "/usr/bin/rustc".into()));
+    let debian =
+        PathBuf::from(env::var_os("EBPF_RUSTC").unwrap_or_else(|| "/usr/bin/rustc".into()));
     let sysroot_has_bpf = |rustc: &Path| {
         Command::new(rustc)
             .args(["--print", "sysroot"])
@@ -49,7 +50,9 @@ fn detect() -> Option<Toolchain> {
             .filter(|o| o.status.success())
             .map(|o| {
                 let root = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                Path::new(&root).join("lib/rustlib/bpfel-unknown-none/lib").is_dir()
+                Path::new(&root)
+                    .join("lib/rustlib/bpfel-unknown-none/lib")
+                    .is_dir()
             })
             .unwrap_or(false)
     };
@@ -63,7 +66,9 @@ fn detect() -> Option<Toolchain> {
         .filter(|o| o.status.success())
         .map(|o| {
             let root = String::from_utf8_lossy(&o.stdout).trim().to_string();
-            Path::new(&root).join("lib/rustlib/src/rust/library/core").is_dir()
+            Path::new(&root)
+                .join("lib/rustlib/src/rust/library/core")
+                .is_dir()
         })
         .unwrap_or(false);
     nightly_src.then_some(Toolchain::Nightly)
@@ -78,8 +83,14 @@ fn main() {
     let ebpf_dir = workspace.join("monitor-ebpf");
     let common_dir = workspace.join("monitor-common");
     println!("cargo:rerun-if-changed={}", ebpf_dir.join("src").display());
-    println!("cargo:rerun-if-changed={}", ebpf_dir.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", common_dir.join("src").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        ebpf_dir.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        common_dir.join("src").display()
+    );
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     let dst = out_dir.join("monitor.bpf.o");
 
@@ -95,17 +106,23 @@ fn main() {
         .map(PathBuf::from)
         .or_else(|| Some(workspace.join(".tools/bin/bpf-linker")).filter(|p| p.is_file()))
         .or_else(|| find_in_path("bpf-linker"))
-        .unwrap_or_else(|| fail_toolchain("bpf-linker not found (.tools/bin, PATH or $BPF_LINKER)"));
+        .unwrap_or_else(|| {
+            fail_toolchain("bpf-linker not found (.tools/bin, PATH or $BPF_LINKER)")
+        });
     println!("cargo:rerun-if-changed={}", linker.display());
     let Some(toolchain) = detect() else {
-        fail_toolchain("neither Debian rustc-web with the BPF core nor rustup nightly with rust-src found")
+        fail_toolchain(
+            "neither Debian rustc-web with the BPF core nor rustup nightly with rust-src found",
+        )
     };
 
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap();
     let target = "bpfel-unknown-none";
     let target_dir = out_dir.join("ebpf-target");
     let mut cmd = match &toolchain {
-        Toolchain::DebianRustcWeb(_) => Command::new(env::var_os("CARGO").unwrap_or("cargo".into())),
+        Toolchain::DebianRustcWeb(_) => {
+            Command::new(env::var_os("CARGO").unwrap_or("cargo".into()))
+        }
         Toolchain::Nightly => {
             let mut c = Command::new("rustup");
             c.args(["run", "nightly", "cargo"]);
@@ -113,7 +130,14 @@ fn main() {
         }
     };
     cmd.current_dir(&ebpf_dir)
-        .args(["build", "--release", "--bins", "--target", target, "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--bins",
+            "--target",
+            target,
+            "--target-dir",
+        ])
         .arg(&target_dir)
         .arg("--manifest-path")
         .arg(ebpf_dir.join("Cargo.toml"));
@@ -133,7 +157,8 @@ fn main() {
     ] {
         cmd.env_remove(k);
     }
-    let rustflags = format!("--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf");
+    let rustflags =
+        format!("--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf");
     match &toolchain {
         Toolchain::DebianRustcWeb(rustc) => {
             // aya-ebpf enables one unstable feature (asm_experimental_arch); allow it for that
@@ -151,7 +176,9 @@ fn main() {
         Err(e) => fail(&format!("could not run {cmd:?}: {e}")),
     };
     if !status.success() {
-        fail(&format!("the eBPF build failed ({status}); see the compiler output above"));
+        fail(&format!(
+            "the eBPF build failed ({status}); see the compiler output above"
+        ));
     }
     let obj = target_dir.join(target).join("release").join("monitor");
     if let Err(e) = std::fs::copy(&obj, &dst) {

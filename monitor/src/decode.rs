@@ -36,7 +36,10 @@ impl std::fmt::Display for DecodeError {
 fn read<T: Copy>(bytes: &[u8]) -> Result<Event<T>, DecodeError> {
     let need = std::mem::size_of::<Event<T>>();
     if bytes.len() < need {
-        return Err(DecodeError::Short { len: bytes.len(), need });
+        return Err(DecodeError::Short {
+            len: bytes.len(),
+            need,
+        });
     }
     // SAFETY: length checked; every field of these #[repr(C)] structs is valid for any bits.
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Event<T>>()) })
@@ -45,7 +48,10 @@ fn read<T: Copy>(bytes: &[u8]) -> Result<Event<T>, DecodeError> {
 pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
     let need = std::mem::size_of::<Header>();
     if bytes.len() < need {
-        return Err(DecodeError::Short { len: bytes.len(), need });
+        return Err(DecodeError::Short {
+            len: bytes.len(),
+            need,
+        });
     }
     let k = u32::from_ne_bytes(bytes[0..4].try_into().unwrap());
     macro_rules! as_ {
@@ -104,7 +110,10 @@ pub mod tests {
         assert_eq!(std::mem::size_of::<Header>(), 56);
         assert_eq!(std::mem::size_of::<Connect>(), 36);
         assert_eq!(std::mem::size_of::<Event<Connect>>(), 96);
-        assert_eq!(std::mem::size_of::<FileOpen>(), 24 + monitor_common::file::PATH_LEN);
+        assert_eq!(
+            std::mem::size_of::<FileOpen>(),
+            24 + monitor_common::file::PATH_LEN
+        );
     }
 
     #[test]
@@ -141,9 +150,15 @@ pub mod tests {
     fn rejects_short_and_unknown_records() {
         assert!(matches!(decode(&[0u8; 8]), Err(DecodeError::Short { .. })));
         let h = header(kind::CONNECT);
-        assert!(matches!(decode(&bytes_of(&h)), Err(DecodeError::Short { .. })));
+        assert!(matches!(
+            decode(&bytes_of(&h)),
+            Err(DecodeError::Short { .. })
+        ));
         let h = header(999);
-        assert_eq!(decode(&bytes_of(&h)).unwrap_err(), DecodeError::UnknownKind(999));
+        assert_eq!(
+            decode(&bytes_of(&h)).unwrap_err(),
+            DecodeError::UnknownKind(999)
+        );
     }
 
     #[test]

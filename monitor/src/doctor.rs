@@ -19,7 +19,10 @@ pub fn doctor() -> Result<DoctorReport> {
     let mut lines = Vec::new();
     let mut ok = true;
     let k = system::kernel_info();
-    lines.push(format!("kernel      {} ({}) {}", k.release, k.machine, k.version));
+    lines.push(format!(
+        "kernel      {} ({}) {}",
+        k.release, k.machine, k.version
+    ));
     let btf = system::btf_present();
     ok &= btf;
     lines.push(format!(
@@ -35,7 +38,9 @@ pub fn doctor() -> Result<DoctorReport> {
     lines.push(format!(
         "     lockdown   {}",
         match lockdown.as_deref() {
-            Some("confidentiality") => "confidentiality: kernel memory reads are refused; tracepoints still work".to_string(),
+            Some("confidentiality") =>
+                "confidentiality: kernel memory reads are refused; tracepoints still work"
+                    .to_string(),
             Some(m) => format!("{m}"),
             None => "unknown (securityfs not mounted or no lockdown LSM)".to_string(),
         }
@@ -69,7 +74,11 @@ pub fn doctor() -> Result<DoctorReport> {
     lines.push(format!(
         "ok   tracefs    {}{}",
         kernel.tracefs.display(),
-        if kernel.tracefs_mounted_by_us { " (was not mounted; emuwatch mounted it)" } else { "" }
+        if kernel.tracefs_mounted_by_us {
+            " (was not mounted; emuwatch mounted it)"
+        } else {
+            ""
+        }
     ));
     let binder = system::has_binder_tracepoints(&kernel.tracefs);
     lines.push(format!(
@@ -91,7 +100,10 @@ pub fn doctor() -> Result<DoctorReport> {
             (false, false) => "skip",
         };
         ok &= p.attached || !p.required;
-        lines.push(format!("  {status} {:<10} {:<44} {}", p.family, p.attach_point, p.program));
+        lines.push(format!(
+            "  {status} {:<10} {:<44} {}",
+            p.family, p.attach_point, p.program
+        ));
         if let Some(e) = &p.error {
             lines.push(format!("         error: {}", printable(e)));
             if let Some(h) = &p.hint {
@@ -103,7 +115,11 @@ pub fn doctor() -> Result<DoctorReport> {
     let attached = kernel.probes.iter().filter(|p| p.attached).count();
     lines.push(format!(
         "{}: {attached}/{} probes attached ({required} required)",
-        if ok { "base probe set works" } else { "base probe set INCOMPLETE" },
+        if ok {
+            "base probe set works"
+        } else {
+            "base probe set INCOMPLETE"
+        },
         kernel.probes.len()
     ));
     Ok(DoctorReport { lines, ok })

@@ -17,7 +17,9 @@ pub struct LiveView {
 
 /// Make any string from the monitored app safe for a terminal (no escape sequences).
 pub fn printable(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 impl LiveView {
@@ -47,11 +49,23 @@ impl LiveView {
             return;
         }
         self.last_draw = Instant::now();
-        let counts: Vec<String> = self.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let counts: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         let line = format!(
             "recording: {}{}",
-            if counts.is_empty() { "no events yet".to_string() } else { counts.join(", ") },
-            if self.newest.is_empty() { String::new() } else { format!(" | newest: {}", self.newest.join(" ")) }
+            if counts.is_empty() {
+                "no events yet".to_string()
+            } else {
+                counts.join(", ")
+            },
+            if self.newest.is_empty() {
+                String::new()
+            } else {
+                format!(" | newest: {}", self.newest.join(" "))
+            }
         );
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[2K{}", printable(&line));

@@ -3,10 +3,12 @@ mod decode;
 mod doctor;
 mod enrich;
 mod event;
+mod geo;
 mod kernel;
 mod live;
 mod pipeline;
 mod record;
+mod report;
 mod session;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -20,7 +22,11 @@ const EXIT_LOST: u8 = 3;
 const EXIT_ERROR: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "emuwatch", version, about = "Watch what an app collects while open, and after it is closed (eBPF)")]
+#[command(
+    name = "emuwatch",
+    version,
+    about = "Watch what an app collects while open, and after it is closed (eBPF)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -32,6 +38,8 @@ enum Cmd {
     Doctor,
     /// Record a session: connects, file opens and reads, camera/microphone, app state.
     Record(RecordArgs),
+    /// Report on a recorded session: background collection first, destinations, devices, files.
+    Report(report::ReportArgs),
 }
 
 #[derive(Args)]
@@ -55,7 +63,11 @@ struct RecordArgs {
     #[arg(long)]
     all: bool,
     /// Android's packages.list, for --package and app names.
-    #[arg(long, value_name = "FILE", default_value = "/data/system/packages.list")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/data/system/packages.list"
+    )]
     packages_list: PathBuf,
     /// Session directory to create (default: sessions/<UTC timestamp>).
     #[arg(long, short, value_name = "DIR")]
@@ -102,8 +114,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for l in &r.lines {
                 println!("{l}");
             }
-            Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if r.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
+        Cmd::Report(a) => report::run(a),
         Cmd::Record(a) => {
             let opts = record::RecordOptions {
                 target: TargetSpec {
@@ -125,16 +142,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 device_patterns: a.device,
             };
             let quiet = opts.quiet;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             let outcome = rt.block_on(record::record(opts))?;
             let info = &outcome.info;
             if !quiet {
-                let kinds: Vec<String> = info.events.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                let kinds: Vec<String> = info
+                    .events
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect();
                 println!("session: {}", outcome.dir.display());
                 println!(
                     "events:  {} ({})",
                     info.events_total,
-                    if kinds.is_empty() { "none".into() } else { kinds.join(", ") }
+                    if kinds.is_empty() {
+                        "none".into()
+                    } else {
+                        kinds.join(", ")
+                    }
                 );
             }
             if info.complete {

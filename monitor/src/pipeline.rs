@@ -56,7 +56,9 @@ impl Pipeline {
             Err(e) => {
                 self.writer.info.lost.undecodable += 1;
                 if self.writer.info.lost.undecodable == 1 {
-                    eprintln!("emuwatch: warning: undecodable ring-buffer record ({e}); counted in session.json");
+                    eprintln!(
+                        "emuwatch: warning: undecodable ring-buffer record ({e}); counted in session.json"
+                    );
                 }
                 Ok(())
             }
@@ -97,7 +99,12 @@ impl Pipeline {
     }
 
     /// Emit the read totals the kernel still holds for `tgid` (or every process).
-    pub fn flush_reads(&mut self, tgid: Option<u32>, why: &str, out: &mut Vec<Event>) -> Result<()> {
+    pub fn flush_reads(
+        &mut self,
+        tgid: Option<u32>,
+        why: &str,
+        out: &mut Vec<Event>,
+    ) -> Result<()> {
         let keys: Vec<FdKey> = self
             .fd_reads
             .keys()
@@ -108,12 +115,15 @@ impl Pipeline {
             if let Ok(agg) = self.fd_reads.get(&k, 0) {
                 let _ = self.fd_reads.remove(&k);
                 if agg.reads > 0 {
-                    let why = if tgid.is_none() && self.enricher.procs.get(k.tgid).is_some_and(|p| p.exited) {
+                    let why = if tgid.is_none()
+                        && self.enricher.procs.get(k.tgid).is_some_and(|p| p.exited)
+                    {
                         "exit"
                     } else {
                         why
                     };
-                    self.enricher.flushed_read(k.tgid, k.fd as i32, agg.bytes, agg.reads, why, out);
+                    self.enricher
+                        .flushed_read(k.tgid, k.fd as i32, agg.bytes, agg.reads, why, out);
                 }
             }
         }
@@ -141,7 +151,11 @@ impl Pipeline {
             };
             let seen = &mut self.lost_seen[i];
             seen.resize(per_cpu.len(), 0);
-            let delta: Vec<u64> = per_cpu.iter().zip(seen.iter()).map(|(n, s)| n - s).collect();
+            let delta: Vec<u64> = per_cpu
+                .iter()
+                .zip(seen.iter())
+                .map(|(n, s)| n - s)
+                .collect();
             let count: u64 = delta.iter().sum();
             if count == 0 {
                 continue;

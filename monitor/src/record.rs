@@ -50,7 +50,10 @@ fn descendants(root: u32) -> Vec<u32> {
     if let Ok(all) = procfs::process::all_processes() {
         for p in all.flatten() {
             if let Ok(st) = p.stat() {
-                children.entry(st.ppid as u32).or_default().push(st.pid as u32);
+                children
+                    .entry(st.ppid as u32)
+                    .or_default()
+                    .push(st.pid as u32);
             }
         }
     }
@@ -103,8 +106,10 @@ fn resolve_program(prog: &str) -> Option<PathBuf> {
 /// cannot do this: it blocks until the child has exec'd.) Returns (pid, release pipe).
 fn spawn_held(argv: &[String]) -> Result<(u32, std::fs::File)> {
     use std::ffi::CString;
-    let prog = resolve_program(&argv[0]).with_context(|| format!("cannot run {:?}: not found", argv[0]))?;
-    let cstr = |s: &str| CString::new(s).with_context(|| format!("argument {s:?} contains a NUL byte"));
+    let prog = resolve_program(&argv[0])
+        .with_context(|| format!("cannot run {:?}: not found", argv[0]))?;
+    let cstr =
+        |s: &str| CString::new(s).with_context(|| format!("argument {s:?} contains a NUL byte"));
     let path = cstr(&prog.to_string_lossy())?;
     let args: Vec<CString> = argv.iter().map(|a| cstr(a)).collect::<Result<_>>()?;
     let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
@@ -123,7 +128,9 @@ fn spawn_held(argv: &[String]) -> Result<(u32, std::fs::File)> {
         unsafe {
             libc::close(wr);
             let mut b = 0u8;
-            while libc::read(rd, (&mut b as *mut u8).cast(), 1) < 0 && *libc::__errno_location() == libc::EINTR {}
+            while libc::read(rd, (&mut b as *mut u8).cast(), 1) < 0
+                && *libc::__errno_location() == libc::EINTR
+            {}
             libc::close(rd);
             libc::execv(path.as_ptr(), ptrs.as_ptr());
             libc::_exit(127);
@@ -170,9 +177,12 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         ..Default::default()
     };
     for name in &target.packages {
-        let uid = packages
-            .uid_of(name)
-            .with_context(|| format!("package {name:?} is not in {}", opts.packages_list.display()))?;
+        let uid = packages.uid_of(name).with_context(|| {
+            format!(
+                "package {name:?} is not in {}",
+                opts.packages_list.display()
+            )
+        })?;
         maps.uids.push(uid);
     }
     for pid in &target.pids {
@@ -183,7 +193,9 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     }
     for c in &target.comms {
         if c.len() > 15 {
-            eprintln!("emuwatch: note: --comm {c:?} is longer than the kernel keeps (15 bytes); matching its first 15");
+            eprintln!(
+                "emuwatch: note: --comm {c:?} is longer than the kernel keeps (15 bytes); matching its first 15"
+            );
         }
     }
     let devices = DevicePatterns::new(&opts.device_patterns)?;
@@ -195,7 +207,8 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         wakeup_bytes,
     })?;
     for cg in &target.cgroups {
-        maps.cgroup_ids.push(cgroup_id(cg, kernel.cgroup2.as_deref())?);
+        maps.cgroup_ids
+            .push(cgroup_id(cg, kernel.cgroup2.as_deref())?);
     }
     kernel.set_targets(&maps)?;
 
@@ -243,7 +256,9 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     if !target.command.is_empty() {
         let (pid, mut release) = spawn_held(&target.command)?;
         if let Ok(cwd) = std::env::current_dir() {
-            pipe.enricher.procs.seed_cwd(pid, cwd.to_string_lossy().into_owned());
+            pipe.enricher
+                .procs
+                .seed_cwd(pid, cwd.to_string_lossy().into_owned());
         }
         kernel.add_target_tgid(pid)?;
         pipe.live_pids.insert(pid);
@@ -269,7 +284,8 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     let mut last_lost = tokio::time::Instant::now();
 
     let stop_reason = loop {
-        let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365));
+        let sleep_until = deadline
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365));
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
@@ -328,8 +344,13 @@ fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline)
 /// Parse `10`, `10s`, `500ms`, `2m`, `1h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 500ms, 2m)"))?;
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 500ms, 2m)"))?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1000.0,
@@ -352,10 +373,17 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
         Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
         _ => (s, 1),
     };
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 4M, 256K)"))?;
-    let bytes = n.checked_mul(mult).filter(|b| *b <= 1 << 30).ok_or_else(|| format!("{s:?} is too large (max 1G)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 4M, 256K)"))?;
+    let bytes = n
+        .checked_mul(mult)
+        .filter(|b| *b <= 1 << 30)
+        .ok_or_else(|| format!("{s:?} is too large (max 1G)"))?;
     if !bytes.is_power_of_two() || bytes < 4096 {
-        return Err(format!("{s:?}: the ring buffer size must be a power of two of at least 4K"));
+        return Err(format!(
+            "{s:?}: the ring buffer size must be a power of two of at least 4K"
+        ));
     }
     Ok(bytes as u32)
 }

@@ -108,13 +108,19 @@ pub struct SessionWriter {
 
 impl SessionWriter {
     pub fn create(dir: &Path, info: SessionInfo) -> Result<SessionWriter> {
-        std::fs::create_dir_all(dir).with_context(|| format!("create session directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("create session directory {}", dir.display()))?;
         let path = dir.join("events.jsonl");
         let f = File::options()
             .create_new(true)
             .write(true)
             .open(&path)
-            .with_context(|| format!("create {} (is this directory already a session?)", path.display()))?;
+            .with_context(|| {
+                format!(
+                    "create {} (is this directory already a session?)",
+                    path.display()
+                )
+            })?;
         let w = SessionWriter {
             dir: dir.to_path_buf(),
             events: BufWriter::with_capacity(1 << 16, f),
@@ -133,7 +139,11 @@ impl SessionWriter {
     pub fn write(&mut self, ev: &Event) -> Result<()> {
         serde_json::to_writer(&mut self.events, ev)?;
         self.events.write_all(b"\n")?;
-        *self.info.events.entry(ev.body.kind().to_string()).or_default() += 1;
+        *self
+            .info
+            .events
+            .entry(ev.body.kind().to_string())
+            .or_default() += 1;
         self.info.events_total += 1;
         Ok(())
     }
@@ -170,13 +180,15 @@ pub fn load(dir: &Path) -> Result<(SessionInfo, Vec<Event>)> {
     )
     .with_context(|| format!("parse {}", info_path.display()))?;
     let ev_path = dir.join("events.jsonl");
-    let text = std::fs::read_to_string(&ev_path).with_context(|| format!("read {}", ev_path.display()))?;
+    let text =
+        std::fs::read_to_string(&ev_path).with_context(|| format!("read {}", ev_path.display()))?;
     let mut events = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let ev: Event = serde_json::from_str(line).with_context(|| format!("{}:{}: bad event line", ev_path.display(), i + 1))?;
+        let ev: Event = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: bad event line", ev_path.display(), i + 1))?;
         events.push(ev);
     }
     Ok((info, events))

@@ -9,12 +9,17 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: $ {}", describe(cmd));
-    let status = cmd.status().with_context(|| format!("cannot run {}", describe(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {}", describe(cmd)))?;
     if !status.success() {
         bail!("{} failed ({status})", describe(cmd));
     }
@@ -46,12 +51,19 @@ fn has(cmd: &str) -> bool {
 
 /// Debian packages some tasks need besides the eBPF toolchain.
 fn apt_install(pkgs: &[(&str, &str)]) -> Result<()> {
-    let missing: Vec<&str> = pkgs.iter().filter(|(cmd, _)| !has(cmd)).map(|(_, p)| *p).collect();
+    let missing: Vec<&str> = pkgs
+        .iter()
+        .filter(|(cmd, _)| !has(cmd))
+        .map(|(_, p)| *p)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
     if !is_root() {
-        bail!("need root to install Debian packages: {}", missing.join(" "));
+        bail!(
+            "need root to install Debian packages: {}",
+            missing.join(" ")
+        );
     }
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     run(Command::new("apt-get")
@@ -102,11 +114,17 @@ fn demo() -> Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     let data = work.join("device");
     for (p, content) in [
-        ("contacts/contacts2.db", "Alice +44 20 7946 0000\nBob +1 202 555 0100\n"),
+        (
+            "contacts/contacts2.db",
+            "Alice +44 20 7946 0000\nBob +1 202 555 0100\n",
+        ),
         ("DCIM/Camera/IMG_0001.jpg", "JPEG holiday photo"),
         ("Pictures/screenshot.png", "PNG screenshot"),
         ("sys/class/net/eth0/address", "02:00:00:44:55:66\n"),
-        ("build.prop", "ro.product.model=emu64x\nro.serialno=EMULATOR35X1X11X0\n"),
+        (
+            "build.prop",
+            "ro.product.model=emu64x\nro.serialno=EMULATOR35X1X11X0\n",
+        ),
     ] {
         let f = data.join(p);
         std::fs::create_dir_all(f.parent().unwrap())?;
@@ -141,9 +159,14 @@ fn demo() -> Result<()> {
         bail!("emuwatch record failed ({status})");
     }
     println!("\nThe simulated app made loopback connects, read contacts and media, then 'closed'");
-    println!("(oom_score_adj 0 -> 900, main process exited) while a detached service kept collecting.");
+    println!(
+        "(oom_score_adj 0 -> 900, main process exited) while a detached service kept collecting."
+    );
     println!("session directory: {}", session.display());
-    println!("timeline:          {}", session.join("events.jsonl").display());
+    println!(
+        "timeline:          {}",
+        session.join("events.jsonl").display()
+    );
     Ok(())
 }
 

@@ -9,8 +9,8 @@ use aya_ebpf::{
 };
 use monitor_common::{
     file::{
-        FLUSH_CLOSE, FdKey, FileOpen, FileRead, PATH_FAULT, PATH_OK, ReadAgg, SYS_CHDIR, SYS_FCHDIR,
-        SYS_OPEN, SYS_OPENAT, SYS_OPENAT2,
+        FLUSH_CLOSE, FdKey, FileOpen, FileRead, PATH_FAULT, PATH_OK, ReadAgg, SYS_CHDIR,
+        SYS_FCHDIR, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2,
     },
     kind,
 };
@@ -157,7 +157,13 @@ pub fn sys_enter_chdir(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let filename: *const u8 = unsafe { ctx.read_at(16) }.unwrap_or(core::ptr::null());
-    open_enter(&task, SYS_CHDIR, monitor_common::file::AT_FDCWD, filename, 0);
+    open_enter(
+        &task,
+        SYS_CHDIR,
+        monitor_common::file::AT_FDCWD,
+        filename,
+        0,
+    );
     0
 }
 

@@ -78,7 +78,11 @@ fn connect(proto: &str, addr: &str, port: u16) -> i32 {
         "udp6" => (libc::AF_INET6, libc::SOCK_DGRAM),
         p => panic!("unknown proto {p}"),
     };
-    let nb = if proto.ends_with("nb") { libc::SOCK_NONBLOCK } else { 0 };
+    let nb = if proto.ends_with("nb") {
+        libc::SOCK_NONBLOCK
+    } else {
+        0
+    };
     let fd = unsafe { libc::socket(domain, ty | nb | libc::SOCK_CLOEXEC, 0) };
     assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
     let r = match sa {
@@ -91,17 +95,31 @@ fn connect(proto: &str, addr: &str, port: u16) -> i32 {
                 },
                 sin_zero: [0; 8],
             };
-            unsafe { libc::connect(fd, (&sin as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&sin) as u32) }
+            unsafe {
+                libc::connect(
+                    fd,
+                    (&sin as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of_val(&sin) as u32,
+                )
+            }
         }
         SocketAddr::V6(v6) => {
             let sin6 = libc::sockaddr_in6 {
                 sin6_family: libc::AF_INET6 as u16,
                 sin6_port: v6.port().to_be(),
                 sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                },
                 sin6_scope_id: 0,
             };
-            unsafe { libc::connect(fd, (&sin6 as *const libc::sockaddr_in6).cast(), std::mem::size_of_val(&sin6) as u32) }
+            unsafe {
+                libc::connect(
+                    fd,
+                    (&sin6 as *const libc::sockaddr_in6).cast(),
+                    std::mem::size_of_val(&sin6) as u32,
+                )
+            }
         }
     };
     let res = if r == 0 { 0 } else { -errno() };
@@ -130,17 +148,32 @@ fn read_all(fd: i32, chunk: usize, mut f: impl FnMut(i32, &mut [u8], i64) -> isi
 fn read_step(kind: &str, path: &str, chunk: usize) -> String {
     let fd = open_path(path, libc::O_RDONLY);
     if fd < 0 {
-        return format!("{{\"pid\":{},\"step\":\"{kind}\",\"path\":{},\"fd\":{},\"bytes\":0,\"reads\":0}}", pid(), json_str(path), -errno());
+        return format!(
+            "{{\"pid\":{},\"step\":\"{kind}\",\"path\":{},\"fd\":{},\"bytes\":0,\"reads\":0}}",
+            pid(),
+            json_str(path),
+            -errno()
+        );
     }
     let (bytes, reads) = match kind {
-        "read" => read_all(fd, chunk, |fd, b, _| unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) }),
-        "pread" => read_all(fd, chunk, |fd, b, off| unsafe { libc::pread(fd, b.as_mut_ptr().cast(), b.len(), off) }),
+        "read" => read_all(fd, chunk, |fd, b, _| unsafe {
+            libc::read(fd, b.as_mut_ptr().cast(), b.len())
+        }),
+        "pread" => read_all(fd, chunk, |fd, b, off| unsafe {
+            libc::pread(fd, b.as_mut_ptr().cast(), b.len(), off)
+        }),
         "readv" | "preadv" => read_all(fd, chunk, |fd, b, off| {
             let half = b.len() / 2;
             let (a, c) = b.split_at_mut(half.max(1).min(b.len()));
             let iov = [
-                libc::iovec { iov_base: a.as_mut_ptr().cast(), iov_len: a.len() },
-                libc::iovec { iov_base: c.as_mut_ptr().cast(), iov_len: c.len() },
+                libc::iovec {
+                    iov_base: a.as_mut_ptr().cast(),
+                    iov_len: a.len(),
+                },
+                libc::iovec {
+                    iov_base: c.as_mut_ptr().cast(),
+                    iov_len: c.len(),
+                },
             ];
             unsafe {
                 if kind == "readv" {
@@ -153,7 +186,11 @@ fn read_step(kind: &str, path: &str, chunk: usize) -> String {
         _ => unreachable!(),
     };
     unsafe { libc::close(fd) };
-    format!("{{\"pid\":{},\"step\":\"{kind}\",\"path\":{},\"fd\":{fd},\"bytes\":{bytes},\"reads\":{reads}}}", pid(), json_str(path))
+    format!(
+        "{{\"pid\":{},\"step\":\"{kind}\",\"path\":{},\"fd\":{fd},\"bytes\":{bytes},\"reads\":{reads}}}",
+        pid(),
+        json_str(path)
+    )
 }
 
 fn step(s: &str) -> String {
@@ -163,16 +200,27 @@ fn step(s: &str) -> String {
         "connect" => {
             let port: u16 = args[2].parse().expect("port");
             let r = connect(args[0], args[1], port);
-            format!("{{\"pid\":{},\"step\":\"connect\",\"proto\":\"{}\",\"addr\":\"{}\",\"port\":{port},\"result\":{r}}}", pid(), args[0], args[1])
+            format!(
+                "{{\"pid\":{},\"step\":\"connect\",\"proto\":\"{}\",\"addr\":\"{}\",\"port\":{port},\"result\":{r}}}",
+                pid(),
+                args[0],
+                args[1]
+            )
         }
-        "read" | "pread" | "readv" | "preadv" => read_step(op, args[0], args[1].parse().expect("chunk")),
+        "read" | "pread" | "readv" | "preadv" => {
+            read_step(op, args[0], args[1].parse().expect("chunk"))
+        }
         "partial" => {
             let len: usize = args[1].parse().expect("len");
             let fd = open_path(args[0], libc::O_RDONLY);
             let mut buf = vec![0u8; len];
             let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), len) };
             unsafe { libc::close(fd) };
-            format!("{{\"pid\":{},\"step\":\"partial\",\"path\":{},\"bytes\":{n},\"reads\":1}}", pid(), json_str(args[0]))
+            format!(
+                "{{\"pid\":{},\"step\":\"partial\",\"path\":{},\"bytes\":{n},\"reads\":1}}",
+                pid(),
+                json_str(args[0])
+            )
         }
         "loop" => {
             let n: u64 = args[1].parse().expect("n");
@@ -185,27 +233,47 @@ fn step(s: &str) -> String {
                 total += r.max(0) as u64;
             }
             unsafe { libc::close(fd) };
-            format!("{{\"pid\":{},\"step\":\"loop\",\"path\":{},\"bytes\":{total},\"reads\":{n}}}", pid(), json_str(args[0]))
+            format!(
+                "{{\"pid\":{},\"step\":\"loop\",\"path\":{},\"bytes\":{total},\"reads\":{n}}}",
+                pid(),
+                json_str(args[0])
+            )
         }
         "cd" => {
             std::env::set_current_dir(arg).expect("chdir");
-            format!("{{\"pid\":{},\"step\":\"cd\",\"dir\":{}}}", pid(), json_str(arg))
+            format!(
+                "{{\"pid\":{},\"step\":\"cd\",\"dir\":{}}}",
+                pid(),
+                json_str(arg)
+            )
         }
         "openrel" => {
             let c = CString::new(arg).unwrap();
-            let fd = unsafe { libc::openat(libc::AT_FDCWD, c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            let fd = unsafe {
+                libc::openat(libc::AT_FDCWD, c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC)
+            };
             let (bytes, reads) = if fd >= 0 {
-                read_all(fd, 4096, |fd, b, _| unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) })
+                read_all(fd, 4096, |fd, b, _| unsafe {
+                    libc::read(fd, b.as_mut_ptr().cast(), b.len())
+                })
             } else {
                 (0, 0)
             };
             unsafe { libc::close(fd) };
-            format!("{{\"pid\":{},\"step\":\"openrel\",\"path\":{},\"fd\":{fd},\"bytes\":{bytes},\"reads\":{reads}}}", pid(), json_str(arg))
+            format!(
+                "{{\"pid\":{},\"step\":\"openrel\",\"path\":{},\"fd\":{fd},\"bytes\":{bytes},\"reads\":{reads}}}",
+                pid(),
+                json_str(arg)
+            )
         }
         "fail" => {
             let fd = open_path(arg, libc::O_RDONLY);
             let r = if fd < 0 { -errno() } else { fd };
-            format!("{{\"pid\":{},\"step\":\"fail\",\"path\":{},\"result\":{r}}}", pid(), json_str(arg))
+            format!(
+                "{{\"pid\":{},\"step\":\"fail\",\"path\":{},\"result\":{r}}}",
+                pid(),
+                json_str(arg)
+            )
         }
         "device" | "streamon" => {
             let fd = open_path(arg, libc::O_RDWR);
@@ -224,7 +292,9 @@ fn step(s: &str) -> String {
                 "{{\"pid\":{},\"step\":\"{op}\",\"path\":{},\"result\":{open_r}{}}}",
                 pid(),
                 json_str(arg),
-                ioctl_r.map(|r| format!(",\"ioctl_result\":{r}")).unwrap_or_default()
+                ioctl_r
+                    .map(|r| format!(",\"ioctl_result\":{r}"))
+                    .unwrap_or_default()
             )
         }
         "oom" => {
@@ -255,7 +325,9 @@ fn daemonize() {
     if child > 0 {
         let mut st = 0;
         unsafe { libc::waitpid(child, &mut st, 0) };
-        out(format!("{{\"pid\":{first},\"step\":\"daemon\",\"role\":\"parent\"}}"));
+        out(format!(
+            "{{\"pid\":{first},\"step\":\"daemon\",\"role\":\"parent\"}}"
+        ));
         std::process::exit(0);
     }
     unsafe { libc::setsid() };
@@ -267,7 +339,10 @@ fn daemonize() {
     while unsafe { libc::kill(first as i32, 0) } == 0 {
         std::thread::sleep(Duration::from_millis(5));
     }
-    out(format!("{{\"pid\":{},\"step\":\"daemon\",\"role\":\"daemon\",\"parent_pid\":{first}}}", pid()));
+    out(format!(
+        "{{\"pid\":{},\"step\":\"daemon\",\"role\":\"daemon\",\"parent_pid\":{first}}}",
+        pid()
+    ));
 }
 
 fn steps(list: &[String]) {
@@ -281,15 +356,25 @@ fn steps(list: &[String]) {
 }
 
 fn arg_value(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn serve(args: &[String]) {
     let ports_file = arg_value(args, "--ports-file").expect("--ports-file");
-    let seconds: u64 = arg_value(args, "--seconds").map(|s| s.parse().expect("seconds")).unwrap_or(60);
+    let seconds: u64 = arg_value(args, "--seconds")
+        .map(|s| s.parse().expect("seconds"))
+        .unwrap_or(60);
     let addrs = ["127.0.0.1:0", "127.0.0.1:0", "127.0.0.2:0", "[::1]:0"];
-    let listeners: Vec<TcpListener> = addrs.iter().map(|a| TcpListener::bind(a).expect("bind loopback")).collect();
-    let ports: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
+    let listeners: Vec<TcpListener> = addrs
+        .iter()
+        .map(|a| TcpListener::bind(a).expect("bind loopback"))
+        .collect();
+    let ports: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect();
     std::fs::write(&ports_file, ports.join("\n") + "\n").expect("write ports file");
     for l in listeners {
         l.set_nonblocking(true).unwrap();
@@ -319,7 +404,9 @@ fn app(args: &[String]) {
     let ports_file = arg_value(args, "--ports-file").expect("--ports-file");
     let data = arg_value(args, "--data").expect("--data");
     let camera = arg_value(args, "--camera");
-    let rounds: u32 = arg_value(args, "--rounds").map(|s| s.parse().unwrap()).unwrap_or(3);
+    let rounds: u32 = arg_value(args, "--rounds")
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(3);
     let servers: Vec<String> = std::fs::read_to_string(&ports_file)
         .expect("ports file")
         .lines()
@@ -385,7 +472,9 @@ fn main() {
         Some("serve") => serve(&args[1..]),
         Some("app") => app(&args[1..]),
         _ => {
-            eprintln!("usage: emuwatch-simapp steps STEP... | serve --ports-file F | app --ports-file F --data DIR [--camera DEV]");
+            eprintln!(
+                "usage: emuwatch-simapp steps STEP... | serve --ports-file F | app --ports-file F --data DIR [--camera DEV]"
+            );
             std::process::exit(2);
         }
     }

@@ -20,7 +20,8 @@ pub struct PackagesList {
 
 impl PackagesList {
     pub fn load(path: &Path) -> Result<PackagesList> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("parse {}", path.display()))
     }
 
@@ -33,13 +34,20 @@ impl PackagesList {
             }
             let fields: Vec<&str> = line.split_whitespace().collect();
             if fields.len() < 6 {
-                bail!("line {}: expected at least 6 fields (name uid debuggable datadir seinfo gids), found {}", i + 1, fields.len());
+                bail!(
+                    "line {}: expected at least 6 fields (name uid debuggable datadir seinfo gids), found {}",
+                    i + 1,
+                    fields.len()
+                );
             }
             let uid: u32 = fields[1]
                 .parse()
                 .with_context(|| format!("line {}: uid {:?} is not a number", i + 1, fields[1]))?;
             let app_id = uid % PER_USER_RANGE;
-            pl.by_app_id.entry(app_id).or_default().push(fields[0].to_string());
+            pl.by_app_id
+                .entry(app_id)
+                .or_default()
+                .push(fields[0].to_string());
             pl.by_name.insert(fields[0].to_string(), uid);
         }
         Ok(pl)
@@ -56,7 +64,10 @@ impl PackagesList {
         if app_id < FIRST_APPLICATION_UID {
             return None;
         }
-        self.by_app_id.get(&app_id).and_then(|v| v.first()).map(String::as_str)
+        self.by_app_id
+            .get(&app_id)
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
 }
 
@@ -70,7 +81,9 @@ pub fn package_from_argv0(argv0: &str) -> Option<&str> {
     let pkg = argv0.split(':').next()?;
     let looks_like_package = pkg.contains('.')
         && !pkg.contains('/')
-        && pkg.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        && pkg
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
     looks_like_package.then_some(pkg)
 }
 
@@ -109,7 +122,10 @@ com.android.chrome 10099 0 /data/user/0/com.android.chrome default 3003\n";
         assert_eq!(pl.uid_of("com.zhiliaoapp.musically"), Some(10123));
         assert_eq!(pl.package_of_uid(10123), Some("com.zhiliaoapp.musically"));
         // user 10's copy of the same app
-        assert_eq!(pl.package_of_uid(1_010_123), Some("com.zhiliaoapp.musically"));
+        assert_eq!(
+            pl.package_of_uid(1_010_123),
+            Some("com.zhiliaoapp.musically")
+        );
         assert_eq!(pl.package_of_uid(1000), None);
         assert_eq!(pl.package_of_uid(10124), None);
     }
@@ -146,8 +162,14 @@ com.android.chrome 10099 0 /data/user/0/com.android.chrome default 3003\n";
 
     #[test]
     fn argv0_package_names() {
-        assert_eq!(package_from_argv0("com.example.app"), Some("com.example.app"));
-        assert_eq!(package_from_argv0("com.example.app:push"), Some("com.example.app"));
+        assert_eq!(
+            package_from_argv0("com.example.app"),
+            Some("com.example.app")
+        );
+        assert_eq!(
+            package_from_argv0("com.example.app:push"),
+            Some("com.example.app")
+        );
         assert_eq!(package_from_argv0("/usr/bin/python3.11"), None);
         assert_eq!(package_from_argv0("bash"), None);
         assert!(is_isolated_uid(90_001) && is_isolated_uid(1_099_000) && !is_isolated_uid(10_001));

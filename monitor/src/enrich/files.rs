@@ -26,10 +26,18 @@ pub struct DevicePatterns {
 impl DevicePatterns {
     /// `extra` entries look like `camera=/dev/foo*` or `microphone=/dev/bar*`.
     pub fn new(extra: &[String]) -> Result<DevicePatterns> {
-        let compile = |s: &str| glob::Pattern::new(s).map_err(|e| anyhow::anyhow!("device pattern {s:?}: {e}"));
+        let compile = |s: &str| {
+            glob::Pattern::new(s).map_err(|e| anyhow::anyhow!("device pattern {s:?}: {e}"))
+        };
         let mut d = DevicePatterns {
-            camera: DEFAULT_CAMERA.iter().map(|s| compile(s)).collect::<Result<_>>()?,
-            microphone: DEFAULT_MICROPHONE.iter().map(|s| compile(s)).collect::<Result<_>>()?,
+            camera: DEFAULT_CAMERA
+                .iter()
+                .map(|s| compile(s))
+                .collect::<Result<_>>()?,
+            microphone: DEFAULT_MICROPHONE
+                .iter()
+                .map(|s| compile(s))
+                .collect::<Result<_>>()?,
         };
         for e in extra {
             match e.split_once('=') {
@@ -73,7 +81,9 @@ pub fn normalize(path: &Path) -> PathBuf {
 }
 
 fn readlink(p: String) -> Option<String> {
-    std::fs::read_link(p).ok().map(|p| p.to_string_lossy().into_owned())
+    std::fs::read_link(p)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// (tgid, fd) -> path of files opened by targets while recording.
@@ -110,11 +120,16 @@ impl FdTable {
             return Some(normalize(Path::new(path)).to_string_lossy().into_owned());
         }
         let base = if dfd == monitor_common::file::AT_FDCWD {
-            cwd.map(str::to_string).or_else(|| readlink(format!("/proc/{tgid}/cwd")))?
+            cwd.map(str::to_string)
+                .or_else(|| readlink(format!("/proc/{tgid}/cwd")))?
         } else {
             self.path_of(tgid, dfd)?
         };
-        Some(normalize(&Path::new(&base).join(path)).to_string_lossy().into_owned())
+        Some(
+            normalize(&Path::new(&base).join(path))
+                .to_string_lossy()
+                .into_owned(),
+        )
     }
 }
 
@@ -166,8 +181,15 @@ mod tests {
         assert_eq!(d.classify("/dev/video0"), Some(DeviceClass::Camera));
         assert_eq!(d.classify("/dev/v4l-subdev3"), Some(DeviceClass::Camera));
         assert_eq!(d.classify("/dev/emucam1"), Some(DeviceClass::Camera));
-        assert_eq!(d.classify("/dev/snd/pcmC0D0c"), Some(DeviceClass::Microphone));
-        assert_eq!(d.classify("/dev/snd/pcmC0D0p"), None, "playback is not capture");
+        assert_eq!(
+            d.classify("/dev/snd/pcmC0D0c"),
+            Some(DeviceClass::Microphone)
+        );
+        assert_eq!(
+            d.classify("/dev/snd/pcmC0D0p"),
+            None,
+            "playback is not capture"
+        );
         assert_eq!(d.classify("/dev/videos/x"), None);
         assert!(DevicePatterns::new(&["speaker=/dev/x".into()]).is_err());
     }
@@ -175,17 +197,29 @@ mod tests {
     #[test]
     fn flag_names() {
         assert_eq!(open_flags_text(0), "O_RDONLY");
-        assert_eq!(open_flags_text(0o2000000 | 0o100 | 1), "O_WRONLY|O_CREAT|O_CLOEXEC");
+        assert_eq!(
+            open_flags_text(0o2000000 | 0o100 | 1),
+            "O_WRONLY|O_CREAT|O_CLOEXEC"
+        );
     }
 
     #[test]
     fn absolute_paths() {
         let mut t = FdTable::default();
         t.opened(1, 5, "/data/app".into());
-        assert_eq!(t.absolute(1, 5, "x/../y.txt", None).as_deref(), Some("/data/app/y.txt"));
-        assert_eq!(t.absolute(1, 5, "/etc//hosts", None).as_deref(), Some("/etc/hosts"));
+        assert_eq!(
+            t.absolute(1, 5, "x/../y.txt", None).as_deref(),
+            Some("/data/app/y.txt")
+        );
+        assert_eq!(
+            t.absolute(1, 5, "/etc//hosts", None).as_deref(),
+            Some("/etc/hosts")
+        );
         let at_cwd = monitor_common::file::AT_FDCWD;
-        assert_eq!(t.absolute(1, at_cwd, "../b", Some("/x/y")).as_deref(), Some("/x/b"));
+        assert_eq!(
+            t.absolute(1, at_cwd, "../b", Some("/x/y")).as_deref(),
+            Some("/x/b")
+        );
         // Unknown cwd: falls back to /proc (here: our own).
         let me = std::process::id();
         let cwd = std::env::current_dir().unwrap();

@@ -65,11 +65,21 @@ impl Enricher {
 
     /// When a process is first seen, its current app state comes from /proc, so every process
     /// has a known band from the start.
-    fn first_seen(&mut self, tgid: u32, tid: u32, uid: u32, comm: &str, ts_ns: u64, out: &mut Vec<Event>) {
+    fn first_seen(
+        &mut self,
+        tgid: u32,
+        tid: u32,
+        uid: u32,
+        comm: &str,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) {
         let Ok(adj) = std::fs::read_to_string(format!("/proc/{tgid}/oom_score_adj")) else {
             return;
         };
-        let Ok(adj) = adj.trim().parse::<i32>() else { return };
+        let Ok(adj) = adj.trim().parse::<i32>() else {
+            return;
+        };
         let info = self.procs.get(tgid).cloned();
         out.push(Event {
             ts: wall_time(self.clock_offset_ns, ts_ns),
@@ -141,7 +151,12 @@ impl Enricher {
             }
             Raw::Connect(h, c) => {
                 let (family, daddr) = match c.family {
-                    AF_INET => ("inet", IpAddr::V4(Ipv4Addr::new(c.daddr[0], c.daddr[1], c.daddr[2], c.daddr[3]))),
+                    AF_INET => (
+                        "inet",
+                        IpAddr::V4(Ipv4Addr::new(
+                            c.daddr[0], c.daddr[1], c.daddr[2], c.daddr[3],
+                        )),
+                    ),
                     AF_INET6 => ("inet6", IpAddr::V6(Ipv6Addr::from(c.daddr))),
                     _ => return,
                 };
@@ -172,7 +187,8 @@ impl Enricher {
                 let new_cwd = if c.syscall == SYS_FCHDIR {
                     self.fds.path_of(h.tgid, c.dfd)
                 } else if c.path_status != PATH_FAULT && c.path_len > 0 {
-                    self.fds.absolute(h.tgid, AT_FDCWD, &cstr(&c.path), info.cwd.as_deref())
+                    self.fds
+                        .absolute(h.tgid, AT_FDCWD, &cstr(&c.path), info.cwd.as_deref())
                 } else {
                     None
                 };
@@ -252,10 +268,12 @@ impl Enricher {
                 // Relative path whose base is gone: keep what the process passed.
                 None => (Some(p.to_string()), "syscall_relative"),
             },
-            None if o.result >= 0 => match std::fs::read_link(format!("/proc/{}/fd/{}", h.tgid, o.result)) {
-                Ok(p) => (Some(p.to_string_lossy().into_owned()), "proc_fd"),
-                Err(_) => (None, "unrecovered"),
-            },
+            None if o.result >= 0 => {
+                match std::fs::read_link(format!("/proc/{}/fd/{}", h.tgid, o.result)) {
+                    Ok(p) => (Some(p.to_string_lossy().into_owned()), "proc_fd"),
+                    Err(_) => (None, "unrecovered"),
+                }
+            }
             None => (None, "unrecovered"),
         };
         if o.result >= 0
@@ -297,7 +315,15 @@ impl Enricher {
     }
 
     /// A read aggregate the kernel still held when its process exited or the recording stopped.
-    pub fn flushed_read(&mut self, tgid: u32, fd: i32, bytes: u64, reads: u64, why: &str, out: &mut Vec<Event>) {
+    pub fn flushed_read(
+        &mut self,
+        tgid: u32,
+        fd: i32,
+        bytes: u64,
+        reads: u64,
+        why: &str,
+        out: &mut Vec<Event>,
+    ) {
         let path = self.fds.closed(tgid, fd);
         let info = self.procs.get(tgid).cloned();
         out.push(Event {

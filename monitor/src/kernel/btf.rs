@@ -78,14 +78,19 @@ mod tests {
 
     #[test]
     fn rejects_non_btf() {
-        assert_eq!(member_offset(b"not btf at all, really", "task_struct", "pid"), None);
+        assert_eq!(
+            member_offset(b"not btf at all, really", "task_struct", "pid"),
+            None
+        );
         assert_eq!(member_offset(b"", "task_struct", "pid"), None);
     }
 
     #[test]
     fn finds_task_struct_on_this_kernel() {
         let Ok(vmlinux) = std::fs::read("/sys/kernel/btf/vmlinux") else {
-            panic!("/sys/kernel/btf/vmlinux is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF)");
+            panic!(
+                "/sys/kernel/btf/vmlinux is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF)"
+            );
         };
         let off = task_offsets(&vmlinux).expect("task_struct pid/tgid/exit_code in BTF");
         // pid and tgid are adjacent pid_t members of task_struct.

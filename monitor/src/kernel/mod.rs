@@ -72,9 +72,14 @@ impl Kernel {
         let offsets = std::fs::read("/sys/kernel/btf/vmlinux")
             .ok()
             .and_then(|b| btf::task_offsets(&b));
-        let (pid, tgid, exit_code) = offsets.map(|o| (o.pid, o.tgid, o.exit_code)).unwrap_or((0, 0, 0));
+        let (pid, tgid, exit_code) = offsets
+            .map(|o| (o.pid, o.tgid, o.exit_code))
+            .unwrap_or((0, 0, 0));
         if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < 4096 {
-            bail!("ring buffer size {} is not a power of two >= 4096", opts.ring_bytes);
+            bail!(
+                "ring buffer size {} is not a power of two >= 4096",
+                opts.ring_bytes
+            );
         }
         let mut ebpf = EbpfLoader::new()
             .override_global("TASK_PID_OFF", &pid, true)
@@ -83,7 +88,8 @@ impl Kernel {
             .map_max_entries("EVENTS", opts.ring_bytes)
             .load(EBPF_OBJECT)
             .context("loading the eBPF object into the kernel")?;
-        let mut cfg: Array<_, u64> = Array::try_from(ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
+        let mut cfg: Array<_, u64> =
+            Array::try_from(ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
         cfg.set(config::WAKEUP_BYTES, opts.wakeup_bytes, 0)?;
         cfg.set(config::SELF_TGID, std::process::id() as u64, 0)?;
         Ok(Kernel {
@@ -97,11 +103,13 @@ impl Kernel {
 
     /// Write the target maps. Call before `attach`, so no target event is missed.
     pub fn set_targets(&mut self, t: &TargetMaps) -> Result<()> {
-        let mut tgids: HashMap<_, u32, u8> = HashMap::try_from(self.ebpf.map_mut("TARGET_TGIDS").context("TARGET_TGIDS")?)?;
+        let mut tgids: HashMap<_, u32, u8> =
+            HashMap::try_from(self.ebpf.map_mut("TARGET_TGIDS").context("TARGET_TGIDS")?)?;
         for p in &t.tgids {
             tgids.insert(p, 1, 0)?;
         }
-        let mut uids: HashMap<_, u32, u8> = HashMap::try_from(self.ebpf.map_mut("TARGET_UIDS").context("TARGET_UIDS")?)?;
+        let mut uids: HashMap<_, u32, u8> =
+            HashMap::try_from(self.ebpf.map_mut("TARGET_UIDS").context("TARGET_UIDS")?)?;
         for u in &t.uids {
             uids.insert(u, 1, 0)?;
         }
@@ -110,11 +118,16 @@ impl Kernel {
         for c in &t.comms {
             comms.insert(comm_key(c), 1, 0)?;
         }
-        let mut cgs: HashMap<_, u64, u8> = HashMap::try_from(self.ebpf.map_mut("TARGET_CGROUPS").context("TARGET_CGROUPS")?)?;
+        let mut cgs: HashMap<_, u64, u8> = HashMap::try_from(
+            self.ebpf
+                .map_mut("TARGET_CGROUPS")
+                .context("TARGET_CGROUPS")?,
+        )?;
         for c in &t.cgroup_ids {
             cgs.insert(c, 1, 0)?;
         }
-        let mut cfg: Array<_, u64> = Array::try_from(self.ebpf.map_mut("CONFIG").context("CONFIG")?)?;
+        let mut cfg: Array<_, u64> =
+            Array::try_from(self.ebpf.map_mut("CONFIG").context("CONFIG")?)?;
         cfg.set(config::TARGET_ALL, t.all as u64, 0)?;
         cfg.set(config::HAVE_UIDS, !t.uids.is_empty() as u64, 0)?;
         cfg.set(config::HAVE_COMMS, !t.comms.is_empty() as u64, 0)?;
@@ -124,7 +137,8 @@ impl Kernel {
 
     /// Add one process to the target set while recording.
     pub fn add_target_tgid(&mut self, tgid: u32) -> Result<()> {
-        let mut tgids: HashMap<_, u32, u8> = HashMap::try_from(self.ebpf.map_mut("TARGET_TGIDS").context("TARGET_TGIDS")?)?;
+        let mut tgids: HashMap<_, u32, u8> =
+            HashMap::try_from(self.ebpf.map_mut("TARGET_TGIDS").context("TARGET_TGIDS")?)?;
         tgids.insert(tgid, 1, 0)?;
         Ok(())
     }
@@ -141,23 +155,35 @@ impl Kernel {
             .map(|p| format!("{} ({})", p.attach_point, p.error.as_deref().unwrap_or("?")))
             .collect();
         if !missing.is_empty() {
-            bail!("required probes failed to attach: {} — run `emuwatch doctor`", missing.join("; "));
+            bail!(
+                "required probes failed to attach: {} — run `emuwatch doctor`",
+                missing.join("; ")
+            );
         }
         Ok(())
     }
 
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
-        let m = self.ebpf.take_map("EVENTS").ok_or_else(|| anyhow!("EVENTS map missing"))?;
+        let m = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or_else(|| anyhow!("EVENTS map missing"))?;
         Ok(RingBuf::try_from(m)?)
     }
 
     pub fn take_fd_reads(&mut self) -> Result<HashMap<MapData, FdKey, ReadAgg>> {
-        let m = self.ebpf.take_map("FD_READS").ok_or_else(|| anyhow!("FD_READS map missing"))?;
+        let m = self
+            .ebpf
+            .take_map("FD_READS")
+            .ok_or_else(|| anyhow!("FD_READS map missing"))?;
         Ok(HashMap::try_from(m)?)
     }
 
     pub fn take_lost(&mut self) -> Result<PerCpuArray<MapData, u64>> {
-        let m = self.ebpf.take_map("LOST").ok_or_else(|| anyhow!("LOST map missing"))?;
+        let m = self
+            .ebpf
+            .take_map("LOST")
+            .ok_or_else(|| anyhow!("LOST map missing"))?;
         Ok(PerCpuArray::try_from(m)?)
     }
 }

@@ -34,40 +34,227 @@ use Hook::*;
 
 const TP_HINT: &str = "needs CONFIG_FTRACE_SYSCALLS / tracepoints and tracefs; run as root";
 const BTF_HINT: &str = "needs kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF=y)";
-const CG_HINT: &str = "needs cgroup v2 mounted (mount -t cgroup2 none /sys/fs/cgroup/unified) and CONFIG_CGROUP_BPF";
+const CG_HINT: &str =
+    "needs cgroup v2 mounted (mount -t cgroup2 none /sys/fs/cgroup/unified) and CONFIG_CGROUP_BPF";
 
 pub const PROBES: &[ProbeSpec] = &[
-    ProbeSpec { program: "sched_process_fork", family: "process", hook: BtfTracepoint("sched_process_fork"), required: true, hint: BTF_HINT },
-    ProbeSpec { program: "sched_process_exec", family: "process", hook: Tracepoint("sched", "sched_process_exec"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sched_process_exit", family: "process", hook: BtfTracepoint("sched_process_exit"), required: true, hint: BTF_HINT },
-    ProbeSpec { program: "sys_exit_connect", family: "connect", hook: Tracepoint("syscalls", "sys_exit_connect"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "cgroup_connect4", family: "connect", hook: CgroupSockAddr("connect4"), required: true, hint: CG_HINT },
-    ProbeSpec { program: "cgroup_connect6", family: "connect", hook: CgroupSockAddr("connect6"), required: true, hint: CG_HINT },
-    ProbeSpec { program: "sys_enter_connect", family: "connect", hook: Tracepoint("syscalls", "sys_enter_connect"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_exit_openat", family: "file", hook: Tracepoint("syscalls", "sys_exit_openat"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_enter_openat", family: "file", hook: Tracepoint("syscalls", "sys_enter_openat"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_exit_openat2", family: "file", hook: Tracepoint("syscalls", "sys_exit_openat2"), required: false, hint: "openat2 exists from Linux 5.6" },
-    ProbeSpec { program: "sys_enter_openat2", family: "file", hook: Tracepoint("syscalls", "sys_enter_openat2"), required: false, hint: "openat2 exists from Linux 5.6" },
-    ProbeSpec { program: "sys_exit_open", family: "file", hook: Tracepoint("syscalls", "sys_exit_open"), required: false, hint: "open(2) does not exist on arm64" },
-    ProbeSpec { program: "sys_enter_open", family: "file", hook: Tracepoint("syscalls", "sys_enter_open"), required: false, hint: "open(2) does not exist on arm64" },
-    ProbeSpec { program: "sys_exit_chdir", family: "file", hook: Tracepoint("syscalls", "sys_exit_chdir"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_enter_chdir", family: "file", hook: Tracepoint("syscalls", "sys_enter_chdir"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_exit_fchdir", family: "file", hook: Tracepoint("syscalls", "sys_exit_fchdir"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_enter_fchdir", family: "file", hook: Tracepoint("syscalls", "sys_enter_fchdir"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_exit_read", family: "file", hook: Tracepoint("syscalls", "sys_exit_read"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_enter_read", family: "file", hook: Tracepoint("syscalls", "sys_enter_read"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_exit_pread64", family: "file", hook: Tracepoint("syscalls", "sys_exit_pread64"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_enter_pread64", family: "file", hook: Tracepoint("syscalls", "sys_enter_pread64"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_exit_readv", family: "file", hook: Tracepoint("syscalls", "sys_exit_readv"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_enter_readv", family: "file", hook: Tracepoint("syscalls", "sys_enter_readv"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_exit_preadv", family: "file", hook: Tracepoint("syscalls", "sys_exit_preadv"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_enter_preadv", family: "file", hook: Tracepoint("syscalls", "sys_enter_preadv"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_exit_preadv2", family: "file", hook: Tracepoint("syscalls", "sys_exit_preadv2"), required: false, hint: "preadv2 exists from Linux 4.6" },
-    ProbeSpec { program: "sys_enter_preadv2", family: "file", hook: Tracepoint("syscalls", "sys_enter_preadv2"), required: false, hint: "preadv2 exists from Linux 4.6" },
-    ProbeSpec { program: "sys_enter_close", family: "file", hook: Tracepoint("syscalls", "sys_enter_close"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_exit_ioctl", family: "camera", hook: Tracepoint("syscalls", "sys_exit_ioctl"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "sys_enter_ioctl", family: "camera", hook: Tracepoint("syscalls", "sys_enter_ioctl"), required: true, hint: TP_HINT },
-    ProbeSpec { program: "oom_score_adj_update", family: "app_state", hook: Tracepoint("oom", "oom_score_adj_update"), required: true, hint: TP_HINT },
+    ProbeSpec {
+        program: "sched_process_fork",
+        family: "process",
+        hook: BtfTracepoint("sched_process_fork"),
+        required: true,
+        hint: BTF_HINT,
+    },
+    ProbeSpec {
+        program: "sched_process_exec",
+        family: "process",
+        hook: Tracepoint("sched", "sched_process_exec"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sched_process_exit",
+        family: "process",
+        hook: BtfTracepoint("sched_process_exit"),
+        required: true,
+        hint: BTF_HINT,
+    },
+    ProbeSpec {
+        program: "sys_exit_connect",
+        family: "connect",
+        hook: Tracepoint("syscalls", "sys_exit_connect"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "cgroup_connect4",
+        family: "connect",
+        hook: CgroupSockAddr("connect4"),
+        required: true,
+        hint: CG_HINT,
+    },
+    ProbeSpec {
+        program: "cgroup_connect6",
+        family: "connect",
+        hook: CgroupSockAddr("connect6"),
+        required: true,
+        hint: CG_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_connect",
+        family: "connect",
+        hook: Tracepoint("syscalls", "sys_enter_connect"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_exit_openat",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_exit_openat"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_openat",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_enter_openat"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_exit_openat2",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_exit_openat2"),
+        required: false,
+        hint: "openat2 exists from Linux 5.6",
+    },
+    ProbeSpec {
+        program: "sys_enter_openat2",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_enter_openat2"),
+        required: false,
+        hint: "openat2 exists from Linux 5.6",
+    },
+    ProbeSpec {
+        program: "sys_exit_open",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_exit_open"),
+        required: false,
+        hint: "open(2) does not exist on arm64",
+    },
+    ProbeSpec {
+        program: "sys_enter_open",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_enter_open"),
+        required: false,
+        hint: "open(2) does not exist on arm64",
+    },
+    ProbeSpec {
+        program: "sys_exit_chdir",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_exit_chdir"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_chdir",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_enter_chdir"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_exit_fchdir",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_exit_fchdir"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_fchdir",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_enter_fchdir"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_exit_read",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_exit_read"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_read",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_enter_read"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_exit_pread64",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_exit_pread64"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_pread64",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_enter_pread64"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_exit_readv",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_exit_readv"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_readv",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_enter_readv"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_exit_preadv",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_exit_preadv"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_preadv",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_enter_preadv"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_exit_preadv2",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_exit_preadv2"),
+        required: false,
+        hint: "preadv2 exists from Linux 4.6",
+    },
+    ProbeSpec {
+        program: "sys_enter_preadv2",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_enter_preadv2"),
+        required: false,
+        hint: "preadv2 exists from Linux 4.6",
+    },
+    ProbeSpec {
+        program: "sys_enter_close",
+        family: "file",
+        hook: Tracepoint("syscalls", "sys_enter_close"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_exit_ioctl",
+        family: "camera",
+        hook: Tracepoint("syscalls", "sys_exit_ioctl"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_ioctl",
+        family: "camera",
+        hook: Tracepoint("syscalls", "sys_enter_ioctl"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "oom_score_adj_update",
+        family: "app_state",
+        hook: Tracepoint("oom", "oom_score_adj_update"),
+        required: true,
+        hint: TP_HINT,
+    },
 ];
 
 /// Outcome of loading and attaching one probe; written to `session.json`.
@@ -95,7 +282,12 @@ impl Hook {
     }
 }
 
-fn attach_one(ebpf: &mut Ebpf, spec: &ProbeSpec, btf: Option<&Btf>, cgroup2: Option<&Path>) -> Result<()> {
+fn attach_one(
+    ebpf: &mut Ebpf,
+    spec: &ProbeSpec,
+    btf: Option<&Btf>,
+    cgroup2: Option<&Path>,
+) -> Result<()> {
     let prog = ebpf
         .program_mut(spec.program)
         .ok_or_else(|| anyhow!("program {} missing from the eBPF object", spec.program))?;
@@ -113,7 +305,8 @@ fn attach_one(ebpf: &mut Ebpf, spec: &ProbeSpec, btf: Option<&Btf>, cgroup2: Opt
         }
         CgroupSockAddr(_) => {
             let root = cgroup2.ok_or_else(|| anyhow!("no cgroup v2 hierarchy is mounted"))?;
-            let dir = std::fs::File::open(root).with_context(|| format!("open {}", root.display()))?;
+            let dir =
+                std::fs::File::open(root).with_context(|| format!("open {}", root.display()))?;
             let p: &mut CgroupSockAddr = prog.try_into()?;
             p.load().context("load")?;
             // aya attaches through a bpf_link where the kernel has them; cgroup links refuse
@@ -133,7 +326,9 @@ pub fn attach_all(ebpf: &mut Ebpf, btf: Option<&Btf>, cgroup2: Option<&Path>) ->
             let attach_point = match spec.hook {
                 CgroupSockAddr(a) => format!(
                     "cgroup_sock_addr {a} at {}",
-                    cgroup2.map(|p| p.display().to_string()).unwrap_or_else(|| "(no cgroup v2)".into())
+                    cgroup2
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "(no cgroup v2)".into())
                 ),
                 h => h.describe(),
             };

@@ -1,0 +1,148 @@
+//! `emuwatch report SESSION`: what each app did, split by phase, background collection first.
+//! Works offline on a session directory; see docs/report.md.
+//!
+//! - `summary`: the report's content (and the `summary.json` schema); `phases`: apps, time
+//!   frame and phase history;
+//! - `categories`: file categories from a rule file (built-in `categories.toml`);
+//! - `text`, `json`, `html` (+ `timeline`, the SVG picture): the output formats.
+pub mod categories;
+pub mod html;
+pub mod json;
+pub mod phases;
+pub mod summary;
+pub mod text;
+pub mod timeline;
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+
+use crate::{event::Body, geo::Geo, session};
+use categories::Categories;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Html,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Session directory (holds session.json and events.jsonl).
+    #[arg(value_name = "SESSION")]
+    pub session: PathBuf,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Country database (.mmdb). Default: $EMUWATCH_GEOIP_COUNTRY, then country.mmdb in the
+    /// default geo directories (docs/geo.md).
+    #[arg(long, value_name = "DB")]
+    pub geoip_country: Option<PathBuf>,
+    /// ASN database (.mmdb, or ip-location-db ASN .csv). Default: $EMUWATCH_GEOIP_ASN, then
+    /// asn.mmdb / asn.csv in the default geo directories.
+    #[arg(long, value_name = "DB")]
+    pub geoip_asn: Option<PathBuf>,
+    /// File category rules (TOML, docs/categories.md) instead of the built-in ones.
+    #[arg(long, value_name = "FILE")]
+    pub categories: Option<PathBuf>,
+}
+
+/// Everything a renderer needs.
+pub struct Report {
+    pub summary: summary::Summary,
+    /// The session's events, connects re-annotated with the geo databases.
+    pub events: Vec<crate::event::Event>,
+    pub frame: summary::Frame,
+}
+
+/// Load a session, enrich it and compute the report.
+pub fn build(dir: &Path, geo: &Geo, cats: &Categories) -> Result<Report> {
+    if !dir.exists() {
+        bail!("session directory {} does not exist", dir.display());
+    }
+    if !dir.is_dir() {
+        bail!("{} is not a session directory", dir.display());
+    }
+    let (info, mut events) = session::load(dir)?;
+    // Scope is always recomputed; country/ASN only where a database is loaded (otherwise the
+    // recorded values stay).
+    for ev in &mut events {
+        if let Body::Connect(c) = &mut ev.body {
+            geo.annotate(c);
+        }
+    }
+    let cx = summary::Context {
+        dir: &dir.display().to_string(),
+        info: &info,
+        events: &events,
+        geo_enriched: geo.has_data(),
+        geo_sources: geo.sources().to_vec(),
+        geo_attribution: geo.attribution(),
+        categories: cats,
+    };
+    let summary = summary::build(&cx);
+    let frame = summary::Frame::new(&info, &events);
+    Ok(Report {
+        summary,
+        events,
+        frame,
+    })
+}
+
+pub fn render(r: &Report, format: Format) -> Result<String> {
+    Ok(match format {
+        Format::Text => text::render(&r.summary),
+        Format::Json => json::render(&r.summary)?,
+        Format::Html => html::render(r),
+    })
+}
+
+/// The `report` subcommand.
+pub fn run(a: ReportArgs) -> Result<ExitCode> {
+    let cats = match &a.categories {
+        Some(p) => Categories::load(p)?,
+        None => Categories::builtin(),
+    };
+    let geo = Geo::from_env_and_defaults(a.geoip_country.clone(), a.geoip_asn.clone())?;
+    let report = build(&a.session, &geo, &cats)?;
+    let out = render(&report, a.format)?;
+    match &a.out {
+        Some(p) if p.as_os_str() != "-" => {
+            std::fs::write(p, out.as_bytes()).with_context(|| format!("write {}", p.display()))?;
+            eprintln!(
+                "emuwatch: wrote {} report to {}",
+                format_name(a.format),
+                p.display()
+            );
+        }
+        _ => {
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth a message.
+            match stdout
+                .write_all(out.as_bytes())
+                .and_then(|_| stdout.flush())
+            {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                r => r.context("write report to standard output")?,
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Text => "text",
+        Format::Json => "JSON",
+        Format::Html => "HTML",
+    }
+}

@@ -1,0 +1,231 @@
+//! Time and phase bookkeeping shared by the report builder and the timeline: which app an
+//! event belongs to, the session's time frame, and each app's phase history.
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::summary::UNATTRIBUTED;
+use crate::{
+    event::{Body, Event, Phase, PhaseChange},
+    session::SessionInfo,
+};
+
+/// RFC 3339 UTC with nanoseconds, as in events.jsonl.
+pub fn format_ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// Seconds between two instants, to the millisecond.
+pub fn secs(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    let ns = (to - from).num_nanoseconds().unwrap_or(i64::MAX);
+    (ns as f64 / 1e6).round() / 1e3
+}
+
+/// Which app every event belongs to: its own `app`, else the app another event of the same
+/// process names, else `(unattributed)`.
+pub struct AppOf {
+    by_pid: HashMap<u32, String>,
+}
+
+impl AppOf {
+    pub fn new(events: &[Event]) -> AppOf {
+        let mut by_pid = HashMap::new();
+        for ev in events {
+            if let Some(a) = &ev.app {
+                by_pid.entry(ev.pid).or_insert_with(|| a.clone());
+            }
+        }
+        AppOf { by_pid }
+    }
+
+    pub fn get<'a>(&'a self, ev: &'a Event) -> &'a str {
+        ev.app
+            .as_deref()
+            .or_else(|| self.by_pid.get(&ev.pid).map(String::as_str))
+            .unwrap_or(UNATTRIBUTED)
+    }
+}
+
+pub fn phase_of(ev: &Event) -> Phase {
+    ev.phase.unwrap_or(Phase::Foreground)
+}
+
+/// The session's time frame: its start, and its end (or the last event).
+#[derive(Clone, Copy)]
+pub struct Frame {
+    pub t0: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Frame {
+    pub fn new(info: &SessionInfo, events: &[Event]) -> Frame {
+        let first = events.iter().map(|e| e.ts).min();
+        let last = events.iter().map(|e| e.ts).max();
+        let t0 = first.map_or(info.started_at, |f| f.min(info.started_at));
+        let end = [info.ended_at, last]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(t0);
+        Frame { t0, end }
+    }
+
+    pub fn s(&self, t: DateTime<Utc>) -> f64 {
+        secs(self.t0, t)
+    }
+}
+
+/// One phase change of an app.
+#[derive(Clone)]
+pub struct Change {
+    pub at: DateTime<Utc>,
+    /// From the event, or else the phase before it.
+    pub from: Phase,
+    pub to: Phase,
+    pub reason: String,
+    pub detail: Option<String>,
+}
+
+/// The phase history of one app, from its `phase` events.
+#[derive(Clone)]
+pub struct PhaseTrack {
+    /// In time order.
+    pub changes: Vec<Change>,
+    initial: Phase,
+}
+
+impl PhaseTrack {
+    pub fn new(mut raw: Vec<(DateTime<Utc>, &PhaseChange)>) -> PhaseTrack {
+        raw.sort_by_key(|r| r.0);
+        let initial = raw
+            .first()
+            .and_then(|r| r.1.from)
+            .unwrap_or(Phase::Foreground);
+        let mut cur = initial;
+        let mut changes = Vec::new();
+        for (at, p) in raw {
+            changes.push(Change {
+                at,
+                from: p.from.unwrap_or(cur),
+                to: p.to,
+                reason: p.reason.clone(),
+                detail: p.detail.clone(),
+            });
+            cur = p.to;
+        }
+        PhaseTrack { changes, initial }
+    }
+
+    /// (phase, start, end) stretches covering the frame.
+    pub fn spans(&self, frame: Frame) -> Vec<(Phase, DateTime<Utc>, DateTime<Utc>)> {
+        let mut out = Vec::new();
+        let (mut cur, mut since) = (self.initial, frame.t0);
+        for c in &self.changes {
+            let t = c.at.clamp(frame.t0, frame.end);
+            if c.to == cur {
+                continue;
+            }
+            if t > since {
+                out.push((cur, since, t));
+            }
+            cur = c.to;
+            since = t;
+        }
+        if frame.end > since || out.is_empty() {
+            out.push((cur, since, frame.end));
+        }
+        out
+    }
+
+    /// When the app last left the foreground, at or before `t`.
+    pub fn left_foreground_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.changes
+            .iter()
+            .rev()
+            .find(|c| c.at <= t && c.from == Phase::Foreground && c.to != Phase::Foreground)
+            .map(|c| c.at)
+    }
+
+    /// When the app was last closed, at or before `t`.
+    pub fn closed_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.changes
+            .iter()
+            .rev()
+            .find(|c| c.at <= t && c.to == Phase::Closed)
+            .map(|c| c.at)
+    }
+}
+
+/// Per-app phase histories.
+pub fn phase_tracks(events: &[Event], app_of: &AppOf) -> BTreeMap<String, PhaseTrack> {
+    let mut raw: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for ev in events {
+        if let Body::Phase(p) = &ev.body {
+            raw.entry(app_of.get(ev).to_string())
+                .or_default()
+                .push((ev.ts, p));
+        }
+    }
+    raw.into_iter()
+        .map(|(app, r)| (app, PhaseTrack::new(r)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: f64) -> DateTime<Utc> {
+        DateTime::from_timestamp_nanos(1_700_000_000_000_000_000 + (s * 1e9) as i64)
+    }
+
+    #[test]
+    fn phase_track_spans_and_offsets() {
+        let change = |from, to, reason: &str| PhaseChange {
+            to,
+            from,
+            reason: reason.into(),
+            detail: None,
+        };
+        let (a, b) = (
+            change(Some(Phase::Foreground), Phase::Background, "app_state"),
+            change(None, Phase::Closed, "main_exited"),
+        );
+        let track = PhaseTrack::new(vec![(t(10.0), &a), (t(25.0), &b)]);
+        let frame = Frame {
+            t0: t(0.0),
+            end: t(40.0),
+        };
+        let spans: Vec<(Phase, f64, f64)> = track
+            .spans(frame)
+            .into_iter()
+            .map(|(p, a, b)| (p, frame.s(a), frame.s(b)))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                (Phase::Foreground, 0.0, 10.0),
+                (Phase::Background, 10.0, 25.0),
+                (Phase::Closed, 25.0, 40.0)
+            ]
+        );
+        assert_eq!(track.left_foreground_before(t(30.0)), Some(t(10.0)));
+        assert_eq!(track.closed_before(t(30.0)), Some(t(25.0)));
+        assert_eq!(track.closed_before(t(20.0)), None);
+        assert_eq!(track.left_foreground_before(t(5.0)), None);
+        // `from` missing on the second change: filled from the first.
+        assert_eq!(track.changes[1].from, Phase::Background);
+    }
+
+    #[test]
+    fn no_phase_events_means_one_foreground_span() {
+        let track = PhaseTrack::new(Vec::new());
+        let frame = Frame {
+            t0: t(0.0),
+            end: t(5.0),
+        };
+        let spans = track.spans(frame);
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].0, Phase::Foreground);
+    }
+}

@@ -1,0 +1,478 @@
+//! The timeline picture of one app as inline SVG: one lane per process (pid + comm), the
+//! app's phases shaded behind the lanes, events as marks coloured by kind. Each mark has an
+//! SVG `<title>` (hover) and a `data-d` attribute the page's script shows on click. Marks that
+//! fall on the same few pixels of one lane are merged into one mark, so the picture stays small
+//! for any session length.
+use std::{collections::BTreeMap, fmt::Write};
+
+use super::{
+    html::esc,
+    summary::{AppReport, Frame, MarkerItem, human_bytes},
+    text::{ellipsize, escape, secs_text},
+};
+use crate::event::{Body, Event, Phase, ProcOp};
+
+const WIDTH: f64 = 1080.0;
+const X0: f64 = 206.0;
+const PLOT_W: f64 = WIDTH - X0 - 18.0;
+const TOP: f64 = 40.0;
+const LANE_H: f64 = 28.0;
+const BUCKET_PX: f64 = 4.0;
+/// Lanes drawn at most; the rest are counted under the picture.
+pub const MAX_LANES: usize = 60;
+
+/// Kinds of marks, in drawing order (later ones on top).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum MarkKind {
+    File,
+    FileSensitive,
+    Process,
+    State,
+    Connect,
+    Camera,
+    Microphone,
+}
+
+impl MarkKind {
+    pub const ALL: [MarkKind; 7] = [
+        MarkKind::Connect,
+        MarkKind::Camera,
+        MarkKind::Microphone,
+        MarkKind::FileSensitive,
+        MarkKind::File,
+        MarkKind::Process,
+        MarkKind::State,
+    ];
+
+    pub fn class(self) -> &'static str {
+        match self {
+            MarkKind::File => "k-file",
+            MarkKind::FileSensitive => "k-sfile",
+            MarkKind::Process => "k-proc",
+            MarkKind::State => "k-state",
+            MarkKind::Connect => "k-conn",
+            MarkKind::Camera => "k-cam",
+            MarkKind::Microphone => "k-mic",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            MarkKind::File => "file open/read",
+            MarkKind::FileSensitive => "sensitive file",
+            MarkKind::Process => "fork/exec/exit",
+            MarkKind::State => "app state",
+            MarkKind::Connect => "connect",
+            MarkKind::Camera => "camera",
+            MarkKind::Microphone => "microphone",
+        }
+    }
+
+    /// The shape, centred on (x, y).
+    pub fn shape(self, x: f64, y: f64) -> String {
+        match self {
+            MarkKind::Connect => format!(r#"<circle cx="{x:.1}" cy="{:.1}" r="4.5"/>"#, y - 5.0),
+            MarkKind::Camera | MarkKind::Microphone => {
+                let y = y - 5.0;
+                format!(
+                    r#"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1}"/>"#,
+                    x,
+                    y - 6.5,
+                    x + 6.5,
+                    y,
+                    x,
+                    y + 6.5,
+                    x - 6.5,
+                    y
+                )
+            }
+            MarkKind::File => format!(
+                r#"<rect x="{:.1}" y="{:.1}" width="3" height="9" rx="1"/>"#,
+                x - 1.5,
+                y + 1.0
+            ),
+            MarkKind::FileSensitive => {
+                format!(
+                    r#"<rect x="{:.1}" y="{:.1}" width="5" height="11" rx="1"/>"#,
+                    x - 2.5,
+                    y
+                )
+            }
+            MarkKind::Process => {
+                format!(
+                    r#"<rect x="{:.1}" y="{:.1}" width="2" height="20"/>"#,
+                    x - 1.0,
+                    y - 10.0
+                )
+            }
+            MarkKind::State => format!(r#"<circle cx="{x:.1}" cy="{:.1}" r="2.5"/>"#, y + 9.0),
+        }
+    }
+}
+
+pub fn phase_class(p: Phase) -> &'static str {
+    match p {
+        Phase::Foreground => "ph-fg",
+        Phase::Background => "ph-bg",
+        Phase::Closed => "ph-closed",
+    }
+}
+
+struct Bucket {
+    count: u64,
+    first_s: f64,
+    last_s: f64,
+    lines: Vec<String>,
+}
+
+/// Seconds between axis ticks: a round step giving at most about 10 ticks.
+fn tick_step(duration: f64) -> f64 {
+    const STEPS: [f64; 22] = [
+        0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0,
+        60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+    ];
+    STEPS
+        .into_iter()
+        .find(|s| duration / s <= 10.0)
+        .unwrap_or((duration / 10.0 / 3600.0).ceil() * 3600.0)
+}
+
+fn tick_label(s: f64, step: f64) -> String {
+    if step >= 60.0 {
+        format!(
+            "+{}:{:02}",
+            (s / 60.0).floor() as u64,
+            (s % 60.0).round() as u64
+        )
+    } else if step >= 1.0 {
+        format!("+{s:.0}s")
+    } else {
+        let digits = (-step.log10()).ceil() as usize;
+        format!("+{s:.digits$}s")
+    }
+}
+
+/// One line describing an event for the mark's tooltip; every app string escaped.
+fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
+    let what = match &ev.body {
+        Body::Connect(c) => {
+            let mut s = format!("connect {}:{}/{}", c.daddr, c.dport, escape(&c.proto));
+            if let Some(cc) = &c.country {
+                let _ = write!(s, " {}", escape(cc));
+            }
+            if let Some(n) = c.asn {
+                let _ = write!(s, " AS{n}");
+            }
+            if let Some(o) = &c.as_org {
+                let _ = write!(s, " {}", escape(o));
+            }
+            if let Some(e) = &c.error {
+                let _ = write!(s, " [{}]", escape(e));
+            }
+            s
+        }
+        Body::FileOpen(o) => format!(
+            "open {}{}{}",
+            escape(o.path.as_deref().unwrap_or("(unknown path)")),
+            category
+                .map(|c| format!(" [{}]", escape(c)))
+                .unwrap_or_default(),
+            o.error
+                .as_deref()
+                .map(|e| format!(" {}", escape(e)))
+                .unwrap_or_default()
+        ),
+        Body::FileRead(r) => format!(
+            "read {} {} in {} calls{}",
+            escape(r.path.as_deref().unwrap_or("(unknown path)")),
+            human_bytes(r.bytes),
+            r.reads,
+            category
+                .map(|c| format!(" [{}]", escape(c)))
+                .unwrap_or_default()
+        ),
+        Body::Camera(d) | Body::Microphone(d) => format!(
+            "{} {} {}{}",
+            ev.body.kind(),
+            escape(&d.op),
+            escape(d.path.as_deref().unwrap_or("(unknown device)")),
+            d.error
+                .as_deref()
+                .map(|e| format!(" {}", escape(e)))
+                .unwrap_or_default()
+        ),
+        Body::Process(p) => match p.op {
+            ProcOp::Fork => format!(
+                "fork: child {}",
+                p.child_pid.map(|c| c.to_string()).unwrap_or_default()
+            ),
+            ProcOp::Exec => format!("exec {}", escape(p.filename.as_deref().unwrap_or("?"))),
+            ProcOp::Exit => match (p.exit_code, p.signal) {
+                (_, Some(s)) => format!("exit: killed by signal {s}"),
+                (c, None) => format!("exit {}", c.unwrap_or(0)),
+            },
+            _ => format!("{:?}", p.op).to_lowercase(),
+        },
+        Body::AppState(a) => format!(
+            "oom_score_adj {} ({}, {})",
+            a.oom_score_adj,
+            escape(&a.band),
+            escape(&a.source)
+        ),
+        other => other.kind().to_string(),
+    };
+    format!(
+        "{} {} | pid {} {} | {}",
+        secs_text(t_s),
+        what,
+        ev.pid,
+        escape(&ev.comm),
+        ev.phase.unwrap_or(Phase::Foreground).as_str()
+    )
+}
+
+fn mark_kind(ev: &Event, sensitive: bool) -> Option<MarkKind> {
+    Some(match &ev.body {
+        Body::Connect(_) => MarkKind::Connect,
+        Body::Camera(_) => MarkKind::Camera,
+        Body::Microphone(_) => MarkKind::Microphone,
+        Body::FileOpen(_) | Body::FileRead(_) if sensitive => MarkKind::FileSensitive,
+        Body::FileOpen(_) | Body::FileRead(_) => MarkKind::File,
+        Body::Process(_) => MarkKind::Process,
+        Body::AppState(_) => MarkKind::State,
+        _ => return None,
+    })
+}
+
+/// The SVG for one app. `category` gives (name, sensitive) for a file path.
+pub fn svg(
+    app: &AppReport,
+    events: &[&Event],
+    frame: Frame,
+    markers: &[&MarkerItem],
+    category: &dyn Fn(Option<&str>) -> (String, bool),
+) -> String {
+    let duration = frame.s(frame.end).max(0.001);
+    let x = |s: f64| X0 + (s.clamp(0.0, duration) / duration) * PLOT_W;
+    let lanes: Vec<_> = app.processes.iter().take(MAX_LANES).collect();
+    let lane_of: BTreeMap<u32, usize> = lanes.iter().enumerate().map(|(i, p)| (p.pid, i)).collect();
+    let n = lanes.len().max(1);
+    let plot_h = n as f64 * LANE_H;
+    let height = TOP + plot_h + 30.0;
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        r#"<svg class="timeline" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img" aria-label="Timeline of {}" xmlns="http://www.w3.org/2000/svg">"#,
+        esc(&escape(&app.app))
+    );
+
+    // Phase bands behind everything, with a labelled strip on top.
+    for p in &app.phases {
+        for s in &p.spans {
+            let (x1, x2) = (x(s.start_s), x(s.end_s));
+            let w = (x2 - x1).max(0.5);
+            let title = format!(
+                "{}: {}..{}",
+                p.phase.as_str(),
+                secs_text(s.start_s),
+                secs_text(s.end_s)
+            );
+            let _ = write!(
+                o,
+                r#"<g class="band {c}"><title>{t}</title><rect x="{x1:.1}" y="{TOP}" width="{w:.1}" height="{plot_h}"/><rect class="strip" x="{x1:.1}" y="{sy}" width="{w:.1}" height="12"/>"#,
+                c = phase_class(p.phase),
+                t = esc(&title),
+                sy = TOP - 14.0,
+            );
+            if w > 70.0 {
+                let _ = write!(
+                    o,
+                    r#"<text class="strip-label" x="{:.1}" y="{:.1}">{}</text>"#,
+                    x1 + 5.0,
+                    TOP - 5.0,
+                    p.phase.as_str()
+                );
+            }
+            o.push_str("</g>");
+        }
+    }
+
+    // Lanes: separator, label, lifetime.
+    for (i, p) in lanes.iter().enumerate() {
+        let y0 = TOP + i as f64 * LANE_H;
+        let cy = y0 + LANE_H / 2.0;
+        let comm = p.comms.last().map(String::as_str).unwrap_or("");
+        let full = format!(
+            "pid {} (ppid {}, uid {}) {}{}",
+            p.pid,
+            p.ppid,
+            p.uid,
+            escape(&p.comms.join(", ")),
+            p.exec
+                .last()
+                .map(|e| format!(" | exec {}", escape(e)))
+                .unwrap_or_default()
+        );
+        let label = ellipsize(&format!("{} {}", p.pid, escape(comm)), 28);
+        let _ = write!(
+            o,
+            r#"<line class="lane-sep" x1="0" y1="{y1:.1}" x2="{WIDTH}" y2="{y1:.1}"/><g class="lane-label"><title>{t}</title><text x="8" y="{ty:.1}">{l}</text></g><line class="life" x1="{a:.1}" y1="{cy:.1}" x2="{b:.1}" y2="{cy:.1}"/>"#,
+            y1 = y0 + LANE_H,
+            t = esc(&full),
+            ty = cy + 4.0,
+            l = esc(&label),
+            a = x(p.first_s),
+            b = x(p.last_s).max(x(p.first_s) + 1.0),
+        );
+    }
+    let _ = write!(
+        o,
+        r#"<line class="axis" x1="{X0}" y1="{TOP}" x2="{X0}" y2="{:.1}"/>"#,
+        TOP + plot_h
+    );
+
+    // Event marks, merged per lane, kind and few pixels.
+    let mut buckets: BTreeMap<(MarkKind, usize, i64), Bucket> = BTreeMap::new();
+    for ev in events {
+        let Some(&lane) = lane_of.get(&ev.pid) else {
+            continue;
+        };
+        let path = match &ev.body {
+            Body::FileOpen(f) => Some(f.path.as_deref()),
+            Body::FileRead(f) => Some(f.path.as_deref()),
+            _ => None,
+        };
+        let (cat, sensitive) = match path {
+            Some(p) => {
+                let (c, s) = category(p);
+                (Some(c), s)
+            }
+            None => (None, false),
+        };
+        let Some(kind) = mark_kind(ev, sensitive) else {
+            continue;
+        };
+        let t_s = frame.s(ev.ts);
+        let col = (x(t_s) / BUCKET_PX).floor() as i64;
+        let b = buckets.entry((kind, lane, col)).or_insert(Bucket {
+            count: 0,
+            first_s: t_s,
+            last_s: t_s,
+            lines: Vec::new(),
+        });
+        b.count += 1;
+        b.first_s = b.first_s.min(t_s);
+        b.last_s = b.last_s.max(t_s);
+        if b.lines.len() < 8 {
+            b.lines.push(describe(ev, t_s, cat.as_deref()));
+        }
+    }
+    for ((kind, lane, _), b) in &buckets {
+        let cy = TOP + *lane as f64 * LANE_H + LANE_H / 2.0;
+        let mx = x((b.first_s + b.last_s) / 2.0);
+        let mut detail = String::new();
+        if b.count > 1 {
+            let _ = writeln!(
+                detail,
+                "{} {} events, {}..{}:",
+                b.count,
+                kind.label(),
+                secs_text(b.first_s),
+                secs_text(b.last_s)
+            );
+        }
+        detail.push_str(&b.lines.join("\n"));
+        if b.count as usize > b.lines.len() {
+            let _ = write!(
+                detail,
+                "\n... and {} more",
+                b.count as usize - b.lines.len()
+            );
+        }
+        let d = esc(&detail);
+        let _ = write!(
+            o,
+            r#"<g class="mk {c}" tabindex="0" data-d="{d}"><title>{d}</title>{s}</g>"#,
+            c = kind.class(),
+            s = kind.shape(mx, cy)
+        );
+    }
+
+    // Phase changes and markers on top of the marks.
+    for t in &app.transitions {
+        let tx = x(t.t_s);
+        let title = format!(
+            "{} {} ({}{})",
+            secs_text(t.t_s),
+            t.change_text(),
+            escape(&t.reason),
+            t.detail
+                .as_deref()
+                .map(|d| format!(": {}", escape(d)))
+                .unwrap_or_default()
+        );
+        let _ = write!(
+            o,
+            r#"<g class="change {c}"><title>{t}</title><line x1="{tx:.1}" y1="{y1:.1}" x2="{tx:.1}" y2="{y2:.1}"/></g>"#,
+            c = phase_class(t.to),
+            t = esc(&title),
+            y1 = TOP - 16.0,
+            y2 = TOP + plot_h,
+        );
+    }
+    for m in markers {
+        let mx = x(m.t_s);
+        let label = ellipsize(&escape(&m.label), 24);
+        let _ = write!(
+            o,
+            r#"<g class="marker"><title>{t}</title><line x1="{mx:.1}" y1="12" x2="{mx:.1}" y2="{y2:.1}"/><text x="{tx:.1}" y="10">{l}</text></g>"#,
+            t = esc(&format!(
+                "marker {}: {}",
+                secs_text(m.t_s),
+                escape(&m.label)
+            )),
+            y2 = TOP + plot_h,
+            tx = mx + 3.0,
+            l = esc(&label),
+        );
+    }
+
+    // Time axis.
+    let step = tick_step(duration);
+    let ay = TOP + plot_h;
+    let _ = write!(
+        o,
+        r#"<line class="axis" x1="{X0}" y1="{ay:.1}" x2="{:.1}" y2="{ay:.1}"/>"#,
+        X0 + PLOT_W
+    );
+    let mut s = 0.0;
+    while s <= duration + 1e-9 {
+        let tx = x(s);
+        let _ = write!(
+            o,
+            r#"<line class="tick" x1="{tx:.1}" y1="{ay:.1}" x2="{tx:.1}" y2="{:.1}"/><text class="tick-label" x="{tx:.1}" y="{:.1}">{}</text>"#,
+            ay + 5.0,
+            ay + 18.0,
+            tick_label(s, step)
+        );
+        s += step;
+    }
+    o.push_str("</svg>");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round() {
+        assert_eq!(tick_step(95.0), 10.0);
+        assert_eq!(tick_step(9.0), 1.0);
+        assert_eq!(tick_step(0.3), 0.05);
+        assert_eq!(tick_step(3000.0), 300.0);
+        assert_eq!(tick_label(70.0, 60.0), "+1:10");
+        assert_eq!(tick_label(20.0, 10.0), "+20s");
+        assert_eq!(tick_label(0.25, 0.05), "+0.25s");
+    }
+}

@@ -705,7 +705,7 @@ fn package_targeting_uses_packages_list() {
     let pl = tmp.path().join("packages.list");
     std::fs::write(
         &pl,
-        "com.example.spyapp 4243 0 /data/user/0/com.example.spyapp default:targetSdkVersion=33 3003\n\
+        "com.example.spyapp 10243 0 /data/user/0/com.example.spyapp default:targetSdkVersion=33 3003\n\
          com.example.other 10077 0 /data/user/0/com.example.other default 3003\n",
     )
     .unwrap();
@@ -713,12 +713,15 @@ fn package_targeting_uses_packages_list() {
     let (sess, target, other, _) = uid_scenario(
         tmp.path(),
         &["--package", "com.example.spyapp", "--packages-list", &plist],
-        4243,
+        10243,
     );
     let connects = sess.by_pid("connect", target);
     assert_eq!(connects.len(), 1, "{}", sess.dump());
-    // 4243 is below Android's app range, so the app name comes from... packages.list only
-    // maps app uids >= 10000; emuwatch still targets by the listed uid.
+    // Every event of the app's uid is attributed to the package, whatever the process name.
+    for e in sess.events.iter().filter(|e| e["kind"] != "lost") {
+        assert_eq!(e["app"], "com.example.spyapp", "{e}");
+        assert_eq!(e["uid"], 10243, "{e}");
+    }
     assert!(sess.events.iter().all(|e| e["pid"] != other));
 
     // An unknown package is a clear error before anything starts.

@@ -13,8 +13,11 @@ pub const SYS_FCHDIR: u8 = 5;
 
 /// `path_status`: the path was copied.
 pub const PATH_OK: u8 = 0;
-/// `path_status`: reading the user string failed (page not resident): userspace recovers it.
+/// `path_status`: reading the user string failed at entry and again at exit.
 pub const PATH_FAULT: u8 = 1;
+/// `path_status`: the user page was not resident at entry; copied at syscall exit instead
+/// (the kernel had faulted it in to read the path itself).
+pub const PATH_AT_EXIT: u8 = 2;
 
 /// `AT_FDCWD` as the kernel passes it in `dfd`.
 pub const AT_FDCWD: i32 = -100;
@@ -31,6 +34,8 @@ pub struct FileOpen {
     pub syscall: u8,
     pub path_status: u8,
     pub _pad: [u8; 6],
+    /// The caller's path pointer (user memory), kept for the retry at exit.
+    pub user_path: u64,
     pub path: [u8; PATH_LEN],
 }
 

@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use monitor_common::{
     file::{
-        FLUSH_CLOSE, FdKey, FileOpen, FileRead, PATH_FAULT, PATH_OK, ReadAgg, SYS_CHDIR,
+        FLUSH_CLOSE, FdKey, FileOpen, FileRead, PATH_AT_EXIT, PATH_FAULT, PATH_OK, ReadAgg, SYS_CHDIR,
         SYS_FCHDIR, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2,
     },
     kind,
@@ -32,6 +32,7 @@ fn open_enter(task: &Task, syscall: u8, dfd: i32, filename: *const u8, flags: u3
         o.dfd = dfd;
         o.flags = flags;
         o.syscall = syscall;
+        o.user_path = filename as u64;
         match bpf_probe_read_user_str_bytes(filename, &mut o.path) {
             Ok(s) => {
                 o.path_len = s.len() as u32 + 1;
@@ -68,6 +69,15 @@ fn syscall_exit(ctx: &TracePointContext, event_kind: u32) -> u32 {
             let ev = entry.as_mut_ptr();
             (*ev).payload = *pending;
             (*ev).payload.result = ret as i32;
+            let p = &mut (*ev).payload;
+            if p.path_status == PATH_FAULT && p.user_path != 0 {
+                // The string's page was not resident at entry; the syscall has since faulted
+                // it in, so the copy usually works now.
+                if let Ok(s) = bpf_probe_read_user_str_bytes(p.user_path as *const u8, &mut p.path) {
+                    p.path_len = s.len() as u32 + 1;
+                    p.path_status = PATH_AT_EXIT;
+                }
+            }
         }
         submit(entry);
     }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use monitor_common::{
     Header,
     connect::{AF_INET, AF_INET6},
-    file::{AT_FDCWD, PATH_FAULT, SYS_FCHDIR, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2},
+    file::{AT_FDCWD, PATH_AT_EXIT, PATH_FAULT, SYS_FCHDIR, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2},
 };
 
 use crate::{
@@ -264,6 +264,7 @@ impl Enricher {
         let raw_path = (o.path_status != PATH_FAULT && o.path_len > 0).then(|| cstr(&o.path));
         let (path, origin) = match raw_path.as_deref().filter(|p| !p.is_empty()) {
             Some(p) => match self.fds.absolute(h.tgid, o.dfd, p, cwd.as_deref()) {
+                Some(abs) if o.path_status == PATH_AT_EXIT => (Some(abs), "syscall_exit"),
                 Some(abs) => (Some(abs), "syscall"),
                 // Relative path whose base is gone: keep what the process passed.
                 None => (Some(p.to_string()), "syscall_relative"),

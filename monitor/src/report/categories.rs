@@ -168,10 +168,6 @@ impl Categories {
         &self.info
     }
 
-    pub fn info(&self, name: &str) -> Option<&CategoryInfo> {
-        self.info.iter().find(|c| c.name == name)
-    }
-
     /// The rules with `{package}` filled in for one app.
     pub fn for_app(&self, app: &str) -> AppCategories<'_> {
         let package = app.split(':').next().unwrap_or(app);
@@ -213,18 +209,22 @@ pub struct AppCategories<'a> {
 }
 
 impl AppCategories<'_> {
-    /// The category of a path (`other` for an unknown path or one no rule matches).
-    pub fn classify(&self, path: Option<&str>) -> &CategoryInfo {
+    /// The category of a path (`other` for an unknown path or one no rule matches), as an
+    /// index into `Categories::all()`.
+    pub fn classify(&self, path: Option<&str>) -> usize {
         let hit = path.and_then(|p| {
             self.compiled
                 .iter()
                 .find(|(_, pat)| pat.matches_with(p, MATCH))
                 .map(|(i, _)| *i)
         });
-        match hit {
-            Some(i) => &self.cats.info[i],
-            None => self.cats.info(OTHER).expect("`other` always exists"),
-        }
+        hit.unwrap_or_else(|| {
+            self.cats
+                .info
+                .iter()
+                .position(|c| c.name == OTHER)
+                .expect("`other` always exists")
+        })
     }
 }
 
@@ -232,12 +232,20 @@ impl AppCategories<'_> {
 mod tests {
     use super::*;
 
+    impl Categories {
+        fn info(&self, name: &str) -> Option<&CategoryInfo> {
+            self.info.iter().find(|c| c.name == name)
+        }
+    }
+
+    impl AppCategories<'_> {
+        fn name(&self, path: Option<&str>) -> &str {
+            &self.cats.info[self.classify(path)].name
+        }
+    }
+
     fn cat(app: &str, path: &str) -> String {
-        Categories::builtin()
-            .for_app(app)
-            .classify(Some(path))
-            .name
-            .clone()
+        Categories::builtin().for_app(app).name(Some(path)).to_string()
     }
 
     #[test]
@@ -386,10 +394,7 @@ mod tests {
         );
         assert_eq!(cat(app, "/etc/ld.so.cache"), "system_libraries_fonts");
         assert_eq!(cat(app, "/tmp/x.txt"), "other");
-        assert_eq!(
-            Categories::builtin().for_app(app).classify(None).name,
-            "other"
-        );
+        assert_eq!(Categories::builtin().for_app(app).name(None), "other");
     }
 
     #[test]
@@ -400,9 +405,9 @@ mod tests {
         )
         .unwrap();
         let a = own.for_app("x");
-        assert_eq!(a.classify(Some("/home/u/.ssh/id_ed25519")).name, "secrets");
+        assert_eq!(a.name(Some("/home/u/.ssh/id_ed25519")), "secrets");
         // Without include_builtin the built-in rules are gone.
-        assert_eq!(a.classify(Some("/proc/cpuinfo")).name, "other");
+        assert_eq!(a.name(Some("/proc/cpuinfo")), "other");
 
         let ext = Categories::parse(
             "include_builtin = true\n[[category]]\nname = \"secrets\"\nsensitive = true\npatterns = [\"/home/*/.ssh/**\"]\n",
@@ -410,8 +415,8 @@ mod tests {
         )
         .unwrap();
         let a = ext.for_app("x");
-        assert_eq!(a.classify(Some("/home/u/.ssh/id_ed25519")).name, "secrets");
-        assert_eq!(a.classify(Some("/proc/cpuinfo")).name, "device_identifiers");
+        assert_eq!(a.name(Some("/home/u/.ssh/id_ed25519")), "secrets");
+        assert_eq!(a.name(Some("/proc/cpuinfo")), "device_identifiers");
         assert_eq!(ext.all()[0].name, "secrets");
     }
 

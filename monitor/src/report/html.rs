@@ -1,7 +1,7 @@
 //! `--format html`: one self-contained page (inline CSS, a few lines of inline script, inline
 //! SVG; nothing is fetched). Every string from the monitored app is HTML-escaped in text and in
 //! attribute values (after control characters were made visible), and the script never embeds
-//! event data: it only copies a `data-d` attribute into a panel with `textContent`. A
+//! event data: it only copies a mark's SVG `<title>` text into a panel with `textContent`. A
 //! Content-Security-Policy forbids any fetch and any script but the page's own (by nonce).
 use std::{
     collections::{BTreeMap, HashMap},
@@ -17,6 +17,9 @@ use super::{
     timeline::{self, MarkKind},
 };
 use crate::event::Phase;
+
+/// Rows per file category in the page (the JSON report has every path).
+const MAX_FILE_ROWS: usize = 500;
 
 /// HTML-escape text or an attribute value (quoted with `"` or `'`).
 pub fn esc(s: &str) -> String {
@@ -109,7 +112,7 @@ footer a{color:var(--accent)}
 const SCRIPT: &str = r#"
 (function(){
   var panel=document.getElementById('detail');
-  function show(el){panel.textContent=el.getAttribute('data-d');panel.hidden=false;}
+  function show(el){var t=el.querySelector('title');panel.textContent=t?t.textContent:'';panel.hidden=false;}
   document.querySelectorAll('.mk').forEach(function(el){
     el.addEventListener('click',function(){show(el);});
     el.addEventListener('keydown',function(e){if(e.key==='Enter'||e.key===' '){e.preventDefault();show(el);}});
@@ -478,7 +481,7 @@ fn app_section(
             if c.noise { "" } else { " open" }
         );
         o.push_str(r#"<table><thead><tr><th>Path</th><th class="num">Opens</th><th class="num">Failed</th><th class="num">Read</th><th class="num">Read calls</th><th>Phases</th><th class="num">First</th><th class="num">Last</th><th>Processes</th></tr></thead><tbody>"#);
-        for f in &c.files {
+        for f in c.files.iter().take(MAX_FILE_ROWS) {
             let _ = write!(
                 o,
                 r#"<tr><td class="path mono">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
@@ -493,7 +496,15 @@ fn app_section(
                 procs_cell(&f.seen)
             );
         }
-        o.push_str("</tbody></table></details>");
+        o.push_str("</tbody></table>");
+        if c.files.len() > MAX_FILE_ROWS {
+            let _ = write!(
+                o,
+                r#"<p class="muted">{} more paths in this category: see the JSON report.</p>"#,
+                c.files.len() - MAX_FILE_ROWS
+            );
+        }
+        o.push_str("</details>");
     }
 
     let _ = write!(o, "<h3>Processes ({})</h3>", a.processes.len());
@@ -723,7 +734,7 @@ pub fn render(r: &Report) -> String {
             .collect();
         let mut paths: HashMap<Option<&str>, (String, bool)> = HashMap::new();
         for c in &a.files {
-            for f in &c.files {
+            for f in c.files.iter().take(MAX_FILE_ROWS) {
                 paths.insert(f.path.as_deref(), (c.category.clone(), c.sensitive));
             }
         }

@@ -701,20 +701,19 @@ pub fn build(cx: &Context) -> Summary {
                     }
                     _ => {}
                 }
-                let m = matchers
-                    .entry(app.to_string())
-                    .or_insert_with(|| cx.categories.for_app(app));
-                let cat = m.classify(path.as_deref());
-                let cat_idx = cx
-                    .categories
-                    .all()
-                    .iter()
-                    .position(|c| c.name == cat.name)
-                    .unwrap_or(0);
-                let f = acc.files.entry(path.clone()).or_default();
-                f.category = cat_idx;
-                f.path = path.clone();
+                // Classified once per path and app.
+                let f = acc.files.entry(path.clone()).or_insert_with(|| {
+                    let m = matchers
+                        .entry(app.to_string())
+                        .or_insert_with(|| cx.categories.for_app(app));
+                    FileAcc {
+                        category: m.classify(path.as_deref()),
+                        path: path.clone(),
+                        ..FileAcc::default()
+                    }
+                });
                 f.add(ev);
+                let cat = &cx.categories.all()[f.category];
                 if phase != Phase::Foreground && cat.sensitive {
                     let target = path.clone().unwrap_or_else(|| "(unknown path)".into());
                     let fa = acc

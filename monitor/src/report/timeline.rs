@@ -1,6 +1,6 @@
 //! The timeline picture of one app as inline SVG: one lane per process (pid + comm), the
 //! app's phases shaded behind the lanes, events as marks coloured by kind. Each mark has an
-//! SVG `<title>` (hover) and a `data-d` attribute the page's script shows on click. Marks that
+//! SVG `<title>` (shown on hover; the page's script shows it in a panel on click). Marks that
 //! fall on the same few pixels of one lane are merged into one mark, so the picture stays small
 //! for any session length.
 use std::{collections::BTreeMap, fmt::Write};
@@ -367,6 +367,8 @@ pub fn svg(
             b.lines.push(describe(ev, t_s, cat.as_deref()));
         }
     }
+    // Keep the page small for big sessions: fewer example lines per mark when there are many.
+    let per_mark = (30_000 / buckets.len().max(1)).clamp(1, 8);
     for ((kind, lane, _), b) in &buckets {
         let cy = TOP + *lane as f64 * LANE_H + LANE_H / 2.0;
         let mx = x((b.first_s + b.last_s) / 2.0);
@@ -381,18 +383,15 @@ pub fn svg(
                 secs_text(b.last_s)
             );
         }
-        detail.push_str(&b.lines.join("\n"));
-        if b.count as usize > b.lines.len() {
-            let _ = write!(
-                detail,
-                "\n... and {} more",
-                b.count as usize - b.lines.len()
-            );
+        let shown = &b.lines[..b.lines.len().min(per_mark)];
+        detail.push_str(&shown.join("\n"));
+        if b.count as usize > shown.len() {
+            let _ = write!(detail, "\n... and {} more", b.count as usize - shown.len());
         }
-        let d = esc(&detail);
         let _ = write!(
             o,
-            r#"<g class="mk {c}" tabindex="0" data-d="{d}"><title>{d}</title>{s}</g>"#,
+            r#"<g class="mk {c}" tabindex="0"><title>{d}</title>{s}</g>"#,
+            d = esc(&detail),
             c = kind.class(),
             s = kind.shape(mx, cy)
         );

@@ -894,3 +894,80 @@ fn bad_invocations_fail_with_one_line() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn phases_follow_app_state_and_main_exit() {
+    let tmp = tempdir();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let c = format!("connect=tcp4,127.0.0.1,{port}");
+    let sess = record_steps(tmp.path(), &[], &[c.clone(), s("oom=900"), c.clone(), s("daemon"), c.clone()]);
+    let connects = sess.of_kind("connect");
+    let phases: Vec<&str> = connects.iter().map(|e| e["phase"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["foreground", "background", "closed"], "{}", sess.dump());
+    let changes: Vec<(String, String)> = sess
+        .of_kind("phase")
+        .iter()
+        .map(|e| (e["to"].as_str().unwrap().to_string(), e["reason"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        changes,
+        [(s("background"), s("app_state")), (s("closed"), s("main_exited"))],
+        "{}",
+        sess.dump()
+    );
+    for e in sess.events.iter().filter(|e| e["kind"] != "lost") {
+        assert!(e["phase"].is_string(), "every event carries a phase: {e}");
+    }
+}
+
+#[test]
+fn markers_change_phase_while_recording() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("session");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let go = tmp.path().join("go");
+    let steps = [
+        format!("connect=tcp4,127.0.0.1,{port}"),
+        format!("waitfile={}", go.display()),
+        format!("connect=tcp4,127.0.0.1,{port}"),
+    ];
+    require_root();
+    let rec = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(SIMAPP)
+        .arg("steps")
+        .args(&steps)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !dir.join("control.sock").exists() {
+        assert!(t.elapsed() < Duration::from_secs(30), "no control socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let out = Command::new(EMUWATCH)
+        .args(["mark", "user pressed HOME", "--phase", "background", "--session"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&go, "").unwrap();
+    let output = rec.wait_with_output().unwrap();
+    let sess = load(&dir, output);
+    let marker = sess.of_kind("marker");
+    assert_eq!(marker.len(), 1);
+    assert_eq!(marker[0]["label"], "user pressed HOME");
+    let connects = sess.of_kind("connect");
+    assert_eq!(connects[0]["phase"], "foreground");
+    assert_eq!(connects[1]["phase"], "background", "{}", sess.dump());
+    assert!(!dir.join("control.sock").exists(), "socket removed at the end");
+    // Marking a session that is not recording is a clear error.
+    let out = Command::new(EMUWATCH).args(["mark", "x", "--session"]).arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("still recording"));
+}

@@ -1,4 +1,5 @@
 //! emuwatch: what an app collects while it is open, and what it keeps doing after it is closed.
+mod control;
 mod decode;
 mod doctor;
 mod enrich;
@@ -6,6 +7,7 @@ mod event;
 mod geo;
 mod kernel;
 mod live;
+mod phase;
 mod pipeline;
 mod record;
 mod report;
@@ -40,6 +42,41 @@ enum Cmd {
     Record(RecordArgs),
     /// Report on a recorded session: background collection first, destinations, devices, files.
     Report(report::ReportArgs),
+    /// Add a marker (and optionally a phase change) to a running recording.
+    Mark(MarkArgs),
+}
+
+#[derive(Args)]
+struct MarkArgs {
+    /// Text of the marker, e.g. "pressed home".
+    label: String,
+    /// Also move the app(s) to this phase.
+    #[arg(long, value_enum)]
+    phase: Option<PhaseArg>,
+    /// The app whose phase changes (default: every app seen so far).
+    #[arg(long)]
+    app: Option<String>,
+    /// Session directory of the running recording (default: $EMUWATCH_SESSION, else the newest
+    /// recording under ./sessions).
+    #[arg(long, short)]
+    session: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PhaseArg {
+    Foreground,
+    Background,
+    Closed,
+}
+
+impl From<PhaseArg> for event::Phase {
+    fn from(p: PhaseArg) -> Self {
+        match p {
+            PhaseArg::Foreground => event::Phase::Foreground,
+            PhaseArg::Background => event::Phase::Background,
+            PhaseArg::Closed => event::Phase::Closed,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -121,6 +158,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Cmd::Report(a) => report::run(a),
+        Cmd::Mark(m) => {
+            let session = control::find_session(m.session)?;
+            control::mark(
+                &session,
+                &control::MarkRequest {
+                    label: m.label,
+                    phase: m.phase.map(Into::into),
+                    app: m.app,
+                },
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Record(a) => {
             let opts = record::RecordOptions {
                 target: TargetSpec {

@@ -10,9 +10,10 @@ use monitor_common::file::{FdKey, ReadAgg};
 use crate::{
     decode::{Raw, decode},
     enrich::Enricher,
-    event::{Body, Event, Lost, ProcOp},
+    event::{Body, Event, Lost, Marker, Phase, ProcOp},
     kernel::LOSS_REASONS,
     live::LiveView,
+    phase::PhaseTracker,
     session::SessionWriter,
 };
 
@@ -20,6 +21,7 @@ pub struct Pipeline {
     pub enricher: Enricher,
     pub writer: SessionWriter,
     pub live: LiveView,
+    pub phases: PhaseTracker,
     fd_reads: HashMap<MapData, FdKey, ReadAgg>,
     lost: PerCpuArray<MapData, u64>,
     /// Last per-CPU totals seen, per loss reason.
@@ -41,6 +43,7 @@ impl Pipeline {
             enricher,
             writer,
             live,
+            phases: PhaseTracker::default(),
             fd_reads,
             lost,
             lost_seen: vec![Vec::new(); LOSS_REASONS.len()],
@@ -87,15 +90,54 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Phase-stamp an event and hand it (and any phase change it caused) to the sinks.
     fn emit(&mut self, ev: &Event) -> Result<()> {
         if let Body::Process(p) = &ev.body
             && p.op == ProcOp::Exit
         {
             self.live_pids.remove(&ev.pid);
         }
+        let mut stamped = Vec::with_capacity(2);
+        self.phases.process(ev.clone(), &mut stamped);
+        for ev in &stamped {
+            self.sink(ev)?;
+        }
+        Ok(())
+    }
+
+    fn sink(&mut self, ev: &Event) -> Result<()> {
         self.writer.write(ev)?;
         self.live.event(ev);
         Ok(())
+    }
+
+    /// A marker (from `emuwatch mark` or a scenario step), optionally changing the phase of
+    /// one app or, with `app` None, of every app seen so far.
+    pub fn marker(&mut self, label: &str, phase: Option<Phase>, app: Option<&str>) -> Result<()> {
+        let base = Event {
+            ts: Utc::now(),
+            body: Body::Marker(Marker { label: label.to_string() }),
+            pid: 0,
+            tid: 0,
+            ppid: 0,
+            uid: 0,
+            comm: String::new(),
+            app: app.map(str::to_string),
+            phase: app.and_then(|a| self.phases.phase_of(a)),
+        };
+        self.sink(&base)?;
+        if let Some(to) = phase {
+            let apps = match app {
+                Some(a) => vec![a.to_string()],
+                None => self.phases.apps(),
+            };
+            for a in apps {
+                if let Some(ev) = self.phases.set(&a, to, "marker", Some(label.to_string()), &base) {
+                    self.sink(&ev)?;
+                }
+            }
+        }
+        self.writer.flush()
     }
 
     /// Emit the read totals the kernel still holds for `tgid` (or every process).

@@ -272,6 +272,10 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     pipe.writer.write_info()?;
     let stop_when_exited = !target.command.is_empty() || !target.pids.is_empty();
 
+    let sock_path = pipe.writer.dir().join(crate::control::SOCKET);
+    let _ = std::fs::remove_file(&sock_path);
+    let control = tokio::net::UnixListener::bind(&sock_path)
+        .with_context(|| format!("create the control socket {}", sock_path.display()))?;
     // SAFETY: the RingBuf owns its map fd for as long as the AsyncFd owns the RingBuf.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("register the ring buffer with the event loop: {e}"))?;
@@ -294,6 +298,11 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
             }
             _ = tick.tick() => {
                 drain(ring.get_mut(), &mut pipe)?;
+            }
+            conn = control.accept() => {
+                if let Ok((stream, _)) = conn {
+                    crate::control::serve(stream, &mut pipe).await;
+                }
             }
             _ = sigterm.recv() => break "signal",
             _ = sigint.recv() => break "signal",
@@ -319,6 +328,8 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         }
     };
 
+    drop(control);
+    let _ = std::fs::remove_file(&sock_path);
     // Everything the targets did is in the ring buffer by now: take the rest.
     drain(ring.get_mut(), &mut pipe)?;
     pipe.flush_all_reads()?;

@@ -245,7 +245,10 @@ mod tests {
     }
 
     fn cat(app: &str, path: &str) -> String {
-        Categories::builtin().for_app(app).name(Some(path)).to_string()
+        Categories::builtin()
+            .for_app(app)
+            .name(Some(path))
+            .to_string()
     }
 
     #[test]

@@ -199,10 +199,12 @@ fn finding_what(f: &Finding) -> String {
                 geo.push(t(o));
             }
             if geo.is_empty() {
-                geo.push(format!(
-                    r#"<span class="muted">{}</span>"#,
-                    t(e.scope.as_deref().unwrap_or("unknown"))
-                ));
+                let scope = match e.scope.as_deref() {
+                    Some("public") => "public, no geo data".to_string(),
+                    Some(s) => t(s),
+                    None => "unknown scope".to_string(),
+                };
+                geo.push(format!(r#"<span class="muted">{scope}</span>"#));
             }
             format!("{target}<br>{}", geo.join(" · "))
         }
@@ -534,7 +536,7 @@ fn app_section(
             match (p.exit_code, p.signal) {
                 (_, Some(s)) => format!("signal {s}"),
                 (Some(c), None) => format!("exit {c}"),
-                (None, None) => r#"<span class="muted">running</span>"#.into(),
+                (None, None) => r#"<span class="muted">no exit seen</span>"#.into(),
             },
             p.events,
             phases.join(" ")

@@ -1,0 +1,83 @@
+//! The control socket of a running recording (`SESSION/control.sock`): `emuwatch mark` and
+//! scenario steps send one JSON line `{"label": .., "phase": .., "app": ..}` and get `ok` or
+//! `error: ...` back.
+use std::{
+    io::{BufRead, BufReader, Write},
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+use crate::{event::Phase, pipeline::Pipeline};
+
+pub const SOCKET: &str = "control.sock";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MarkRequest {
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+}
+
+/// Serve one connection: read one request line, apply it, answer.
+pub async fn serve(stream: tokio::net::UnixStream, pipe: &mut Pipeline) {
+    let (rd, mut wr) = stream.into_split();
+    let mut line = String::new();
+    let mut rd = tokio::io::BufReader::new(rd);
+    let read = tokio::time::timeout(Duration::from_secs(2), rd.read_line(&mut line)).await;
+    let answer = match read {
+        Ok(Ok(_)) => match serde_json::from_str::<MarkRequest>(line.trim()) {
+            Ok(req) => match pipe.marker(&req.label, req.phase, req.app.as_deref()) {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("error: {e:#}"),
+            },
+            Err(e) => format!("error: bad request: {e}"),
+        },
+        Ok(Err(e)) => format!("error: {e}"),
+        Err(_) => "error: timed out waiting for the request".to_string(),
+    };
+    let _ = wr.write_all(format!("{answer}\n").as_bytes()).await;
+}
+
+/// The session to mark: `--session`, else $EMUWATCH_SESSION, else the newest recording under
+/// ./sessions that has a control socket.
+pub fn find_session(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = explicit.or_else(|| std::env::var_os("EMUWATCH_SESSION").map(PathBuf::from)) {
+        return Ok(p);
+    }
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for e in std::fs::read_dir("sessions").context("no --session given and no ./sessions directory")?.flatten() {
+        let sock = e.path().join(SOCKET);
+        if let Ok(md) = std::fs::metadata(&sock) {
+            let t = md.modified().unwrap_or(std::time::UNIX_EPOCH);
+            if best.as_ref().is_none_or(|(bt, _)| t > *bt) {
+                best = Some((t, e.path()));
+            }
+        }
+    }
+    best.map(|(_, p)| p).context("no running recording found under ./sessions (give --session DIR)")
+}
+
+/// Send a marker to the recording in `session`.
+pub fn mark(session: &Path, req: &MarkRequest) -> Result<()> {
+    let sock = session.join(SOCKET);
+    let mut s = UnixStream::connect(&sock)
+        .with_context(|| format!("connect to {} (is that session still recording?)", sock.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = serde_json::to_string(req)?;
+    line.push('\n');
+    s.write_all(line.as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer).context("read the recorder's answer")?;
+    let answer = answer.trim();
+    if answer != "ok" {
+        bail!("the recorder refused the marker: {answer}");
+    }
+    Ok(())
+}

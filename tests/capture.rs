@@ -108,7 +108,7 @@ fn record_steps(tmp: &Path, args: &[&str], steps: &[String]) -> Session {
 /// Start `emuwatch record ARGS` in the background and wait until its probes are attached.
 fn start_recording(dir: &Path, args: &[&str]) -> Child {
     require_root();
-    let child = Command::new(EMUWATCH)
+    let mut child = Command::new(EMUWATCH)
         .args(["record", "--quiet", "--out"])
         .arg(dir)
         .args(args)
@@ -124,10 +124,14 @@ fn start_recording(dir: &Path, args: &[&str]) -> Child {
         {
             return child;
         }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "emuwatch did not attach within 30 s"
-        );
+        if t.elapsed() > Duration::from_secs(30) || child.try_wait().is_ok_and(|s| s.is_some()) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "emuwatch did not attach: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -901,18 +905,38 @@ fn phases_follow_app_state_and_main_exit() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let c = format!("connect=tcp4,127.0.0.1,{port}");
-    let sess = record_steps(tmp.path(), &[], &[c.clone(), s("oom=900"), c.clone(), s("daemon"), c.clone()]);
+    let sess = record_steps(
+        tmp.path(),
+        &[],
+        &[c.clone(), s("oom=900"), c.clone(), s("daemon"), c.clone()],
+    );
     let connects = sess.of_kind("connect");
-    let phases: Vec<&str> = connects.iter().map(|e| e["phase"].as_str().unwrap()).collect();
-    assert_eq!(phases, ["foreground", "background", "closed"], "{}", sess.dump());
+    let phases: Vec<&str> = connects
+        .iter()
+        .map(|e| e["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["foreground", "background", "closed"],
+        "{}",
+        sess.dump()
+    );
     let changes: Vec<(String, String)> = sess
         .of_kind("phase")
         .iter()
-        .map(|e| (e["to"].as_str().unwrap().to_string(), e["reason"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["to"].as_str().unwrap().to_string(),
+                e["reason"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         changes,
-        [(s("background"), s("app_state")), (s("closed"), s("main_exited"))],
+        [
+            (s("background"), s("app_state")),
+            (s("closed"), s("main_exited"))
+        ],
         "{}",
         sess.dump()
     );
@@ -951,11 +975,21 @@ fn markers_change_phase_while_recording() {
     }
     std::thread::sleep(Duration::from_millis(200));
     let out = Command::new(EMUWATCH)
-        .args(["mark", "user pressed HOME", "--phase", "background", "--session"])
+        .args([
+            "mark",
+            "user pressed HOME",
+            "--phase",
+            "background",
+            "--session",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(&go, "").unwrap();
     let output = rec.wait_with_output().unwrap();
     let sess = load(&dir, output);
@@ -965,9 +999,16 @@ fn markers_change_phase_while_recording() {
     let connects = sess.of_kind("connect");
     assert_eq!(connects[0]["phase"], "foreground");
     assert_eq!(connects[1]["phase"], "background", "{}", sess.dump());
-    assert!(!dir.join("control.sock").exists(), "socket removed at the end");
+    assert!(
+        !dir.join("control.sock").exists(),
+        "socket removed at the end"
+    );
     // Marking a session that is not recording is a clear error.
-    let out = Command::new(EMUWATCH).args(["mark", "x", "--session"]).arg(&dir).output().unwrap();
+    let out = Command::new(EMUWATCH)
+        .args(["mark", "x", "--session"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("still recording"));
 }

@@ -52,7 +52,10 @@ pub fn find_session(explicit: Option<PathBuf>) -> Result<PathBuf> {
         return Ok(p);
     }
     let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
-    for e in std::fs::read_dir("sessions").context("no --session given and no ./sessions directory")?.flatten() {
+    for e in std::fs::read_dir("sessions")
+        .context("no --session given and no ./sessions directory")?
+        .flatten()
+    {
         let sock = e.path().join(SOCKET);
         if let Ok(md) = std::fs::metadata(&sock) {
             let t = md.modified().unwrap_or(std::time::UNIX_EPOCH);
@@ -61,20 +64,27 @@ pub fn find_session(explicit: Option<PathBuf>) -> Result<PathBuf> {
             }
         }
     }
-    best.map(|(_, p)| p).context("no running recording found under ./sessions (give --session DIR)")
+    best.map(|(_, p)| p)
+        .context("no running recording found under ./sessions (give --session DIR)")
 }
 
 /// Send a marker to the recording in `session`.
 pub fn mark(session: &Path, req: &MarkRequest) -> Result<()> {
     let sock = session.join(SOCKET);
-    let mut s = UnixStream::connect(&sock)
-        .with_context(|| format!("connect to {} (is that session still recording?)", sock.display()))?;
+    let mut s = UnixStream::connect(&sock).with_context(|| {
+        format!(
+            "connect to {} (is that session still recording?)",
+            sock.display()
+        )
+    })?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut line = serde_json::to_string(req)?;
     line.push('\n');
     s.write_all(line.as_bytes())?;
     let mut answer = String::new();
-    BufReader::new(s).read_line(&mut answer).context("read the recorder's answer")?;
+    BufReader::new(s)
+        .read_line(&mut answer)
+        .context("read the recorder's answer")?;
     let answer = answer.trim();
     if answer != "ok" {
         bail!("the recorder refused the marker: {answer}");

@@ -41,7 +41,7 @@ pub fn doctor() -> Result<DoctorReport> {
             Some("confidentiality") =>
                 "confidentiality: kernel memory reads are refused; tracepoints still work"
                     .to_string(),
-            Some(m) => format!("{m}"),
+            Some(m) => m.to_string(),
             None => "unknown (securityfs not mounted or no lockdown LSM)".to_string(),
         }
     ));

@@ -125,6 +125,13 @@ struct RecordArgs {
     /// Extra camera/microphone device patterns: camera=GLOB or microphone=GLOB. Repeatable.
     #[arg(long, value_name = "CLASS=GLOB")]
     device: Vec<String>,
+    /// GeoIP country database (.mmdb) for destinations (default: $EMUWATCH_GEOIP_COUNTRY or
+    /// the installed data, see scripts/install-geo-data.sh).
+    #[arg(long, value_name = "FILE")]
+    geoip_country: Option<PathBuf>,
+    /// ASN database (.mmdb or ip-location-db .csv) for destinations.
+    #[arg(long, value_name = "FILE")]
+    geoip_asn: Option<PathBuf>,
     /// No live view and no summary.
     #[arg(long, short)]
     quiet: bool,
@@ -189,6 +196,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 poll: a.poll,
                 quiet: a.quiet,
                 device_patterns: a.device,
+                geoip_country: a.geoip_country,
+                geoip_asn: a.geoip_asn,
             };
             let quiet = opts.quiet;
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -53,7 +53,10 @@ impl PhaseTracker {
                     change = Some((
                         Phase::Closed,
                         "main_exited",
-                        format!("main process {} exited; {others} other process(es) of the app alive", ev.pid),
+                        format!(
+                            "main process {} exited; {others} other process(es) of the app alive",
+                            ev.pid
+                        ),
                     ));
                 }
             }
@@ -68,7 +71,14 @@ impl PhaseTracker {
                     _ => None,
                 };
                 if let Some(to) = to {
-                    change = Some((to, "app_state", format!("pid {} oom_score_adj {} ({})", ev.pid, s.oom_score_adj, s.band)));
+                    change = Some((
+                        to,
+                        "app_state",
+                        format!(
+                            "pid {} oom_score_adj {} ({})",
+                            ev.pid, s.oom_score_adj, s.band
+                        ),
+                    ));
                 }
             }
             _ => {
@@ -83,12 +93,22 @@ impl PhaseTracker {
     }
 
     /// Set `app`'s phase (a marker or scenario step); returns the phase event, if it changed.
-    pub fn set(&mut self, app: &str, to: Phase, reason: &str, detail: Option<String>, like: &Event) -> Option<Event> {
-        let state = self.apps.entry(app.to_string()).or_insert_with(|| AppPhase {
-            phase: Phase::Foreground,
-            main: like.pid,
-            live: HashSet::new(),
-        });
+    pub fn set(
+        &mut self,
+        app: &str,
+        to: Phase,
+        reason: &str,
+        detail: Option<String>,
+        like: &Event,
+    ) -> Option<Event> {
+        let state = self
+            .apps
+            .entry(app.to_string())
+            .or_insert_with(|| AppPhase {
+                phase: Phase::Foreground,
+                main: like.pid,
+                live: HashSet::new(),
+            });
         (state.phase != to).then(|| self.change(app, to, reason, detail, like))
     }
 
@@ -98,7 +118,14 @@ impl PhaseTracker {
         v
     }
 
-    fn change(&mut self, app: &str, to: Phase, reason: &str, detail: Option<String>, like: &Event) -> Event {
+    fn change(
+        &mut self,
+        app: &str,
+        to: Phase,
+        reason: &str,
+        detail: Option<String>,
+        like: &Event,
+    ) -> Event {
         let state = self.apps.get_mut(app).expect("known app");
         let from = state.phase;
         state.phase = to;
@@ -143,11 +170,23 @@ mod tests {
     }
 
     fn proc_(op: ProcOp, child: Option<u32>) -> Body {
-        Body::Process(Process { op, child_pid: child, filename: None, exit_code: None, signal: None, cwd: None, result: None })
+        Body::Process(Process {
+            op,
+            child_pid: child,
+            filename: None,
+            exit_code: None,
+            signal: None,
+            cwd: None,
+            result: None,
+        })
     }
 
     fn state(adj: i32) -> Body {
-        Body::AppState(AppState { oom_score_adj: adj, band: crate::enrich::android::band(adj).into(), source: "kernel".into() })
+        Body::AppState(AppState {
+            oom_score_adj: adj,
+            band: crate::enrich::android::band(adj).into(),
+            source: "kernel".into(),
+        })
     }
 
     fn connect() -> Body {
@@ -180,14 +219,22 @@ mod tests {
         let o = run(&mut t, ev(10, state(100)));
         assert_eq!(o.len(), 1, "visible is still foreground");
         let o = run(&mut t, ev(10, state(900)));
-        assert!(matches!(&o[0].body, Body::Phase(p) if p.to == Phase::Background && p.reason == "app_state"));
+        assert!(
+            matches!(&o[0].body, Body::Phase(p) if p.to == Phase::Background && p.reason == "app_state")
+        );
         assert_eq!(o[1].phase, Some(Phase::Background));
         let o = run(&mut t, ev(11, connect()));
         assert_eq!(o[0].phase, Some(Phase::Background));
         let o = run(&mut t, ev(10, proc_(ProcOp::Exit, None)));
-        assert!(matches!(&o[0].body, Body::Phase(p) if p.to == Phase::Closed && p.reason == "main_exited" && p.from == Some(Phase::Background)));
+        assert!(
+            matches!(&o[0].body, Body::Phase(p) if p.to == Phase::Closed && p.reason == "main_exited" && p.from == Some(Phase::Background))
+        );
         let o = run(&mut t, ev(11, connect()));
-        assert_eq!(o[0].phase, Some(Phase::Closed), "the daemon's connect after close");
+        assert_eq!(
+            o[0].phase,
+            Some(Phase::Closed),
+            "the daemon's connect after close"
+        );
         // A child's band does not reopen a closed app.
         let o = run(&mut t, ev(11, state(0)));
         assert_eq!(o.len(), 1);
@@ -202,8 +249,14 @@ mod tests {
         let o = run(&mut t, ev(10, state(0)));
         assert!(matches!(&o[0].body, Body::Phase(p) if p.to == Phase::Foreground));
         let like = ev(10, connect());
-        let e = t.set("com.example.app", Phase::Closed, "marker", None, &like).unwrap();
+        let e = t
+            .set("com.example.app", Phase::Closed, "marker", None, &like)
+            .unwrap();
         assert_eq!(e.phase, Some(Phase::Closed));
-        assert!(t.set("com.example.app", Phase::Closed, "marker", None, &like).is_none(), "no change, no event");
+        assert!(
+            t.set("com.example.app", Phase::Closed, "marker", None, &like)
+                .is_none(),
+            "no change, no event"
+        );
     }
 }

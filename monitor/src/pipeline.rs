@@ -116,7 +116,9 @@ impl Pipeline {
     pub fn marker(&mut self, label: &str, phase: Option<Phase>, app: Option<&str>) -> Result<()> {
         let base = Event {
             ts: Utc::now(),
-            body: Body::Marker(Marker { label: label.to_string() }),
+            body: Body::Marker(Marker {
+                label: label.to_string(),
+            }),
             pid: 0,
             tid: 0,
             ppid: 0,
@@ -132,7 +134,10 @@ impl Pipeline {
                 None => self.phases.apps(),
             };
             for a in apps {
-                if let Some(ev) = self.phases.set(&a, to, "marker", Some(label.to_string()), &base) {
+                if let Some(ev) = self
+                    .phases
+                    .set(&a, to, "marker", Some(label.to_string()), &base)
+                {
                     self.sink(&ev)?;
                 }
             }

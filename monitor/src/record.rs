@@ -16,6 +16,7 @@ use tokio::{
 use crate::{
     enrich::{Enricher, android::PackagesList, files::DevicePatterns, process::ProcessTable},
     event::SCHEMA_VERSION,
+    geo::Geo,
     kernel::{Kernel, LoadOptions, TargetMaps, system},
     live::LiveView,
     pipeline::Pipeline,
@@ -33,6 +34,8 @@ pub struct RecordOptions {
     pub poll: Duration,
     pub quiet: bool,
     pub device_patterns: Vec<String>,
+    pub geoip_country: Option<PathBuf>,
+    pub geoip_asn: Option<PathBuf>,
 }
 
 pub struct RecordOutcome {
@@ -199,6 +202,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         }
     }
     let devices = DevicePatterns::new(&opts.device_patterns)?;
+    let geo = Geo::from_env_and_defaults(opts.geoip_country.clone(), opts.geoip_asn.clone())?;
 
     let dir = opts.out.clone().unwrap_or_else(default_session_dir);
     let wakeup_bytes = opts.wakeup_bytes.unwrap_or(opts.ring_bytes as u64 / 4);
@@ -246,6 +250,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     let enricher = Enricher::new(
         ProcessTable::new(packages),
         devices,
+        geo,
         system::monotonic_to_realtime_offset(),
     );
     let mut pipe = Pipeline::new(enricher, writer, LiveView::new(opts.quiet), fd_reads, lost);

@@ -183,13 +183,30 @@ pub fn load(dir: &Path) -> Result<(SessionInfo, Vec<Event>)> {
     let text =
         std::fs::read_to_string(&ev_path).with_context(|| format!("read {}", ev_path.display()))?;
     let mut events = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let ev: Event = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: bad event line", ev_path.display(), i + 1))?;
-        events.push(ev);
+        match serde_json::from_str::<Event>(line) {
+            Ok(ev) => events.push(ev),
+            // A recorder that crashed mid-write leaves a partial last line without its newline:
+            // that is the documented worst case, not corruption.
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {
+                eprintln!(
+                    "emuwatch: note: {}:{}: ignoring a partial last line (the recording was interrupted)",
+                    ev_path.display(),
+                    i + 1
+                );
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "{}:{}: bad event line: {e}",
+                    ev_path.display(),
+                    i + 1
+                ));
+            }
+        }
     }
     Ok((info, events))
 }

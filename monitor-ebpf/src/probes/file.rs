@@ -9,8 +9,8 @@ use aya_ebpf::{
 };
 use monitor_common::{
     file::{
-        FLUSH_CLOSE, FdKey, FileOpen, FileRead, PATH_AT_EXIT, PATH_FAULT, PATH_OK, ReadAgg, SYS_CHDIR,
-        SYS_FCHDIR, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2,
+        FLUSH_CLOSE, FdKey, FileOpen, FileRead, PATH_AT_EXIT, PATH_FAULT, PATH_OK, ReadAgg,
+        SYS_CHDIR, SYS_FCHDIR, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2,
     },
     kind,
 };
@@ -73,7 +73,8 @@ fn syscall_exit(ctx: &TracePointContext, event_kind: u32) -> u32 {
             if p.path_status == PATH_FAULT && p.user_path != 0 {
                 // The string's page was not resident at entry; the syscall has since faulted
                 // it in, so the copy usually works now.
-                if let Ok(s) = bpf_probe_read_user_str_bytes(p.user_path as *const u8, &mut p.path) {
+                if let Ok(s) = bpf_probe_read_user_str_bytes(p.user_path as *const u8, &mut p.path)
+                {
                     p.path_len = s.len() as u32 + 1;
                     p.path_status = PATH_AT_EXIT;
                 }

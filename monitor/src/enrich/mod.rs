@@ -16,12 +16,15 @@ use monitor_common::{
 use crate::{
     decode::{Raw, cstr},
     event::{self, Body, Event, ProcOp, error_of},
+    geo::Geo,
 };
 use files::{DeviceClass, DevicePatterns, FdTable, open_flags_text};
 use process::ProcessTable;
 
 pub struct Enricher {
     pub procs: ProcessTable,
+    /// Country / ASN of destinations (empty databases: scope only).
+    geo: Geo,
     pub fds: FdTable,
     devices: DevicePatterns,
     /// Added to kernel monotonic timestamps to get wall-clock time.
@@ -34,9 +37,15 @@ pub fn wall_time(offset_ns: i128, mono_ns: u64) -> DateTime<Utc> {
 }
 
 impl Enricher {
-    pub fn new(procs: ProcessTable, devices: DevicePatterns, clock_offset_ns: i128) -> Self {
+    pub fn new(
+        procs: ProcessTable,
+        devices: DevicePatterns,
+        geo: Geo,
+        clock_offset_ns: i128,
+    ) -> Self {
         Enricher {
             procs,
+            geo,
             fds: FdTable::default(),
             devices,
             clock_offset_ns,
@@ -166,7 +175,7 @@ impl Enricher {
                     (17, _) | (0, 2) => "udp",
                     _ => "unknown",
                 };
-                let body = Body::Connect(event::Connect {
+                let mut connect = event::Connect {
                     family: family.into(),
                     proto: proto.into(),
                     daddr,
@@ -177,7 +186,9 @@ impl Enricher {
                     country: None,
                     asn: None,
                     as_org: None,
-                });
+                };
+                self.geo.annotate(&mut connect);
+                let body = Body::Connect(connect);
                 self.event(&h, body, out);
             }
             Raw::FileOpen(h, o) => self.file_open(h, o, out),

@@ -112,7 +112,7 @@ pub mod tests {
         assert_eq!(std::mem::size_of::<Event<Connect>>(), 96);
         assert_eq!(
             std::mem::size_of::<FileOpen>(),
-            24 + monitor_common::file::PATH_LEN
+            32 + monitor_common::file::PATH_LEN
         );
     }
 

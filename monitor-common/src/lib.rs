@@ -27,6 +27,8 @@ pub mod kind {
     pub const APP_STATE: u32 = 8;
     /// chdir/fchdir of a target, with a `file::FileOpen` payload (path or `dfd` = the fd).
     pub const CHDIR: u32 = 9;
+    /// A binder transaction of a target (Android kernels), `device::Binder` payload.
+    pub const BINDER: u32 = 10;
 }
 
 /// Common part of every event: who did it and when.

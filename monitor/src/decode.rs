@@ -1,7 +1,7 @@
 //! Turning ring-buffer records into typed kernel structs. The only place that reads raw bytes.
 use monitor_common::{
-    Event, Header, app_state::AppState, connect::Connect, device::Ioctl, file::FileOpen,
-    file::FileRead, kind, process::Exec, process::Exit, process::Fork,
+    Event, Header, app_state::AppState, connect::Connect, device::Binder, device::Ioctl,
+    file::FileOpen, file::FileRead, kind, process::Exec, process::Exit, process::Fork,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +16,7 @@ pub enum Raw {
     AppState(Header, AppState),
     /// chdir (path) or fchdir (`dfd`) of a target.
     Chdir(Header, FileOpen),
+    Binder(Header, Binder),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -70,6 +71,7 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         kind::IOCTL => as_!(Ioctl, Ioctl),
         kind::APP_STATE => as_!(AppState, AppState),
         kind::CHDIR => as_!(Chdir, FileOpen),
+        kind::BINDER => as_!(Binder, Binder),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }

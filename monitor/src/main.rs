@@ -122,7 +122,8 @@ struct RecordArgs {
     /// How often to poll the ring buffer.
     #[arg(long, default_value = "5ms", value_parser = record::parse_duration)]
     poll: Duration,
-    /// Extra camera/microphone device patterns: camera=GLOB or microphone=GLOB. Repeatable.
+    /// Extra camera/microphone device patterns (camera=GLOB, microphone=GLOB) or Android camera
+    /// service process names (camera-service=NAME). Repeatable.
     #[arg(long, value_name = "CLASS=GLOB")]
     device: Vec<String>,
     /// GeoIP country database (.mmdb) for destinations (default: $EMUWATCH_GEOIP_COUNTRY or

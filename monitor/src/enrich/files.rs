@@ -21,7 +21,13 @@ pub enum DeviceClass {
 pub struct DevicePatterns {
     camera: Vec<glob::Pattern>,
     microphone: Vec<glob::Pattern>,
+    /// Android processes that serve the camera over binder, matched in their argv[0].
+    camera_services: Vec<String>,
 }
+
+/// Default camera service names (argv[0] substrings): the framework's camera service and the
+/// camera HAL provider processes.
+pub const DEFAULT_CAMERA_SERVICES: &[&str] = &["cameraserver", "android.hardware.camera.provider"];
 
 impl DevicePatterns {
     /// `extra` entries look like `camera=/dev/foo*` or `microphone=/dev/bar*`.
@@ -38,15 +44,31 @@ impl DevicePatterns {
                 .iter()
                 .map(|s| compile(s))
                 .collect::<Result<_>>()?,
+            camera_services: DEFAULT_CAMERA_SERVICES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         };
         for e in extra {
             match e.split_once('=') {
                 Some(("camera", p)) => d.camera.push(compile(p)?),
                 Some(("microphone", p)) => d.microphone.push(compile(p)?),
-                _ => bail!("device pattern {e:?}: expected camera=GLOB or microphone=GLOB"),
+                Some(("camera-service", p)) if !p.is_empty() => {
+                    d.camera_services.push(p.to_string())
+                }
+                _ => bail!(
+                    "device pattern {e:?}: expected camera=GLOB, microphone=GLOB or camera-service=NAME"
+                ),
             }
         }
         Ok(d)
+    }
+
+    /// Is a process with this argv[0] a camera service?
+    pub fn is_camera_service(&self, argv0: &str) -> bool {
+        self.camera_services
+            .iter()
+            .any(|s| argv0.contains(s.as_str()))
     }
 
     pub fn classify(&self, path: &str) -> Option<DeviceClass> {
@@ -192,6 +214,11 @@ mod tests {
         );
         assert_eq!(d.classify("/dev/videos/x"), None);
         assert!(DevicePatterns::new(&["speaker=/dev/x".into()]).is_err());
+        assert!(d.is_camera_service("/system/bin/cameraserver"));
+        assert!(d.is_camera_service("/vendor/bin/hw/android.hardware.camera.provider@2.7-service"));
+        assert!(!d.is_camera_service("/system/bin/audioserver"));
+        let d = DevicePatterns::new(&["camera-service=vendor.camd".into()]).unwrap();
+        assert!(d.is_camera_service("/vendor/bin/vendor.camd"));
     }
 
     #[test]

@@ -246,6 +246,25 @@ impl Enricher {
                 });
                 self.event(&h, body, out);
             }
+            Raw::Binder(h, b) => {
+                // Only calls to a camera service are reported (as camera use).
+                let argv0 = std::fs::read(format!("/proc/{}/cmdline", b.to_proc))
+                    .ok()
+                    .map(|c| cstr(&c))
+                    .unwrap_or_default();
+                if self.devices.is_camera_service(&argv0) {
+                    let body = Body::Camera(event::Device {
+                        op: "service_call".into(),
+                        path: Some(format!(
+                            "binder:{argv0} (pid {}, code {})",
+                            b.to_proc, b.code
+                        )),
+                        result: 0,
+                        error: None,
+                    });
+                    self.event(&h, body, out);
+                }
+            }
             Raw::AppState(h, a) => {
                 // Attribute to the process whose score changed, not the writer.
                 let comm = cstr(&a.target_comm);

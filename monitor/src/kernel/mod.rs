@@ -2,6 +2,7 @@
 pub mod btf;
 pub mod probes;
 pub mod system;
+pub mod tpformat;
 
 use std::path::PathBuf;
 
@@ -81,7 +82,14 @@ impl Kernel {
                 opts.ring_bytes
             );
         }
+        // binder_transaction exists on Android kernels only; its offsets come from its format.
+        let binder = tpformat::read(&tracefs, "binder", "binder_transaction").unwrap_or_default();
+        let boff = |f: &str| binder.get(f).copied().unwrap_or(0);
+        let (to_proc, reply, code) = (boff("to_proc"), boff("reply"), boff("code"));
         let mut ebpf = EbpfLoader::new()
+            .override_global("BINDER_TO_PROC_OFF", &to_proc, true)
+            .override_global("BINDER_REPLY_OFF", &reply, true)
+            .override_global("BINDER_CODE_OFF", &code, true)
             .override_global("TASK_PID_OFF", &pid, true)
             .override_global("TASK_TGID_OFF", &tgid, true)
             .override_global("TASK_EXIT_CODE_OFF", &exit_code, true)

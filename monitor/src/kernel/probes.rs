@@ -249,6 +249,13 @@ pub const PROBES: &[ProbeSpec] = &[
         hint: TP_HINT,
     },
     ProbeSpec {
+        program: "binder_transaction",
+        family: "camera",
+        hook: Tracepoint("binder", "binder_transaction"),
+        required: false,
+        hint: "binder tracepoints exist on Android kernels only: there, Android apps' camera service calls are seen",
+    },
+    ProbeSpec {
         program: "oom_score_adj_update",
         family: "app_state",
         hook: Tracepoint("oom", "oom_score_adj_update"),

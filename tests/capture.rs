@@ -1012,3 +1012,86 @@ fn markers_change_phase_while_recording() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("still recording"));
 }
+
+#[test]
+fn comm_and_all_targeting() {
+    let tmp = tempdir();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let steps = vec![format!("connect=tcp4,127.0.0.1,{port}")];
+    // A copy of simapp under another name: --comm selects it and not the original.
+    let renamed = tmp.path().join("weatherwidget");
+    std::fs::copy(SIMAPP, &renamed).unwrap();
+    for (args, name) in [
+        (vec!["--comm", "weatherwidget"], "comm"),
+        (vec!["--all"], "all"),
+    ] {
+        let dir = tmp.path().join(format!("session-{name}"));
+        let rec = start_recording(&dir, &args);
+        let a = Command::new(&renamed)
+            .arg("steps")
+            .args(&steps)
+            .output()
+            .unwrap();
+        let b = simapp(&steps).output().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let sess = stop_recording(&dir, rec);
+        let pid = |o: &Output| -> u64 {
+            let line = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap()
+                .to_string();
+            serde_json::from_str::<Value>(&line).unwrap()["pid"]
+                .as_u64()
+                .unwrap()
+        };
+        let (pa, pb) = (pid(&a), pid(&b));
+        assert_eq!(
+            sess.by_pid("connect", pa).len(),
+            1,
+            "{name}: {}",
+            sess.dump()
+        );
+        assert_eq!(sess.by_pid("connect", pa)[0]["comm"], "weatherwidget");
+        let seen_b = sess.by_pid("connect", pb).len();
+        match name {
+            "comm" => assert_eq!(seen_b, 0, "--comm leaked another process"),
+            _ => assert_eq!(seen_b, 1, "--all sees every process"),
+        }
+        // emuwatch never records itself, even with --all.
+        let me = sess.info["target"]["pids"].clone();
+        assert!(me.is_null() || me.as_array().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn android_process_names_give_the_app() {
+    // No packages.list: the package comes from argv[0] ("package:service" form).
+    let tmp = tempdir();
+    let dir = tmp.path().join("session");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    require_root();
+    // (It lives a moment, as app processes do: its name is read from /proc.)
+    let script = format!(
+        "exec -a com.example.app:push {SIMAPP} steps sleep=300 connect=tcp4,127.0.0.1,{port}"
+    );
+    let out = Command::new(EMUWATCH)
+        .args([
+            "record",
+            "--quiet",
+            "--packages-list",
+            "/nonexistent",
+            "--out",
+        ])
+        .arg(&dir)
+        .args(["--", "bash", "-c", &script])
+        .output()
+        .unwrap();
+    let sess = load(&dir, out);
+    assert!(sess.output.status.success(), "{}", sess.dump());
+    let c = sess.of_kind("connect");
+    assert_eq!(c.len(), 1, "{}", sess.dump());
+    assert_eq!(c[0]["app"], "com.example.app");
+}

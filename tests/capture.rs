@@ -1095,3 +1095,34 @@ fn android_process_names_give_the_app() {
     assert_eq!(c.len(), 1, "{}", sess.dump());
     assert_eq!(c[0]["app"], "com.example.app");
 }
+
+#[test]
+fn renames_are_recorded() {
+    let tmp = tempdir();
+    let sess = record_steps(
+        tmp.path(),
+        &[],
+        &[
+            s("rename=com.example.x"),
+            s("fail=/nonexistent-after-rename"),
+        ],
+    );
+    let r: Vec<&Value> = sess
+        .of_kind("process")
+        .into_iter()
+        .filter(|e| e["op"] == "rename")
+        .collect();
+    assert_eq!(r.len(), 1, "{}", sess.dump());
+    assert_eq!(r[0]["name"], "com.example.x");
+    assert_eq!(
+        r[0]["comm"], "emuwatch-simapp",
+        "comm is the name before the rename"
+    );
+    let after = sess
+        .of_kind("file_open")
+        .into_iter()
+        .find(|e| e["path"] == "/nonexistent-after-rename")
+        .unwrap()
+        .clone();
+    assert_eq!(after["comm"], "com.example.x");
+}

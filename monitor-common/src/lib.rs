@@ -29,6 +29,8 @@ pub mod kind {
     pub const CHDIR: u32 = 9;
     /// A binder transaction of a target (Android kernels), `device::Binder` payload.
     pub const BINDER: u32 = 10;
+    /// A target thread renamed itself (`task/task_rename`), `process::Rename` payload.
+    pub const RENAME: u32 = 11;
 }
 
 /// Common part of every event: who did it and when.

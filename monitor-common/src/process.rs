@@ -31,3 +31,11 @@ pub struct Exit {
     pub exit_code: i32,
     pub _pad: u32,
 }
+
+/// A target thread changed its name (prctl PR_SET_NAME, or exec). Android app processes are
+/// forked from zygote without exec and then name themselves after their package.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Rename {
+    pub new_comm: [u8; 16],
+}

@@ -62,6 +62,11 @@ pub static PENDING_READ: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0)
 #[map]
 pub static FD_READS: HashMap<FdKey, ReadAgg> = HashMap::with_max_entries(65536, 0);
 
+/// Threads of targets inside execve/execveat: the kernel renames the task during exec, and
+/// that rename is part of the exec event, not a `rename` of its own.
+#[map]
+pub static IN_EXEC: HashMap<u32, u8> = HashMap::with_max_entries(4096, 0);
+
 /// Interesting ioctl() in flight, by thread id.
 #[map]
 pub static PENDING_IOCTL: HashMap<u32, Ioctl> = HashMap::with_max_entries(4096, 0);

@@ -2,6 +2,7 @@
 use monitor_common::{
     Event, Header, app_state::AppState, connect::Connect, device::Binder, device::Ioctl,
     file::FileOpen, file::FileRead, kind, process::Exec, process::Exit, process::Fork,
+    process::Rename,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -17,6 +18,7 @@ pub enum Raw {
     /// chdir (path) or fchdir (`dfd`) of a target.
     Chdir(Header, FileOpen),
     Binder(Header, Binder),
+    Rename(Header, Rename),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -72,6 +74,7 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         kind::APP_STATE => as_!(AppState, AppState),
         kind::CHDIR => as_!(Chdir, FileOpen),
         kind::BINDER => as_!(Binder, Binder),
+        kind::RENAME => as_!(Rename, Rename),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }

@@ -92,6 +92,8 @@ pub enum ProcOp {
     Exit,
     /// The working directory changed (chdir/fchdir).
     Chdir,
+    /// A thread renamed itself (`comm` is the old name, `name` the new one).
+    Rename,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -113,6 +115,9 @@ pub struct Process {
     /// Result of a failed `chdir` (-errno); absent when it succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<i32>,
+    /// New thread name (`rename`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -178,6 +178,7 @@ mod tests {
             signal: None,
             cwd: None,
             result: None,
+            name: None,
         })
     }
 

@@ -10,12 +10,13 @@ use aya_ebpf::{
 };
 use monitor_common::{
     kind,
-    process::{Exec, Exit, Fork},
+    process::{Exec, Exit, Fork, Rename},
 };
 
 use crate::{
     emit::{current, reserve, submit},
     filter::{adopt, forget, is_target},
+    maps::IN_EXEC,
 };
 
 /// `task_struct` member offsets for the running kernel, looked up by userspace in
@@ -67,6 +68,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     }
     let loc: u32 = unsafe { ctx.read_at::<u32>(8) }.unwrap_or(0);
     let old_tid: i32 = unsafe { ctx.read_at::<i32>(16) }.unwrap_or(0);
+    let _ = IN_EXEC.remove(&(old_tid as u32));
     let Some(mut entry) = reserve::<Exec>(kind::EXEC, &task) else {
         return 0;
     };
@@ -111,5 +113,59 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
         submit(entry);
     }
     forget(task.tgid);
+    0
+}
+
+#[inline(always)]
+fn exec_enter() -> u32 {
+    let task = current();
+    if is_target(task.tgid, task.uid) {
+        let _ = IN_EXEC.insert(&task.tid, &1, 0);
+    }
+    0
+}
+
+#[inline(always)]
+fn exec_exit() -> u32 {
+    // Reached when exec failed (on success sched_process_exec already cleared the flag).
+    let _ = IN_EXEC.remove(&current().tid);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_execve")]
+pub fn sys_enter_execve(_ctx: TracePointContext) -> u32 {
+    exec_enter()
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_execveat")]
+pub fn sys_enter_execveat(_ctx: TracePointContext) -> u32 {
+    exec_enter()
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_execve")]
+pub fn sys_exit_execve(_ctx: TracePointContext) -> u32 {
+    exec_exit()
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_execveat")]
+pub fn sys_exit_execveat(_ctx: TracePointContext) -> u32 {
+    exec_exit()
+}
+
+/// task/task_rename: `pid`@8, `oldcomm[16]`@12, `newcomm[16]`@28. Runs in the renaming task.
+/// Renames done by exec itself are skipped (the exec event reports them).
+#[tracepoint(category = "task", name = "task_rename")]
+pub fn task_rename(ctx: TracePointContext) -> u32 {
+    let task = current();
+    if !is_target(task.tgid, task.uid) || unsafe { IN_EXEC.get(&task.tid) }.is_some() {
+        return 0;
+    }
+    let new_comm: [u8; 16] = unsafe { ctx.read_at(28) }.unwrap_or([0; 16]);
+    if let Some(mut entry) = reserve::<Rename>(kind::RENAME, &task) {
+        unsafe {
+            (*entry.as_mut_ptr()).payload = Rename { new_comm };
+        }
+        submit(entry);
+    }
     0
 }

@@ -16,6 +16,7 @@
 //!   device=PATH               open a device node read-write, close it
 //!   streamon=PATH             open a device node, ioctl(VIDIOC_STREAMON), close
 //!   oom=N                     write N to /proc/self/oom_score_adj
+//!   rename=NAME               prctl(PR_SET_NAME, NAME) (what Android app processes do)
 //!   sleep=MS                  sleep
 //!   daemon                    double-fork: the remaining steps run in a grandchild whose
 //!                             parent has exited; the original process exits once the
@@ -300,6 +301,12 @@ fn step(s: &str) -> String {
         "oom" => {
             std::fs::write("/proc/self/oom_score_adj", arg).expect("write oom_score_adj");
             format!("{{\"pid\":{},\"step\":\"oom\",\"value\":{arg}}}", pid())
+        }
+        "rename" => {
+            let name = CString::new(arg).expect("name");
+            let r =
+                unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+            format!("{{\"pid\":{},\"step\":\"rename\",\"result\":{r}}}", pid())
         }
         "sleep" => {
             std::thread::sleep(Duration::from_millis(arg.parse().expect("ms")));

@@ -122,6 +122,7 @@ impl Enricher {
                     signal: None,
                     cwd: None,
                     result: None,
+                    name: None,
                 });
                 self.event(&h, body, out);
             }
@@ -135,6 +136,7 @@ impl Enricher {
                     signal: None,
                     cwd: None,
                     result: None,
+                    name: None,
                 });
                 self.event(&h, body, out);
                 self.procs.exec(h.tgid, h.uid, &cstr(&h.comm));
@@ -154,6 +156,7 @@ impl Enricher {
                     signal,
                     cwd: None,
                     result: None,
+                    name: None,
                 });
                 self.event(&h, body, out);
                 self.procs.exit(h.tgid);
@@ -221,6 +224,7 @@ impl Enricher {
                     signal: None,
                     cwd: new_cwd,
                     result: (c.result != 0).then_some(c.result),
+                    name: None,
                 });
                 self.event(&h, body, out);
             }
@@ -245,6 +249,25 @@ impl Enricher {
                     error: error_of(i.result),
                 });
                 self.event(&h, body, out);
+            }
+            Raw::Rename(h, r) => {
+                let name = cstr(&r.new_comm);
+                let body = Body::Process(event::Process {
+                    op: ProcOp::Rename,
+                    child_pid: None,
+                    filename: None,
+                    exit_code: None,
+                    signal: None,
+                    cwd: None,
+                    result: None,
+                    name: Some(name.clone()),
+                });
+                self.event(&h, body, out);
+                if h.tid == h.tgid {
+                    // An Android app process names itself after its package once forked from
+                    // zygote: identify it again.
+                    self.procs.exec(h.tgid, h.uid, &name);
+                }
             }
             Raw::Binder(h, b) => {
                 // Only calls to a camera service are reported (as camera use).

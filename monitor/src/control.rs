@@ -1,6 +1,7 @@
 //! The control socket of a running recording (`SESSION/control.sock`): `emuwatch mark` and
 //! scenario steps send one JSON line `{"label": .., "phase": .., "app": ..}` and get `ok` or
-//! `error: ...` back.
+//! `error: ...` back. `{"stop": true}` (what `emuwatch run` sends when its steps are done) ends
+//! the recording, after the marker if the request also has a label.
 use std::{
     io::{BufRead, BufReader, Write},
     os::unix::net::UnixStream,
@@ -18,23 +19,37 @@ pub const SOCKET: &str = "control.sock";
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct MarkRequest {
+    #[serde(default)]
     pub label: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
+    /// End the recording.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop: bool,
 }
 
-/// Serve one connection: read one request line, apply it, answer.
-pub async fn serve(stream: tokio::net::UnixStream, pipe: &mut Pipeline) {
+/// Serve one connection: read one request line, apply it, answer. True when the request asks
+/// the recording to stop.
+pub async fn serve(stream: tokio::net::UnixStream, pipe: &mut Pipeline) -> bool {
     let (rd, mut wr) = stream.into_split();
     let mut line = String::new();
     let mut rd = tokio::io::BufReader::new(rd);
     let read = tokio::time::timeout(Duration::from_secs(2), rd.read_line(&mut line)).await;
+    let mut stop = false;
     let answer = match read {
         Ok(Ok(_)) => match serde_json::from_str::<MarkRequest>(line.trim()) {
+            // A bare stop request adds no marker.
+            Ok(req) if req.stop && req.label.is_empty() && req.phase.is_none() => {
+                stop = true;
+                "ok".to_string()
+            }
             Ok(req) => match pipe.marker(&req.label, req.phase, req.app.as_deref()) {
-                Ok(()) => "ok".to_string(),
+                Ok(()) => {
+                    stop = req.stop;
+                    "ok".to_string()
+                }
                 Err(e) => format!("error: {e:#}"),
             },
             Err(e) => format!("error: bad request: {e}"),
@@ -43,6 +58,7 @@ pub async fn serve(stream: tokio::net::UnixStream, pipe: &mut Pipeline) {
         Err(_) => "error: timed out waiting for the request".to_string(),
     };
     let _ = wr.write_all(format!("{answer}\n").as_bytes()).await;
+    stop
 }
 
 /// The session to mark: `--session`, else $EMUWATCH_SESSION, else the newest recording under

@@ -1,4 +1,5 @@
 //! emuwatch: what an app collects while it is open, and what it keeps doing after it is closed.
+mod baseline;
 mod control;
 mod decode;
 mod doctor;
@@ -11,6 +12,7 @@ mod phase;
 mod pipeline;
 mod record;
 mod report;
+mod scenario;
 mod session;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -44,6 +46,15 @@ enum Cmd {
     Report(report::ReportArgs),
     /// Add a marker (and optionally a phase change) to a running recording.
     Mark(MarkArgs),
+    /// Run a scenario: record while its steps run, check its expectations (and a baseline),
+    /// write the session, reports and JUnit XML. Exit 0 pass, 1 violation, 2 error.
+    Run(scenario::run::RunArgs),
+    /// What is new, gone or changed per app and phase between a baseline and a session (each a
+    /// baseline file or a session directory). Exit 0 no regression, 1 regressions, 2 error.
+    Diff(baseline::DiffArgs),
+    /// Baselines: `emuwatch baseline save SESSION FILE`.
+    #[command(subcommand)]
+    Baseline(baseline::BaselineCmd),
 }
 
 #[derive(Args)]
@@ -166,6 +177,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Cmd::Report(a) => report::run(a),
+        Cmd::Run(a) => scenario::run::run(a),
+        Cmd::Diff(a) => baseline::run_diff(a),
+        Cmd::Baseline(c) => baseline::run_baseline(c),
         Cmd::Mark(m) => {
             let session = control::find_session(m.session)?;
             control::mark(
@@ -174,6 +188,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     label: m.label,
                     phase: m.phase.map(Into::into),
                     app: m.app,
+                    stop: false,
                 },
             )?;
             Ok(ExitCode::SUCCESS)
@@ -199,6 +214,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 device_patterns: a.device,
                 geoip_country: a.geoip_country,
                 geoip_asn: a.geoip_asn,
+                stop_when_targets_exit: true,
+                command_output: None,
             };
             let quiet = opts.quiet;
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -36,6 +36,12 @@ pub struct RecordOptions {
     pub device_patterns: Vec<String>,
     pub geoip_country: Option<PathBuf>,
     pub geoip_asn: Option<PathBuf>,
+    /// Stop when a `command` / `pid` target tree has exited (`emuwatch record`). `emuwatch run`
+    /// turns this off: its steps decide when the recording ends (a stop request on the
+    /// control socket).
+    pub stop_when_targets_exit: bool,
+    /// Where the target command's stdout and stderr go (default: inherited).
+    pub command_output: Option<PathBuf>,
 }
 
 pub struct RecordOutcome {
@@ -71,7 +77,7 @@ fn descendants(root: u32) -> Vec<u32> {
     out
 }
 
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     match procfs::process::Process::new(pid as i32).and_then(|p| p.stat()) {
         Ok(st) => st.state != 'Z' && st.state != 'X',
         Err(_) => false,
@@ -105,10 +111,11 @@ fn resolve_program(prog: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Fork a child that waits until it has been made a target, then execs `argv`. (std's spawn
-/// cannot do this: it blocks until the child has exec'd.) Returns (pid, release pipe).
-fn spawn_held(argv: &[String]) -> Result<(u32, std::fs::File)> {
-    use std::ffi::CString;
+/// Fork a child that waits until it has been made a target, then execs `argv` (with stdout and
+/// stderr sent to `output` when given). (std's spawn cannot do this: it blocks until the child
+/// has exec'd.) Returns (pid, release pipe).
+fn spawn_held(argv: &[String], output: Option<&Path>) -> Result<(u32, std::fs::File)> {
+    use std::{ffi::CString, os::fd::AsRawFd};
     let prog = resolve_program(&argv[0])
         .with_context(|| format!("cannot run {:?}: not found", argv[0]))?;
     let cstr =
@@ -117,6 +124,16 @@ fn spawn_held(argv: &[String]) -> Result<(u32, std::fs::File)> {
     let args: Vec<CString> = argv.iter().map(|a| cstr(a)).collect::<Result<_>>()?;
     let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
+    let output = output
+        .map(|p| {
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("open {}", p.display()))
+        })
+        .transpose()?;
+    let out_fd = output.as_ref().map_or(-1, |f| f.as_raw_fd());
     let mut fds = [0; 2];
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(std::io::Error::last_os_error()).context("pipe");
@@ -135,6 +152,10 @@ fn spawn_held(argv: &[String]) -> Result<(u32, std::fs::File)> {
                 && *libc::__errno_location() == libc::EINTR
             {}
             libc::close(rd);
+            if out_fd >= 0 {
+                libc::dup2(out_fd, 1);
+                libc::dup2(out_fd, 2);
+            }
             libc::execv(path.as_ptr(), ptrs.as_ptr());
             libc::_exit(127);
         }
@@ -259,7 +280,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     // Spawn the command only now: everything is attached, and it becomes a target before exec.
     let mut child = None;
     if !target.command.is_empty() {
-        let (pid, mut release) = spawn_held(&target.command)?;
+        let (pid, mut release) = spawn_held(&target.command, opts.command_output.as_deref())?;
         if let Ok(cwd) = std::env::current_dir() {
             pipe.enricher
                 .procs
@@ -275,7 +296,8 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         child = Some(pid);
     }
     pipe.writer.write_info()?;
-    let stop_when_exited = !target.command.is_empty() || !target.pids.is_empty();
+    let stop_when_exited =
+        opts.stop_when_targets_exit && (!target.command.is_empty() || !target.pids.is_empty());
 
     let sock_path = pipe.writer.dir().join(crate::control::SOCKET);
     let _ = std::fs::remove_file(&sock_path);
@@ -305,8 +327,10 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
                 drain(ring.get_mut(), &mut pipe)?;
             }
             conn = control.accept() => {
-                if let Ok((stream, _)) = conn {
-                    crate::control::serve(stream, &mut pipe).await;
+                if let Ok((stream, _)) = conn
+                    && crate::control::serve(stream, &mut pipe).await
+                {
+                    break "stop_request";
                 }
             }
             _ = sigterm.recv() => break "signal",
@@ -320,14 +344,16 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
             last_lost = now;
             pipe.check_lost()?;
         }
-        if stop_when_exited && now.duration_since(last_sweep) >= Duration::from_millis(200) {
+        if (stop_when_exited || child.is_some())
+            && now.duration_since(last_sweep) >= Duration::from_millis(200)
+        {
             last_sweep = now;
             if child.is_some_and(reaped) {
                 child = None; // the rest of its tree is followed through events
             }
             // Exits seen as events remove pids; this catches processes whose exit was lost.
             pipe.live_pids.retain(|p| alive(*p));
-            if pipe.live_pids.is_empty() && child.is_none() {
+            if stop_when_exited && pipe.live_pids.is_empty() && child.is_none() {
                 break "targets_exited";
             }
         }

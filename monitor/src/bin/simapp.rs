@@ -24,10 +24,15 @@
 //!   waitfile=PATH             wait (up to 10 s) until PATH exists
 //!
 //! `emuwatch-simapp serve --ports-file FILE [--seconds N]` runs loopback TCP listeners (the
-//! "servers" of the demo) and writes their ports to FILE.
-//! `emuwatch-simapp app --ports-file FILE --data DIR [--camera PATH]` behaves like the apps
-//! under study: foreground activity, then "close" (oom_score_adj 0 -> 900, main exits) while a
-//! detached service keeps collecting.
+//! "servers" of the demo) and writes their addresses to FILE.
+//! `emuwatch-simapp prepare --data DIR [--camera PATH]` creates the app's data under DIR
+//! (contacts, photos, a MAC address, build.prop) and, with --camera, a camera device node
+//! (needs root; backed by /dev/null's driver, so opening works and VIDIOC_STREAMON fails).
+//! `emuwatch-simapp app --ports-file FILE --data DIR [--camera PATH] [--rounds N]
+//! [--without BEHAVIOUR]...` behaves like the apps under study: foreground activity, then
+//! "close" (oom_score_adj 0 -> 900, main exits) while a detached service keeps collecting.
+//! `--without` turns one behaviour of the service off (`service-connect`, `service-camera`,
+//! `service-identifiers`), so two runs can differ in exactly one behaviour.
 use std::{
     ffi::CString,
     io::{Read, Write},
@@ -382,7 +387,10 @@ fn serve(args: &[String]) {
         .iter()
         .map(|l| l.local_addr().unwrap().to_string())
         .collect();
-    std::fs::write(&ports_file, ports.join("\n") + "\n").expect("write ports file");
+    // Written whole, then renamed: a reader never sees half a file.
+    let tmp = format!("{ports_file}.tmp");
+    std::fs::write(&tmp, ports.join("\n") + "\n").expect("write ports file");
+    std::fs::rename(&tmp, &ports_file).expect("rename ports file");
     for l in listeners {
         l.set_nonblocking(true).unwrap();
         std::thread::spawn(move || {
@@ -406,6 +414,48 @@ fn talk(addr: &str) {
     }
 }
 
+/// Files the simulated app reads, relative to its data directory.
+const DATA: &[(&str, &str)] = &[
+    (
+        "contacts/contacts2.db",
+        "Alice +44 20 7946 0000\nBob +1 202 555 0100\n",
+    ),
+    ("DCIM/Camera/IMG_0001.jpg", "JPEG holiday photo"),
+    ("Pictures/screenshot.png", "PNG screenshot"),
+    ("sys/class/net/eth0/address", "02:00:00:44:55:66\n"),
+    (
+        "build.prop",
+        "ro.product.model=emu64x\nro.serialno=EMULATOR35X1X11X0\n",
+    ),
+];
+
+fn prepare(args: &[String]) {
+    let data = arg_value(args, "--data").expect("--data");
+    for (p, content) in DATA {
+        let f = std::path::Path::new(&data).join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).expect("create data directory");
+        std::fs::write(&f, content).expect("write data file");
+    }
+    if let Some(cam) = arg_value(args, "--camera") {
+        let p = std::path::Path::new(&cam);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).expect("create device directory");
+        }
+        let _ = std::fs::remove_file(p);
+        let c = CString::new(cam.as_str()).expect("path without NUL");
+        // Character device 1:3 (/dev/null's driver): opens succeed, V4L2 ioctls fail.
+        let r = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+        if r != 0 {
+            eprintln!(
+                "emuwatch-simapp: mknod {cam}: {} (creating a device node needs root)",
+                std::io::Error::last_os_error()
+            );
+            std::process::exit(1);
+        }
+    }
+    out(format!("{{\"prepared\":{}}}", json_str(&data)));
+}
+
 /// The simulated app: what the apps under study are accused of doing.
 fn app(args: &[String]) {
     let ports_file = arg_value(args, "--ports-file").expect("--ports-file");
@@ -414,6 +464,18 @@ fn app(args: &[String]) {
     let rounds: u32 = arg_value(args, "--rounds")
         .map(|s| s.parse().unwrap())
         .unwrap_or(3);
+    let without: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "--without")
+        .map(|w| w[1].as_str())
+        .collect();
+    for w in &without {
+        if !["service-connect", "service-camera", "service-identifiers"].contains(w) {
+            eprintln!("emuwatch-simapp: unknown behaviour {w:?} for --without");
+            std::process::exit(2);
+        }
+    }
+    let service_does = |b: &str| !without.contains(&b);
     let servers: Vec<String> = std::fs::read_to_string(&ports_file)
         .expect("ports file")
         .lines()
@@ -459,14 +521,20 @@ fn app(args: &[String]) {
     }
     // The detached service keeps collecting after close.
     for _ in 0..rounds {
-        for s in &servers {
-            talk(s);
+        if service_does("service-connect") {
+            for s in &servers {
+                talk(s);
+            }
         }
-        let _ = std::fs::read("/proc/cpuinfo");
-        let _ = std::fs::read("/proc/sys/kernel/random/boot_id");
-        read("sys/class/net/eth0/address");
-        read("build.prop");
-        touch_camera();
+        if service_does("service-identifiers") {
+            let _ = std::fs::read("/proc/cpuinfo");
+            let _ = std::fs::read("/proc/sys/kernel/random/boot_id");
+            read("sys/class/net/eth0/address");
+            read("build.prop");
+        }
+        if service_does("service-camera") {
+            touch_camera();
+        }
         std::thread::sleep(Duration::from_millis(150));
     }
     out(format!("{{\"pid\":{},\"service\":\"done\"}}", pid()));
@@ -478,9 +546,10 @@ fn main() {
         Some("steps") => steps(&args[1..]),
         Some("serve") => serve(&args[1..]),
         Some("app") => app(&args[1..]),
+        Some("prepare") => prepare(&args[1..]),
         _ => {
             eprintln!(
-                "usage: emuwatch-simapp steps STEP... | serve --ports-file F | app --ports-file F --data DIR [--camera DEV]"
+                "usage: emuwatch-simapp steps STEP... | serve --ports-file F | prepare --data DIR [--camera DEV] | app --ports-file F --data DIR [--camera DEV] [--rounds N] [--without BEHAVIOUR]"
             );
             std::process::exit(2);
         }

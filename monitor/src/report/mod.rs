@@ -4,8 +4,10 @@
 //! - `summary`: the report's content (and the `summary.json` schema); `phases`: apps, time
 //!   frame and phase history;
 //! - `categories`: file categories from a rule file (built-in `categories.toml`);
+//! - `facts`: the events as (app, phase, what) facts, for scenario expectations and baselines;
 //! - `text`, `json`, `html` (+ `timeline`, the SVG picture): the output formats.
 pub mod categories;
+pub mod facts;
 pub mod html;
 pub mod json;
 pub mod phases;

@@ -506,7 +506,7 @@ struct PhaseCounts {
     pids: BTreeSet<u32>,
 }
 
-fn endpoint(c: &crate::event::Connect) -> Endpoint {
+pub fn endpoint(c: &crate::event::Connect) -> Endpoint {
     Endpoint {
         address: c.daddr,
         port: c.dport,
@@ -540,7 +540,8 @@ pub fn human_bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[u])
 }
 
-fn geo_words(e: &Endpoint) -> String {
+/// Country and AS of a destination (or its scope when it has neither): `US, AS209 Qwest`.
+pub fn geo_words(e: &Endpoint) -> String {
     let mut parts = Vec::new();
     if let Some(c) = &e.country {
         parts.push(c.clone());

@@ -1,0 +1,75 @@
+//! The session's events as facts about apps: who (app), when (phase) and what (a destination,
+//! a device operation, a file access in a category). Scenario expectations and baselines are
+//! queries over these; they use the same attribution (`AppOf`, `phase_of`), file categories and
+//! endpoints as the report, so a finding in the report and a failed expectation agree.
+use std::collections::HashMap;
+
+use super::{
+    categories::{AppCategories, Categories},
+    phases::{AppOf, phase_of},
+    summary::{Endpoint, endpoint},
+};
+use crate::event::{Body, Event, Phase};
+
+pub enum What<'a> {
+    Connect(Endpoint),
+    /// `camera` or `microphone`; `op` is `open`, `stream_on` or `service_call`.
+    Device {
+        kind: &'static str,
+        path: Option<&'a str>,
+        op: &'a str,
+    },
+    /// A file open (an attempt: failed ones count too) or a `file_read` total.
+    File {
+        /// Index into `Categories::all()`.
+        category: usize,
+        path: Option<&'a str>,
+        open: bool,
+        bytes: u64,
+    },
+}
+
+pub struct Fact<'a> {
+    pub app: &'a str,
+    pub phase: Phase,
+    pub ev: &'a Event,
+    pub what: What<'a>,
+}
+
+/// Every connect, camera/microphone and file event of the session as a fact, in timeline order.
+pub fn for_each_fact(events: &[Event], cats: &Categories, mut f: impl FnMut(Fact)) {
+    let app_of = AppOf::new(events);
+    let mut matchers: HashMap<&str, AppCategories> = HashMap::new();
+    for ev in events {
+        let app = app_of.get(ev);
+        let what = match &ev.body {
+            Body::Connect(c) => What::Connect(endpoint(c)),
+            Body::Camera(d) | Body::Microphone(d) => What::Device {
+                kind: ev.body.kind(),
+                path: d.path.as_deref(),
+                op: &d.op,
+            },
+            Body::FileOpen(_) | Body::FileRead(_) => {
+                let (path, open, bytes) = match &ev.body {
+                    Body::FileOpen(o) => (o.path.as_deref(), true, 0),
+                    Body::FileRead(r) => (r.path.as_deref(), false, r.bytes),
+                    _ => unreachable!("matched above"),
+                };
+                let m = matchers.entry(app).or_insert_with(|| cats.for_app(app));
+                What::File {
+                    category: m.classify(path),
+                    path,
+                    open,
+                    bytes,
+                }
+            }
+            _ => continue,
+        };
+        f(Fact {
+            app,
+            phase: phase_of(ev),
+            ev,
+            what,
+        });
+    }
+}

@@ -1,0 +1,277 @@
+//! Evaluating a scenario's expectations on a recorded session (docs/scenarios.md). Every
+//! expectation is a query over the report's facts: it counts the events of one kind, in some
+//! phases, of the scenario's app, that pass its filters, and fails above its limit.
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+
+use super::{Expectation, Kind};
+use crate::{
+    event::Phase,
+    report::{
+        categories::Categories,
+        facts::{Fact, What, for_each_fact},
+        phases::Frame,
+        summary::{endpoint_label, geo_words, human_bytes},
+        text::escape,
+    },
+};
+
+/// Offending items listed per expectation, at most.
+const MAX_DETAILS: usize = 20;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub name: String,
+    /// Line of the expectation in the scenario file.
+    pub line: usize,
+    pub passed: bool,
+    /// Events counted (opens for files).
+    pub count: u64,
+    /// Bytes read (files).
+    pub bytes: u64,
+    /// One line: what was found against the limit.
+    pub message: String,
+    /// The matching items: phase, what, how often, first time; at most 20.
+    pub details: Vec<String>,
+}
+
+/// Every category an expectation names must exist in the rules in use.
+pub fn check_categories(exps: &[Expectation], cats: &Categories, file: &str) -> Result<()> {
+    for e in exps {
+        for c in e.filter.categories.iter().flatten() {
+            if !cats.all().iter().any(|k| &k.name == c) {
+                let known: Vec<&str> = cats.all().iter().map(|k| k.name.as_str()).collect();
+                bail!(
+                    "{file}:{}: expectation {:?}: unknown file category {c:?} (the categories in use: {})",
+                    e.line,
+                    e.name,
+                    known.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `app` names the app itself or one of its `app:service` processes.
+pub fn app_matches(app: &str, want: &str) -> bool {
+    app == want
+        || app
+            .strip_prefix(want)
+            .is_some_and(|rest| rest.starts_with(':'))
+}
+
+#[derive(Default)]
+struct Item {
+    count: u64,
+    bytes: u64,
+    first_s: f64,
+}
+
+/// What one fact contributes to an expectation: (target, detail, count, bytes).
+fn contribution(
+    e: &Expectation,
+    f: &Fact,
+    cats: &Categories,
+) -> Option<(String, String, u64, u64)> {
+    let flt = &e.filter;
+    match (&f.what, e.kind) {
+        (What::Connect(ep), Kind::Connect) => {
+            let public = ep.scope.as_deref() == Some("public");
+            if let Some(c) = &flt.countries
+                && !ep.country.as_ref().is_some_and(|x| c.contains(x))
+            {
+                return None;
+            }
+            if let Some(c) = &flt.allowed_countries
+                && (!public || ep.country.as_ref().is_some_and(|x| c.contains(x)))
+            {
+                return None;
+            }
+            if let Some(a) = &flt.asns
+                && !ep.asn.is_some_and(|x| a.contains(&x))
+            {
+                return None;
+            }
+            if let Some(a) = &flt.allowed_asns
+                && (!public || ep.asn.is_some_and(|x| a.contains(&x)))
+            {
+                return None;
+            }
+            if let Some(s) = &flt.scopes
+                && !ep.scope.as_ref().is_some_and(|x| s.contains(x))
+            {
+                return None;
+            }
+            let geo = geo_words(ep);
+            let detail = if geo.is_empty() {
+                "no country or ASN known".to_string()
+            } else {
+                geo
+            };
+            Some((format!("connect to {}", endpoint_label(ep)), detail, 1, 0))
+        }
+        (What::Device { kind, path, op }, Kind::Camera | Kind::Microphone)
+            if *kind == e.kind.as_str() =>
+        {
+            if let Some(o) = &flt.ops
+                && !o.iter().any(|x| x == op)
+            {
+                return None;
+            }
+            if let Some(p) = &flt.path
+                && !path.is_some_and(|x| p.matches(x))
+            {
+                return None;
+            }
+            Some((
+                format!("{kind} {}", path.unwrap_or("(unknown device)")),
+                op.to_string(),
+                1,
+                0,
+            ))
+        }
+        (
+            What::File {
+                category,
+                path,
+                open,
+                bytes,
+                ..
+            },
+            Kind::File,
+        ) => {
+            let cat = &cats.all()[*category].name;
+            if let Some(c) = &flt.categories
+                && !c.contains(cat)
+            {
+                return None;
+            }
+            if let Some(p) = &flt.path
+                && !path.is_some_and(|x| p.matches(x))
+            {
+                return None;
+            }
+            Some((
+                format!("file {}", path.unwrap_or("(unknown path)")),
+                cat.clone(),
+                u64::from(*open),
+                *bytes,
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Evaluate every expectation. `default_app` is the scenario's `app` (None: every app).
+pub fn evaluate(
+    exps: &[Expectation],
+    default_app: Option<&str>,
+    events: &[crate::event::Event],
+    cats: &Categories,
+    frame: Frame,
+) -> Vec<Outcome> {
+    let mut items: Vec<BTreeMap<(Phase, String, String), Item>> =
+        exps.iter().map(|_| BTreeMap::new()).collect();
+    for_each_fact(events, cats, |f| {
+        for (e, acc) in exps.iter().zip(items.iter_mut()) {
+            if let Some(app) = e.app.as_deref().or(default_app)
+                && !app_matches(f.app, app)
+            {
+                continue;
+            }
+            if !e.phases.contains(&f.phase) {
+                continue;
+            }
+            let Some((target, detail, count, bytes)) = contribution(e, &f, cats) else {
+                continue;
+            };
+            let relevant = if e.max_bytes.is_some() {
+                bytes > 0
+            } else {
+                count > 0
+            };
+            if !relevant {
+                continue;
+            }
+            let it = acc
+                .entry((f.phase, target, detail))
+                .or_insert_with(|| Item {
+                    first_s: frame.s(f.ev.ts),
+                    ..Item::default()
+                });
+            it.count += count;
+            it.bytes += bytes;
+        }
+    });
+    exps.iter()
+        .zip(items)
+        .map(|(e, acc)| outcome(e, acc))
+        .collect()
+}
+
+fn outcome(e: &Expectation, acc: BTreeMap<(Phase, String, String), Item>) -> Outcome {
+    let count: u64 = acc.values().map(|i| i.count).sum();
+    let bytes: u64 = acc.values().map(|i| i.bytes).sum();
+    let (passed, message) = match e.max_bytes {
+        Some(limit) => (
+            bytes <= limit,
+            format!("{} read (limit {})", human_bytes(bytes), human_bytes(limit)),
+        ),
+        None => {
+            let (one, many) = match e.kind {
+                Kind::Connect => ("connect", "connects"),
+                Kind::Camera => ("camera access", "camera accesses"),
+                Kind::Microphone => ("microphone access", "microphone accesses"),
+                Kind::File => ("file open", "file opens"),
+            };
+            (
+                count <= e.max,
+                format!(
+                    "{count} {} (limit {})",
+                    if count == 1 { one } else { many },
+                    e.max
+                ),
+            )
+        }
+    };
+    let mut list: Vec<((Phase, String, String), Item)> = acc.into_iter().collect();
+    list.sort_by(|a, b| {
+        a.0.0
+            .cmp(&b.0.0)
+            .then(a.1.first_s.total_cmp(&b.1.first_s))
+            .then(a.0.1.cmp(&b.0.1))
+    });
+    let total = list.len();
+    let mut details: Vec<String> = list
+        .into_iter()
+        .take(MAX_DETAILS)
+        .map(|((phase, target, detail), it)| {
+            let amount = if e.max_bytes.is_some() {
+                human_bytes(it.bytes)
+            } else {
+                format!("x{}", it.count)
+            };
+            format!(
+                "[{}] {} ({}) {amount}, first at +{:.3}s",
+                phase.as_str(),
+                escape(&target),
+                escape(&detail),
+                it.first_s
+            )
+        })
+        .collect();
+    if total > MAX_DETAILS {
+        details.push(format!("... and {} more", total - MAX_DETAILS));
+    }
+    Outcome {
+        name: e.name.clone(),
+        line: e.line,
+        passed,
+        count,
+        bytes,
+        message,
+        details,
+    }
+}

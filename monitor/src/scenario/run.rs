@@ -1,0 +1,694 @@
+//! `emuwatch run SCENARIO`: run the setup, record while the steps run, write the session and
+//! its reports, evaluate the expectations, compare with a baseline, write JUnit XML.
+//! Exit status: 0 everything holds, 1 a violation or regression, 2 an error (bad scenario,
+//! failed step, probes missing, events lost: a run with lost events cannot pass).
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Kind, Scenario, Target, Vars,
+    expect::{self, Outcome},
+    junit::{Case, CaseResult, Suite},
+    steps::{AppWatch, Runner, StepResult},
+};
+use crate::{
+    baseline::{self, Baseline, DEFAULT_THRESHOLD_PCT, RULES, parse_pct},
+    control::{self, MarkRequest},
+    enrich::android::PackagesList,
+    geo::Geo,
+    record::{self, RecordOptions},
+    report::{self, Format, categories::Categories, text::escape},
+    session::{SessionInfo, TargetSpec},
+};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Scenario file (TOML, docs/scenarios.md).
+    pub scenario: PathBuf,
+    /// Compare with a baseline: a baseline file, a session directory, or a directory holding
+    /// `<scenario name>.json`.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub baseline: Option<PathBuf>,
+    /// Also write the JUnit XML here (it is always written to SESSION/junit.xml).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Session directory to create (default: sessions/<UTC time>).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Volume threshold of the baseline comparison, in percent.
+    #[arg(long, value_name = "PCT", default_value_t = DEFAULT_THRESHOLD_PCT, value_parser = parse_pct)]
+    pub threshold: f64,
+    /// Print only the result, the failures and where the reports are.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Only check the scenario (and the baseline, category rules and GeoIP databases it
+    /// names): record nothing. Exit 0 when it is valid, 2 otherwise.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// `run.json` in the session: what the run did, and what `baseline save` needs to make the
+/// session's baseline independent of the run's scratch directory.
+#[derive(Serialize, Deserialize)]
+pub struct RunInfo {
+    pub scenario: String,
+    pub scenario_file: String,
+    /// The `{work}` directory of the run (removed at its end).
+    pub work_dir: String,
+    /// The file category rules the run used (`[record] categories`), if not the built-in ones.
+    #[serde(default)]
+    pub categories: Option<String>,
+    #[serde(default)]
+    pub steps: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub expectations: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub baseline: Option<serde_json::Value>,
+    #[serde(default)]
+    pub errors: Vec<String>,
+    #[serde(default)]
+    pub exit_code: u8,
+}
+
+impl RunInfo {
+    pub const FILE: &str = "run.json";
+
+    /// The run.json of a session, if it has one.
+    pub fn read(session: &Path) -> Option<RunInfo> {
+        let b = std::fs::read(session.join(Self::FILE)).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+}
+
+fn resolve(p: &str, base: &Path) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// `--baseline` may name a baseline file, a session directory, or a directory of baselines.
+fn baseline_path(p: &Path, scenario: &str) -> Result<PathBuf> {
+    if p.is_dir() && !p.join("session.json").exists() {
+        let file: String = scenario
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let f = p.join(format!("{file}.json"));
+        if !f.exists() {
+            bail!(
+                "no baseline for scenario {scenario:?} in {} (expected {})",
+                p.display(),
+                f.display()
+            );
+        }
+        return Ok(f);
+    }
+    if !p.exists() {
+        bail!("baseline {} does not exist", p.display());
+    }
+    Ok(p.to_path_buf())
+}
+
+/// Wait until the recording's control socket answers (probes attached, command started).
+fn wait_attached(session: &Path, ended: &AtomicBool) -> bool {
+    let sock = session.join(control::SOCKET);
+    loop {
+        if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+            return true;
+        }
+        if ended.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn needed_families(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Connect => &["connect"],
+        Kind::Camera | Kind::Microphone => &["file", "camera"],
+        Kind::File => &["file"],
+    }
+}
+
+/// Required probes that did not attach, and probe families an expectation needs of which no
+/// probe attached.
+fn missing_probes(info: &SessionInfo, sc: &Scenario) -> Vec<String> {
+    let mut missing: Vec<String> = info
+        .probes
+        .iter()
+        .filter(|p| p.required && !p.attached)
+        .map(|p| {
+            format!(
+                "{} ({}){}",
+                p.program,
+                p.attach_point,
+                p.error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    for e in &sc.expect {
+        for fam in needed_families(e.kind) {
+            let attached = info.probes.iter().any(|p| &p.family == fam && p.attached);
+            let line = format!(
+                "no {fam} probe attached (needed by expectation {:?})",
+                e.name
+            );
+            if !attached && !missing.contains(&line) {
+                missing.push(line);
+            }
+        }
+    }
+    missing
+}
+
+/// `--check`: everything `run` checks before recording, with placeholders that need a run
+/// (`{work}`, `{session}`) pointing at a scratch directory.
+fn check_only(a: &RunArgs, sc: &Scenario, file: &str, scenario_dir: &Path) -> Result<ExitCode> {
+    let tmp = tempfile::Builder::new()
+        .prefix("emuwatch-check-")
+        .tempdir()?;
+    let vars = Vars {
+        work: tmp.path().to_path_buf(),
+        session: tmp.path().to_path_buf(),
+        bin_dir: std::env::current_exe()?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        scenario_dir: scenario_dir.to_path_buf(),
+    };
+    let path = |t: &Option<super::Template>| -> Result<Option<PathBuf>> {
+        t.as_ref()
+            .map(|t| Ok(resolve(&t.expand(&vars)?, scenario_dir)))
+            .transpose()
+    };
+    let cats = match path(&sc.record.categories)? {
+        Some(p) => Categories::load(&p)?,
+        None => Categories::builtin(),
+    };
+    expect::check_categories(&sc.expect, &cats, file)?;
+    let geo =
+        Geo::from_env_and_defaults(path(&sc.record.geoip_country)?, path(&sc.record.geoip_asn)?)?;
+    if let Some(p) = &a.baseline {
+        Baseline::load(&baseline_path(p, &sc.name)?, &geo, Some(&cats))?;
+    }
+    println!(
+        "{file}: scenario {:?} is valid: target {}, {} setup step(s), {} step(s), {} expectation(s)",
+        sc.name,
+        sc.target.describe(),
+        sc.setup.len(),
+        sc.steps.len(),
+        sc.expect.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(a: RunArgs) -> Result<ExitCode> {
+    let t0 = Instant::now();
+    let sc = Scenario::load(&a.scenario)?;
+    let file = a.scenario.display().to_string();
+    let scenario_dir = a
+        .scenario
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .context("the scenario's directory")?;
+    let bin_dir = std::env::current_exe()
+        .context("find the emuwatch executable")?
+        .parent()
+        .context("the emuwatch executable's directory")?
+        .to_path_buf();
+    if a.check {
+        return check_only(&a, &sc, &file, &scenario_dir);
+    }
+    let out = a.out.clone().unwrap_or_else(record::default_session_dir);
+    if out.join("events.jsonl").exists() {
+        bail!(
+            "{} is already a session (choose another --out)",
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("create session directory {}", out.display()))?;
+    let out = out.canonicalize()?;
+    let work = tempfile::Builder::new()
+        .prefix("emuwatch-run-")
+        .tempdir()
+        .context("create the run's scratch directory")?;
+    let vars = Vars {
+        work: work.path().to_path_buf(),
+        session: out.clone(),
+        bin_dir,
+        scenario_dir: scenario_dir.clone(),
+    };
+    let expand_path = |t: &Option<super::Template>| -> Result<Option<PathBuf>> {
+        t.as_ref()
+            .map(|t| Ok(resolve(&t.expand(&vars)?, &scenario_dir)))
+            .transpose()
+    };
+
+    // Everything that can be checked before recording is checked now.
+    let cats_file = expand_path(&sc.record.categories)?;
+    let cats = match &cats_file {
+        Some(p) => Categories::load(p)?,
+        None => Categories::builtin(),
+    };
+    expect::check_categories(&sc.expect, &cats, &file)?;
+    let geoip_country = expand_path(&sc.record.geoip_country)?;
+    let geoip_asn = expand_path(&sc.record.geoip_asn)?;
+    let geo = Geo::from_env_and_defaults(geoip_country.clone(), geoip_asn.clone())?;
+    let baseline = match &a.baseline {
+        Some(p) => {
+            let path = baseline_path(p, &sc.name)?;
+            Some((Baseline::load(&path, &geo, Some(&cats))?, path))
+        }
+        None => None,
+    };
+    let packages_list = expand_path(&sc.record.packages_list)?
+        .unwrap_or_else(|| PathBuf::from("/data/system/packages.list"));
+    let devices: Vec<String> = sc
+        .record
+        .devices
+        .iter()
+        .map(|d| d.expand(&vars))
+        .collect::<Result<_>>()?;
+
+    let quiet = a.quiet;
+    if !quiet {
+        println!(
+            "emuwatch run: {}{}",
+            escape(&sc.name),
+            sc.description
+                .as_deref()
+                .map(|d| format!(" — {}", escape(d.trim())))
+                .unwrap_or_default()
+        );
+        println!("  target:  {}", escape(&sc.target.describe()));
+        println!("  session: {}", out.display());
+    }
+    let log = std::fs::File::create(out.join("steps.log")).context("create steps.log")?;
+    let ended = AtomicBool::new(false);
+    let mut runner = Runner {
+        vars: &vars,
+        session: &out,
+        ended: &ended,
+        log,
+        background: Vec::new(),
+        watch: None,
+        app: sc.app.clone(),
+        quiet,
+    };
+    let mut errors: Vec<String> = Vec::new();
+    let mut results: Vec<StepResult> = runner.run_all("setup", &sc.setup);
+    if let Some(f) = results.iter().find(|r| !r.ok) {
+        runner.stop_background();
+        bail!(
+            "{file}:{}: setup step {} ({}) failed: {}",
+            f.line,
+            f.index,
+            f.what,
+            f.error.as_deref().unwrap_or("")
+        );
+    }
+
+    // The target is resolved after the setup (which may write the pid file).
+    let mut target = TargetSpec::default();
+    let mut watch = AppWatch::new(&out, sc.app.clone());
+    match &sc.target {
+        Target::Package(p) => {
+            target.packages.push(p.clone());
+            if let Ok(pl) = PackagesList::load(&packages_list) {
+                watch.uids.extend(pl.uid_of(p));
+            }
+        }
+        Target::Uid(u) => {
+            target.uids.push(*u);
+            watch.uids.push(*u);
+        }
+        Target::Comm(c) => {
+            target.comms.push(c.clone());
+            watch.comm = Some(c.clone());
+        }
+        Target::PidFile(t) => {
+            let f = resolve(&t.expand(&vars)?, &scenario_dir);
+            let text = std::fs::read_to_string(&f)
+                .with_context(|| format!("read the pid file {}", f.display()))?;
+            let pid: u32 = text
+                .trim()
+                .parse()
+                .with_context(|| format!("{}: {:?} is not a pid", f.display(), text.trim()))?;
+            target.pids.push(pid);
+        }
+        Target::Command(c) => target.command = c.argv(&vars)?,
+    }
+    let max = sc
+        .record
+        .duration
+        .map_or(super::DEFAULT_MAX_DURATION, |d| d.0);
+    let opts = RecordOptions {
+        target,
+        packages_list,
+        out: Some(out.clone()),
+        duration: Some(max),
+        ring_bytes: sc.record.ring_buffer.map_or(8 << 20, |s| s.0),
+        wakeup_bytes: sc.record.wakeup_bytes,
+        poll: sc.record.poll.map_or(Duration::from_millis(5), |d| d.0),
+        quiet: true,
+        device_patterns: devices,
+        geoip_country,
+        geoip_asn,
+        stop_when_targets_exit: false,
+        command_output: Some(out.join("target.log")),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (step_results, recorded) = std::thread::scope(|s| {
+        let runner = &mut runner;
+        let steps = &sc.steps;
+        let ended = &ended;
+        let out = &out;
+        let h = s.spawn(move || {
+            if !wait_attached(out, ended) {
+                return None;
+            }
+            if let Some(info) = std::fs::read(out.join("session.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<SessionInfo>(&b).ok())
+            {
+                watch.roots = info.target.pids.clone();
+            }
+            runner.watch = Some(watch);
+            let r = runner.run_all("step", steps);
+            // The steps are done (or one failed): end the recording.
+            let _ = control::mark(
+                out,
+                &MarkRequest {
+                    label: String::new(),
+                    phase: None,
+                    app: None,
+                    stop: true,
+                },
+            );
+            Some(r)
+        });
+        let rec = rt.block_on(record::record(opts));
+        ended.store(true, Ordering::Relaxed);
+        let r = h.join().unwrap_or(None);
+        (r, rec)
+    });
+    runner.stop_background();
+    let recorded = recorded?;
+    let info = recorded.info;
+    match step_results {
+        Some(r) => {
+            if let Some(f) = r.iter().find(|r| !r.ok) {
+                errors.push(format!(
+                    "{file}:{}: step {} ({}) failed: {}",
+                    f.line,
+                    f.index,
+                    f.what,
+                    f.error.as_deref().unwrap_or("")
+                ));
+            } else if r.len() < sc.steps.len() {
+                errors.push("not every step ran".into());
+            }
+            results.extend(r);
+        }
+        None => errors.push("the recording ended before the steps could start".into()),
+    }
+    match info.stop_reason.as_deref() {
+        Some("stop_request") => {}
+        Some("duration") => errors.push(format!(
+            "the recording reached its maximum duration ([record] duration = {max:?}) before the steps finished"
+        )),
+        Some("signal") => errors.push("interrupted (SIGINT/SIGTERM)".into()),
+        other => errors.push(format!(
+            "the recording stopped unexpectedly ({})",
+            other.unwrap_or("unknown")
+        )),
+    }
+    let missing = missing_probes(&info, &sc);
+    if !missing.is_empty() {
+        errors.push(format!("probes missing: {}", missing.join("; ")));
+    }
+    if !info.complete {
+        errors.push(format!(
+            "{} events were lost and {} records could not be decoded: a run with lost events cannot pass (try [record] ring_buffer = \"32M\")",
+            info.lost.total, info.lost.undecodable
+        ));
+    }
+
+    // Reports, expectations, baseline.
+    let rep = report::build(&out, &geo, &cats)?;
+    let mut reports = Vec::new();
+    for (fmt, name) in [
+        (Format::Text, "report.txt"),
+        (Format::Html, "report.html"),
+        (Format::Json, "summary.json"),
+    ] {
+        let p = out.join(name);
+        std::fs::write(&p, report::render(&rep, fmt)?)
+            .with_context(|| format!("write {}", p.display()))?;
+        reports.push(p);
+    }
+    let outcomes = expect::evaluate(&sc.expect, sc.app.as_deref(), &rep.events, &cats, rep.frame);
+    let work_dir = work.path().to_string_lossy().into_owned();
+    let diff = baseline.as_ref().map(|(b, path)| {
+        let cur = Baseline::from_events(&rep.events, &cats, Some(&work_dir), Some(sc.name.clone()));
+        baseline::diff(
+            b,
+            &cur,
+            &path.display().to_string(),
+            &out.display().to_string(),
+            a.threshold,
+        )
+    });
+
+    // JUnit: one case per expectation and per (app, baseline rule), and one for the run.
+    let class = format!("emuwatch.{}", sc.name);
+    let mut cases = vec![Case {
+        name: "run: steps, probes and a complete recording".into(),
+        classname: format!("{class}.run"),
+        result: if errors.is_empty() {
+            CaseResult::Pass
+        } else {
+            CaseResult::Error {
+                message: errors[0].clone(),
+                text: errors.join("\n"),
+            }
+        },
+        output: format!(
+            "{} events recorded, {} lost",
+            info.events_total, info.lost.total
+        ),
+    }];
+    for o in &outcomes {
+        cases.push(Case {
+            name: o.name.clone(),
+            classname: format!("{class}.expect"),
+            result: if o.passed {
+                CaseResult::Pass
+            } else {
+                CaseResult::Failure {
+                    message: o.message.clone(),
+                    text: format!("{file}:{}: {}\n{}", o.line, o.message, o.details.join("\n")),
+                }
+            },
+            output: if o.passed {
+                o.message.clone()
+            } else {
+                String::new()
+            },
+        });
+    }
+    let mut baseline_failures = 0;
+    if let Some(d) = &diff {
+        let mut apps: Vec<String> = baseline
+            .as_ref()
+            .map(|(b, _)| b.apps.keys().cloned().collect())
+            .unwrap_or_default();
+        apps.extend(d.apps.iter().map(|a| a.app.clone()));
+        apps.sort();
+        apps.dedup();
+        for app in &apps {
+            for rule in RULES {
+                let (bad, other) = d.by_rule(app, rule);
+                if !bad.is_empty() {
+                    baseline_failures += 1;
+                }
+                cases.push(Case {
+                    name: format!("baseline: {app}: {}", rule.description()),
+                    classname: format!("{class}.baseline"),
+                    result: if bad.is_empty() {
+                        CaseResult::Pass
+                    } else {
+                        CaseResult::Failure {
+                            message: format!("{} regression(s): {}", bad.len(), bad[0]),
+                            text: bad
+                                .iter()
+                                .chain(&other)
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join("\n"),
+                        }
+                    },
+                    output: other.join("\n"),
+                });
+            }
+        }
+    }
+    let suite = Suite {
+        name: sc.name.clone(),
+        timestamp: info
+            .started_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        hostname: info.hostname.clone(),
+        time_s: t0.elapsed().as_secs_f64(),
+        properties: vec![
+            ("scenario".into(), file.clone()),
+            ("session".into(), out.display().to_string()),
+            ("target".into(), sc.target.describe()),
+        ],
+        cases,
+    };
+    let xml = suite.render();
+    let junit = out.join("junit.xml");
+    std::fs::write(&junit, &xml).with_context(|| format!("write {}", junit.display()))?;
+    if let Some(j) = &a.junit {
+        std::fs::write(j, &xml).with_context(|| format!("write {}", j.display()))?;
+    }
+
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed).collect();
+    let code: u8 = if !errors.is_empty() {
+        2
+    } else if !failed.is_empty() || baseline_failures > 0 {
+        1
+    } else {
+        0
+    };
+    let run_info = RunInfo {
+        scenario: sc.name.clone(),
+        scenario_file: file.clone(),
+        work_dir,
+        categories: cats_file.map(|p| p.display().to_string()),
+        steps: results
+            .iter()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect(),
+        expectations: outcomes
+            .iter()
+            .filter_map(|o| serde_json::to_value(o).ok())
+            .collect(),
+        baseline: diff.as_ref().and_then(|d| serde_json::to_value(d).ok()),
+        errors: errors.clone(),
+        exit_code: code,
+    };
+    std::fs::write(
+        out.join(RunInfo::FILE),
+        serde_json::to_string_pretty(&run_info)? + "\n",
+    )
+    .context("write run.json")?;
+
+    // What a person reads.
+    let rel = |p: &Path| -> String {
+        std::env::current_dir()
+            .ok()
+            .and_then(|c| p.strip_prefix(c).ok().map(|r| r.display().to_string()))
+            .unwrap_or_else(|| p.display().to_string())
+    };
+    if !quiet {
+        println!(
+            "  recorded {} events in {:.1}s, {}",
+            info.events_total,
+            info.ended_at
+                .map(|e| (e - info.started_at).num_milliseconds() as f64 / 1e3)
+                .unwrap_or(0.0),
+            if info.complete {
+                "nothing lost".to_string()
+            } else {
+                format!("{} LOST", info.lost.total + info.lost.undecodable)
+            }
+        );
+    }
+    if !outcomes.is_empty() {
+        println!(
+            "expectations: {} passed, {} failed",
+            outcomes.len() - failed.len(),
+            failed.len()
+        );
+        for o in &outcomes {
+            if o.passed && quiet {
+                continue;
+            }
+            println!(
+                "  {}  {} — {}",
+                if o.passed { "PASS" } else { "FAIL" },
+                escape(&o.name),
+                o.message
+            );
+            if !o.passed {
+                for d in &o.details {
+                    println!("          {d}");
+                }
+            }
+        }
+    }
+    if let Some(d) = &diff {
+        println!(
+            "baseline {}: {}",
+            escape(&d.baseline),
+            if d.regressions == 0 {
+                "no regressions".to_string()
+            } else {
+                format!("{} regression(s)", d.regressions)
+            }
+        );
+        if d.regressions > 0 || !quiet {
+            for line in d.render_text().lines().skip(1) {
+                println!("  {line}");
+            }
+        }
+    }
+    for e in &errors {
+        eprintln!("emuwatch: error: {}", escape(e));
+    }
+    println!(
+        "result: {} (exit {code})",
+        match code {
+            0 => "PASS — every expectation holds".to_string(),
+            1 => format!(
+                "FAIL — {} expectation(s) violated, {} baseline rule(s) regressed",
+                failed.len(),
+                baseline_failures
+            ),
+            _ => "ERROR — the run cannot be trusted (see above)".to_string(),
+        }
+    );
+    println!("junit:  {}", rel(&junit));
+    for p in &reports {
+        println!("report: {}", rel(p));
+    }
+    Ok(ExitCode::from(code))
+}

@@ -562,12 +562,20 @@ fn app_state_bands_follow_oom_score_adj() {
         "{}",
         sess.dump()
     );
+    // The spawned command's score was read while it was held before exec: exact, first.
     let first = states
         .iter()
-        .find(|e| e["source"] == "proc")
-        .expect("band read from /proc when first seen");
+        .find(|e| e["source"] == "start")
+        .expect("band known from the start");
     assert_eq!(first["pid"], pid);
-    assert!(first["band"].is_string());
+    // Inherited through emuwatch from this test process.
+    let ours: i64 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(first["oom_score_adj"], ours);
+    assert_eq!(states[0]["source"], "start", "the start value comes first");
 }
 
 #[test]

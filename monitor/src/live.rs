@@ -20,7 +20,9 @@ pub struct LiveView {
 
 /// Make any string from the monitored app safe for a terminal (no escape sequences).
 pub fn printable(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 impl LiveView {
@@ -101,7 +103,8 @@ impl LiveView {
 
 fn terminal_width() -> usize {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    if unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+    if unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0
+    {
         ws.ws_col as usize
     } else {
         100
@@ -141,10 +144,18 @@ mod tests {
             phase: Some(Phase::Foreground),
         };
         v.event(&ev);
-        assert!(v.line().ends_with("connect 1 | newest: 127.0.0.1:443"), "{}", v.line());
+        assert!(
+            v.line().ends_with("connect 1 | newest: 127.0.0.1:443"),
+            "{}",
+            v.line()
+        );
         ev.phase = Some(Phase::Closed);
         v.event(&ev);
-        assert!(v.line().contains("connect 2 (bg 0, closed 1)"), "{}", v.line());
+        assert!(
+            v.line().contains("connect 2 (bg 0, closed 1)"),
+            "{}",
+            v.line()
+        );
         assert_eq!(printable("a\x1b[31mb\n"), "a?[31mb?");
     }
 }

@@ -276,11 +276,20 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     );
     let mut pipe = Pipeline::new(enricher, writer, LiveView::new(opts.quiet), fd_reads, lost);
     pipe.live_pids.extend(maps.tgids.iter().copied());
+    for &tgid in &maps.tgids {
+        if let Some(adj) = crate::enrich::read_oom_score_adj(tgid) {
+            pipe.enricher.procs.seed_adj(tgid, adj);
+        }
+    }
 
     // Spawn the command only now: everything is attached, and it becomes a target before exec.
     let mut child = None;
     if !target.command.is_empty() {
         let (pid, mut release) = spawn_held(&target.command, opts.command_output.as_deref())?;
+        // The child is held before exec: its score now is its score at its first event.
+        if let Some(adj) = crate::enrich::read_oom_score_adj(pid) {
+            pipe.enricher.procs.seed_adj(pid, adj);
+        }
         if let Ok(cwd) = std::env::current_dir() {
             pipe.enricher
                 .procs

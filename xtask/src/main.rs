@@ -3,10 +3,12 @@
 use std::{
     path::{Path, PathBuf},
     process::{Command, ExitCode},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use anyhow::{Context, Result, bail};
+
+mod bench;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -104,69 +106,53 @@ fn build_release() -> Result<PathBuf> {
     Ok(root().join("target/release"))
 }
 
-/// A short recording of the bundled simulated app against loopback "servers".
+/// The main job, shown on the bundled simulated app: `emuwatch run scenarios/demo.toml`. Its
+/// expectations forbid background collection and the simulated app does it, so the run fails
+/// (exit 1) on purpose; the demo succeeds when exactly that happens.
 fn demo() -> Result<()> {
     if !is_root() {
         bail!("emuwatch loads eBPF programs: run the demo as root");
     }
     let bin = build_release()?;
-    let work = root().join("target/demo");
-    let _ = std::fs::remove_dir_all(&work);
-    let data = work.join("device");
-    for (p, content) in [
-        (
-            "contacts/contacts2.db",
-            "Alice +44 20 7946 0000\nBob +1 202 555 0100\n",
-        ),
-        ("DCIM/Camera/IMG_0001.jpg", "JPEG holiday photo"),
-        ("Pictures/screenshot.png", "PNG screenshot"),
-        ("sys/class/net/eth0/address", "02:00:00:44:55:66\n"),
-        (
-            "build.prop",
-            "ro.product.model=emu64x\nro.serialno=EMULATOR35X1X11X0\n",
-        ),
-    ] {
-        let f = data.join(p);
-        std::fs::create_dir_all(f.parent().unwrap())?;
-        std::fs::write(&f, content)?;
-    }
-    let ports = work.join("ports.txt");
-    let mut servers = Command::new(bin.join("emuwatch-simapp"))
-        .args(["serve", "--seconds", "60", "--ports-file"])
-        .arg(&ports)
-        .spawn()
-        .context("start the loopback servers")?;
-    let t = Instant::now();
-    while !ports.exists() && t.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let session = root().join("sessions/demo");
     let _ = std::fs::remove_dir_all(&session);
+    println!(
+        "\nxtask: running scenarios/demo.toml. The simulated app keeps collecting after it is closed,\n\
+         xtask: and the scenario forbids that: `emuwatch run` should FAIL (exit 1) — that is the catch.\n"
+    );
+    let t = Instant::now();
     let status = Command::new(bin.join("emuwatch"))
-        .args(["record", "--out"])
+        .args(["run", "scenarios/demo.toml", "--out"])
         .arg(&session)
-        .arg("--")
-        .arg(bin.join("emuwatch-simapp"))
-        .args(["app", "--ports-file"])
-        .arg(&ports)
-        .arg("--data")
-        .arg(&data)
-        .status();
-    let _ = servers.kill();
-    let _ = servers.wait();
-    let status = status.context("run emuwatch")?;
-    if !status.success() {
-        bail!("emuwatch record failed ({status})");
+        .current_dir(root())
+        .status()
+        .context("run emuwatch")?;
+    match status.code() {
+        Some(1) => {}
+        Some(0) => bail!(
+            "every expectation held: emuwatch did not catch the simulated app's background collection"
+        ),
+        _ => bail!("emuwatch run failed ({status}); see the messages above"),
     }
-    println!("\nThe simulated app made loopback connects, read contacts and media, then 'closed'");
+    let text = session.join("report.txt");
+    let report = std::fs::read_to_string(&text).context("read the text report")?;
+    println!("\nThe report's summary:");
+    for line in report
+        .lines()
+        .skip_while(|l| *l != "Summary")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+    {
+        println!("{line}");
+    }
     println!(
-        "(oom_score_adj 0 -> 900, main process exited) while a detached service kept collecting."
+        "\nDemo worked as intended in {:.1?}: exit 1 above is emuwatch catching the background collection.",
+        t.elapsed()
     );
-    println!("session directory: {}", session.display());
-    println!(
-        "timeline:          {}",
-        session.join("events.jsonl").display()
-    );
+    println!("session:     {}", session.display());
+    println!("JUnit:       {}", session.join("junit.xml").display());
+    println!("text report: {}", text.display());
+    println!("HTML report: {}", session.join("report.html").display());
     Ok(())
 }
 
@@ -177,8 +163,9 @@ fn main() -> ExitCode {
         Some("build") => build_release().map(|_| ()),
         Some("test") => test(&args[1..]),
         Some("demo") => demo(),
+        Some("bench") => bench::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|test|demo>");
+            eprintln!("usage: cargo xtask <setup|build|test|demo|bench>");
             return ExitCode::from(2);
         }
     };

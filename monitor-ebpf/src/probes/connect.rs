@@ -12,7 +12,7 @@ use monitor_common::{
 };
 
 use crate::{
-    emit::{current, reserve, submit},
+    emit::{copy_payload, current, reserve, submit},
     filter::is_target,
     maps::{PENDING_CONNECT, count_loss, loss},
 };
@@ -115,7 +115,7 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     if let Some(mut entry) = reserve::<Connect>(kind::CONNECT, &task) {
         unsafe {
             let ev = entry.as_mut_ptr();
-            (*ev).payload = *pending;
+            copy_payload(&raw mut (*ev).payload, pending);
             (*ev).payload.result = ret as i32;
         }
         submit(entry);

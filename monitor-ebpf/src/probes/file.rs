@@ -16,7 +16,7 @@ use monitor_common::{
 };
 
 use crate::{
-    emit::{Task, current, reserve, submit},
+    emit::{Task, copy_payload, current, reserve, submit},
     filter::is_target,
     maps::{FD_READS, OPEN_SCRATCH, PENDING_OPEN, PENDING_READ, count_loss, loss},
 };
@@ -67,7 +67,7 @@ fn syscall_exit(ctx: &TracePointContext, event_kind: u32) -> u32 {
     if let Some(mut entry) = reserve::<FileOpen>(event_kind, &task) {
         unsafe {
             let ev = entry.as_mut_ptr();
-            (*ev).payload = *pending;
+            copy_payload(&raw mut (*ev).payload, pending);
             (*ev).payload.result = ret as i32;
             let p = &mut (*ev).payload;
             if p.path_status == PATH_FAULT && p.user_path != 0 {

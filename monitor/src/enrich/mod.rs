@@ -31,6 +31,15 @@ pub struct Enricher {
     clock_offset_ns: i128,
 }
 
+/// A live process's current oom_score_adj.
+pub fn read_oom_score_adj(tgid: u32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{tgid}/oom_score_adj"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 pub fn wall_time(offset_ns: i128, mono_ns: u64) -> DateTime<Utc> {
     let ns = offset_ns + mono_ns as i128;
     DateTime::from_timestamp_nanos(ns.clamp(0, i64::MAX as i128) as i64)
@@ -72,8 +81,10 @@ impl Enricher {
         });
     }
 
-    /// When a process is first seen, its current app state comes from /proc, so every process
-    /// has a known band from the start.
+    /// When a process is first seen, its app state is reported, so every process has a known
+    /// band from the start: the value read when recording started (`start`) or, for processes
+    /// that became targets later, read from /proc now (`proc`). Forked children inherit their
+    /// parent's score and band, and get no line of their own.
     fn first_seen(
         &mut self,
         tgid: u32,
@@ -83,11 +94,12 @@ impl Enricher {
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) {
-        let Ok(adj) = std::fs::read_to_string(format!("/proc/{tgid}/oom_score_adj")) else {
-            return;
-        };
-        let Ok(adj) = adj.trim().parse::<i32>() else {
-            return;
+        let (adj, source) = match self.procs.take_seeded_adj(tgid) {
+            Some(adj) => (adj, "start"),
+            None => match read_oom_score_adj(tgid) {
+                Some(adj) => (adj, "proc"),
+                None => return,
+            },
         };
         let info = self.procs.get(tgid).cloned();
         out.push(Event {
@@ -95,7 +107,7 @@ impl Enricher {
             body: Body::AppState(event::AppState {
                 oom_score_adj: adj,
                 band: android::band(adj).to_string(),
-                source: "proc".into(),
+                source: source.into(),
             }),
             pid: tgid,
             tid,

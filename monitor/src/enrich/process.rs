@@ -22,6 +22,9 @@ pub struct ProcessTable {
     pub packages: PackagesList,
     /// Working directories known before a process's first event (processes emuwatch starts).
     seeded_cwd: HashMap<u32, String>,
+    /// oom_score_adj read when recording started (targets by pid, the spawned command while it
+    /// was still held): exact, unlike a /proc read when the first event is processed.
+    seeded_adj: HashMap<u32, i32>,
 }
 
 /// argv[0] and ppid of a live process, from /proc.
@@ -46,6 +49,7 @@ impl ProcessTable {
             procs: HashMap::new(),
             packages,
             seeded_cwd: HashMap::new(),
+            seeded_adj: HashMap::new(),
         }
     }
 
@@ -117,6 +121,15 @@ impl ProcessTable {
 
     /// A process about to be started by emuwatch itself: its parent is us, its working
     /// directory is ours.
+    pub fn seed_adj(&mut self, tgid: u32, adj: i32) {
+        self.seeded_adj.insert(tgid, adj);
+    }
+
+    /// The oom_score_adj known for `tgid` before its first event, if any (taken once).
+    pub fn take_seeded_adj(&mut self, tgid: u32) -> Option<i32> {
+        self.seeded_adj.remove(&tgid)
+    }
+
     pub fn seed_cwd(&mut self, tgid: u32, cwd: String) {
         self.seeded_cwd.insert(tgid, cwd);
     }

@@ -120,6 +120,22 @@ pub struct Process {
     pub name: Option<String>,
 }
 
+impl Process {
+    /// An `op` with no details; fill the ones it has with struct update syntax.
+    pub fn op(op: ProcOp) -> Process {
+        Process {
+            op,
+            child_pid: None,
+            filename: None,
+            exit_code: None,
+            signal: None,
+            cwd: None,
+            result: None,
+            name: None,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Connect {
     /// `inet` or `inet6`.

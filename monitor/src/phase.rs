@@ -171,14 +171,8 @@ mod tests {
 
     fn proc_(op: ProcOp, child: Option<u32>) -> Body {
         Body::Process(Process {
-            op,
             child_pid: child,
-            filename: None,
-            exit_code: None,
-            signal: None,
-            cwd: None,
-            result: None,
-            name: None,
+            ..Process::op(op)
         })
     }
 

@@ -127,28 +127,16 @@ impl Enricher {
                 let _ = self.procs.lookup(h.tgid, h.uid, &comm);
                 self.procs.fork(h.tgid, f.child_tgid, h.uid, &comm);
                 let body = Body::Process(event::Process {
-                    op: ProcOp::Fork,
                     child_pid: Some(f.child_tgid),
-                    filename: None,
-                    exit_code: None,
-                    signal: None,
-                    cwd: None,
-                    result: None,
-                    name: None,
+                    ..event::Process::op(ProcOp::Fork)
                 });
                 self.event(&h, body, out);
             }
             Raw::Exec(h, e) => {
                 let filename = (e.filename_len > 0).then(|| cstr(&e.filename));
                 let body = Body::Process(event::Process {
-                    op: ProcOp::Exec,
-                    child_pid: None,
                     filename,
-                    exit_code: None,
-                    signal: None,
-                    cwd: None,
-                    result: None,
-                    name: None,
+                    ..event::Process::op(ProcOp::Exec)
                 });
                 self.event(&h, body, out);
                 self.procs.exec(h.tgid, h.uid, &cstr(&h.comm));
@@ -161,14 +149,9 @@ impl Enricher {
                     (Some((e.exit_code >> 8) & 0xff), None)
                 };
                 let body = Body::Process(event::Process {
-                    op: ProcOp::Exit,
-                    child_pid: None,
-                    filename: None,
                     exit_code,
                     signal,
-                    cwd: None,
-                    result: None,
-                    name: None,
+                    ..event::Process::op(ProcOp::Exit)
                 });
                 self.event(&h, body, out);
                 self.procs.exit(h.tgid);
@@ -229,14 +212,9 @@ impl Enricher {
                     self.procs.set_cwd(h.tgid, cwd.clone());
                 }
                 let body = Body::Process(event::Process {
-                    op: ProcOp::Chdir,
-                    child_pid: None,
-                    filename: None,
-                    exit_code: None,
-                    signal: None,
                     cwd: new_cwd,
                     result: (c.result != 0).then_some(c.result),
-                    name: None,
+                    ..event::Process::op(ProcOp::Chdir)
                 });
                 self.event(&h, body, out);
             }
@@ -265,14 +243,8 @@ impl Enricher {
             Raw::Rename(h, r) => {
                 let name = cstr(&r.new_comm);
                 let body = Body::Process(event::Process {
-                    op: ProcOp::Rename,
-                    child_pid: None,
-                    filename: None,
-                    exit_code: None,
-                    signal: None,
-                    cwd: None,
-                    result: None,
                     name: Some(name.clone()),
+                    ..event::Process::op(ProcOp::Rename)
                 });
                 self.event(&h, body, out);
                 if h.tid == h.tgid {

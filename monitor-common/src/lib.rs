@@ -15,6 +15,13 @@ pub mod process;
 /// Length of the kernel's `task_struct.comm` (TASK_COMM_LEN).
 pub const COMM_LEN: usize = 16;
 
+/// Slots of the `TARGET_FILTER` array: slot `tgid % TARGET_FILTER_SLOTS` is non-zero once a
+/// process whose tgid falls there has been a target. Zero means "certainly not a target", so
+/// the probes of every other task stop at one array load instead of a hash lookup. Whoever adds
+/// a tgid to `TARGET_TGIDS` (userspace or the kernel) sets its slot; slots are never cleared
+/// (a stale slot only costs the hash lookup it would have cost anyway).
+pub const TARGET_FILTER_SLOTS: u32 = 65536;
+
 /// Kinds of ring-buffer records (`Header::kind`).
 pub mod kind {
     pub const FORK: u32 = 1;

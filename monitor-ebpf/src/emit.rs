@@ -1,10 +1,12 @@
 //! Reserving ring-buffer records and filling the shared header.
 use aya_ebpf::{
+    EbpfContext,
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         bpf_ktime_get_ns, generated,
     },
     maps::ring_buf::RingBufEntry,
+    programs::TracePointContext,
 };
 use monitor_common::{COMM_LEN, Event, config};
 
@@ -36,6 +38,56 @@ pub fn current() -> Task {
     }
 }
 
+/// Thread and process id of the current task, without its credentials: the hot probes
+/// (read-family, close, syscall exits) run for every task on the machine, and most of them
+/// return before they need more.
+#[derive(Clone, Copy)]
+pub struct Ids {
+    pub tid: u32,
+    pub tgid: u32,
+}
+
+#[inline(always)]
+pub fn current_ids() -> Ids {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    Ids {
+        tid: pid_tgid as u32,
+        tgid: (pid_tgid >> 32) as u32,
+    }
+}
+
+/// What `reserve` needs to know about the task an event is about.
+pub trait Thread {
+    fn tid(&self) -> u32;
+    fn tgid(&self) -> u32;
+}
+
+impl Thread for Task {
+    fn tid(&self) -> u32 {
+        self.tid
+    }
+    fn tgid(&self) -> u32 {
+        self.tgid
+    }
+}
+
+impl Thread for Ids {
+    fn tid(&self) -> u32 {
+        self.tid
+    }
+    fn tgid(&self) -> u32 {
+        self.tgid
+    }
+}
+
+/// A field of the tracepoint record at `off`, read with a direct load (the verifier checks
+/// ctx accesses) instead of `TracePointContext::read_at`, which costs a `bpf_probe_read`
+/// helper call per field. `off` must be a constant aligned to the size of `T`.
+#[inline(always)]
+pub fn field<T: Copy>(ctx: &TracePointContext, off: usize) -> T {
+    unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u8).add(off) as *const T) }
+}
+
 /// Reserve an `Event<T>` with the header filled for the current task; counts a loss and
 /// returns `None` when the ring buffer is full.
 ///
@@ -43,7 +95,7 @@ pub fn current() -> Task {
 /// itself): building a `Header` value first made LLVM assemble it byte by byte on the stack and
 /// copy it with calls to the byte-loop `memset`/`memmove` that BPF code links in.
 #[inline(always)]
-pub fn reserve<T: 'static>(kind: u32, task: &Task) -> Option<RingBufEntry<Event<T>>> {
+pub fn reserve<T: 'static>(kind: u32, task: &impl Thread) -> Option<RingBufEntry<Event<T>>> {
     let Some(mut entry) = EVENTS.reserve::<Event<T>>(0) else {
         count_loss(loss::RINGBUF_FULL);
         return None;
@@ -51,11 +103,13 @@ pub fn reserve<T: 'static>(kind: u32, task: &Task) -> Option<RingBufEntry<Event<
     let ev = entry.as_mut_ptr();
     unsafe {
         let h = &raw mut (*ev).header;
+        // Every event is about the current task: its credentials come from the helper here.
+        let uid_gid = bpf_get_current_uid_gid();
         (*h).kind = kind;
-        (*h).tid = task.tid;
-        (*h).tgid = task.tgid;
-        (*h).uid = task.uid;
-        (*h).gid = task.gid;
+        (*h).tid = task.tid();
+        (*h).tgid = task.tgid();
+        (*h).uid = uid_gid as u32;
+        (*h).gid = (uid_gid >> 32) as u32;
         (*h)._pad = 0;
         (*h).ts_ns = bpf_ktime_get_ns();
         (*h).cgroup_id = bpf_get_current_cgroup_id();

@@ -1,15 +1,46 @@
-//! The in-kernel target decision: one map lookup for the common case, so every probe of a
-//! non-target task returns at once.
-use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm};
-use monitor_common::config;
+//! The in-kernel target decision. Every probe of a task that is not a target returns after
+//! one array load (`maybe_target`); a possible target costs one hash lookup more.
+use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_uid_gid};
+use monitor_common::{TARGET_FILTER_SLOTS, config};
 
-use crate::maps::{TARGET_CGROUPS, TARGET_COMMS, TARGET_TGIDS, TARGET_UIDS, config};
+use crate::maps::{TARGET_CGROUPS, TARGET_COMMS, TARGET_FILTER, TARGET_TGIDS, TARGET_UIDS, config};
 
 /// Is the current task (`tgid`, `uid`) a target? A task matched by uid, comm or cgroup has its
 /// tgid added to `TARGET_TGIDS`, so it stays a target after exec and its children inherit.
 #[inline(always)]
 pub fn is_target(tgid: u32, uid: u32) -> bool {
-    if unsafe { TARGET_TGIDS.get(&tgid) }.is_some() {
+    is_target_with(tgid, || uid)
+}
+
+/// `is_target` for the current task, fetching its uid only if uid targets are configured.
+#[inline(always)]
+pub fn is_current_target(tgid: u32) -> bool {
+    is_target_with(tgid, || bpf_get_current_uid_gid() as u32)
+}
+
+/// Could `tgid` be a target? False means certainly not (or `--all`, which says true): the
+/// first check of every probe, one array load.
+#[inline(always)]
+pub fn maybe_target(tgid: u32) -> bool {
+    config(config::TARGET_ALL) != 0
+        || TARGET_FILTER
+            .get(tgid % TARGET_FILTER_SLOTS)
+            .is_some_and(|v| *v != 0)
+}
+
+/// Add `tgid` to the targets (and its pre-filter slot).
+#[inline(always)]
+fn insert_target(tgid: u32) -> bool {
+    if let Some(slot) = TARGET_FILTER.get_ptr_mut(tgid % TARGET_FILTER_SLOTS) {
+        // A plain store of 1: concurrent writers store the same value.
+        unsafe { *slot = 1 };
+    }
+    TARGET_TGIDS.insert(&tgid, &1, 0).is_ok()
+}
+
+#[inline(always)]
+fn is_target_with(tgid: u32, uid: impl FnOnce() -> u32) -> bool {
+    if maybe_target(tgid) && unsafe { TARGET_TGIDS.get(&tgid) }.is_some() {
         return true;
     }
     if config(config::SELF_TGID) == tgid as u64 {
@@ -18,13 +49,13 @@ pub fn is_target(tgid: u32, uid: u32) -> bool {
     if config(config::TARGET_ALL) != 0 {
         return true;
     }
-    let hit = (config(config::HAVE_UIDS) != 0 && unsafe { TARGET_UIDS.get(&uid) }.is_some())
+    let hit = (config(config::HAVE_UIDS) != 0 && unsafe { TARGET_UIDS.get(&uid()) }.is_some())
         || (config(config::HAVE_COMMS) != 0
             && bpf_get_current_comm().is_ok_and(|c| unsafe { TARGET_COMMS.get(&c) }.is_some()))
         || (config(config::HAVE_CGROUPS) != 0
             && unsafe { TARGET_CGROUPS.get(&bpf_get_current_cgroup_id()) }.is_some());
     if hit {
-        let _ = TARGET_TGIDS.insert(&tgid, &1, 0);
+        let _ = insert_target(tgid);
     }
     hit
 }
@@ -32,7 +63,8 @@ pub fn is_target(tgid: u32, uid: u32) -> bool {
 /// Is `tgid` (some other process, e.g. the subject of an oom_score_adj update) a target?
 #[inline(always)]
 pub fn is_target_tgid(tgid: u32) -> bool {
-    config(config::TARGET_ALL) != 0 || unsafe { TARGET_TGIDS.get(&tgid) }.is_some()
+    maybe_target(tgid)
+        && (config(config::TARGET_ALL) != 0 || unsafe { TARGET_TGIDS.get(&tgid) }.is_some())
 }
 
 /// Make `tgid` a target (a child forked by a target). Not needed with `--all`.
@@ -41,7 +73,7 @@ pub fn adopt(tgid: u32) -> bool {
     if config(config::TARGET_ALL) != 0 {
         return true;
     }
-    TARGET_TGIDS.insert(&tgid, &1, 0).is_ok()
+    insert_target(tgid)
 }
 
 #[inline(always)]

@@ -1,10 +1,10 @@
 //! Maps shared by all probe families. Userspace finds them by these names.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
-    COMM_LEN, config,
+    COMM_LEN, TARGET_FILTER_SLOTS, config,
     connect::Connect,
     device::Ioctl,
     file::{FdKey, FileOpen, ReadAgg},
@@ -35,6 +35,11 @@ pub static CONFIG: Array<u64> = Array::with_max_entries(config::SLOTS, 0);
 /// Target processes (tgid). Children are added at fork, so whole trees stay targets.
 #[map]
 pub static TARGET_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(65536, 0);
+
+/// The fast pre-filter in front of `TARGET_TGIDS` (see `monitor_common::TARGET_FILTER_SLOTS`).
+/// An array lookup is inlined by the verifier into a bounds check and a load.
+#[map]
+pub static TARGET_FILTER: Array<u8> = Array::with_max_entries(TARGET_FILTER_SLOTS, 0);
 #[map]
 pub static TARGET_UIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 #[map]
@@ -46,17 +51,24 @@ pub static TARGET_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(1024, 0)
 #[map]
 pub static PENDING_CONNECT: HashMap<u32, Connect> = HashMap::with_max_entries(16384, 0);
 
-/// open() in flight, by thread id.
+/// open() (or chdir) in flight, by thread id. Each thread keeps its slot and the probes write
+/// it in place (`syscall` 0 = nothing pending): an insert and a delete per open cost more than
+/// two lookups. LRU, so slots of threads that have gone are recycled.
 #[map]
-pub static PENDING_OPEN: HashMap<u32, FileOpen> = HashMap::with_max_entries(16384, 0);
+pub static PENDING_OPEN: LruHashMap<u32, FileOpen> = LruHashMap::with_max_entries(16384, 0);
 
-/// Scratch space for building a `FileOpen` (too large for the 512-byte BPF stack).
+/// A zeroed `FileOpen` to create a thread's `PENDING_OPEN` slot from (too large for the
+/// 512-byte BPF stack); never written.
 #[map]
 pub static OPEN_SCRATCH: PerCpuArray<FileOpen> = PerCpuArray::with_max_entries(1, 0);
 
-/// read() in flight on a tracked fd, by thread id -> fd.
+/// read() in flight on a tracked fd, by thread id -> `READ_PENDING | fd` (0: none). Per-thread
+/// slots written in place, like `PENDING_OPEN`.
 #[map]
-pub static PENDING_READ: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
+pub static PENDING_READ: LruHashMap<u32, u64> = LruHashMap::with_max_entries(16384, 0);
+
+/// Marks a `PENDING_READ` slot as holding an fd.
+pub const READ_PENDING: u64 = 1 << 32;
 
 /// Bytes and read calls per (tgid, fd) of files opened by targets while recording.
 #[map]

@@ -29,6 +29,8 @@ pub struct Pipeline {
     /// Target processes alive as far as events tell (for "stop when the tree has exited").
     pub live_pids: HashSet<u32>,
     buf: Vec<Event>,
+    /// Events phase-stamped by `emit`, reused across calls.
+    stamped: Vec<Event>,
 }
 
 impl Pipeline {
@@ -49,6 +51,7 @@ impl Pipeline {
             lost_seen: vec![Vec::new(); LOSS_REASONS.len()],
             live_pids: HashSet::new(),
             buf: Vec::new(),
+            stamped: Vec::new(),
         }
     }
 
@@ -84,25 +87,25 @@ impl Pipeline {
             self.enricher.fds.forget_process(tgid);
         }
         for ev in out.drain(..) {
-            self.emit(&ev)?;
+            self.emit(ev)?;
         }
         self.buf = out;
         Ok(())
     }
 
     /// Phase-stamp an event and hand it (and any phase change it caused) to the sinks.
-    fn emit(&mut self, ev: &Event) -> Result<()> {
+    /// Takes the event by value and reuses one buffer: this runs for every event.
+    fn emit(&mut self, ev: Event) -> Result<()> {
         if let Body::Process(p) = &ev.body
             && p.op == ProcOp::Exit
         {
             self.live_pids.remove(&ev.pid);
         }
-        let mut stamped = Vec::with_capacity(2);
-        self.phases.process(ev.clone(), &mut stamped);
-        for ev in &stamped {
-            self.sink(ev)?;
-        }
-        Ok(())
+        let mut stamped = std::mem::take(&mut self.stamped);
+        self.phases.process(ev, &mut stamped);
+        let r = stamped.drain(..).try_for_each(|ev| self.sink(&ev));
+        self.stamped = stamped;
+        r
     }
 
     fn sink(&mut self, ev: &Event) -> Result<()> {
@@ -182,7 +185,7 @@ impl Pipeline {
         let mut out = Vec::new();
         self.flush_reads(None, "stop", &mut out)?;
         for ev in out {
-            self.emit(&ev)?;
+            self.emit(ev)?;
         }
         Ok(())
     }
@@ -231,7 +234,7 @@ impl Pipeline {
                 app: None,
                 phase: None,
             };
-            self.emit(&ev)?;
+            self.emit(ev)?;
         }
         Ok(new_total)
     }

@@ -12,8 +12,8 @@ use monitor_common::{
 };
 
 use crate::{
-    emit::{copy_payload, current, reserve, submit},
-    filter::is_target,
+    emit::{copy_payload, current_ids, field, reserve, submit},
+    filter::{is_current_target, maybe_target},
     maps::{PENDING_CONNECT, count_loss, loss},
 };
 
@@ -29,13 +29,13 @@ struct SockaddrIn6 {
 /// syscalls/sys_enter_connect: `fd`@16, `uservaddr`@24, `addrlen`@32.
 #[tracepoint(category = "syscalls", name = "sys_enter_connect")]
 pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
-    let task = current();
-    if !is_target(task.tgid, task.uid) {
+    let task = current_ids();
+    if !is_current_target(task.tgid) {
         return 0;
     }
-    let fd: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
-    let sa: *const u8 = unsafe { ctx.read_at(24) }.unwrap_or(core::ptr::null());
-    let addrlen: u64 = unsafe { ctx.read_at(32) }.unwrap_or(0);
+    let fd: u64 = field(&ctx, 16);
+    let sa: *const u8 = field(&ctx, 24);
+    let addrlen: u64 = field(&ctx, 32);
     let family: u16 = unsafe { bpf_probe_read_user(sa as *const u16) }.unwrap_or(0);
     if family != AF_INET && family != AF_INET6 {
         return 0; // unix sockets, AF_UNSPEC disconnects, unreadable addresses
@@ -71,7 +71,10 @@ pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
 /// cgroup connect4/connect6: runs in the connecting task, between entry and exit. Always allows.
 #[inline(always)]
 fn note_protocol(ctx: &SockAddrContext, v6: bool) -> i32 {
-    let task = current();
+    let task = current_ids();
+    if !maybe_target(task.tgid) {
+        return 1;
+    }
     let Some(c) = PENDING_CONNECT.get_ptr_mut(&task.tid) else {
         return 1;
     };
@@ -107,11 +110,14 @@ pub fn cgroup_connect6(ctx: SockAddrContext) -> i32 {
 /// syscalls/sys_exit_connect: `ret`@16.
 #[tracepoint(category = "syscalls", name = "sys_exit_connect")]
 pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
-    let task = current();
+    let task = current_ids();
+    if !maybe_target(task.tgid) {
+        return 0;
+    }
     let Some(pending) = (unsafe { PENDING_CONNECT.get(&task.tid) }) else {
         return 0;
     };
-    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let ret: i64 = field(&ctx, 16);
     if let Some(mut entry) = reserve::<Connect>(kind::CONNECT, &task) {
         unsafe {
             let ev = entry.as_mut_ptr();

@@ -9,23 +9,23 @@ use monitor_common::{
 };
 
 use crate::{
-    emit::{current, reserve, submit},
-    filter::is_target,
+    emit::{current_ids, field, reserve, submit},
+    filter::{is_current_target, maybe_target},
     maps::{PENDING_IOCTL, count_loss, loss},
 };
 
 /// syscalls/sys_enter_ioctl: `fd`@16, `cmd`@24, `arg`@32.
 #[tracepoint(category = "syscalls", name = "sys_enter_ioctl")]
 pub fn sys_enter_ioctl(ctx: TracePointContext) -> u32 {
-    let cmd: u64 = unsafe { ctx.read_at(24) }.unwrap_or(0);
+    let cmd: u64 = field(&ctx, 24);
     if cmd as u32 != VIDIOC_STREAMON {
         return 0;
     }
-    let task = current();
-    if !is_target(task.tgid, task.uid) {
+    let task = current_ids();
+    if !is_current_target(task.tgid) {
         return 0;
     }
-    let fd: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let fd: u64 = field(&ctx, 16);
     let io = Ioctl {
         fd: fd as i32,
         cmd: cmd as u32,
@@ -41,12 +41,15 @@ pub fn sys_enter_ioctl(ctx: TracePointContext) -> u32 {
 /// syscalls/sys_exit_ioctl: `ret`@16.
 #[tracepoint(category = "syscalls", name = "sys_exit_ioctl")]
 pub fn sys_exit_ioctl(ctx: TracePointContext) -> u32 {
-    let task = current();
+    let task = current_ids();
+    if !maybe_target(task.tgid) {
+        return 0;
+    }
     let Some(pending) = (unsafe { PENDING_IOCTL.get(&task.tid) }).copied() else {
         return 0;
     };
     let _ = PENDING_IOCTL.remove(&task.tid);
-    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let ret: i64 = field(&ctx, 16);
     if let Some(mut entry) = reserve::<Ioctl>(kind::IOCTL, &task) {
         unsafe {
             (*entry.as_mut_ptr()).payload = Ioctl {
@@ -78,8 +81,8 @@ pub fn binder_transaction(ctx: TracePointContext) -> u32 {
     if to_off == 0 || reply_off == 0 {
         return 0;
     }
-    let task = current();
-    if !is_target(task.tgid, task.uid) {
+    let task = current_ids();
+    if !is_current_target(task.tgid) {
         return 0;
     }
     let reply: i32 = unsafe { ctx.read_at(reply_off) }.unwrap_or(1);

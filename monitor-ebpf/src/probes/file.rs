@@ -16,18 +16,37 @@ use monitor_common::{
 };
 
 use crate::{
-    emit::{Task, copy_payload, current, reserve, submit},
-    filter::is_target,
-    maps::{FD_READS, OPEN_SCRATCH, PENDING_OPEN, PENDING_READ, count_loss, loss},
+    emit::{Ids, copy_payload, current_ids, field, reserve, submit},
+    filter::{is_current_target, maybe_target},
+    maps::{FD_READS, OPEN_SCRATCH, PENDING_OPEN, PENDING_READ, READ_PENDING, count_loss, loss},
 };
 
 #[inline(always)]
-fn open_enter(task: &Task, syscall: u8, dfd: i32, filename: *const u8, flags: u32) {
-    let Some(scratch) = OPEN_SCRATCH.get_ptr_mut(0) else {
-        return;
+fn open_enter(task: &Ids, syscall: u8, dfd: i32, filename: *const u8, flags: u32) {
+    // This thread's slot, written in place; its first open creates it from the (zeroed)
+    // per-CPU scratch value.
+    let slot = match PENDING_OPEN.get_ptr_mut(&task.tid) {
+        Some(p) => p,
+        None => {
+            let Some(scratch) = OPEN_SCRATCH.get_ptr(0) else {
+                return;
+            };
+            if PENDING_OPEN
+                .insert(&task.tid, unsafe { &*scratch }, 0)
+                .is_err()
+            {
+                count_loss(loss::PENDING_FULL);
+                return;
+            }
+            let Some(p) = PENDING_OPEN.get_ptr_mut(&task.tid) else {
+                count_loss(loss::PENDING_FULL);
+                return;
+            };
+            p
+        }
     };
     unsafe {
-        let o = &mut *scratch;
+        let o = &mut *slot;
         o.result = 0;
         o.dfd = dfd;
         o.flags = flags;
@@ -44,9 +63,6 @@ fn open_enter(task: &Task, syscall: u8, dfd: i32, filename: *const u8, flags: u3
                 o.path_status = PATH_FAULT;
             }
         }
-        if PENDING_OPEN.insert(&task.tid, o, 0).is_err() {
-            count_loss(loss::PENDING_FULL);
-        }
     }
 }
 
@@ -58,12 +74,18 @@ fn open_exit(ctx: &TracePointContext) -> u32 {
 /// Send the pending open (or chdir) of this thread with the syscall's result.
 #[inline(always)]
 fn syscall_exit(ctx: &TracePointContext, event_kind: u32) -> u32 {
-    let task = current();
-    let Some(pending) = (unsafe { PENDING_OPEN.get(&task.tid) }) else {
+    let task = current_ids();
+    if !maybe_target(task.tgid) {
+        return 0;
+    }
+    let Some(pending) = PENDING_OPEN.get_ptr_mut(&task.tid) else {
         return 0;
     };
+    if unsafe { (*pending).syscall } == 0 {
+        return 0; // this thread has nothing in flight
+    }
     // sys_exit_*: `ret`@16
-    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let ret: i64 = field(ctx, 16);
     if let Some(mut entry) = reserve::<FileOpen>(event_kind, &task) {
         unsafe {
             let ev = entry.as_mut_ptr();
@@ -82,7 +104,7 @@ fn syscall_exit(ctx: &TracePointContext, event_kind: u32) -> u32 {
         }
         submit(entry);
     }
-    let _ = PENDING_OPEN.remove(&task.tid);
+    unsafe { (*pending).syscall = 0 };
     if event_kind == kind::FILE_OPEN && ret >= 0 {
         let key = FdKey {
             tgid: task.tgid,
@@ -98,13 +120,13 @@ fn syscall_exit(ctx: &TracePointContext, event_kind: u32) -> u32 {
 /// syscalls/sys_enter_openat: `dfd`@16, `filename`@24, `flags`@32.
 #[tracepoint(category = "syscalls", name = "sys_enter_openat")]
 pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
-    let task = current();
-    if !is_target(task.tgid, task.uid) {
+    let task = current_ids();
+    if !is_current_target(task.tgid) {
         return 0;
     }
-    let dfd: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
-    let filename: *const u8 = unsafe { ctx.read_at(24) }.unwrap_or(core::ptr::null());
-    let flags: u64 = unsafe { ctx.read_at(32) }.unwrap_or(0);
+    let dfd: u64 = field(&ctx, 16);
+    let filename: *const u8 = field(&ctx, 24);
+    let flags: u64 = field(&ctx, 32);
     open_enter(&task, SYS_OPENAT, dfd as i32, filename, flags as u32);
     0
 }
@@ -113,13 +135,13 @@ pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
 /// first member is `__u64 flags`).
 #[tracepoint(category = "syscalls", name = "sys_enter_openat2")]
 pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
-    let task = current();
-    if !is_target(task.tgid, task.uid) {
+    let task = current_ids();
+    if !is_current_target(task.tgid) {
         return 0;
     }
-    let dfd: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
-    let filename: *const u8 = unsafe { ctx.read_at(24) }.unwrap_or(core::ptr::null());
-    let how: *const u64 = unsafe { ctx.read_at(32) }.unwrap_or(core::ptr::null());
+    let dfd: u64 = field(&ctx, 16);
+    let filename: *const u8 = field(&ctx, 24);
+    let how: *const u64 = field(&ctx, 32);
     let flags = unsafe { bpf_probe_read_user(how) }.unwrap_or(0);
     open_enter(&task, SYS_OPENAT2, dfd as i32, filename, flags as u32);
     0
@@ -128,12 +150,12 @@ pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
 /// syscalls/sys_enter_open: `filename`@16, `flags`@24.
 #[tracepoint(category = "syscalls", name = "sys_enter_open")]
 pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
-    let task = current();
-    if !is_target(task.tgid, task.uid) {
+    let task = current_ids();
+    if !is_current_target(task.tgid) {
         return 0;
     }
-    let filename: *const u8 = unsafe { ctx.read_at(16) }.unwrap_or(core::ptr::null());
-    let flags: u64 = unsafe { ctx.read_at(24) }.unwrap_or(0);
+    let filename: *const u8 = field(&ctx, 16);
+    let flags: u64 = field(&ctx, 24);
     open_enter(
         &task,
         SYS_OPEN,
@@ -163,11 +185,11 @@ pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
 /// so relative paths stay resolvable after the process has gone.
 #[tracepoint(category = "syscalls", name = "sys_enter_chdir")]
 pub fn sys_enter_chdir(ctx: TracePointContext) -> u32 {
-    let task = current();
-    if !is_target(task.tgid, task.uid) {
+    let task = current_ids();
+    if !is_current_target(task.tgid) {
         return 0;
     }
-    let filename: *const u8 = unsafe { ctx.read_at(16) }.unwrap_or(core::ptr::null());
+    let filename: *const u8 = field(&ctx, 16);
     open_enter(
         &task,
         SYS_CHDIR,
@@ -181,11 +203,11 @@ pub fn sys_enter_chdir(ctx: TracePointContext) -> u32 {
 /// syscalls/sys_enter_fchdir: `fd`@16 (sent as `dfd`, with an empty path).
 #[tracepoint(category = "syscalls", name = "sys_enter_fchdir")]
 pub fn sys_enter_fchdir(ctx: TracePointContext) -> u32 {
-    let task = current();
-    if !is_target(task.tgid, task.uid) {
+    let task = current_ids();
+    if !is_current_target(task.tgid) {
         return 0;
     }
-    let fd: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let fd: u64 = field(&ctx, 16);
     open_enter(&task, SYS_FCHDIR, fd as i32, core::ptr::null(), 0);
     0
 }
@@ -203,8 +225,11 @@ pub fn sys_exit_fchdir(ctx: TracePointContext) -> u32 {
 /// Entry of any read-family syscall: all have `fd`@16. Remember the fd if it is tracked.
 #[inline(always)]
 fn read_enter(ctx: &TracePointContext) -> u32 {
-    let task = current();
-    let fd: u64 = unsafe { ctx.read_at(16) }.unwrap_or(u64::MAX);
+    let task = current_ids();
+    if !maybe_target(task.tgid) {
+        return 0;
+    }
+    let fd: u64 = field(ctx, 16);
     let key = FdKey {
         tgid: task.tgid,
         fd: fd as u32,
@@ -213,20 +238,34 @@ fn read_enter(ctx: &TracePointContext) -> u32 {
     if unsafe { FD_READS.get(&key) }.is_none() {
         return 0;
     }
-    if PENDING_READ.insert(&task.tid, &(fd as u32), 0).is_err() {
-        count_loss(loss::PENDING_FULL);
+    let v = READ_PENDING | fd as u32 as u64;
+    match PENDING_READ.get_ptr_mut(&task.tid) {
+        Some(p) => unsafe { *p = v },
+        None => {
+            if PENDING_READ.insert(&task.tid, &v, 0).is_err() {
+                count_loss(loss::PENDING_FULL);
+            }
+        }
     }
     0
 }
 
 #[inline(always)]
 fn read_exit(ctx: &TracePointContext) -> u32 {
-    let task = current();
-    let Some(fd) = (unsafe { PENDING_READ.get(&task.tid) }).copied() else {
+    let task = current_ids();
+    if !maybe_target(task.tgid) {
+        return 0;
+    }
+    let Some(slot) = PENDING_READ.get_ptr_mut(&task.tid) else {
         return 0;
     };
-    let _ = PENDING_READ.remove(&task.tid);
-    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(-1);
+    let v = unsafe { *slot };
+    if v & READ_PENDING == 0 {
+        return 0;
+    }
+    unsafe { *slot = 0 };
+    let fd = v as u32;
+    let ret: i64 = field(ctx, 16);
     if ret < 0 {
         return 0;
     }
@@ -269,8 +308,11 @@ read_family! {
 /// syscalls/sys_enter_close: `fd`@16. Sends the fd's read aggregate, if it was read.
 #[tracepoint(category = "syscalls", name = "sys_enter_close")]
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
-    let task = current();
-    let fd: u64 = unsafe { ctx.read_at(16) }.unwrap_or(u64::MAX);
+    let task = current_ids();
+    if !maybe_target(task.tgid) {
+        return 0;
+    }
+    let fd: u64 = field(&ctx, 16);
     let key = FdKey {
         tgid: task.tgid,
         fd: fd as u32,

@@ -12,7 +12,7 @@ use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
 };
 use monitor_common::{
-    COMM_LEN, config,
+    COMM_LEN, TARGET_FILTER_SLOTS, config,
     file::{FdKey, ReadAgg},
 };
 
@@ -111,6 +111,7 @@ impl Kernel {
 
     /// Write the target maps. Call before `attach`, so no target event is missed.
     pub fn set_targets(&mut self, t: &TargetMaps) -> Result<()> {
+        self.mark_target_filter(&t.tgids)?;
         let mut tgids: HashMap<_, u32, u8> =
             HashMap::try_from(self.ebpf.map_mut("TARGET_TGIDS").context("TARGET_TGIDS")?)?;
         for p in &t.tgids {
@@ -145,9 +146,24 @@ impl Kernel {
 
     /// Add one process to the target set while recording.
     pub fn add_target_tgid(&mut self, tgid: u32) -> Result<()> {
+        self.mark_target_filter(&[tgid])?;
         let mut tgids: HashMap<_, u32, u8> =
             HashMap::try_from(self.ebpf.map_mut("TARGET_TGIDS").context("TARGET_TGIDS")?)?;
         tgids.insert(tgid, 1, 0)?;
+        Ok(())
+    }
+
+    /// Open the kernel's pre-filter for these tgids (see `TARGET_FILTER_SLOTS`): every tgid in
+    /// `TARGET_TGIDS` must have its slot set, or its probes never look it up.
+    fn mark_target_filter(&mut self, tgids: &[u32]) -> Result<()> {
+        let mut filter: Array<_, u8> = Array::try_from(
+            self.ebpf
+                .map_mut("TARGET_FILTER")
+                .context("TARGET_FILTER")?,
+        )?;
+        for t in tgids {
+            filter.set(t % TARGET_FILTER_SLOTS, 1, 0)?;
+        }
         Ok(())
     }
 

@@ -1,0 +1,413 @@
+//! `cargo xtask bench`: emuwatch's overhead and throughput side by side with strace, bpftrace,
+//! libbpf-tools opensnoop and a no-op floor, and the cost of `emuwatch report`. Installs what
+//! it compares against, builds emuwatch in release, runs every condition with interleaved
+//! repetitions, and writes `docs/BENCHMARKS.md` + `docs/benchmarks.json`.
+//!
+//! ```text
+//! cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile]
+//!                   [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE]
+//! cargo xtask bench floor SESSION_DIR -- CMD ARGS   (CMD with the no-op floor attached to
+//!                                                    the hooks SESSION_DIR's recording used)
+//! cargo xtask bench --render docs/benchmarks.json    (BENCHMARKS.md again from the results)
+//! ```
+//! `--quick` (smaller workloads, 2 repetitions, a short sweep) writes to `target/bench/`
+//! unless `--out` says otherwise, so it never replaces the published figures.
+//! Not part of `cargo xtask test`: the figures depend on the machine and take minutes.
+mod floor;
+mod output;
+mod overhead;
+mod profile;
+mod reportcost;
+mod runner;
+mod setup;
+mod stats;
+mod sweep;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Everything a run needs to know about the machine set-up.
+pub struct Ctx {
+    pub emuwatch: PathBuf,
+    pub benchload: PathBuf,
+    pub work: PathBuf,
+    /// emuwatch's attach points, as its session.json lists them (the floor uses the same).
+    pub hooks: Vec<String>,
+    /// The process `emuwatch record --pid` targets while the workload runs untargeted.
+    pub other_pid: u32,
+    pub port: u16,
+    pub small_file: PathBuf,
+    pub data_dir: PathBuf,
+    pub device: PathBuf,
+    pub device_glob: String,
+    pub bpftrace_script: PathBuf,
+    pub emuwatch_args: Vec<String>,
+    /// `--ring-buffer` of the "larger ring buffer" condition.
+    pub big_ring: String,
+    pub keep_runs: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Sizes {
+    pub reps: usize,
+    /// strace makes workload (a) take minutes: it runs in the first `strace_reps` repetitions.
+    pub strace_reps: usize,
+    pub open_n: u64,
+    pub connect_n: u64,
+    pub mix_procs: u32,
+    pub mix_rounds: u64,
+    pub sweep_rates: Vec<Option<f64>>,
+    pub sweep_seconds: f64,
+    pub report_events: Vec<u64>,
+    pub report_runs: usize,
+}
+
+impl Sizes {
+    fn full() -> Sizes {
+        Sizes {
+            reps: 5,
+            strace_reps: 2,
+            open_n: 200_000,
+            connect_n: 20_000,
+            mix_procs: 4,
+            mix_rounds: 300,
+            sweep_rates: [25e3, 50e3, 100e3, 200e3, 300e3, 400e3]
+                .into_iter()
+                .map(Some)
+                .chain([None])
+                .collect(),
+            sweep_seconds: 2.0,
+            report_events: vec![100_000, 1_000_000],
+            report_runs: 3,
+        }
+    }
+
+    fn quick() -> Sizes {
+        Sizes {
+            reps: 2,
+            strace_reps: 1,
+            open_n: 20_000,
+            connect_n: 2_000,
+            mix_procs: 4,
+            mix_rounds: 30,
+            sweep_rates: vec![Some(50e3), Some(200e3), None],
+            sweep_seconds: 1.0,
+            report_events: vec![10_000, 100_000],
+            report_runs: 1,
+        }
+    }
+}
+
+const SECTIONS: [&str; 4] = ["overhead", "sweep", "report", "profile"];
+
+struct Options {
+    quick: bool,
+    reps: Option<usize>,
+    out: Option<PathBuf>,
+    only: Vec<String>,
+    install: bool,
+    keep_runs: bool,
+    emuwatch_args: Vec<String>,
+    big_ring: String,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        quick: false,
+        reps: None,
+        out: None,
+        only: SECTIONS.iter().map(|s| s.to_string()).collect(),
+        install: true,
+        keep_runs: false,
+        emuwatch_args: Vec::new(),
+        big_ring: "64M".into(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--reps" => o.reps = Some(value()?.parse().context("--reps")?),
+            "--out" => o.out = Some(PathBuf::from(value()?)),
+            "--only" => {
+                o.only = value()?.split(',').map(str::to_string).collect();
+                if let Some(bad) = o.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                    bail!(
+                        "--only: unknown section {bad} (sections: {})",
+                        SECTIONS.join(",")
+                    );
+                }
+            }
+            "--no-install" => o.install = false,
+            "--keep-runs" => o.keep_runs = true,
+            "--ring-buffer" => {
+                o.emuwatch_args.push("--ring-buffer".into());
+                o.emuwatch_args.push(value()?.clone());
+            }
+            "--big-ring" => o.big_ring = value()?.clone(),
+            "-h" | "--help" => {
+                eprintln!("{}", USAGE);
+                std::process::exit(0);
+            }
+            other => bail!("unknown option {other}\n{USAGE}"),
+        }
+    }
+    Ok(o)
+}
+
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile] [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE]
+       cargo xtask bench floor SESSION_DIR -- CMD ARGS
+       cargo xtask bench --render docs/benchmarks.json";
+
+/// Processes the bench keeps running in the background; ended when dropped.
+struct Background(Vec<Child>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn attach_points(session: &Path) -> Result<Vec<String>> {
+    let v: Value = serde_json::from_slice(
+        &std::fs::read(session.join("session.json"))
+            .with_context(|| format!("read {}/session.json", session.display()))?,
+    )?;
+    Ok(v["probes"]
+        .as_array()
+        .context("session.json has no probes")?
+        .iter()
+        .filter(|p| p["attached"] == true)
+        .filter_map(|p| p["attach_point"].as_str().map(str::to_string))
+        .collect())
+}
+
+/// `cargo xtask bench floor SESSION_DIR -- CMD ARGS`: run one command with the floor attached.
+fn floor_passthrough(args: &[String]) -> Result<()> {
+    let (Some(session), Some(sep)) = (args.first(), args.get(1)) else {
+        bail!("{USAGE}");
+    };
+    if sep != "--" || args.len() < 3 {
+        bail!("{USAGE}");
+    }
+    let f = floor::attach(&attach_points(Path::new(session))?)?;
+    eprintln!("bench: no-op floor attached to {} hooks", f.hooks.len());
+    let st = Command::new(&args[2]).args(&args[3..]).status()?;
+    drop(f);
+    if !st.success() {
+        bail!("{} failed ({st})", args[2]);
+    }
+    Ok(())
+}
+
+/// Files, device node, listener and the untargeted "other" process the workloads use.
+fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
+    let work = crate::root().join("target/bench/work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let small_file = work.join("small.txt");
+    std::fs::write(&small_file, "x".repeat(100))?;
+    let data_dir = work.join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    for (name, size) in [
+        ("contacts2.db", 16384),
+        ("IMG_0001.jpg", 65536),
+        ("build.prop", 2048),
+        ("address", 18),
+    ] {
+        std::fs::write(data_dir.join(name), vec![b'd'; size])?;
+    }
+    // A character device node with /dev/null's numbers, matched as a camera by a
+    // --device pattern (as tests/capture.rs does).
+    let dev_dir = work.join("dev");
+    std::fs::create_dir_all(&dev_dir)?;
+    let device = dev_dir.join("video0");
+    crate::run(Command::new("mknod").arg(&device).args(["c", "1", "3"]))?;
+    let bpftrace_script = work.join("equivalent.bt");
+    std::fs::write(&bpftrace_script, include_str!("bench/equivalent.bt"))?;
+
+    let mut bg = Background(Vec::new());
+    let port_file = work.join("port");
+    let benchload = bin.join("emuwatch-benchload");
+    bg.0.push(
+        Command::new(&benchload)
+            .args(["serve", "--port-file"])
+            .arg(&port_file)
+            .stdin(Stdio::piped())
+            .spawn()
+            .context("start the loopback listener")?,
+    );
+    let t = Instant::now();
+    let port = loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file)
+            && let Ok(p) = p.trim().parse::<u16>()
+        {
+            break p;
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            bail!("the loopback listener did not start");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    bg.0.push(
+        Command::new("sleep")
+            .arg("1000000")
+            .spawn()
+            .context("start the other target")?,
+    );
+    let other_pid = bg.0[1].id();
+
+    let mut ctx = Ctx {
+        emuwatch: bin.join("emuwatch"),
+        benchload,
+        work: work.clone(),
+        hooks: Vec::new(),
+        other_pid,
+        port,
+        small_file,
+        data_dir,
+        device,
+        device_glob: format!("{}/video*", dev_dir.display()),
+        bpftrace_script,
+        emuwatch_args: opts.emuwatch_args.clone(),
+        big_ring: opts.big_ring.clone(),
+        keep_runs: opts.keep_runs,
+    };
+    // One short recording: warms up, and tells which hooks emuwatch attaches here.
+    let probe = work.join("probe-session");
+    let st = Command::new(&ctx.emuwatch)
+        .args(["record", "--quiet", "--out"])
+        .arg(&probe)
+        .args(["--", "true"])
+        .status()
+        .context("run emuwatch")?;
+    if !st.success() {
+        bail!("emuwatch record failed ({st}): run `emuwatch doctor`");
+    }
+    ctx.hooks = attach_points(&probe)?;
+    Ok((ctx, bg))
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    if args.first().map(String::as_str) == Some("floor") {
+        return floor_passthrough(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("--render") {
+        let json = args
+            .get(1)
+            .context("--render needs the benchmarks.json to render")?;
+        return output::render(Path::new(json));
+    }
+    let opts = parse(args)?;
+    if !crate::is_root() {
+        bail!("the bench loads eBPF programs and runs tracers: run it as root");
+    }
+    let started = Instant::now();
+    setup::chdir_root()?;
+    if opts.install {
+        setup::install()?;
+    }
+    let bin = setup::build()?;
+    let mut sizes = if opts.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    if let Some(r) = opts.reps {
+        sizes.reps = r.max(1);
+    }
+    let (ctx, _bg) = prepare(&bin, &opts)?;
+    let machine = setup::machine();
+    let want = |s: &str| opts.only.iter().any(|o| o == s);
+
+    let mut results = output::Results {
+        mode: if opts.quick { "quick" } else { "full" }.into(),
+        command: std::iter::once("cargo xtask bench".to_string())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        machine,
+        sizes: sizes.clone(),
+        hooks: ctx.hooks.clone(),
+        big_ring: ctx.big_ring.clone(),
+        workloads: Vec::new(),
+        samples: Vec::new(),
+        summaries: Vec::new(),
+        sweep: Vec::new(),
+        report: Vec::new(),
+        profiles: Vec::new(),
+        targets: Vec::new(),
+        duration_s: 0.0,
+    };
+    if want("overhead") {
+        let ws = overhead::workloads(&ctx, &sizes);
+        results.workloads = ws
+            .iter()
+            .map(|w| (w.key.to_string(), overhead::describe(w.key, &sizes)))
+            .collect();
+        results.samples = overhead::run(&ctx, &ws, sizes.reps, sizes.strace_reps)?;
+        results.summaries = overhead::summarize(&results.samples, &ws);
+    }
+    if want("sweep") {
+        results.sweep = sweep::run(&ctx, &sizes.sweep_rates, sizes.sweep_seconds)?;
+    }
+    if want("report") {
+        results.report = reportcost::run(
+            &ctx,
+            &sizes.report_events,
+            &["text", "json", "html"],
+            sizes.report_runs,
+        )?;
+    }
+    if want("profile") {
+        match profile::run(
+            &ctx,
+            sizes.open_n,
+            *sizes.report_events.last().unwrap_or(&100_000),
+        ) {
+            Ok(p) => results.profiles = p,
+            Err(e) => eprintln!("bench: warning: no profiles ({e:#})"),
+        }
+    }
+    results.duration_s = started.elapsed().as_secs_f64();
+    results.targets = output::targets(&results);
+    let out_dir = opts.out.clone().unwrap_or_else(|| {
+        if opts.quick {
+            crate::root().join("target/bench")
+        } else {
+            crate::root().join("docs")
+        }
+    });
+    std::fs::create_dir_all(&out_dir)?;
+    let md = out_dir.join("BENCHMARKS.md");
+    let json = out_dir.join("benchmarks.json");
+    output::write(&results, &md, &json)?;
+    for t in &results.targets {
+        eprintln!(
+            "bench: target {:<60} {:>10}  {}",
+            t.goal,
+            t.verdict(),
+            t.measured
+        );
+    }
+    eprintln!(
+        "bench: wrote {} and {} in {:.0} s",
+        md.display(),
+        json.display(),
+        results.duration_s
+    );
+    if !ctx.keep_runs {
+        let _ = std::fs::remove_dir_all(&ctx.work);
+    }
+    Ok(())
+}

@@ -39,39 +39,30 @@ enum Toolchain {
     Nightly,
 }
 
-fn detect() -> Option<Toolchain> {
-    let debian =
-        PathBuf::from(env::var_os("EBPF_RUSTC").unwrap_or_else(|| "/usr/bin/rustc".into()));
-    let sysroot_has_bpf = |rustc: &Path| {
-        Command::new(rustc)
-            .args(["--print", "sysroot"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| {
-                let root = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                Path::new(&root)
-                    .join("lib/rustlib/bpfel-unknown-none/lib")
-                    .is_dir()
-            })
-            .unwrap_or(false)
-    };
-    if debian.is_file() && sysroot_has_bpf(&debian) {
-        return Some(Toolchain::DebianRustcWeb(debian));
-    }
-    let nightly_src = Command::new("rustup")
-        .args(["run", "nightly", "rustc", "--print", "sysroot"])
+/// Does `sysroot_of` (a command printing a sysroot) name a sysroot that contains `rel`?
+fn sysroot_has(mut sysroot_of: Command, rel: &str) -> bool {
+    sysroot_of
         .output()
         .ok()
         .filter(|o| o.status.success())
         .map(|o| {
             let root = String::from_utf8_lossy(&o.stdout).trim().to_string();
-            Path::new(&root)
-                .join("lib/rustlib/src/rust/library/core")
-                .is_dir()
+            Path::new(&root).join(rel).is_dir()
         })
-        .unwrap_or(false);
-    nightly_src.then_some(Toolchain::Nightly)
+        .unwrap_or(false)
+}
+
+fn detect() -> Option<Toolchain> {
+    let debian =
+        PathBuf::from(env::var_os("EBPF_RUSTC").unwrap_or_else(|| "/usr/bin/rustc".into()));
+    let mut debian_sysroot = Command::new(&debian);
+    debian_sysroot.args(["--print", "sysroot"]);
+    if debian.is_file() && sysroot_has(debian_sysroot, "lib/rustlib/bpfel-unknown-none/lib") {
+        return Some(Toolchain::DebianRustcWeb(debian));
+    }
+    let mut nightly_sysroot = Command::new("rustup");
+    nightly_sysroot.args(["run", "nightly", "rustc", "--print", "sysroot"]);
+    sysroot_has(nightly_sysroot, "lib/rustlib/src/rust/library/core").then_some(Toolchain::Nightly)
 }
 
 fn main() {

@@ -152,6 +152,18 @@ unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
 
+/// The pid in the first JSON line a simapp printed.
+fn first_pid(o: &Output) -> u64 {
+    let line = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("simapp output {line:?}: {e}"))["pid"]
+        .as_u64()
+        .unwrap()
+}
+
 fn simapp(steps: &[String]) -> Command {
     let mut c = Command::new(SIMAPP);
     c.arg("steps").args(steps);
@@ -669,17 +681,7 @@ fn uid_scenario(tmp: &Path, args: &[&str], uid: u32) -> (Session, u64, u64, Stri
         String::from_utf8_lossy(&target.stderr)
     );
     let other = simapp(&steps).output().unwrap();
-    let pid_of = |o: &Output| -> u64 {
-        let line = String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .next()
-            .unwrap()
-            .to_string();
-        serde_json::from_str::<Value>(&line).unwrap()["pid"]
-            .as_u64()
-            .unwrap()
-    };
-    let (tp, op) = (pid_of(&target), pid_of(&other));
+    let (tp, op) = (first_pid(&target), first_pid(&other));
     std::thread::sleep(Duration::from_millis(300));
     (stop_recording(&dir, rec), tp, op, f.display().to_string())
 }
@@ -1044,17 +1046,7 @@ fn comm_and_all_targeting() {
         let b = simapp(&steps).output().unwrap();
         std::thread::sleep(Duration::from_millis(300));
         let sess = stop_recording(&dir, rec);
-        let pid = |o: &Output| -> u64 {
-            let line = String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .unwrap()
-                .to_string();
-            serde_json::from_str::<Value>(&line).unwrap()["pid"]
-                .as_u64()
-                .unwrap()
-        };
-        let (pa, pb) = (pid(&a), pid(&b));
+        let (pa, pb) = (first_pid(&a), first_pid(&b));
         assert_eq!(
             sess.by_pid("connect", pa).len(),
             1,

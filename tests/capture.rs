@@ -67,6 +67,7 @@ fn load(dir: &Path, output: Output) -> Session {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event line {l:?}: {e}")))
         .collect();
+    check_probe_plan(&info);
     let did = String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|l| l.starts_with('{'))
@@ -78,6 +79,42 @@ fn load(dir: &Path, output: Output) -> Session {
         did,
         output,
     }
+}
+
+/// The suite runs once per probe path (`EMUWATCH_SYSCALL_PROBES`, `EMUWATCH_BTF`, set by
+/// `cargo xtask test`): every session must say it used the path asked for, so a run that
+/// silently fell back to the other path cannot pass as a test of this one.
+fn check_probe_plan(info: &Value) {
+    let plan = &info["probe_plan"];
+    assert!(plan.is_object(), "session.json has no probe_plan: {info}");
+    match std::env::var("EMUWATCH_SYSCALL_PROBES").as_deref() {
+        Ok("raw") => assert_eq!(plan["syscall_probes"], "raw", "{plan}"),
+        Ok("per-syscall") => assert_eq!(plan["syscall_probes"], "per-syscall", "{plan}"),
+        _ => {}
+    }
+    if std::env::var("EMUWATCH_BTF").as_deref() == Ok("off") {
+        assert_eq!(plan["btf"], false, "{plan}");
+    }
+    let attached = |program: &str| {
+        info["probes"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["program"] == program && p["attached"] == true)
+        })
+    };
+    if plan["syscall_probes"] == "raw" {
+        assert!(
+            attached("raw_sys_enter") || attached("tp_raw_sys_enter"),
+            "raw path without its programs: {info}"
+        );
+        assert!(!attached("sys_enter_openat"), "{info}");
+    } else {
+        assert!(attached("sys_enter_openat"), "{info}");
+    }
+}
+
+fn btf_in_use() -> bool {
+    std::env::var("EMUWATCH_BTF").as_deref() != Ok("off")
+        && Path::new("/sys/kernel/btf/vmlinux").exists()
 }
 
 /// `emuwatch record --out TMP ARGS -- simapp steps STEPS`, expecting success.
@@ -352,6 +389,42 @@ fn exit_codes_and_signals_are_recorded() {
         .collect();
     assert_eq!(exits.len(), 1, "{}", sess.dump());
     assert_eq!(exits[0]["exit_code"], 7);
+
+    // Killed by a signal: the BTF exit probe reads the signal from task_struct; without BTF
+    // there is no exit_group() to take the code from, and the session says "unknown".
+    let dir = tmp.path().join("s3");
+    let out = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--out"])
+        .arg(&dir)
+        .args(["--", "sh", "-c", "kill -9 $$"])
+        .output()
+        .unwrap();
+    let sess = load(&dir, out);
+    let exits: Vec<&Value> = sess
+        .of_kind("process")
+        .into_iter()
+        .filter(|e| e["op"] == "exit")
+        .collect();
+    assert_eq!(exits.len(), 1, "{}", sess.dump());
+    if btf_in_use() {
+        assert_eq!(exits[0]["signal"], 9, "{}", sess.dump());
+        assert!(
+            exits[0].get("exit_code").is_none_or(Value::is_null),
+            "{}",
+            sess.dump()
+        );
+    } else {
+        assert!(
+            exits[0].get("signal").is_none_or(Value::is_null),
+            "{}",
+            sess.dump()
+        );
+        assert!(
+            exits[0].get("exit_code").is_none_or(Value::is_null),
+            "{}",
+            sess.dump()
+        );
+    }
 }
 
 #[test]

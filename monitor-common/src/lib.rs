@@ -11,6 +11,7 @@ pub mod connect;
 pub mod device;
 pub mod file;
 pub mod process;
+pub mod syscall;
 
 /// Length of the kernel's `task_struct.comm` (TASK_COMM_LEN).
 pub const COMM_LEN: usize = 16;

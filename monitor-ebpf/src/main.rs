@@ -4,6 +4,7 @@
 #![no_std]
 #![no_main]
 
+mod args;
 mod emit;
 mod filter;
 mod maps;

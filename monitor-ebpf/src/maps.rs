@@ -8,6 +8,7 @@ use monitor_common::{
     connect::Connect,
     device::Ioctl,
     file::{FdKey, FileOpen, ReadAgg},
+    syscall::SYSCALL_SLOTS,
 };
 
 /// The one event channel to userspace. Userspace resizes it (`--ring-buffer`).
@@ -25,6 +26,9 @@ pub mod loss {
     pub const PENDING_FULL: u32 = 1;
     /// The per-fd read aggregate map was full: reads on that file are not counted.
     pub const FD_TABLE_FULL: u32 = 2;
+    /// A syscall emuwatch captures, made by a 32-bit (compat) target, seen on the raw path
+    /// only: its number belongs to another table, so it was not decoded.
+    pub const COMPAT_SYSCALL: u32 = 3;
     pub const SLOTS: u32 = 4;
 }
 
@@ -82,6 +86,24 @@ pub static IN_EXEC: HashMap<u32, u8> = HashMap::with_max_entries(4096, 0);
 /// Interesting ioctl() in flight, by thread id.
 #[map]
 pub static PENDING_IOCTL: HashMap<u32, Ioctl> = HashMap::with_max_entries(4096, 0);
+
+/// socket() in flight, by thread id -> the socket type asked for.
+#[map]
+pub static PENDING_SOCKET: HashMap<u32, u32> = HashMap::with_max_entries(4096, 0);
+
+/// Types of inet sockets targets created while recording, by (tgid, fd).
+#[map]
+pub static SOCK_TYPES: LruHashMap<FdKey, u32> = LruHashMap::with_max_entries(16384, 0);
+
+/// The raw-syscalls path's dispatch table: syscall number -> `monitor_common::syscall::op`,
+/// filled by userspace for the running architecture.
+#[map]
+pub static SYSCALL_OPS: Array<u8> = Array::with_max_entries(SYSCALL_SLOTS, 0);
+
+/// Exit status given to exit_group()/exit() by targets, by tgid: the exit code on kernels
+/// where the exit probe cannot read `task_struct` (no BTF).
+#[map]
+pub static EXIT_STATUS: HashMap<u32, i32> = HashMap::with_max_entries(16384, 0);
 
 #[inline(always)]
 pub fn config(slot: u32) -> u64 {

@@ -2,7 +2,7 @@
 use anyhow::Result;
 
 use crate::{
-    kernel::{Kernel, LoadOptions, TargetMaps, system},
+    kernel::{Kernel, LoadOptions, ProbeChoice, SyscallProbes, TargetMaps, system},
     live::printable,
 };
 
@@ -15,7 +15,7 @@ fn check(ok: bool) -> &'static str {
     if ok { "ok  " } else { "FAIL" }
 }
 
-pub fn doctor() -> Result<DoctorReport> {
+pub fn doctor(choice: ProbeChoice) -> Result<DoctorReport> {
     let mut lines = Vec::new();
     let mut ok = true;
     let k = system::kernel_info();
@@ -24,14 +24,12 @@ pub fn doctor() -> Result<DoctorReport> {
         k.release, k.machine, k.version
     ));
     let btf = system::btf_present();
-    ok &= btf;
     lines.push(format!(
-        "{} BTF        {}",
-        check(btf),
+        "     BTF        {}",
         if btf {
             "/sys/kernel/btf/vmlinux present".to_string()
         } else {
-            "missing: fork/exit probes need CONFIG_DEBUG_INFO_BTF=y".to_string()
+            "missing (no CONFIG_DEBUG_INFO_BTF): classic tracepoints for fork/exit; exit codes of processes killed by a signal are unknown".to_string()
         }
     ));
     let lockdown = system::lockdown();
@@ -64,6 +62,7 @@ pub fn doctor() -> Result<DoctorReport> {
     let mut kernel = match Kernel::load(&LoadOptions {
         ring_bytes: 1 << 16,
         wakeup_bytes: 0,
+        probes: choice,
     }) {
         Ok(k) => k,
         Err(e) => {
@@ -80,6 +79,22 @@ pub fn doctor() -> Result<DoctorReport> {
             ""
         }
     ));
+    let plan = &kernel.plan;
+    lines.push(format!(
+        "ok   syscalls   {} path: {}",
+        match plan.syscall_probes {
+            SyscallProbes::Raw => "raw-syscalls",
+            _ => "per-syscall",
+        },
+        plan.syscall_probes_reason
+    ));
+    if plan.syscall_probes == SyscallProbes::Raw {
+        lines.push(
+            "     compat     32-bit processes' syscalls are counted as not decoded (lost: compat_syscall_not_decoded), not guessed"
+                .into(),
+        );
+    }
+    lines.push(format!("ok   fork/exit  {}", plan.btf_reason));
     let binder = system::has_binder_tracepoints(&kernel.tracefs);
     lines.push(format!(
         "     binder     {}",
@@ -107,7 +122,7 @@ pub fn doctor() -> Result<DoctorReport> {
         if let Some(e) = &p.error {
             lines.push(format!("         error: {}", printable(e)));
             if let Some(h) = &p.hint {
-                lines.push(format!("         fix:   {h}"));
+                lines.push(format!("         note:  {h}"));
             }
         }
     }

@@ -39,7 +39,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Check what this kernel supports and whether every probe attaches.
-    Doctor,
+    Doctor(kernel::ProbeChoice),
     /// Record a session: connects, file opens and reads, camera/microphone, app state.
     Record(RecordArgs),
     /// Report on a recorded session: background collection first, destinations, devices, files.
@@ -147,6 +147,8 @@ struct RecordArgs {
     /// No live view and no summary.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    probes: kernel::ProbeChoice,
     /// Command to run as the target; recording stops when its whole process tree has exited.
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
@@ -165,8 +167,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
-        Cmd::Doctor => {
-            let r = doctor::doctor()?;
+        Cmd::Doctor(probes) => {
+            let r = doctor::doctor(probes)?;
             for l in &r.lines {
                 println!("{l}");
             }
@@ -216,6 +218,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 geoip_asn: a.geoip_asn,
                 stop_when_targets_exit: true,
                 command_output: None,
+                probes: a.probes,
             };
             let quiet = opts.quiet;
             let rt = tokio::runtime::Builder::new_current_thread()

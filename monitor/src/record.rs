@@ -17,7 +17,7 @@ use crate::{
     enrich::{Enricher, android::PackagesList, files::DevicePatterns, process::ProcessTable},
     event::SCHEMA_VERSION,
     geo::Geo,
-    kernel::{Kernel, LoadOptions, TargetMaps, system},
+    kernel::{Kernel, LoadOptions, ProbeChoice, TargetMaps, system},
     live::LiveView,
     pipeline::Pipeline,
     session::{Lost, SessionInfo, SessionWriter, TargetSpec, hostname},
@@ -42,6 +42,7 @@ pub struct RecordOptions {
     pub stop_when_targets_exit: bool,
     /// Where the target command's stdout and stderr go (default: inherited).
     pub command_output: Option<PathBuf>,
+    pub probes: ProbeChoice,
 }
 
 pub struct RecordOutcome {
@@ -230,6 +231,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     let mut kernel = Kernel::load(&LoadOptions {
         ring_bytes: opts.ring_bytes,
         wakeup_bytes,
+        probes: opts.probes,
     })?;
     for cg in &target.cgroups {
         maps.cgroup_ids
@@ -254,6 +256,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         complete: false,
         ring_buffer_bytes: opts.ring_bytes,
         tracefs_mounted_by_emuwatch: Some(kernel.tracefs_mounted_by_us),
+        probe_plan: Some(kernel.plan.clone()),
     };
     let mut writer = SessionWriter::create(&dir, info)?;
     let attached = kernel.attach();

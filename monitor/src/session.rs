@@ -70,6 +70,9 @@ pub struct SessionInfo {
     pub ring_buffer_bytes: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracefs_mounted_by_emuwatch: Option<bool>,
+    /// Which syscall path and fork/exit hooks this kernel got, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_plan: Option<crate::kernel::Plan>,
 }
 
 mod opt_ts {

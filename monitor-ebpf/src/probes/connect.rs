@@ -1,6 +1,8 @@
-//! connect(): the destination is copied from user memory at `sys_enter_connect`, the cgroup
+//! connect(): the destination is copied from user memory at the syscall's entry, the cgroup
 //! `connect4`/`connect6` hook (which runs inside the syscall) adds the socket's protocol and the
-//! kernel's own copy of the address, and `sys_exit_connect` sends it with the result.
+//! kernel's own copy of the address, and the exit sends it with the result. Where the cgroup
+//! hooks cannot attach, the type of sockets created while recording (`socket()`) stands in for
+//! the protocol.
 use aya_ebpf::{
     helpers::bpf_probe_read_user,
     macros::{cgroup_sock_addr, tracepoint},
@@ -8,13 +10,15 @@ use aya_ebpf::{
 };
 use monitor_common::{
     connect::{AF_INET, AF_INET6, Connect, SEEN_BY_CGROUP},
+    file::FdKey,
     kind,
 };
 
 use crate::{
+    args::{SysArgs, TpArgs},
     emit::{copy_payload, current_ids, field, reserve, submit},
     filter::{is_current_target, maybe_target},
-    maps::{PENDING_CONNECT, count_loss, loss},
+    maps::{PENDING_CONNECT, PENDING_SOCKET, SOCK_TYPES, count_loss, loss},
 };
 
 #[repr(C)]
@@ -26,27 +30,34 @@ struct SockaddrIn6 {
     addr: [u8; 16],
 }
 
-/// syscalls/sys_enter_connect: `fd`@16, `uservaddr`@24, `addrlen`@32.
-#[tracepoint(category = "syscalls", name = "sys_enter_connect")]
-pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
+/// `connect(fd, uservaddr, addrlen)` entry.
+#[inline(always)]
+pub fn connect_enter(a: &impl SysArgs) {
     let task = current_ids();
     if !is_current_target(task.tgid) {
-        return 0;
+        return;
     }
-    let fd: u64 = field(&ctx, 16);
-    let sa: *const u8 = field(&ctx, 24);
-    let addrlen: u64 = field(&ctx, 32);
+    let fd = a.arg(0);
+    let sa = a.arg(1) as *const u8;
+    let addrlen = a.arg(2);
     let family: u16 = unsafe { bpf_probe_read_user(sa as *const u16) }.unwrap_or(0);
     if family != AF_INET && family != AF_INET6 {
-        return 0; // unix sockets, AF_UNSPEC disconnects, unreadable addresses
+        return; // unix sockets, AF_UNSPEC disconnects, unreadable addresses
     }
+    // The socket's type, if it was created while recording: the protocol when the cgroup
+    // hooks are missing (the hook overwrites it with the kernel's own view when it runs).
+    let key = FdKey {
+        tgid: task.tgid,
+        fd: fd as u32,
+    };
+    let sock_type = unsafe { SOCK_TYPES.get(&key) }.map_or(0, |t| *t as u8);
     let mut c = Connect {
         fd: fd as i32,
         result: 0,
         family,
         dport: 0,
         protocol: 0,
-        sock_type: 0,
+        sock_type,
         flags: 0,
         _pad: 0,
         addrlen: addrlen as u32,
@@ -65,6 +76,11 @@ pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
     if PENDING_CONNECT.insert(&task.tid, &c, 0).is_err() {
         count_loss(loss::PENDING_FULL);
     }
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_connect")]
+pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
+    connect_enter(&TpArgs(&ctx));
     0
 }
 
@@ -107,17 +123,15 @@ pub fn cgroup_connect6(ctx: SockAddrContext) -> i32 {
     note_protocol(&ctx, true)
 }
 
-/// syscalls/sys_exit_connect: `ret`@16.
-#[tracepoint(category = "syscalls", name = "sys_exit_connect")]
-pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+#[inline(always)]
+pub fn connect_exit(ret: i64) {
     let task = current_ids();
     if !maybe_target(task.tgid) {
-        return 0;
+        return;
     }
     let Some(pending) = (unsafe { PENDING_CONNECT.get(&task.tid) }) else {
-        return 0;
+        return;
     };
-    let ret: i64 = field(&ctx, 16);
     if let Some(mut entry) = reserve::<Connect>(kind::CONNECT, &task) {
         unsafe {
             let ev = entry.as_mut_ptr();
@@ -127,5 +141,61 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
         submit(entry);
     }
     let _ = PENDING_CONNECT.remove(&task.tid);
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_connect")]
+pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+    connect_exit(field(&ctx, 16));
+    0
+}
+
+/// `socket(family, type, protocol)` entry: remember the type of inet sockets a target creates
+/// (the connect protocol where the cgroup hooks cannot attach, e.g. under Android's netd).
+#[inline(always)]
+pub fn socket_enter(a: &impl SysArgs) {
+    let task = current_ids();
+    if !is_current_target(task.tgid) {
+        return;
+    }
+    let family = a.arg(0) as u16;
+    if family != AF_INET && family != AF_INET6 {
+        return;
+    }
+    // SOCK_NONBLOCK / SOCK_CLOEXEC share the argument; the type is the low nibble.
+    let sock_type = (a.arg(1) & 0xf) as u32;
+    if PENDING_SOCKET.insert(&task.tid, &sock_type, 0).is_err() {
+        count_loss(loss::PENDING_FULL);
+    }
+}
+
+#[inline(always)]
+pub fn socket_exit(ret: i64) {
+    let task = current_ids();
+    if !maybe_target(task.tgid) {
+        return;
+    }
+    let Some(sock_type) = (unsafe { PENDING_SOCKET.get(&task.tid) }).copied() else {
+        return;
+    };
+    let _ = PENDING_SOCKET.remove(&task.tid);
+    if ret < 0 {
+        return;
+    }
+    let key = FdKey {
+        tgid: task.tgid,
+        fd: ret as u32,
+    };
+    let _ = SOCK_TYPES.insert(&key, &sock_type, 0);
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_socket")]
+pub fn sys_enter_socket(ctx: TracePointContext) -> u32 {
+    socket_enter(&TpArgs(&ctx));
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_socket")]
+pub fn sys_exit_socket(ctx: TracePointContext) -> u32 {
+    socket_exit(field(&ctx, 16));
     0
 }

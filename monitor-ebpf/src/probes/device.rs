@@ -9,23 +9,24 @@ use monitor_common::{
 };
 
 use crate::{
+    args::{SysArgs, TpArgs},
     emit::{current_ids, field, reserve, submit},
     filter::{is_current_target, maybe_target},
     maps::{PENDING_IOCTL, count_loss, loss},
 };
 
-/// syscalls/sys_enter_ioctl: `fd`@16, `cmd`@24, `arg`@32.
-#[tracepoint(category = "syscalls", name = "sys_enter_ioctl")]
-pub fn sys_enter_ioctl(ctx: TracePointContext) -> u32 {
-    let cmd: u64 = field(&ctx, 24);
+/// `ioctl(fd, cmd, arg)` entry.
+#[inline(always)]
+pub fn ioctl_enter(a: &impl SysArgs) {
+    let cmd = a.arg(1);
     if cmd as u32 != VIDIOC_STREAMON {
-        return 0;
+        return;
     }
     let task = current_ids();
     if !is_current_target(task.tgid) {
-        return 0;
+        return;
     }
-    let fd: u64 = field(&ctx, 16);
+    let fd = a.arg(0);
     let io = Ioctl {
         fd: fd as i32,
         cmd: cmd as u32,
@@ -35,21 +36,24 @@ pub fn sys_enter_ioctl(ctx: TracePointContext) -> u32 {
     if PENDING_IOCTL.insert(&task.tid, &io, 0).is_err() {
         count_loss(loss::PENDING_FULL);
     }
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_ioctl")]
+pub fn sys_enter_ioctl(ctx: TracePointContext) -> u32 {
+    ioctl_enter(&TpArgs(&ctx));
     0
 }
 
-/// syscalls/sys_exit_ioctl: `ret`@16.
-#[tracepoint(category = "syscalls", name = "sys_exit_ioctl")]
-pub fn sys_exit_ioctl(ctx: TracePointContext) -> u32 {
+#[inline(always)]
+pub fn ioctl_exit(ret: i64) {
     let task = current_ids();
     if !maybe_target(task.tgid) {
-        return 0;
+        return;
     }
     let Some(pending) = (unsafe { PENDING_IOCTL.get(&task.tid) }).copied() else {
-        return 0;
+        return;
     };
     let _ = PENDING_IOCTL.remove(&task.tid);
-    let ret: i64 = field(&ctx, 16);
     if let Some(mut entry) = reserve::<Ioctl>(kind::IOCTL, &task) {
         unsafe {
             (*entry.as_mut_ptr()).payload = Ioctl {
@@ -59,6 +63,11 @@ pub fn sys_exit_ioctl(ctx: TracePointContext) -> u32 {
         }
         submit(entry);
     }
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_ioctl")]
+pub fn sys_exit_ioctl(ctx: TracePointContext) -> u32 {
+    ioctl_exit(field(&ctx, 16));
     0
 }
 

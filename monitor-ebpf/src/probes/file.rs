@@ -9,16 +9,20 @@ use aya_ebpf::{
 };
 use monitor_common::{
     file::{
-        FLUSH_CLOSE, FdKey, FileOpen, FileRead, PATH_AT_EXIT, PATH_FAULT, PATH_OK, ReadAgg,
-        SYS_CHDIR, SYS_FCHDIR, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2,
+        AT_FDCWD, FLUSH_CLOSE, FdKey, FileOpen, FileRead, PATH_AT_EXIT, PATH_FAULT, PATH_OK,
+        ReadAgg, SYS_CHDIR, SYS_FCHDIR, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2,
     },
     kind,
 };
 
 use crate::{
+    args::{SysArgs, TpArgs},
     emit::{Ids, copy_payload, current_ids, field, reserve, submit},
     filter::{is_current_target, maybe_target},
-    maps::{FD_READS, OPEN_SCRATCH, PENDING_OPEN, PENDING_READ, READ_PENDING, count_loss, loss},
+    maps::{
+        FD_READS, OPEN_SCRATCH, PENDING_OPEN, PENDING_READ, READ_PENDING, SOCK_TYPES, count_loss,
+        loss,
+    },
 };
 
 #[inline(always)]
@@ -66,26 +70,25 @@ fn open_enter(task: &Ids, syscall: u8, dfd: i32, filename: *const u8, flags: u32
     }
 }
 
-#[inline(always)]
-fn open_exit(ctx: &TracePointContext) -> u32 {
-    syscall_exit(ctx, kind::FILE_OPEN)
-}
-
 /// Send the pending open (or chdir) of this thread with the syscall's result.
 #[inline(always)]
-fn syscall_exit(ctx: &TracePointContext, event_kind: u32) -> u32 {
+pub fn open_exit(ret: i64) {
     let task = current_ids();
     if !maybe_target(task.tgid) {
-        return 0;
+        return;
     }
     let Some(pending) = PENDING_OPEN.get_ptr_mut(&task.tid) else {
-        return 0;
+        return;
     };
-    if unsafe { (*pending).syscall } == 0 {
-        return 0; // this thread has nothing in flight
+    let syscall = unsafe { (*pending).syscall };
+    if syscall == 0 {
+        return; // this thread has nothing in flight
     }
-    // sys_exit_*: `ret`@16
-    let ret: i64 = field(ctx, 16);
+    let event_kind = if syscall == SYS_CHDIR || syscall == SYS_FCHDIR {
+        kind::CHDIR
+    } else {
+        kind::FILE_OPEN
+    };
     if let Some(mut entry) = reserve::<FileOpen>(event_kind, &task) {
         unsafe {
             let ev = entry.as_mut_ptr();
@@ -114,129 +117,71 @@ fn syscall_exit(ctx: &TracePointContext, event_kind: u32) -> u32 {
             count_loss(loss::FD_TABLE_FULL);
         }
     }
-    0
 }
 
-/// syscalls/sys_enter_openat: `dfd`@16, `filename`@24, `flags`@32.
-#[tracepoint(category = "syscalls", name = "sys_enter_openat")]
-pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
-    let task = current_ids();
-    if !is_current_target(task.tgid) {
-        return 0;
-    }
-    let dfd: u64 = field(&ctx, 16);
-    let filename: *const u8 = field(&ctx, 24);
-    let flags: u64 = field(&ctx, 32);
-    open_enter(&task, SYS_OPENAT, dfd as i32, filename, flags as u32);
-    0
-}
-
-/// syscalls/sys_enter_openat2: `dfd`@16, `filename`@24, `how`@32 (`struct open_how`, whose
-/// first member is `__u64 flags`).
-#[tracepoint(category = "syscalls", name = "sys_enter_openat2")]
-pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
-    let task = current_ids();
-    if !is_current_target(task.tgid) {
-        return 0;
-    }
-    let dfd: u64 = field(&ctx, 16);
-    let filename: *const u8 = field(&ctx, 24);
-    let how: *const u64 = field(&ctx, 32);
-    let flags = unsafe { bpf_probe_read_user(how) }.unwrap_or(0);
-    open_enter(&task, SYS_OPENAT2, dfd as i32, filename, flags as u32);
-    0
-}
-
-/// syscalls/sys_enter_open: `filename`@16, `flags`@24.
-#[tracepoint(category = "syscalls", name = "sys_enter_open")]
-pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
-    let task = current_ids();
-    if !is_current_target(task.tgid) {
-        return 0;
-    }
-    let filename: *const u8 = field(&ctx, 16);
-    let flags: u64 = field(&ctx, 24);
-    open_enter(
-        &task,
-        SYS_OPEN,
-        monitor_common::file::AT_FDCWD,
-        filename,
-        flags as u32,
-    );
-    0
-}
-
-#[tracepoint(category = "syscalls", name = "sys_exit_openat")]
-pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
-    open_exit(&ctx)
-}
-
-#[tracepoint(category = "syscalls", name = "sys_exit_openat2")]
-pub fn sys_exit_openat2(ctx: TracePointContext) -> u32 {
-    open_exit(&ctx)
-}
-
-#[tracepoint(category = "syscalls", name = "sys_exit_open")]
-pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
-    open_exit(&ctx)
-}
-
-/// syscalls/sys_enter_chdir: `filename`@16. Userspace follows each target's working directory
-/// so relative paths stay resolvable after the process has gone.
-#[tracepoint(category = "syscalls", name = "sys_enter_chdir")]
-pub fn sys_enter_chdir(ctx: TracePointContext) -> u32 {
-    let task = current_ids();
-    if !is_current_target(task.tgid) {
-        return 0;
-    }
-    let filename: *const u8 = field(&ctx, 16);
-    open_enter(
-        &task,
-        SYS_CHDIR,
-        monitor_common::file::AT_FDCWD,
-        filename,
-        0,
-    );
-    0
-}
-
-/// syscalls/sys_enter_fchdir: `fd`@16 (sent as `dfd`, with an empty path).
-#[tracepoint(category = "syscalls", name = "sys_enter_fchdir")]
-pub fn sys_enter_fchdir(ctx: TracePointContext) -> u32 {
-    let task = current_ids();
-    if !is_current_target(task.tgid) {
-        return 0;
-    }
-    let fd: u64 = field(&ctx, 16);
-    open_enter(&task, SYS_FCHDIR, fd as i32, core::ptr::null(), 0);
-    0
-}
-
-#[tracepoint(category = "syscalls", name = "sys_exit_chdir")]
-pub fn sys_exit_chdir(ctx: TracePointContext) -> u32 {
-    syscall_exit(&ctx, kind::CHDIR)
-}
-
-#[tracepoint(category = "syscalls", name = "sys_exit_fchdir")]
-pub fn sys_exit_fchdir(ctx: TracePointContext) -> u32 {
-    syscall_exit(&ctx, kind::CHDIR)
-}
-
-/// Entry of any read-family syscall: all have `fd`@16. Remember the fd if it is tracked.
+/// The entry of an open-family syscall or chdir/fchdir (`syscall` = `SYS_*`): `openat(dfd,
+/// filename, flags)`, `openat2(dfd, filename, how)` (`struct open_how` starts with `u64
+/// flags`), `open(filename, flags)`, `chdir(filename)`, `fchdir(fd)` (sent as `dfd`, no path).
+/// Userspace follows each target's working directory so relative paths stay resolvable after
+/// the process has gone.
 #[inline(always)]
-fn read_enter(ctx: &TracePointContext) -> u32 {
+pub fn open_family_enter(syscall: u8, a: &impl SysArgs) {
+    let task = current_ids();
+    if !is_current_target(task.tgid) {
+        return;
+    }
+    let (dfd, filename, flags) = match syscall {
+        SYS_OPENAT => (a.arg(0) as i32, a.arg(1), a.arg(2) as u32),
+        SYS_OPENAT2 => {
+            let how = a.arg(2) as *const u64;
+            let flags = unsafe { bpf_probe_read_user(how) }.unwrap_or(0);
+            (a.arg(0) as i32, a.arg(1), flags as u32)
+        }
+        SYS_OPEN => (AT_FDCWD, a.arg(0), a.arg(1) as u32),
+        SYS_CHDIR => (AT_FDCWD, a.arg(0), 0),
+        _ => (a.arg(0) as i32, 0, 0), // SYS_FCHDIR
+    };
+    open_enter(&task, syscall, dfd, filename as *const u8, flags);
+}
+
+macro_rules! open_family {
+    ($($syscall:ident, $enter:ident, $exit:ident, $enter_tp:literal, $exit_tp:literal;)*) => {$(
+        #[tracepoint(category = "syscalls", name = $enter_tp)]
+        pub fn $enter(ctx: TracePointContext) -> u32 {
+            open_family_enter($syscall, &TpArgs(&ctx));
+            0
+        }
+        #[tracepoint(category = "syscalls", name = $exit_tp)]
+        pub fn $exit(ctx: TracePointContext) -> u32 {
+            open_exit(field(&ctx, 16));
+            0
+        }
+    )*};
+}
+
+open_family! {
+    SYS_OPENAT, sys_enter_openat, sys_exit_openat, "sys_enter_openat", "sys_exit_openat";
+    SYS_OPENAT2, sys_enter_openat2, sys_exit_openat2, "sys_enter_openat2", "sys_exit_openat2";
+    SYS_OPEN, sys_enter_open, sys_exit_open, "sys_enter_open", "sys_exit_open";
+    SYS_CHDIR, sys_enter_chdir, sys_exit_chdir, "sys_enter_chdir", "sys_exit_chdir";
+    SYS_FCHDIR, sys_enter_fchdir, sys_exit_fchdir, "sys_enter_fchdir", "sys_exit_fchdir";
+}
+
+/// Entry of any read-family syscall (the fd is the first argument). Remember the fd if it is
+/// tracked.
+#[inline(always)]
+pub fn read_enter(fd: u64) {
     let task = current_ids();
     if !maybe_target(task.tgid) {
-        return 0;
+        return;
     }
-    let fd: u64 = field(ctx, 16);
     let key = FdKey {
         tgid: task.tgid,
         fd: fd as u32,
     };
     // Only fds opened by a target while recording are in FD_READS: this one lookup is the filter.
     if unsafe { FD_READS.get(&key) }.is_none() {
-        return 0;
+        return;
     }
     let v = READ_PENDING | fd as u32 as u64;
     match PENDING_READ.get_ptr_mut(&task.tid) {
@@ -247,27 +192,25 @@ fn read_enter(ctx: &TracePointContext) -> u32 {
             }
         }
     }
-    0
 }
 
 #[inline(always)]
-fn read_exit(ctx: &TracePointContext) -> u32 {
+pub fn read_exit(ret: i64) {
     let task = current_ids();
     if !maybe_target(task.tgid) {
-        return 0;
+        return;
     }
     let Some(slot) = PENDING_READ.get_ptr_mut(&task.tid) else {
-        return 0;
+        return;
     };
     let v = unsafe { *slot };
     if v & READ_PENDING == 0 {
-        return 0;
+        return;
     }
     unsafe { *slot = 0 };
     let fd = v as u32;
-    let ret: i64 = field(ctx, 16);
     if ret < 0 {
-        return 0;
+        return;
     }
     let key = FdKey {
         tgid: task.tgid,
@@ -281,18 +224,19 @@ fn read_exit(ctx: &TracePointContext) -> u32 {
             (*agg).reads += 1;
         }
     }
-    0
 }
 
 macro_rules! read_family {
     ($($enter:ident, $exit:ident, $enter_tp:literal, $exit_tp:literal;)*) => {$(
         #[tracepoint(category = "syscalls", name = $enter_tp)]
         pub fn $enter(ctx: TracePointContext) -> u32 {
-            read_enter(&ctx)
+            read_enter(TpArgs(&ctx).arg(0));
+            0
         }
         #[tracepoint(category = "syscalls", name = $exit_tp)]
         pub fn $exit(ctx: TracePointContext) -> u32 {
-            read_exit(&ctx)
+            read_exit(field(&ctx, 16));
+            0
         }
     )*};
 }
@@ -305,24 +249,24 @@ read_family! {
     sys_enter_preadv2, sys_exit_preadv2, "sys_enter_preadv2", "sys_exit_preadv2";
 }
 
-/// syscalls/sys_enter_close: `fd`@16. Sends the fd's read aggregate, if it was read.
-#[tracepoint(category = "syscalls", name = "sys_enter_close")]
-pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
+/// close(fd): sends the fd's read aggregate, if it was read, and forgets the socket type.
+#[inline(always)]
+pub fn close_enter(fd: u64) {
     let task = current_ids();
     if !maybe_target(task.tgid) {
-        return 0;
+        return;
     }
-    let fd: u64 = field(&ctx, 16);
     let key = FdKey {
         tgid: task.tgid,
         fd: fd as u32,
     };
+    let _ = SOCK_TYPES.remove(&key);
     let Some(agg) = (unsafe { FD_READS.get(&key) }).copied() else {
-        return 0;
+        return;
     };
     let _ = FD_READS.remove(&key);
     if agg.reads == 0 {
-        return 0;
+        return;
     }
     if let Some(mut entry) = reserve::<FileRead>(kind::FILE_READ, &task) {
         unsafe {
@@ -336,5 +280,10 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
         }
         submit(entry);
     }
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_close")]
+pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
+    close_enter(TpArgs(&ctx).arg(0));
     0
 }

@@ -5,3 +5,4 @@ pub mod connect;
 pub mod device;
 pub mod file;
 pub mod process;
+pub mod raw_syscalls;

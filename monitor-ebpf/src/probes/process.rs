@@ -1,5 +1,7 @@
 //! Process lifecycle: fork (BTF tracepoint, to tell processes from threads), exec (tracepoint,
-//! for the filename) and exit (BTF tracepoint, for `exit_code`).
+//! for the filename) and exit (BTF tracepoint, for `exit_code`). Kernels without BTF get
+//! classic tracepoints instead: `task/task_newtask` (its `clone_flags` tell threads apart) and
+//! `sched/sched_process_exit`, with the exit code taken from the exit_group()/exit() call.
 use core::ptr::read_volatile;
 
 use aya_ebpf::{
@@ -14,9 +16,10 @@ use monitor_common::{
 };
 
 use crate::{
-    emit::{current, reserve, submit},
-    filter::{adopt, forget, is_target},
-    maps::IN_EXEC,
+    args::{SysArgs, TpArgs},
+    emit::{current, current_ids, reserve, submit},
+    filter::{adopt, forget, is_target, maybe_target},
+    maps::{EXIT_STATUS, IN_EXEC, count_loss, loss},
 };
 
 /// `task_struct` member offsets for the running kernel, looked up by userspace in
@@ -27,6 +30,55 @@ static TASK_PID_OFF: u32 = 0;
 static TASK_TGID_OFF: u32 = 0;
 #[unsafe(no_mangle)]
 static TASK_EXIT_CODE_OFF: u32 = 0;
+/// `task_struct.signal` and `signal_struct.live`: whether the thread group died, for kernels
+/// whose `sched_process_exit` has no `group_dead` argument (before 6.16 or so).
+#[unsafe(no_mangle)]
+static TASK_SIGNAL_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static SIGNAL_LIVE_OFF: u32 = 0;
+/// Offsets in the classic tracepoints' records, from their format files (0: absent).
+#[unsafe(no_mangle)]
+static NEWTASK_PID_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static NEWTASK_FLAGS_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static EXIT_TP_PID_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static EXIT_TP_GROUP_DEAD_OFF: u32 = 0;
+
+const CLONE_THREAD: u64 = 0x10000;
+
+#[inline(always)]
+fn rodata(v: &u32) -> usize {
+    unsafe { read_volatile(v) as usize }
+}
+
+/// A new process of a target: make it a target before it runs, and say so.
+#[inline(always)]
+fn new_process(task: &crate::emit::Task, child_tgid: u32) {
+    adopt(child_tgid);
+    if let Some(mut entry) = reserve::<Fork>(kind::FORK, task) {
+        unsafe {
+            (*entry.as_mut_ptr()).payload = Fork {
+                child_tgid,
+                _pad: 0,
+            };
+        }
+        submit(entry);
+    }
+}
+
+/// A target process ended.
+#[inline(always)]
+fn process_exit(task: &crate::emit::Task, exit_code: i32) {
+    if let Some(mut entry) = reserve::<Exit>(kind::EXIT, task) {
+        unsafe {
+            (*entry.as_mut_ptr()).payload = Exit { exit_code, _pad: 0 };
+        }
+        submit(entry);
+    }
+    forget(task.tgid);
+}
 
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`, run by the parent.
 #[btf_tracepoint(function = "sched_process_fork")]
@@ -46,15 +98,30 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     if child_pid != child_tgid {
         return 0; // a new thread of an existing target
     }
-    adopt(child_tgid as u32);
-    if let Some(mut entry) = reserve::<Fork>(kind::FORK, &task) {
-        unsafe {
-            (*entry.as_mut_ptr()).payload = Fork {
-                child_tgid: child_tgid as u32,
-                _pad: 0,
-            };
-        }
-        submit(entry);
+    new_process(&task, child_tgid as u32);
+    0
+}
+
+/// task/task_newtask (`pid`, `clone_flags`; offsets from the format), run by the parent before
+/// the child first runs. The fork probe of kernels without BTF.
+#[tracepoint(category = "task", name = "task_newtask")]
+pub fn task_newtask(ctx: TracePointContext) -> u32 {
+    let pid_off = rodata(&NEWTASK_PID_OFF);
+    let flags_off = rodata(&NEWTASK_FLAGS_OFF);
+    if pid_off == 0 || flags_off == 0 {
+        return 0;
+    }
+    let task = current();
+    if !is_target(task.tgid, task.uid) {
+        return 0;
+    }
+    let flags: u64 = unsafe { ctx.read_at(flags_off) }.unwrap_or(CLONE_THREAD);
+    if flags & CLONE_THREAD != 0 {
+        return 0;
+    }
+    let child: i32 = unsafe { ctx.read_at(pid_off) }.unwrap_or(0);
+    if child > 0 {
+        new_process(&task, child as u32);
     }
     0
 }
@@ -95,61 +162,134 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     if group_dead == 0 {
         return 0;
     }
-    let task = current();
-    if !is_target(task.tgid, task.uid) {
+    btf_exit(ctx.arg(0));
+    0
+}
+
+/// `sched_process_exit(struct task_struct *p)`: kernels whose tracepoint has no `group_dead`
+/// (userspace reads the prototype from BTF). The group is dead when `p->signal->live`, which
+/// do_exit() decremented before the tracepoint, is 0.
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn sched_process_exit_1arg(ctx: BtfTracePointContext) -> i32 {
+    let signal_off = rodata(&TASK_SIGNAL_OFF);
+    let live_off = rodata(&SIGNAL_LIVE_OFF);
+    if signal_off == 0 {
         return 0;
     }
-    let off = unsafe { read_volatile(&TASK_EXIT_CODE_OFF) } as usize;
     let p: *const u8 = ctx.arg(0);
+    let live: i32 = unsafe {
+        let sig = *(p.add(signal_off) as *const *const u8);
+        *(sig.add(live_off) as *const i32)
+    };
+    if live != 0 {
+        return 0;
+    }
+    btf_exit(p);
+    0
+}
+
+#[inline(always)]
+fn btf_exit(p: *const u8) {
+    let task = current();
+    if !is_target(task.tgid, task.uid) {
+        return;
+    }
+    let off = rodata(&TASK_EXIT_CODE_OFF);
     let exit_code: i32 = if off != 0 {
         unsafe { *(p.add(off) as *const i32) }
     } else {
         -1
     };
-    if let Some(mut entry) = reserve::<Exit>(kind::EXIT, &task) {
-        unsafe {
-            (*entry.as_mut_ptr()).payload = Exit { exit_code, _pad: 0 };
-        }
-        submit(entry);
+    process_exit(&task, exit_code);
+}
+
+/// sched/sched_process_exit (offsets from the format), the exit probe of kernels without BTF.
+/// Without a `group_dead` field the group leader's exit stands for the process's.
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn sched_process_exit_tp(ctx: TracePointContext) -> u32 {
+    let task = current();
+    let group_dead_off = rodata(&EXIT_TP_GROUP_DEAD_OFF);
+    let group_dead = if group_dead_off != 0 {
+        unsafe { ctx.read_at::<u8>(group_dead_off) }.unwrap_or(0) != 0
+    } else {
+        task.tid == task.tgid
+    };
+    if !group_dead || !is_target(task.tgid, task.uid) {
+        return 0;
     }
-    forget(task.tgid);
+    // exit_group()/exit() recorded the status; a process killed by a signal made no such call
+    // and its exit code is unknown here (-1).
+    let exit_code = match unsafe { EXIT_STATUS.get(&task.tgid) }.copied() {
+        Some(status) => (status & 0xff) << 8,
+        None => -1,
+    };
+    let _ = EXIT_STATUS.remove(&task.tgid);
+    process_exit(&task, exit_code);
+    0
+}
+
+/// exit_group(status) / exit(status) entry: remember the status for the BTF-less exit probe.
+#[inline(always)]
+pub fn exit_enter(status: u64) {
+    let task = current();
+    if is_target(task.tgid, task.uid)
+        && EXIT_STATUS.insert(&task.tgid, &(status as i32), 0).is_err()
+    {
+        count_loss(loss::PENDING_FULL);
+    }
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_exit_group")]
+pub fn sys_enter_exit_group(ctx: TracePointContext) -> u32 {
+    exit_enter(TpArgs(&ctx).arg(0));
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_exit")]
+pub fn sys_enter_exit(ctx: TracePointContext) -> u32 {
+    exit_enter(TpArgs(&ctx).arg(0));
     0
 }
 
 #[inline(always)]
-fn exec_enter() -> u32 {
+pub fn exec_enter() {
     let task = current();
     if is_target(task.tgid, task.uid) {
         let _ = IN_EXEC.insert(&task.tid, &1, 0);
     }
-    0
 }
 
 #[inline(always)]
-fn exec_exit() -> u32 {
+pub fn exec_exit() {
     // Reached when exec failed (on success sched_process_exec already cleared the flag).
-    let _ = IN_EXEC.remove(&current().tid);
-    0
+    let task = current_ids();
+    if maybe_target(task.tgid) {
+        let _ = IN_EXEC.remove(&task.tid);
+    }
 }
 
 #[tracepoint(category = "syscalls", name = "sys_enter_execve")]
 pub fn sys_enter_execve(_ctx: TracePointContext) -> u32 {
-    exec_enter()
+    exec_enter();
+    0
 }
 
 #[tracepoint(category = "syscalls", name = "sys_enter_execveat")]
 pub fn sys_enter_execveat(_ctx: TracePointContext) -> u32 {
-    exec_enter()
+    exec_enter();
+    0
 }
 
 #[tracepoint(category = "syscalls", name = "sys_exit_execve")]
 pub fn sys_exit_execve(_ctx: TracePointContext) -> u32 {
-    exec_exit()
+    exec_exit();
+    0
 }
 
 #[tracepoint(category = "syscalls", name = "sys_exit_execveat")]
 pub fn sys_exit_execveat(_ctx: TracePointContext) -> u32 {
-    exec_exit()
+    exec_exit();
+    0
 }
 
 /// task/task_rename: `pid`@8, `oldcomm[16]`@12, `newcomm[16]`@28. Runs in the renaming task.

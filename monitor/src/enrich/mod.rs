@@ -143,7 +143,10 @@ impl Enricher {
             }
             Raw::Exit(h, e) => {
                 // wait(2) encoding: low 7 bits = terminating signal, bits 8-15 = exit status.
-                let (exit_code, signal) = if e.exit_code & 0x7f != 0 {
+                // Negative: unknown (a kernel without BTF, and a process killed by a signal).
+                let (exit_code, signal) = if e.exit_code < 0 {
+                    (None, None)
+                } else if e.exit_code & 0x7f != 0 {
                     (None, Some(e.exit_code & 0x7f))
                 } else {
                     (Some((e.exit_code >> 8) & 0xff), None)

@@ -14,25 +14,47 @@ use aya::{
 use monitor_common::{
     COMM_LEN, TARGET_FILTER_SLOTS, config,
     file::{FdKey, ReadAgg},
+    syscall,
 };
 
-pub use probes::ProbeStatus;
+pub use probes::{BtfUse, Plan, ProbeStatus, SyscallProbes};
 
 /// The compiled kernel programs (built by build.rs from ../monitor-ebpf).
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor.bpf.o"));
 
 /// Loss counter slots, as monitor-ebpf's `maps::loss` numbers them.
-pub const LOSS_REASONS: [(u32, &str); 3] = [
+pub const LOSS_REASONS: [(u32, &str); 4] = [
     (0, "ring_buffer_full"),
     (1, "pending_map_full"),
     (2, "fd_table_full"),
+    (3, "compat_syscall_not_decoded"),
 ];
+
+/// Which hooks to use, on `record`, `doctor` and `run` (environment variables give the
+/// defaults, so a whole test suite can be run on either path).
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct ProbeChoice {
+    /// Syscall hooks: per-syscall tracepoints where the kernel has them (auto), the
+    /// raw_syscalls path, or per-syscall tracepoints only.
+    #[arg(
+        long,
+        value_enum,
+        env = "EMUWATCH_SYSCALL_PROBES",
+        default_value = "auto"
+    )]
+    pub syscall_probes: SyscallProbes,
+    /// Kernel BTF for the fork/exit probes when present (auto), or classic tracepoints only
+    /// (off), as on kernels without BTF.
+    #[arg(long, value_enum, env = "EMUWATCH_BTF", default_value = "auto")]
+    pub btf: BtfUse,
+}
 
 pub struct LoadOptions {
     /// Ring buffer size in bytes (power of two, multiple of the page size).
     pub ring_bytes: u32,
     /// Pending bytes above which the kernel wakes the reader (0: wake on every event).
     pub wakeup_bytes: u64,
+    pub probes: ProbeChoice,
 }
 
 pub struct Kernel {
@@ -41,6 +63,7 @@ pub struct Kernel {
     pub tracefs: PathBuf,
     pub tracefs_mounted_by_us: bool,
     pub cgroup2: Option<PathBuf>,
+    pub plan: Plan,
 }
 
 /// What to watch; written into the kernel's target maps before anything attaches.
@@ -70,22 +93,63 @@ impl Kernel {
         let _ = system::raise_memlock();
         let (tracefs, tracefs_mounted_by_us) = system::ensure_tracefs()?;
         let cgroup2 = system::cgroup2_mount()?;
-        let offsets = std::fs::read("/sys/kernel/btf/vmlinux")
-            .ok()
-            .and_then(|b| btf::task_offsets(&b));
-        let (pid, tgid, exit_code) = offsets
-            .map(|o| (o.pid, o.tgid, o.exit_code))
-            .unwrap_or((0, 0, 0));
+        let (syscall_probes, syscall_probes_reason) =
+            probes::choose_syscall_probes(opts.probes.syscall_probes, &tracefs)?;
+        let vmlinux = match opts.probes.btf {
+            BtfUse::Auto => std::fs::read("/sys/kernel/btf/vmlinux").ok(),
+            BtfUse::Off => None,
+        };
+        let offsets = vmlinux.as_deref().and_then(btf::task_offsets);
+        let exit_args = vmlinux
+            .as_deref()
+            .and_then(|b| btf::tracepoint_args(b, "sched_process_exit"))
+            .unwrap_or(0) as u32;
+        let plan = Plan {
+            syscall_probes,
+            syscall_probes_reason,
+            btf: offsets.is_some(),
+            btf_reason: match (opts.probes.btf, &vmlinux, offsets) {
+                (BtfUse::Off, _, _) => "off (--btf off): classic tracepoints only".into(),
+                (_, None, _) => {
+                    "no /sys/kernel/btf/vmlinux: classic tracepoints for fork and exit".into()
+                }
+                (_, Some(_), None) => {
+                    "kernel BTF lacks task_struct members emuwatch reads: classic tracepoints"
+                        .into()
+                }
+                (_, Some(_), Some(_)) => format!(
+                    "kernel BTF: tp_btf fork/exit (sched_process_exit passes {exit_args} argument{})",
+                    if exit_args == 1 { "" } else { "s" }
+                ),
+            },
+            exit_tracepoint_args: if offsets.is_some() { exit_args } else { 0 },
+        };
+        let o = offsets;
+        let (pid, tgid, exit_code, signal, live) = o
+            .map(|o| (o.pid, o.tgid, o.exit_code, o.signal, o.signal_live))
+            .unwrap_or((0, 0, 0, 0, 0));
         if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < 4096 {
             bail!(
                 "ring buffer size {} is not a power of two >= 4096",
                 opts.ring_bytes
             );
         }
+        let machine = system::kernel_info().machine;
+        let table = syscall::table_for(&machine);
+        if plan.syscall_probes == SyscallProbes::Raw && table.is_none() {
+            bail!(
+                "the raw-syscalls path has no syscall table for {machine} (x86_64 and aarch64 only)"
+            );
+        }
+        let regs = table.map(|t| t.regs);
         // binder_transaction exists on Android kernels only; its offsets come from its format.
         let binder = tpformat::read(&tracefs, "binder", "binder_transaction").unwrap_or_default();
         let boff = |f: &str| binder.get(f).copied().unwrap_or(0);
         let (to_proc, reply, code) = (boff("to_proc"), boff("reply"), boff("code"));
+        let newtask = tpformat::read(&tracefs, "task", "task_newtask").unwrap_or_default();
+        let exit_tp = tpformat::read(&tracefs, "sched", "sched_process_exit").unwrap_or_default();
+        let field =
+            |m: &std::collections::HashMap<String, u32>, f: &str| m.get(f).copied().unwrap_or(0);
         let mut ebpf = EbpfLoader::new()
             .override_global("BINDER_TO_PROC_OFF", &to_proc, true)
             .override_global("BINDER_REPLY_OFF", &reply, true)
@@ -93,9 +157,51 @@ impl Kernel {
             .override_global("TASK_PID_OFF", &pid, true)
             .override_global("TASK_TGID_OFF", &tgid, true)
             .override_global("TASK_EXIT_CODE_OFF", &exit_code, true)
+            .override_global("TASK_SIGNAL_OFF", &signal, true)
+            .override_global("SIGNAL_LIVE_OFF", &live, true)
+            .override_global("NEWTASK_PID_OFF", &field(&newtask, "pid"), true)
+            .override_global("NEWTASK_FLAGS_OFF", &field(&newtask, "clone_flags"), true)
+            .override_global("EXIT_TP_PID_OFF", &field(&exit_tp, "pid"), true)
+            .override_global(
+                "EXIT_TP_GROUP_DEAD_OFF",
+                &field(&exit_tp, "group_dead"),
+                true,
+            )
+            .override_global(
+                "PT_REGS_ARG_OFF",
+                &regs.map(|r| r.args).unwrap_or([0; 6]),
+                true,
+            )
+            .override_global("PT_REGS_NR_OFF", &regs.map(|r| r.nr).unwrap_or(0), true)
+            .override_global(
+                "PT_REGS_COMPAT_OFF",
+                &regs.map(|r| r.compat_off).unwrap_or(0),
+                true,
+            )
+            .override_global(
+                "PT_REGS_COMPAT_MASK",
+                &regs.map(|r| r.compat_mask).unwrap_or(0),
+                true,
+            )
+            .override_global(
+                "PT_REGS_COMPAT_VALUE",
+                &regs.map(|r| r.compat_value).unwrap_or(0),
+                true,
+            )
             .map_max_entries("EVENTS", opts.ring_bytes)
             .load(EBPF_OBJECT)
             .context("loading the eBPF object into the kernel")?;
+        if let Some(t) = table {
+            let mut ops: Array<_, u8> =
+                Array::try_from(ebpf.map_mut("SYSCALL_OPS").context("SYSCALL_OPS map")?)?;
+            for &(_, nr, op) in t.entries {
+                // exit/exit_group only matter where the exit probe cannot read the exit code.
+                if plan.btf && (op == syscall::op::EXIT || op == syscall::op::EXIT_GROUP) {
+                    continue;
+                }
+                ops.set(nr, op, 0)?;
+            }
+        }
         let mut cfg: Array<_, u64> =
             Array::try_from(ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
         cfg.set(config::WAKEUP_BYTES, opts.wakeup_bytes, 0)?;
@@ -106,6 +212,7 @@ impl Kernel {
             tracefs,
             tracefs_mounted_by_us,
             cgroup2,
+            plan,
         })
     }
 
@@ -171,7 +278,13 @@ impl Kernel {
     /// required probe could not attach.
     pub fn attach(&mut self) -> Result<()> {
         let btf = Btf::from_sys_fs().ok();
-        self.probes = probes::attach_all(&mut self.ebpf, btf.as_ref(), self.cgroup2.as_deref());
+        let btf = btf.filter(|_| self.plan.btf);
+        self.probes = probes::attach_all(
+            &mut self.ebpf,
+            &self.plan,
+            btf.as_ref(),
+            self.cgroup2.as_deref(),
+        );
         let missing: Vec<String> = self
             .probes
             .iter()
@@ -209,5 +322,46 @@ impl Kernel {
             .take_map("LOST")
             .ok_or_else(|| anyhow!("LOST map missing"))?;
         Ok(PerCpuArray::try_from(m)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use monitor_common::syscall::{AARCH64, SyscallTable, X86_64};
+
+    /// `#define __NR_<name> <number>` lines of a kernel UAPI header.
+    fn numbers(header: &str) -> std::collections::HashMap<String, u32> {
+        let text = std::fs::read_to_string(header).unwrap_or_else(|e| {
+            panic!("{header}: {e} (Debian's linux-libc-dev has the kernel's syscall tables)")
+        });
+        text.lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next()? == "#define").then_some(())?;
+                let name = w.next()?.strip_prefix("__NR_")?;
+                Some((name.to_string(), w.next()?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    fn check(t: &SyscallTable, header: &str) {
+        let nr = numbers(header);
+        for (name, n, _) in t.entries {
+            assert_eq!(nr.get(*name), Some(n), "{} {name} in {header}", t.machine);
+        }
+        // Every number indexes the dispatch array.
+        assert!(
+            t.entries
+                .iter()
+                .all(|(_, n, _)| *n < monitor_common::syscall::SYSCALL_SLOTS)
+        );
+    }
+
+    #[test]
+    fn syscall_tables_match_the_kernel_headers() {
+        check(&X86_64, "/usr/include/x86_64-linux-gnu/asm/unistd_64.h");
+        // arm64 uses the generic table (include/uapi/asm-generic/unistd.h).
+        check(&AARCH64, "/usr/include/asm-generic/unistd.h");
+        assert!(!AARCH64.entries.iter().any(|(n, _, _)| *n == "open"));
     }
 }

@@ -1,11 +1,14 @@
-//! The probe set: which kernel program attaches where, and which are required (the base set
-//! must work with tracepoints, BTF tracepoints and cgroup hooks alone).
+//! The probe set: which kernel program attaches where, which are required, and which of the
+//! alternatives this kernel gets. The plan is decided by feature detection, never by kernel
+//! version: per-syscall tracepoints where tracefs has `events/syscalls`, else the raw-syscalls
+//! path; BTF tracepoints where the kernel has BTF, else classic tracepoints; the
+//! `sched_process_exit` variant from its BTF prototype.
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Btf, Ebpf,
-    programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, TracePoint},
+    programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, RawTracePoint, TracePoint},
 };
 use serde::{Deserialize, Serialize};
 
@@ -13,34 +16,64 @@ use serde::{Deserialize, Serialize};
 pub enum Hook {
     Tracepoint(&'static str, &'static str),
     BtfTracepoint(&'static str),
+    /// `raw_tp`: BPF_PROG_TYPE_RAW_TRACEPOINT, no BTF needed.
+    RawTracepoint(&'static str),
     /// cgroup v2 sock_addr hook, attached at the cgroup v2 root.
     CgroupSockAddr(&'static str),
+}
+
+/// When a probe is part of the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    Always,
+    /// The per-syscall path (`syscalls:sys_enter_*` / `sys_exit_*`).
+    PerSyscall,
+    /// The raw-syscalls path (raw_tp `sys_enter` / `sys_exit`).
+    Raw,
+    /// The raw-syscalls path through the classic `raw_syscalls` tracepoints, attached only
+    /// when the raw_tp programs could not be.
+    RawFallback,
+    /// The kernel has BTF (tp_btf programs).
+    Btf,
+    /// BTF, and `sched_process_exit` passes `group_dead`.
+    BtfExitGroupDead,
+    /// BTF, and `sched_process_exit` passes the task only.
+    BtfExitTaskOnly,
+    /// No BTF: classic tracepoints stand in for the tp_btf programs.
+    NoBtf,
+    /// No BTF on the per-syscall path (exit status from exit_group/exit).
+    PerSyscallNoBtf,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeSpec {
     /// Program (function) name in monitor-ebpf.
     pub program: &'static str,
-    /// Capability it serves: process, connect, file, camera, app_state.
+    /// Capability it serves: process, connect, file, camera, app_state, syscalls (the raw path
+    /// serves process, connect, file and camera at once).
     pub family: &'static str,
+    pub needs: Needs,
     pub hook: Hook,
-    /// Part of the base set: recording refuses to start without it.
+    /// Recording refuses to start without it (when it is part of the plan).
     pub required: bool,
-    /// Why it might be missing and what to do, shown by `doctor`.
+    /// What is lost without it and how to get it, shown by `doctor`.
     pub hint: &'static str,
 }
 
 use Hook::*;
+use Needs::*;
 
-const TP_HINT: &str = "needs CONFIG_FTRACE_SYSCALLS / tracepoints and tracefs; run as root";
-const BTF_HINT: &str = "needs kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF=y)";
-const CG_HINT: &str =
-    "needs cgroup v2 mounted (mount -t cgroup2 none /sys/fs/cgroup/unified) and CONFIG_CGROUP_BPF";
+const TP_HINT: &str = "needs tracepoints and tracefs (CONFIG_FTRACE_SYSCALLS for syscalls:*); run as root; `--syscall-probes raw` avoids syscalls:*";
+const BTF_HINT: &str = "needs kernel BTF (/sys/kernel/btf/vmlinux); without it emuwatch uses classic tracepoints (`--btf off` forces that)";
+const CG_HINT: &str = "costs: connects get their protocol from socket() of sockets created while recording only (others: \"unknown\"), and the address from user memory only. Needs cgroup v2 and CONFIG_CGROUP_BPF (on Android, netd's programs at the cgroup root may refuse a second one)";
+const SOCKET_HINT: &str = "costs: connect protocol unknown where the cgroup hooks are also missing";
+const RAW_HINT: &str = "needs BPF raw tracepoints (Linux 4.17+); the classic raw_syscalls tracepoints are tried instead";
 
 pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sched_process_fork",
         family: "process",
+        needs: Btf,
         hook: BtfTracepoint("sched_process_fork"),
         required: true,
         hint: BTF_HINT,
@@ -48,6 +81,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sched_process_exec",
         family: "process",
+        needs: Always,
         hook: Tracepoint("sched", "sched_process_exec"),
         required: true,
         hint: TP_HINT,
@@ -55,6 +89,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sched_process_exit",
         family: "process",
+        needs: BtfExitGroupDead,
         hook: BtfTracepoint("sched_process_exit"),
         required: true,
         hint: BTF_HINT,
@@ -62,6 +97,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_exit_execve",
         family: "process",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_execve"),
         required: true,
         hint: TP_HINT,
@@ -69,6 +105,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_exit_execveat",
         family: "process",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_execveat"),
         required: true,
         hint: TP_HINT,
@@ -76,6 +113,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_enter_execve",
         family: "process",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_execve"),
         required: true,
         hint: TP_HINT,
@@ -83,6 +121,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_enter_execveat",
         family: "process",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_execveat"),
         required: true,
         hint: TP_HINT,
@@ -90,6 +129,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "task_rename",
         family: "process",
+        needs: Always,
         hook: Tracepoint("task", "task_rename"),
         required: true,
         hint: TP_HINT,
@@ -97,6 +137,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_exit_connect",
         family: "connect",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_connect"),
         required: true,
         hint: TP_HINT,
@@ -104,20 +145,23 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "cgroup_connect4",
         family: "connect",
+        needs: Always,
         hook: CgroupSockAddr("connect4"),
-        required: true,
+        required: false,
         hint: CG_HINT,
     },
     ProbeSpec {
         program: "cgroup_connect6",
         family: "connect",
+        needs: Always,
         hook: CgroupSockAddr("connect6"),
-        required: true,
+        required: false,
         hint: CG_HINT,
     },
     ProbeSpec {
         program: "sys_enter_connect",
         family: "connect",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_connect"),
         required: true,
         hint: TP_HINT,
@@ -125,6 +169,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_exit_openat",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_openat"),
         required: true,
         hint: TP_HINT,
@@ -132,6 +177,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_enter_openat",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_openat"),
         required: true,
         hint: TP_HINT,
@@ -139,6 +185,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_exit_openat2",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_openat2"),
         required: false,
         hint: "openat2 exists from Linux 5.6",
@@ -146,6 +193,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_enter_openat2",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_openat2"),
         required: false,
         hint: "openat2 exists from Linux 5.6",
@@ -153,6 +201,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_exit_open",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_open"),
         required: false,
         hint: "open(2) does not exist on arm64",
@@ -160,6 +209,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_enter_open",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_open"),
         required: false,
         hint: "open(2) does not exist on arm64",
@@ -167,6 +217,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_exit_chdir",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_chdir"),
         required: true,
         hint: TP_HINT,
@@ -174,6 +225,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_enter_chdir",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_chdir"),
         required: true,
         hint: TP_HINT,
@@ -181,6 +233,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_exit_fchdir",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_fchdir"),
         required: true,
         hint: TP_HINT,
@@ -188,6 +241,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_enter_fchdir",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_fchdir"),
         required: true,
         hint: TP_HINT,
@@ -195,6 +249,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_exit_read",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_read"),
         required: true,
         hint: TP_HINT,
@@ -202,6 +257,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_enter_read",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_read"),
         required: true,
         hint: TP_HINT,
@@ -209,6 +265,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_exit_pread64",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_pread64"),
         required: true,
         hint: TP_HINT,
@@ -216,6 +273,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_enter_pread64",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_pread64"),
         required: true,
         hint: TP_HINT,
@@ -223,6 +281,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_exit_readv",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_readv"),
         required: true,
         hint: TP_HINT,
@@ -230,6 +289,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_enter_readv",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_readv"),
         required: true,
         hint: TP_HINT,
@@ -237,6 +297,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_exit_preadv",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_preadv"),
         required: true,
         hint: TP_HINT,
@@ -244,6 +305,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_enter_preadv",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_preadv"),
         required: true,
         hint: TP_HINT,
@@ -251,6 +313,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_exit_preadv2",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_preadv2"),
         required: false,
         hint: "preadv2 exists from Linux 4.6",
@@ -258,6 +321,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_enter_preadv2",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_preadv2"),
         required: false,
         hint: "preadv2 exists from Linux 4.6",
@@ -265,6 +329,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_enter_close",
         family: "file",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_close"),
         required: true,
         hint: TP_HINT,
@@ -272,6 +337,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_exit_ioctl",
         family: "camera",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_ioctl"),
         required: true,
         hint: TP_HINT,
@@ -279,6 +345,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sys_enter_ioctl",
         family: "camera",
+        needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_ioctl"),
         required: true,
         hint: TP_HINT,
@@ -286,6 +353,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "binder_transaction",
         family: "camera",
+        needs: Always,
         hook: Tracepoint("binder", "binder_transaction"),
         required: false,
         hint: "binder tracepoints exist on Android kernels only: there, Android apps' camera service calls are seen",
@@ -293,11 +361,209 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "oom_score_adj_update",
         family: "app_state",
+        needs: Always,
         hook: Tracepoint("oom", "oom_score_adj_update"),
         required: true,
         hint: TP_HINT,
     },
+    ProbeSpec {
+        program: "sys_enter_socket",
+        family: "connect",
+        needs: PerSyscall,
+        hook: Tracepoint("syscalls", "sys_enter_socket"),
+        required: false,
+        hint: SOCKET_HINT,
+    },
+    ProbeSpec {
+        program: "sys_exit_socket",
+        family: "connect",
+        needs: PerSyscall,
+        hook: Tracepoint("syscalls", "sys_exit_socket"),
+        required: false,
+        hint: SOCKET_HINT,
+    },
+    ProbeSpec {
+        program: "sched_process_exit_1arg",
+        family: "process",
+        needs: BtfExitTaskOnly,
+        hook: BtfTracepoint("sched_process_exit"),
+        required: true,
+        hint: BTF_HINT,
+    },
+    ProbeSpec {
+        program: "task_newtask",
+        family: "process",
+        needs: NoBtf,
+        hook: Tracepoint("task", "task_newtask"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sched_process_exit_tp",
+        family: "process",
+        needs: NoBtf,
+        hook: Tracepoint("sched", "sched_process_exit"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_exit_group",
+        family: "process",
+        needs: PerSyscallNoBtf,
+        hook: Tracepoint("syscalls", "sys_enter_exit_group"),
+        required: false,
+        hint: "without it, exit codes are unknown on kernels without BTF",
+    },
+    ProbeSpec {
+        program: "sys_enter_exit",
+        family: "process",
+        needs: PerSyscallNoBtf,
+        hook: Tracepoint("syscalls", "sys_enter_exit"),
+        required: false,
+        hint: "without it, exit codes are unknown on kernels without BTF",
+    },
+    ProbeSpec {
+        program: "raw_sys_enter",
+        family: "syscalls",
+        needs: Raw,
+        hook: RawTracepoint("sys_enter"),
+        required: true,
+        hint: RAW_HINT,
+    },
+    ProbeSpec {
+        program: "raw_sys_exit",
+        family: "syscalls",
+        needs: Raw,
+        hook: RawTracepoint("sys_exit"),
+        required: true,
+        hint: RAW_HINT,
+    },
+    ProbeSpec {
+        program: "tp_raw_sys_enter",
+        family: "syscalls",
+        needs: RawFallback,
+        hook: Tracepoint("raw_syscalls", "sys_enter"),
+        required: true,
+        hint: TP_HINT,
+    },
+    ProbeSpec {
+        program: "tp_raw_sys_exit",
+        family: "syscalls",
+        needs: RawFallback,
+        hook: Tracepoint("raw_syscalls", "sys_exit"),
+        required: true,
+        hint: TP_HINT,
+    },
 ];
+
+/// `--syscall-probes`: which syscall hooks to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyscallProbes {
+    /// Per-syscall tracepoints where the kernel has them, else the raw path.
+    #[default]
+    Auto,
+    /// `raw_syscalls` sys_enter/sys_exit, dispatching on the syscall number.
+    Raw,
+    /// `syscalls:sys_enter_*` / `sys_exit_*` tracepoints (kernels with CONFIG_FTRACE_SYSCALLS).
+    PerSyscall,
+}
+
+/// `--btf`: use kernel BTF (tp_btf programs) when present, or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BtfUse {
+    #[default]
+    Auto,
+    /// Classic tracepoints only, as on kernels without BTF (for testing that path).
+    Off,
+}
+
+/// What this kernel gets, and why; written to `session.json` and shown by `doctor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// `per-syscall` or `raw`.
+    pub syscall_probes: SyscallProbes,
+    pub syscall_probes_reason: String,
+    /// tp_btf programs in use (kernel BTF present and not turned off).
+    pub btf: bool,
+    pub btf_reason: String,
+    /// Arguments `sched_process_exit` passes to tp_btf programs (1 or 2; 0 without BTF).
+    pub exit_tracepoint_args: u32,
+}
+
+/// The per-syscall tracepoints that the per-syscall path cannot do without.
+pub fn required_syscall_tracepoints() -> impl Iterator<Item = &'static str> {
+    PROBES.iter().filter_map(|p| match (p.needs, p.hook) {
+        (PerSyscall, Tracepoint("syscalls", name)) if p.required => Some(name),
+        _ => None,
+    })
+}
+
+/// Choose the syscall path: per-syscall tracepoints where tracefs lists every required one.
+pub fn choose_syscall_probes(
+    requested: SyscallProbes,
+    tracefs: &Path,
+) -> Result<(SyscallProbes, String)> {
+    let events = tracefs.join("events");
+    let missing: Vec<&str> = required_syscall_tracepoints()
+        .filter(|n| !events.join("syscalls").join(n).is_dir())
+        .collect();
+    let raw_present = events.join("raw_syscalls").is_dir();
+    Ok(match requested {
+        SyscallProbes::PerSyscall if !missing.is_empty() => bail!(
+            "--syscall-probes per-syscall: this kernel has no {} tracepoint{} under {} (built without CONFIG_FTRACE_SYSCALLS, like Android's GKI kernels); use --syscall-probes raw or auto",
+            missing
+                .iter()
+                .map(|n| format!("syscalls:{n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if missing.len() == 1 { "" } else { "s" },
+            events.join("syscalls").display()
+        ),
+        SyscallProbes::PerSyscall => (
+            SyscallProbes::PerSyscall,
+            "requested with --syscall-probes per-syscall".into(),
+        ),
+        SyscallProbes::Raw => (
+            SyscallProbes::Raw,
+            "requested with --syscall-probes raw".into(),
+        ),
+        SyscallProbes::Auto if missing.is_empty() => (
+            SyscallProbes::PerSyscall,
+            "auto: the kernel has syscalls:* tracepoints".into(),
+        ),
+        SyscallProbes::Auto => (
+            SyscallProbes::Raw,
+            format!(
+                "auto: no syscalls:* tracepoints ({} of {} missing; kernel built without CONFIG_FTRACE_SYSCALLS, as Android's GKI kernels are){}",
+                missing.len(),
+                required_syscall_tracepoints().count(),
+                if raw_present {
+                    ""
+                } else {
+                    "; raw_syscalls is not listed in tracefs either"
+                }
+            ),
+        ),
+    })
+}
+
+impl Plan {
+    fn wants(&self, needs: Needs) -> bool {
+        let per_syscall = self.syscall_probes == SyscallProbes::PerSyscall;
+        match needs {
+            Always => true,
+            PerSyscall => per_syscall,
+            Raw | RawFallback => !per_syscall,
+            Btf => self.btf,
+            BtfExitGroupDead => self.btf && self.exit_tracepoint_args >= 2,
+            BtfExitTaskOnly => self.btf && self.exit_tracepoint_args == 1,
+            NoBtf => !self.btf,
+            PerSyscallNoBtf => per_syscall && !self.btf,
+        }
+    }
+}
 
 /// Outcome of loading and attaching one probe; written to `session.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -319,6 +585,7 @@ impl Hook {
         match self {
             Tracepoint(c, n) => format!("tracepoint {c}/{n}"),
             BtfTracepoint(n) => format!("tp_btf {n}"),
+            RawTracepoint(n) => format!("raw_tp {n}"),
             CgroupSockAddr(a) => format!("cgroup_sock_addr {a}"),
         }
     }
@@ -345,6 +612,11 @@ fn attach_one(
             p.load(name, btf).context("load")?;
             p.attach().context("attach")?;
         }
+        RawTracepoint(name) => {
+            let p: &mut RawTracePoint = prog.try_into()?;
+            p.load().context("load")?;
+            p.attach(name).context("attach")?;
+        }
         CgroupSockAddr(_) => {
             let root = cgroup2.ok_or_else(|| anyhow!("no cgroup v2 hierarchy is mounted"))?;
             let dir =
@@ -360,30 +632,164 @@ fn attach_one(
     Ok(())
 }
 
-/// Load and attach every probe of `PROBES`, in order, recording each outcome.
-pub fn attach_all(ebpf: &mut Ebpf, btf: Option<&Btf>, cgroup2: Option<&Path>) -> Vec<ProbeStatus> {
-    PROBES
+fn status(
+    ebpf: &mut Ebpf,
+    spec: &ProbeSpec,
+    btf: Option<&Btf>,
+    cgroup2: Option<&Path>,
+) -> ProbeStatus {
+    let attach_point = match spec.hook {
+        CgroupSockAddr(a) => format!(
+            "cgroup_sock_addr {a} at {}",
+            cgroup2
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(no cgroup v2)".into())
+        ),
+        h => h.describe(),
+    };
+    let r = attach_one(ebpf, spec, btf, cgroup2);
+    ProbeStatus {
+        program: spec.program.to_string(),
+        family: spec.family.to_string(),
+        attach_point,
+        required: spec.required,
+        attached: r.is_ok(),
+        hint: r.is_err().then(|| spec.hint.to_string()),
+        error: r.err().map(|e| format!("{e:#}")),
+    }
+}
+
+/// Load and attach the probes of `plan`, in `PROBES` order, recording each outcome. The
+/// classic raw_syscalls programs are attached only if a raw_tp one failed; then the failed
+/// raw_tp programs are no longer required.
+pub fn attach_all(
+    ebpf: &mut Ebpf,
+    plan: &Plan,
+    btf: Option<&Btf>,
+    cgroup2: Option<&Path>,
+) -> Vec<ProbeStatus> {
+    let mut out: Vec<ProbeStatus> = PROBES
         .iter()
-        .map(|spec| {
-            let attach_point = match spec.hook {
-                CgroupSockAddr(a) => format!(
-                    "cgroup_sock_addr {a} at {}",
-                    cgroup2
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "(no cgroup v2)".into())
-                ),
-                h => h.describe(),
-            };
-            let r = attach_one(ebpf, spec, btf, cgroup2);
-            ProbeStatus {
-                program: spec.program.to_string(),
-                family: spec.family.to_string(),
-                attach_point,
-                required: spec.required,
-                attached: r.is_ok(),
-                hint: r.is_err().then(|| spec.hint.to_string()),
-                error: r.err().map(|e| format!("{e:#}")),
+        .filter(|s| s.needs != RawFallback && plan.wants(s.needs))
+        .map(|spec| status(ebpf, spec, btf, cgroup2))
+        .collect();
+    let raw_failed = PROBES
+        .iter()
+        .filter(|s| s.needs == Raw)
+        .any(|s| out.iter().any(|p| p.program == s.program && !p.attached));
+    if raw_failed {
+        let fallback: Vec<ProbeStatus> = PROBES
+            .iter()
+            .filter(|s| s.needs == RawFallback)
+            .map(|spec| status(ebpf, spec, btf, cgroup2))
+            .collect();
+        if fallback.iter().all(|p| p.attached) {
+            for p in out.iter_mut().filter(|p| !p.attached) {
+                if PROBES
+                    .iter()
+                    .any(|s| s.program == p.program && s.needs == Raw)
+                {
+                    p.required = false;
+                }
             }
-        })
-        .collect()
+        }
+        out.extend(fallback);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake tracefs: `events/<category>/<name>/` directories.
+    fn tracefs(events: &[&str]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for e in events {
+            std::fs::create_dir_all(d.path().join("events").join(e)).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn auto_picks_raw_without_syscalls_tracepoints() {
+        let t = tracefs(&[
+            "raw_syscalls/sys_enter",
+            "raw_syscalls/sys_exit",
+            "sched/sched_process_exec",
+        ]);
+        let (path, why) = choose_syscall_probes(SyscallProbes::Auto, t.path()).unwrap();
+        assert_eq!(path, SyscallProbes::Raw);
+        assert!(why.contains("CONFIG_FTRACE_SYSCALLS"), "{why}");
+    }
+
+    #[test]
+    fn auto_picks_per_syscall_where_all_exist() {
+        let names: Vec<String> = required_syscall_tracepoints()
+            .map(|n| format!("syscalls/{n}"))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let t = tracefs(&refs);
+        let (path, _) = choose_syscall_probes(SyscallProbes::Auto, t.path()).unwrap();
+        assert_eq!(path, SyscallProbes::PerSyscall);
+        // One missing required tracepoint is enough to fall back to raw.
+        std::fs::remove_dir(t.path().join("events/syscalls/sys_enter_connect")).unwrap();
+        let (path, _) = choose_syscall_probes(SyscallProbes::Auto, t.path()).unwrap();
+        assert_eq!(path, SyscallProbes::Raw);
+    }
+
+    #[test]
+    fn forcing_per_syscall_without_them_is_one_clear_line() {
+        let t = tracefs(&["raw_syscalls/sys_enter"]);
+        let e = choose_syscall_probes(SyscallProbes::PerSyscall, t.path())
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.contains("syscalls:sys_enter_openat"), "{e}");
+        assert!(e.contains("syscalls:sys_exit_connect"), "{e}");
+        assert!(e.contains("--syscall-probes raw"), "{e}");
+    }
+
+    #[test]
+    fn every_program_in_the_table_exists_once() {
+        let mut seen = std::collections::HashSet::new();
+        for p in PROBES {
+            assert!(seen.insert(p.program), "{} twice", p.program);
+        }
+    }
+
+    #[test]
+    fn each_plan_has_one_fork_and_one_exit_probe() {
+        for syscall_probes in [SyscallProbes::PerSyscall, SyscallProbes::Raw] {
+            for (btf, args) in [(true, 2), (true, 1), (false, 0)] {
+                let plan = Plan {
+                    syscall_probes,
+                    syscall_probes_reason: String::new(),
+                    btf,
+                    btf_reason: String::new(),
+                    exit_tracepoint_args: args,
+                };
+                let hooks: Vec<String> = PROBES
+                    .iter()
+                    .filter(|p| plan.wants(p.needs) && p.needs != RawFallback)
+                    .map(|p| p.hook.describe())
+                    .collect();
+                let count = |needle: &str| hooks.iter().filter(|h| h.contains(needle)).count();
+                assert_eq!(count("sched_process_exit"), 1, "{plan:?}: {hooks:?}");
+                assert_eq!(
+                    count("sched_process_fork") + count("task_newtask"),
+                    1,
+                    "{plan:?}"
+                );
+                let raw = count("raw_tp sys_");
+                let per = count("tracepoint syscalls/");
+                if syscall_probes == SyscallProbes::Raw {
+                    assert_eq!((raw, per), (2, 0), "{plan:?}");
+                } else {
+                    assert_eq!(raw, 0, "{plan:?}");
+                    assert!(per > 20, "{plan:?}");
+                }
+            }
+        }
+    }
 }

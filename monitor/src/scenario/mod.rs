@@ -347,6 +347,24 @@ pub struct RecordSection {
     pub categories: Option<Template>,
     pub geoip_country: Option<Template>,
     pub geoip_asn: Option<Template>,
+    /// `auto`, `raw` or `per-syscall`, as `emuwatch record --syscall-probes` (the command
+    /// line wins when it is given there).
+    pub syscall_probes: Option<crate::kernel::SyscallProbes>,
+}
+
+impl RecordSection {
+    /// The probe choice of the run: the scenario's `syscall_probes` unless the command line
+    /// (or its environment variable) asked for something other than auto.
+    pub fn probes(&self, cli: crate::kernel::ProbeChoice) -> crate::kernel::ProbeChoice {
+        use crate::kernel::SyscallProbes;
+        match (cli.syscall_probes, self.syscall_probes) {
+            (SyscallProbes::Auto, Some(s)) => crate::kernel::ProbeChoice {
+                syscall_probes: s,
+                ..cli
+            },
+            _ => cli,
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -53,6 +53,8 @@ pub struct RunArgs {
     /// names): record nothing. Exit 0 when it is valid, 2 otherwise.
     #[arg(long)]
     pub check: bool,
+    #[command(flatten)]
+    pub probes: crate::kernel::ProbeChoice,
 }
 
 /// `run.json` in the session: what the run did, and what `baseline save` needs to make the
@@ -169,7 +171,11 @@ fn missing_probes(info: &SessionInfo, sc: &Scenario) -> Vec<String> {
         .collect();
     for e in &sc.expect {
         for fam in needed_families(e.kind) {
-            let attached = info.probes.iter().any(|p| &p.family == fam && p.attached);
+            // The raw-syscalls programs serve every syscall family at once.
+            let attached = info
+                .probes
+                .iter()
+                .any(|p| (&p.family == fam || p.family == "syscalls") && p.attached);
             let line = format!(
                 "no {fam} probe attached (needed by expectation {:?})",
                 e.name
@@ -380,6 +386,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         geoip_asn,
         stop_when_targets_exit: false,
         command_output: Some(out.join("target.log")),
+        probes: sc.record.probes(a.probes),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

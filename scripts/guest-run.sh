@@ -115,7 +115,10 @@ case "$machine" in 62) arch=x86_64 ;; 183) arch=aarch64 ;; *) arch="ELF machine 
 note binary "$binary"
 
 if [ -n "$package" ]; then
-  gshell cat /data/system/packages.list | grep -q "^$package " \
+  # Read whole, then searched: `grep -q` in the pipe would end it early, and with pipefail the
+  # SIGPIPE of the writer would read as "not installed" on a long list.
+  packages="$(gshell cat /data/system/packages.list)" || die "could not read /data/system/packages.list in the guest"
+  awk -v p="$package" '$1 == p { found = 1 } END { exit !found }' <<<"$packages" \
     || die "package $package is not installed in the guest (adb install it first)"
 fi
 

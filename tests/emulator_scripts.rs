@@ -843,6 +843,56 @@ fn guest_run_fails_clearly() {
     );
 }
 
+/// A real guest lists hundreds of packages: the installed one is found wherever it is in the
+/// list (reading the list is not cut short), and only an exact name matches.
+#[test]
+fn guest_run_finds_the_package_in_a_long_packages_list() {
+    let scenario = root().join("scenarios/android-background.toml");
+    let others: String = (0..20000)
+        .map(|i| {
+            format!(
+                "com.other.app{i} 1{i} 0 /data/user/0/com.other.app{i} default:targetSdkVersion=34 3003\n"
+            )
+        })
+        .collect();
+    let target = "com.example.app 10123 0 /data/user/0/com.example.app default 3003\n";
+    for (list, installed) in [
+        (format!("{target}{others}"), true),
+        (format!("{others}{target}"), true),
+        (
+            format!(
+                "com.example.app.extra 10200 0 /data default 3003\ncom.example.apps 10201 0 /data default 3003\n{others}"
+            ),
+            false,
+        ),
+    ] {
+        let f = Fake::new();
+        f.set_selinux("Permissive");
+        std::fs::write(f.path("guest/data/system/packages.list"), list).unwrap();
+        let o = f
+            .script(
+                "guest-run.sh",
+                &[
+                    scenario.to_str().unwrap(),
+                    "--preflight-only",
+                    "--binary",
+                    EMUWATCH,
+                ],
+                true,
+            )
+            .output()
+            .unwrap();
+        if installed {
+            assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        } else {
+            assert_eq!(
+                error_line(&o),
+                "package com.example.app is not installed in the guest (adb install it first)"
+            );
+        }
+    }
+}
+
 #[test]
 fn emulator_start_boots_headless_and_restarts_adbd_as_root() {
     let f = Fake::new();

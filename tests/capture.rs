@@ -1199,3 +1199,92 @@ fn renames_are_recorded() {
         .clone();
     assert_eq!(after["comm"], "com.example.x");
 }
+
+/// The per-syscall and the raw-syscalls paths (and the BTF and BTF-less fork/exit probes)
+/// record the same workload as the same events, field for field, once what differs between
+/// any two runs (times, pids, ASLR-dependent /proc contents) is set aside.
+#[test]
+fn every_probe_path_records_the_same_events() {
+    let tmp = tempdir();
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let udp = UdpSocket::bind("[::1]:0").unwrap();
+    let (pt, pu) = (
+        tcp.local_addr().unwrap().port(),
+        udp.local_addr().unwrap().port(),
+    );
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_file(&data.join("a.bin"), 10_000);
+    write_file(&data.join("b.bin"), 3_000);
+    let a = data.join("a.bin").display().to_string();
+    let b = data.join("b.bin").display().to_string();
+    let steps = vec![
+        format!("read={a},4096"),
+        format!("pread={b},1000"),
+        format!("readv={a},3000"),
+        format!("preadv={b},512"),
+        format!("loop={b},50,100"),
+        format!("cd={}", data.display()),
+        s("openrel=a.bin"),
+        s("fail=/nonexistent/emuwatch"),
+        format!("connect=tcp4,127.0.0.1,{pt}"),
+        format!("connect=udp6,::1,{pu}"),
+        s("oom=700"),
+        s("rename=renamed-app"),
+        s("daemon"),
+        format!("read={b},4096"),
+        format!("connect=tcp4,127.0.0.1,{pt}"),
+    ];
+    let mut runs = Vec::new();
+    for (name, probes, btf) in [
+        ("per-syscall", "per-syscall", "auto"),
+        ("raw", "raw", "auto"),
+        ("raw-nobtf", "raw", "off"),
+    ] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        let sess = record_steps(&dir, &["--syscall-probes", probes, "--btf", btf], &steps);
+        assert_eq!(sess.info["probe_plan"]["syscall_probes"], probes);
+        runs.push((name, normalized(&sess)));
+    }
+    let (first, want) = &runs[0];
+    assert!(want.len() > 20, "too few events to compare: {want:#?}");
+    for (name, got) in &runs[1..] {
+        assert_eq!(
+            got,
+            want,
+            "{name} recorded other events than {first}:\nonly in {name}: {:#?}\nonly in {first}: {:#?}",
+            got.iter().filter(|e| !want.contains(e)).collect::<Vec<_>>(),
+            want.iter().filter(|e| !got.contains(e)).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// Events without what varies between two runs of the same workload, sorted.
+fn normalized(s: &Session) -> Vec<String> {
+    let mut out: Vec<String> = s
+        .events
+        .iter()
+        .map(|e| {
+            let mut e = e.as_object().unwrap().clone();
+            for k in ["ts", "pid", "tid", "ppid", "child_pid", "detail"] {
+                e.remove(k);
+            }
+            // Whether the path string's page was resident at syscall entry is chance.
+            if e.get("path_origin").is_some_and(|o| o == "syscall_exit") {
+                e.insert("path_origin".into(), "syscall".into());
+            }
+            // /proc/self/maps and the like differ with address-space randomisation.
+            if e.get("path")
+                .and_then(Value::as_str)
+                .is_some_and(|p| p.starts_with("/proc/"))
+            {
+                e.remove("bytes");
+                e.remove("reads");
+            }
+            Value::Object(e).to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}

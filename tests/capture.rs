@@ -1288,3 +1288,49 @@ fn normalized(s: &Session) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Without the cgroup connect hooks (Android's netd owns the cgroup root; `--cgroup-hooks
+/// off`), the protocol of each connect comes from the type of the socket the target created,
+/// on both syscall paths.
+#[test]
+fn connect_protocol_without_cgroup_hooks() {
+    let tmp = tempdir();
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let udp = UdpSocket::bind("127.0.0.5:0").unwrap();
+    let (pt, pu) = (
+        tcp.local_addr().unwrap().port(),
+        udp.local_addr().unwrap().port(),
+    );
+    let steps = vec![
+        format!("connect=tcp4,127.0.0.1,{pt}"),
+        format!("connect=udp4,127.0.0.5,{pu}"),
+        format!("connect=tcp6,::1,{pt}"),
+    ];
+    for probes in ["per-syscall", "raw"] {
+        let dir = tmp.path().join(probes);
+        std::fs::create_dir(&dir).unwrap();
+        let sess = record_steps(
+            &dir,
+            &["--syscall-probes", probes, "--cgroup-hooks", "off"],
+            &steps,
+        );
+        assert_eq!(sess.info["probe_plan"]["cgroup_hooks"], false);
+        let programs: Vec<&Value> = sess.info["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| &p["program"])
+            .collect();
+        assert!(
+            !programs.iter().any(|p| *p == "cgroup_connect4"),
+            "{programs:?}"
+        );
+        let got = sess.of_kind("connect");
+        let protos: Vec<&Value> = got.iter().map(|e| &e["proto"]).collect();
+        assert_eq!(protos, ["tcp", "udp", "tcp"], "{probes}: {}", sess.dump());
+        assert_eq!(got[1]["daddr"], "127.0.0.5");
+        assert_eq!(got[1]["dport"], pu);
+        // ::1 has nothing listening on that port: refused, still recorded with its protocol.
+        assert_eq!(got[2]["family"], "inet6");
+    }
+}

@@ -95,6 +95,9 @@ pub fn doctor(choice: ProbeChoice) -> Result<DoctorReport> {
         );
     }
     lines.push(format!("ok   fork/exit  {}", plan.btf_reason));
+    if !plan.cgroup_hooks {
+        lines.push("     connect    cgroup hooks off (--cgroup-hooks off): the protocol comes from socket() of sockets created while recording, the address from user memory".into());
+    }
     let binder = system::has_binder_tracepoints(&kernel.tracefs);
     lines.push(format!(
         "     binder     {}",

@@ -17,7 +17,7 @@ use monitor_common::{
     syscall,
 };
 
-pub use probes::{BtfUse, Plan, ProbeStatus, SyscallProbes};
+pub use probes::{BtfUse, CgroupHooks, Plan, ProbeStatus, SyscallProbes};
 
 /// The compiled kernel programs (built by build.rs from ../monitor-ebpf).
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor.bpf.o"));
@@ -47,6 +47,16 @@ pub struct ProbeChoice {
     /// (off), as on kernels without BTF.
     #[arg(long, value_enum, env = "EMUWATCH_BTF", default_value = "auto")]
     pub btf: BtfUse,
+    /// cgroup v2 connect hooks (the protocol and the kernel's copy of each address) at the
+    /// cgroup root (auto), or none (off): on Android that root belongs to netd's programs;
+    /// without them the protocol comes from the type of sockets created while recording.
+    #[arg(
+        long,
+        value_enum,
+        env = "EMUWATCH_CGROUP_HOOKS",
+        default_value = "auto"
+    )]
+    pub cgroup_hooks: CgroupHooks,
 }
 
 pub struct LoadOptions {
@@ -123,6 +133,7 @@ impl Kernel {
                 ),
             },
             exit_tracepoint_args: if offsets.is_some() { exit_args } else { 0 },
+            cgroup_hooks: opts.probes.cgroup_hooks == CgroupHooks::Auto,
         };
         let o = offsets;
         let (pid, tgid, exit_code, signal, live) = o

@@ -43,6 +43,8 @@ pub enum Needs {
     NoBtf,
     /// No BTF on the per-syscall path (exit status from exit_group/exit).
     PerSyscallNoBtf,
+    /// cgroup connect hooks not turned off.
+    Cgroup,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -145,7 +147,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "cgroup_connect4",
         family: "connect",
-        needs: Always,
+        needs: Cgroup,
         hook: CgroupSockAddr("connect4"),
         required: false,
         hint: CG_HINT,
@@ -153,7 +155,7 @@ pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "cgroup_connect6",
         family: "connect",
-        needs: Always,
+        needs: Cgroup,
         hook: CgroupSockAddr("connect6"),
         required: false,
         hint: CG_HINT,
@@ -479,6 +481,15 @@ pub enum BtfUse {
     Off,
 }
 
+/// `--cgroup-hooks`: attach the cgroup connect hooks (auto) or not (off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum CgroupHooks {
+    #[default]
+    Auto,
+    Off,
+}
+
 /// What this kernel gets, and why; written to `session.json` and shown by `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -490,6 +501,13 @@ pub struct Plan {
     pub btf_reason: String,
     /// Arguments `sched_process_exit` passes to tp_btf programs (1 or 2; 0 without BTF).
     pub exit_tracepoint_args: u32,
+    /// The cgroup connect hooks are tried (not turned off with `--cgroup-hooks off`).
+    #[serde(default = "yes")]
+    pub cgroup_hooks: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The per-syscall tracepoints that the per-syscall path cannot do without.
@@ -561,6 +579,7 @@ impl Plan {
             BtfExitTaskOnly => self.btf && self.exit_tracepoint_args == 1,
             NoBtf => !self.btf,
             PerSyscallNoBtf => per_syscall && !self.btf,
+            Cgroup => self.cgroup_hooks,
         }
     }
 }
@@ -768,6 +787,7 @@ mod tests {
                     btf,
                     btf_reason: String::new(),
                     exit_tracepoint_args: args,
+                    cgroup_hooks: true,
                 };
                 let hooks: Vec<String> = PROBES
                     .iter()

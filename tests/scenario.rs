@@ -164,6 +164,11 @@ fn bad_scenarios_are_one_line_errors_with_position() {
             ":4:3:",
             "unknown field `stepp`",
         ),
+        (
+            "name = 'x'\n[target]\ncommand = \"true\"\n[record]\nsyscall_probes = \"fast\"\n",
+            ":5:18:",
+            "unknown variant `fast`, expected one of `auto`, `raw`, `per-syscall`",
+        ),
     ] {
         let f = tmp.path().join("bad.toml");
         std::fs::write(&f, text).unwrap();

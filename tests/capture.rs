@@ -59,6 +59,11 @@ impl Session {
 }
 
 fn load(dir: &Path, output: Output) -> Session {
+    load_with(dir, output, &[])
+}
+
+/// `load` for a recording started with `args`.
+fn load_with(dir: &Path, output: Output, args: &[&str]) -> Session {
     let info: Value =
         serde_json::from_slice(&std::fs::read(dir.join("session.json")).expect("session.json"))
             .expect("session.json is JSON");
@@ -67,7 +72,7 @@ fn load(dir: &Path, output: Output) -> Session {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event line {l:?}: {e}")))
         .collect();
-    check_probe_plan(&info);
+    check_probe_plan(&info, args);
     let did = String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|l| l.starts_with('{'))
@@ -84,15 +89,24 @@ fn load(dir: &Path, output: Output) -> Session {
 /// The suite runs once per probe path (`EMUWATCH_SYSCALL_PROBES`, `EMUWATCH_BTF`, set by
 /// `cargo xtask test`): every session must say it used the path asked for, so a run that
 /// silently fell back to the other path cannot pass as a test of this one.
-fn check_probe_plan(info: &Value) {
+fn check_probe_plan(info: &Value, args: &[&str]) {
     let plan = &info["probe_plan"];
     assert!(plan.is_object(), "session.json has no probe_plan: {info}");
-    match std::env::var("EMUWATCH_SYSCALL_PROBES").as_deref() {
-        Ok("raw") => assert_eq!(plan["syscall_probes"], "raw", "{plan}"),
-        Ok("per-syscall") => assert_eq!(plan["syscall_probes"], "per-syscall", "{plan}"),
+    // A test's own --syscall-probes / --btf win over the suite's environment.
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| *a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| v.to_string())
+    };
+    let wanted = arg("--syscall-probes").or_else(|| std::env::var("EMUWATCH_SYSCALL_PROBES").ok());
+    match wanted.as_deref() {
+        Some("raw") => assert_eq!(plan["syscall_probes"], "raw", "{plan}"),
+        Some("per-syscall") => assert_eq!(plan["syscall_probes"], "per-syscall", "{plan}"),
         _ => {}
     }
-    if std::env::var("EMUWATCH_BTF").as_deref() == Ok("off") {
+    let btf = arg("--btf").or_else(|| std::env::var("EMUWATCH_BTF").ok());
+    if btf.as_deref() == Some("off") {
         assert_eq!(plan["btf"], false, "{plan}");
     }
     let attached = |program: &str| {
@@ -131,7 +145,7 @@ fn record_steps(tmp: &Path, args: &[&str], steps: &[String]) -> Session {
         .args(steps)
         .output()
         .expect("run emuwatch");
-    let s = load(&dir, output);
+    let s = load_with(&dir, output, args);
     assert!(
         s.output.status.success(),
         "emuwatch record failed: {:?}\n{}",

@@ -168,13 +168,15 @@ open_family! {
 }
 
 /// Entry of any read-family syscall (the fd is the first argument). Remember the fd if it is
-/// tracked.
+/// tracked. The argument is read only for possible targets (on the raw path, reading it is a
+/// helper call, and read() is the hottest syscall of every other task).
 #[inline(always)]
-pub fn read_enter(fd: u64) {
+pub fn read_enter(a: &impl SysArgs) {
     let task = current_ids();
     if !maybe_target(task.tgid) {
         return;
     }
+    let fd = a.arg(0);
     let key = FdKey {
         tgid: task.tgid,
         fd: fd as u32,
@@ -230,7 +232,7 @@ macro_rules! read_family {
     ($($enter:ident, $exit:ident, $enter_tp:literal, $exit_tp:literal;)*) => {$(
         #[tracepoint(category = "syscalls", name = $enter_tp)]
         pub fn $enter(ctx: TracePointContext) -> u32 {
-            read_enter(TpArgs(&ctx).arg(0));
+            read_enter(&TpArgs(&ctx));
             0
         }
         #[tracepoint(category = "syscalls", name = $exit_tp)]
@@ -251,11 +253,12 @@ read_family! {
 
 /// close(fd): sends the fd's read aggregate, if it was read, and forgets the socket type.
 #[inline(always)]
-pub fn close_enter(fd: u64) {
+pub fn close_enter(a: &impl SysArgs) {
     let task = current_ids();
     if !maybe_target(task.tgid) {
         return;
     }
+    let fd = a.arg(0);
     let key = FdKey {
         tgid: task.tgid,
         fd: fd as u32,
@@ -284,6 +287,6 @@ pub fn close_enter(fd: u64) {
 
 #[tracepoint(category = "syscalls", name = "sys_enter_close")]
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
-    close_enter(TpArgs(&ctx).arg(0));
+    close_enter(&TpArgs(&ctx));
     0
 }

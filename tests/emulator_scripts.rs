@@ -1044,3 +1044,117 @@ fn host_record_finds_the_emulator_process_and_records_it() {
         text(&o)
     );
 }
+
+/// build-guest.sh refuses what it cannot build with one line and exit 2, before it installs or
+/// builds anything.
+#[test]
+fn build_guest_rejects_unknown_arguments() {
+    let f = Fake::new();
+    for (args, needle) in [
+        (&["--arch", "sparc"][..], "unsupported --arch sparc"),
+        (&["--arch=mips"][..], "unsupported --arch mips"),
+        (&["--arch"][..], "--arch needs x86_64 or arm64"),
+        (&["--static"][..], "unknown argument --static"),
+    ] {
+        let o = f.script("build-guest.sh", args, false).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{args:?}: {}", text(&o));
+        assert_eq!(err.lines().count(), 1, "{args:?}: {}", text(&o));
+        assert!(o.stdout.is_empty(), "{args:?}: {}", text(&o));
+    }
+}
+
+/// The arm64 guest binaries, cross-built from Debian packages and run under qemu-user.
+/// Slow on a cold cache (a full aarch64 release build; it may apt-install the cross
+/// toolchain): `cargo test --test emulator_scripts -- --ignored build_guest_arm64`.
+#[test]
+#[ignore = "cross-builds aarch64 emuwatch (minutes on a cold cache); needs root and qemu-user-static"]
+fn build_guest_arm64_runs_under_qemu_user() {
+    let qemu = ["qemu-aarch64-static", "qemu-aarch64"]
+        .into_iter()
+        .find(|q| {
+            Command::new(q)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .expect("qemu-aarch64-static not found (apt-get install qemu-user-static)");
+    let o = Command::new("bash")
+        .arg(root().join("scripts/build-guest.sh"))
+        .args(["--arch", "arm64", "--with-simapp"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let paths: Vec<&str> = out.lines().collect();
+    let dir = root().join("target/aarch64-unknown-linux-gnu/release");
+    assert_eq!(
+        paths,
+        [
+            dir.join("emuwatch").to_str().unwrap(),
+            dir.join("emuwatch-simapp").to_str().unwrap()
+        ],
+        "{}",
+        text(&o)
+    );
+    for p in &paths {
+        let o = Command::new("file").arg("-b").arg(p).output().unwrap();
+        let desc = String::from_utf8_lossy(&o.stdout);
+        assert!(desc.contains("ARM aarch64"), "{p}: {desc}");
+        assert!(desc.contains("statically linked"), "{p}: {desc}");
+    }
+    // The report of a recorded session is the same as the host build's.
+    let session = root().join("tests/fixtures/sessions/spyapp");
+    let arm = Command::new(qemu)
+        .arg(paths[0])
+        .arg("report")
+        .arg(&session)
+        .output()
+        .unwrap();
+    assert!(arm.status.success(), "{}", text(&arm));
+    let host = Command::new(EMUWATCH)
+        .arg("report")
+        .arg(&session)
+        .output()
+        .unwrap();
+    assert!(host.status.success(), "{}", text(&host));
+    assert_eq!(
+        String::from_utf8_lossy(&arm.stdout),
+        String::from_utf8_lossy(&host.stdout)
+    );
+    // The workload runs: a read and a loopback connect (refused).
+    let o = Command::new(qemu)
+        .arg(paths[1])
+        .args([
+            "steps",
+            "read=/proc/self/comm,64",
+            "connect=tcp4,127.0.0.1,9",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", text(&o));
+    assert_eq!(lines[0]["step"], "read");
+    assert_eq!(lines[1]["step"], "connect");
+    // qemu-user has no bpf(2): doctor gets as far as loading and says so.
+    let o = Command::new(qemu)
+        .arg(paths[0])
+        .arg("doctor")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("(aarch64)"), "{}", text(&o));
+    assert!(
+        out.contains("FAIL load") && out.contains("Function not implemented"),
+        "{}",
+        text(&o)
+    );
+}

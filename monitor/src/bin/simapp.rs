@@ -58,8 +58,12 @@
 //! (contacts, photos, a MAC address, build.prop) and, with --camera, a camera device node
 //! (needs root; backed by /dev/null's driver, so opening works and VIDIOC_STREAMON fails).
 //! `emuwatch-simapp app --ports-file FILE --data DIR [--camera PATH] [--rounds N]
-//! [--without BEHAVIOUR]...` behaves like the apps under study: foreground activity, then
-//! "close" (oom_score_adj 0 -> 900, main exits) while a detached service keeps collecting.
+//! [--am-dir DIR] [--without BEHAVIOUR]...` behaves like the apps under study: foreground
+//! activity, then "close" (its main process exits) while a detached service keeps collecting.
+//! It never writes its own oom_score_adj. With `--am-dir DIR` a separate process plays
+//! ActivityManager: the app writes DIR/app.pid, waits for DIR/on-screen (the system has put it
+//! on screen), works, creates DIR/leaving and waits for DIR/home (the system has demoted it)
+//! before it closes.
 //! `--without` turns one behaviour of the service off (`service-connect`, `service-camera`,
 //! `service-identifiers`), so two runs can differ in exactly one behaviour.
 use std::{
@@ -724,7 +728,16 @@ fn app(args: &[String]) {
             out(step(&format!("streamon={c}")));
         }
     };
-    let _ = std::fs::write("/proc/self/oom_score_adj", "0");
+    // With --am-dir, a separate process plays ActivityManager (the scenario's steps): the app
+    // says where it is, waits to be put on screen, and later to be sent to the background.
+    // The app never writes its own oom_score_adj: on Android the system does.
+    let am = arg_value(args, "--am-dir");
+    let am_file = |name: &str| format!("{}/{name}", am.as_deref().unwrap_or("."));
+    if am.is_some() {
+        std::fs::create_dir_all(am_file("")).expect("create the --am-dir directory");
+        let _ = step(&format!("pidfile={}", am_file("app.pid")));
+        out(step(&format!("waitfile={}", am_file("on-screen"))));
+    }
     out(format!("{{\"pid\":{},\"phase\":\"foreground\"}}", pid()));
     // Foreground: the user is looking at the app.
     for s in &servers {
@@ -735,8 +748,11 @@ fn app(args: &[String]) {
     read("Pictures/screenshot.png");
     touch_camera();
     std::thread::sleep(Duration::from_millis(200));
-    // The user closes the app: ActivityManager demotes it, then its main process exits.
-    let _ = std::fs::write("/proc/self/oom_score_adj", "900");
+    // The user leaves the app: ActivityManager demotes it, then its main process exits.
+    if am.is_some() {
+        let _ = step(&format!("touch={}", am_file("leaving")));
+        out(step(&format!("waitfile={}", am_file("home"))));
+    }
     out(format!("{{\"pid\":{},\"phase\":\"background\"}}", pid()));
     std::thread::sleep(Duration::from_millis(200));
     let first = pid();
@@ -785,7 +801,7 @@ fn main() {
         Some("prepare") => prepare(&args[1..]),
         _ => {
             eprintln!(
-                "usage: emuwatch-simapp steps STEP... | system STEP... | zygote [--cgroup DIR] | serve --ports-file F | prepare --data DIR [--camera DEV] | app --ports-file F --data DIR [--camera DEV] [--rounds N] [--without BEHAVIOUR]"
+                "usage: emuwatch-simapp steps STEP... | system STEP... | zygote [--cgroup DIR] | serve --ports-file F | prepare --data DIR [--camera DEV] | app --ports-file F --data DIR [--camera DEV] [--rounds N] [--am-dir DIR] [--without BEHAVIOUR]"
             );
             std::process::exit(2);
         }

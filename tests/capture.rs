@@ -1924,6 +1924,84 @@ fn android_lifecycle_phases_per_app() {
     );
     assert!(took < Duration::from_secs(20), "took {took:?}");
     eprintln!("android_lifecycle_phases_per_app: {took:?}");
+
+    // The report's lifecycle of the app.
+    let out = Command::new(EMUWATCH)
+        .args(["report", "--format", "json"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let app = report["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["app"] == APP)
+        .expect("the app in the report");
+    let lc: Vec<(String, u64, String)> = app["lifecycle"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["kind"] != "on_screen")
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap().to_string(),
+                l["pid"].as_u64().unwrap(),
+                l["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let n = |kind: &str, pid: u32, name: &str| (s(kind), pid as u64, s(name));
+    assert_eq!(
+        lc,
+        [
+            n("launch", main, APP),
+            n("launch", remote, "com.example.app:remote"),
+            n("launch", push, "com.example.app:push"),
+            n("close", main, APP),
+            n("survived", push, "com.example.app:push"),
+            n("restart", job, "com.example.app:job"),
+            n("relaunch", again, APP),
+            n("launch", user10, APP),
+            n("close", again, APP),
+        ],
+        "{:#}",
+        app["lifecycle"]
+    );
+    let items = app["lifecycle"].as_array().unwrap();
+    let find = |kind: &str| items.iter().find(|l| l["kind"] == kind).unwrap();
+    let text = find("restart")["text"].as_str().unwrap().to_string();
+    assert!(
+        text.starts_with("restarted ")
+            && text.contains(&format!("after close as `com.example.app:job`, pid {job}")),
+        "{text}"
+    );
+    assert!(
+        find("survived")["text"]
+            .as_str()
+            .unwrap()
+            .contains("200, perceptible: a foreground service")
+    );
+    if btf_in_use() {
+        assert_eq!(find("close")["signal"], 9);
+        assert!(
+            find("close")["text"]
+                .as_str()
+                .unwrap()
+                .contains("killed by SIGKILL")
+        );
+    }
+    assert_eq!(
+        items.iter().filter(|l| l["kind"] == "on_screen").count(),
+        2,
+        "launch to HOME, relaunch to the end: {:#}",
+        app["lifecycle"]
+    );
 }
 
 /// A zygote child is a target from its uid change on, before it names itself or does

@@ -1751,9 +1751,8 @@ fn phase_changes(sess: &Session, app: &str) -> Vec<(String, String)> {
 /// (`pkg` on screen, `pkg:remote` in a service band: still foreground), HOME (background),
 /// swiped away (the screen's process killed by SIGKILL, `pkg:remote` by killing its cgroup;
 /// `pkg:push`, a foreground service, survives: closed), a job restarted after close (still
-/// closed), a relaunch as a new pid (foreground), the app's copy in a second Android user
-/// (uid 1010123, targeted by `--package` too), and beside it an unrelated app and zygote's
-/// own activity, which are never attributed.
+/// closed), a relaunch as a new pid (foreground); beside it an unrelated app and zygote's own
+/// activity, which are never attributed.
 #[test]
 fn android_lifecycle_phases_per_app() {
     let t0 = Instant::now();
@@ -1847,12 +1846,6 @@ fn android_lifecycle_phases_per_app() {
     android.lmkd(again, 0);
     android.release(again);
     android.go(again, 0);
-    // The same app in Android user 10.
-    let user10 = android.spawn(APP, 1_010_123, &rounds(&[vec![c.clone(), read(200)]], true));
-    android.lmkd(user10, 100);
-    android.release(user10);
-    android.go(user10, 0);
-    android.kill(user10);
     android.kill(again);
     android.stop();
     let sess = stop_recording(&dir, rec);
@@ -1861,7 +1854,7 @@ fn android_lifecycle_phases_per_app() {
     assert_eq!(
         per_phase(&sess, APP, &data),
         [
-            (s("foreground"), 4, 1, 1200),
+            (s("foreground"), 3, 1, 1000),
             (s("background"), 1, 0, 500),
             (s("closed"), 2, 1, 300),
         ],
@@ -1909,19 +1902,15 @@ fn android_lifecycle_phases_per_app() {
         relaunch["pid"], again,
         "relaunched as a new pid: {relaunch}"
     );
-    // Nothing of the other app, of zygote, or of anyone but the app's two uids.
+    // Nothing of the other app or of zygote.
     for e in sess.events.iter().filter(|e| e["kind"] != "lost") {
-        assert!(e["uid"] == 10123 || e["uid"] == 1_010_123, "{e}");
-        assert_eq!(e["app"], APP, "{e}");
+        assert_eq!(
+            (&e["uid"], &e["app"]),
+            (&Value::from(10123), &Value::from(APP)),
+            "{e}"
+        );
         assert!(e["pid"] != other && e["pid"] != zygote, "{e}");
     }
-    // The second user's process was recorded like the first user's.
-    assert_eq!(
-        sess.by_pid("connect", user10 as u64).len(),
-        1,
-        "{}",
-        sess.dump()
-    );
     assert!(took < Duration::from_secs(20), "took {took:?}");
     eprintln!("android_lifecycle_phases_per_app: {took:?}");
 
@@ -1967,7 +1956,6 @@ fn android_lifecycle_phases_per_app() {
             n("survived", push, "com.example.app:push"),
             n("restart", job, "com.example.app:job"),
             n("relaunch", again, APP),
-            n("launch", user10, APP),
             n("close", again, APP),
         ],
         "{:#}",
@@ -2088,4 +2076,61 @@ fn zygote_children_are_targets_from_their_uid_change() {
         .collect();
     assert_eq!(reads.len(), 1, "{}", sess.dump());
     assert_eq!(reads[0]["bytes"], 10);
+}
+
+/// `--package` targets the app in every Android user (uid % 100000 == appId, in the kernel):
+/// user 10's copy (uid 1010123) is recorded and attributed like user 0's; another app and
+/// zygote itself are not.
+#[test]
+fn package_targets_the_app_in_every_android_user() {
+    let tmp = tempdir();
+    let (data, _cam, pl) = app_world(tmp.path());
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = format!("connect=tcp4,127.0.0.1,{}", l.local_addr().unwrap().port());
+    let dir = tmp.path().join("session");
+    let rec = start_recording(
+        &dir,
+        &["--package", "com.example.other", "--packages-list", &pl],
+    );
+    let mut android = Android::start(tmp.path(), &dir);
+    let steps = rounds(&[vec![c.clone(), format!("partial={data},77")]], true);
+    let mut pids = Vec::new();
+    for uid in [10077, 1_010_077, 1_110_077] {
+        let p = android.spawn("com.example.other", uid, &steps);
+        android.lmkd(p, 0);
+        android.release(p);
+        android.go(p, 0);
+        pids.push(p);
+    }
+    // Not the app: another package's uid in user 10, and zygote.
+    let solo = android.spawn(
+        "com.example.solo",
+        1_010_200,
+        &rounds(&[vec![c.clone()]], true),
+    );
+    android.release_unwatched(solo);
+    android.go(solo, 0);
+    let zygote = android.zygote_does(&[c.clone()]);
+    for p in pids.iter().chain([&solo]) {
+        android.kill(*p);
+    }
+    android.stop();
+    let sess = stop_recording(&dir, rec);
+    for (p, uid) in pids.iter().zip([10077, 1_010_077, 1_110_077]) {
+        let connects = sess.by_pid("connect", *p as u64);
+        assert_eq!(connects.len(), 1, "uid {uid}: {}", sess.dump());
+        assert_eq!(connects[0]["uid"], uid);
+        assert_eq!(connects[0]["app"], "com.example.other");
+        let reads: Vec<&Value> = sess
+            .by_pid("file_read", *p as u64)
+            .into_iter()
+            .filter(|e| e["path"] == data.as_str())
+            .collect();
+        assert_eq!(reads.len(), 1, "{}", sess.dump());
+        assert_eq!(reads[0]["bytes"], 77);
+    }
+    for e in sess.events.iter().filter(|e| e["kind"] != "lost") {
+        assert_eq!(e["app"], "com.example.other", "{e}");
+        assert!(e["pid"] != solo && e["pid"] != zygote, "{e}");
+    }
 }

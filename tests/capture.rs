@@ -2110,7 +2110,7 @@ fn package_targets_the_app_in_every_android_user() {
     );
     android.release_unwatched(solo);
     android.go(solo, 0);
-    let zygote = android.zygote_does(&[c.clone()]);
+    let zygote = android.zygote_does(std::slice::from_ref(&c));
     for p in pids.iter().chain([&solo]) {
         android.kill(*p);
     }

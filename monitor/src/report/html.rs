@@ -336,7 +336,7 @@ fn app_section(
             k.label()
         );
     }
-    o.push_str(r#"<span><i style="background:var(--ph-fg)"></i>foreground</span><span><i style="background:var(--ph-bg)"></i>background</span><span><i style="background:var(--ph-closed)"></i>closed</span></div>"#);
+    o.push_str(r#"<span><i style="background:var(--ph-fg)"></i>foreground</span><span><i style="background:var(--ph-bg)"></i>background</span><span><i style="background:var(--ph-closed)"></i>closed</span><span><i style="background:#16a34a"></i>&#9656; launch</span><span><i style="background:#dc2626"></i>&#9656; restart after close</span><span><i style="background:#2563eb"></i>&#9656; relaunch</span><span>&#10005; close</span><span>&#9711; survived the close</span></div>"#);
     if lanes_hidden > 0 {
         let _ = write!(
             o,

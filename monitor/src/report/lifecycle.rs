@@ -220,17 +220,18 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
             it.signal = signal;
             it.exit_code = exit_code;
             out.push(it);
-            // Processes alive at the close that went on: did something after it, or never
-            // ended (not those killed along with the app a moment later).
+            // Processes alive at the close that went on: did something after it, or lived a
+            // second or more past it (not those killed along with the app a moment later).
             let active_after: std::collections::HashSet<u32> = events
                 .iter()
                 .filter(|e| e.ts > c.at && is_activity(e))
                 .map(|e| e.pid)
                 .collect();
             for (&spid, p) in &procs {
+                let lived_on = p.exit.is_none_or(|e| secs(c.at, e) >= 1.0);
                 if Some(spid) == pid
                     || !p.alive_at(c.at)
-                    || !(active_after.contains(&spid) || p.exit.is_none())
+                    || !(active_after.contains(&spid) || lived_on)
                 {
                     continue;
                 }

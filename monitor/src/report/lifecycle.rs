@@ -107,13 +107,14 @@ fn secs_words(s: f64) -> String {
 pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<LifecycleItem> {
     let mut procs: BTreeMap<u32, Proc> = BTreeMap::new();
     // Children forked by the app's own processes are part of it, not launches.
-    let mut app_children = std::collections::HashSet::new();
+    // (When they were forked: a daemon may do nothing of its own until after a close.)
+    let mut app_children = std::collections::HashMap::new();
     for ev in events {
         if let Body::Process(p) = &ev.body
             && p.op == ProcOp::Fork
             && let Some(c) = p.child_pid
         {
-            app_children.insert(c);
+            app_children.entry(c).or_insert(ev.ts);
         }
     }
     for ev in events {
@@ -122,10 +123,10 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
         }
         let p = procs.entry(ev.pid).or_default();
         if p.first.is_none() {
-            p.first = Some(ev.ts);
+            p.first = Some(app_children.get(&ev.pid).copied().unwrap_or(ev.ts));
             p.comm = ev.comm.clone();
             p.uid = ev.uid;
-            p.forked_by_app = app_children.contains(&ev.pid);
+            p.forked_by_app = app_children.contains_key(&ev.pid);
             if !p.forked_by_app {
                 p.launched = Some("started");
             }

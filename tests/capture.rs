@@ -807,7 +807,8 @@ fn package_targeting_uses_packages_list() {
     std::fs::write(
         &pl,
         "com.example.spyapp 10243 0 /data/user/0/com.example.spyapp default:targetSdkVersion=33 3003\n\
-         com.example.other 10077 0 /data/user/0/com.example.other default 3003\n",
+         com.example.other 10077 0 /data/user/0/com.example.other default 3003\n\
+         com.example.solo 10200 0 /data/user/0/com.example.solo default 3003\n",
     )
     .unwrap();
     let plist = pl.to_string_lossy().into_owned();
@@ -996,17 +997,54 @@ fn bad_invocations_fail_with_one_line() {
     }
 }
 
+/// A desktop command: phases come from system-written scores and its first process's exit.
+/// The command demotes its child and itself (as Chromium does for its renderers): recorded,
+/// written by the app, and the phase stays; a write from outside (lmkd) moves it to the
+/// background; the first process exiting closes it while its daemon goes on.
 #[test]
-fn phases_follow_app_state_and_main_exit() {
+fn phases_follow_system_app_state_and_main_exit() {
     let tmp = tempdir();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let c = format!("connect=tcp4,127.0.0.1,{port}");
+    let pidfile = tmp.path().join("app.pid");
+    let go = tmp.path().join("go");
+    let lmkd = tmp.path().join("lmkd");
+    std::fs::copy(SIMAPP, &lmkd).unwrap();
+    // lmkd: once the app says where it is, it demotes it to the cached band.
+    let system = {
+        let (lmkd, pidfile, go) = (lmkd.clone(), pidfile.clone(), go.clone());
+        std::thread::spawn(move || {
+            wait_file(&pidfile);
+            let st = Command::new(&lmkd)
+                .args([
+                    "system",
+                    &format!("oomof=@{},900", pidfile.display()),
+                    &format!("touch={}", go.display()),
+                ])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success());
+        })
+    };
     let sess = record_steps(
         tmp.path(),
         &[],
-        &[c.clone(), s("oom=900"), c.clone(), s("daemon"), c.clone()],
+        &[
+            c.clone(),
+            s("fork=200"),
+            s("oomchild=300"),
+            s("oom=900"),
+            c.clone(),
+            format!("pidfile={}", pidfile.display()),
+            format!("waitfile={}", go.display()),
+            c.clone(),
+            s("daemon"),
+            c.clone(),
+        ],
     );
+    system.join().unwrap();
     let connects = sess.of_kind("connect");
     let phases: Vec<&str> = connects
         .iter()
@@ -1014,25 +1052,38 @@ fn phases_follow_app_state_and_main_exit() {
         .collect();
     assert_eq!(
         phases,
-        ["foreground", "background", "closed"],
+        ["foreground", "foreground", "background", "closed"],
         "{}",
         sess.dump()
     );
-    let changes: Vec<(String, String)> = sess
-        .of_kind("phase")
+    assert_eq!(
+        phase_changes(&sess, sess.events[0]["app"].as_str().unwrap()),
+        [
+            (s("background"), s("app_state")),
+            (s("closed"), s("main_exited"))
+        ],
+        "{}",
+        sess.dump()
+    );
+    // Every score change is recorded, with who wrote it.
+    let writes: Vec<(i64, &str, &str)> = sess
+        .of_kind("app_state")
         .iter()
+        .filter(|e| e["source"] == "kernel")
         .map(|e| {
             (
-                e["to"].as_str().unwrap().to_string(),
-                e["reason"].as_str().unwrap().to_string(),
+                e["oom_score_adj"].as_i64().unwrap(),
+                e["written_by"].as_str().unwrap(),
+                e["writer_comm"].as_str().unwrap(),
             )
         })
         .collect();
     assert_eq!(
-        changes,
+        writes,
         [
-            (s("background"), s("app_state")),
-            (s("closed"), s("main_exited"))
+            (300, "app", "emuwatch-simapp"),
+            (900, "app", "emuwatch-simapp"),
+            (900, "system", "lmkd")
         ],
         "{}",
         sess.dump()
@@ -1281,7 +1332,15 @@ fn normalized(s: &Session) -> Vec<String> {
         .iter()
         .map(|e| {
             let mut e = e.as_object().unwrap().clone();
-            for k in ["ts", "pid", "tid", "ppid", "child_pid", "detail"] {
+            for k in [
+                "ts",
+                "pid",
+                "tid",
+                "ppid",
+                "child_pid",
+                "detail",
+                "writer_pid",
+            ] {
                 e.remove(k);
             }
             // Whether the path string's page was resident at syscall entry is chance.
@@ -1347,4 +1406,764 @@ fn connect_protocol_without_cgroup_hooks() {
         // ::1 has nothing listening on that port: refused, still recorded with its protocol.
         assert_eq!(got[2]["family"], "inet6");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Android's app lifecycle, simulated: a root "zygote" (emuwatch-simapp zygote) forks app
+// processes that drop to their app's uid and rename themselves without exec; "lmkd" (a copy of
+// the simapp under that name) writes their oom_score_adj from outside the app; the test plays
+// ActivityManager (kills by SIGKILL and by killing a process's cgroup) and the user.
+
+/// Wait (up to 10 s) until `path` exists.
+fn wait_file(path: &Path) {
+    let t = Instant::now();
+    while !path.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Wait (up to 10 s) until process `pid` is gone (zygote's children are reaped by the kernel).
+fn wait_gone(pid: u32) {
+    let t = Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "process {pid} did not end"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The cgroup v2 mount point, from /proc/self/mountinfo.
+fn cgroup2_root() -> PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mountinfo
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .map(|l| PathBuf::from(l.split_whitespace().nth(4).unwrap()))
+        .expect("cgroup v2 must be mounted")
+}
+
+/// Remove a cgroup tree (leaves first) once its processes have gone.
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+struct Android {
+    dir: PathBuf,
+    zygote: Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<Value>,
+    /// Every JSON line the zygote and its children printed so far.
+    said: Vec<Value>,
+    /// Copies of the simapp named like the system's processes.
+    lmkd: PathBuf,
+    system_server: PathBuf,
+    cgroup: PathBuf,
+    spawned: usize,
+    /// The session being recorded: `release` waits until the process's rename is in it
+    /// (emuwatch reads the full name from /proc when it handles the rename).
+    session: PathBuf,
+}
+
+/// An app process's steps in gated rounds: round `i` waits for `go(pid, i)`, runs its steps
+/// and says it is done; after the last round the process lives on (until killed) when
+/// `linger`, else exits.
+fn rounds(rounds: &[Vec<String>], linger: bool) -> Vec<String> {
+    let mut v = Vec::new();
+    for (i, r) in rounds.iter().enumerate() {
+        v.push(format!("waitfile=@GATE@.go{i}"));
+        v.extend(r.iter().cloned());
+        v.push(format!("touch=@GATE@.done{i}"));
+    }
+    if linger {
+        v.push(s("sleep=30000"));
+    }
+    v
+}
+
+impl Android {
+    fn start(tmp: &Path, session: &Path) -> Android {
+        let dir = tmp.join("android");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let copy = |name: &str| {
+            let p = tmp.join(name);
+            std::fs::copy(SIMAPP, &p).unwrap();
+            p
+        };
+        let zygote_bin = copy("zygote64");
+        // One cgroup tree per simulated device (tests run in parallel).
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cgroup =
+            cgroup2_root().join(format!("emuwatch-test-android-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&cgroup).unwrap();
+        let mut zygote = Command::new(&zygote_bin)
+            .arg("zygote")
+            .arg("--cgroup")
+            .arg(&cgroup)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = zygote.stdin.take().unwrap();
+        let stdout = zygote.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        Android {
+            dir,
+            zygote,
+            stdin,
+            lines: rx,
+            said: Vec::new(),
+            lmkd: copy("lmkd"),
+            system_server: copy("system_server"),
+            cgroup,
+            spawned: 0,
+            session: session.to_path_buf(),
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        use std::io::Write;
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// The next line the zygote or a child prints that satisfies `want`.
+    fn wait_line(&mut self, want: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.said.iter().find(|v| want(v)) {
+            return v.clone();
+        }
+        loop {
+            let v = self
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the zygote stopped talking");
+            self.said.push(v.clone());
+            if want(&v) {
+                return v;
+            }
+        }
+    }
+
+    /// Fork an app process `name` as `uid` running `steps` (see `rounds`); it stops before
+    /// naming itself until `release`. Returns its pid.
+    fn spawn(&mut self, name: &str, uid: u32, steps: &[String]) -> u32 {
+        self.spawned += 1;
+        let gate = self.dir.join(format!("p{}", self.spawned));
+        let gate = gate.display().to_string();
+        let steps: Vec<String> = steps.iter().map(|x| x.replace("@GATE@", &gate)).collect();
+        self.send(&format!(
+            "spawn {name} {uid} {gate}.start {}",
+            steps.join(" ")
+        ));
+        let known: Vec<u64> = self
+            .said
+            .iter()
+            .filter(|v| v["spawned"].is_string())
+            .filter_map(|v| v["pid"].as_u64())
+            .collect();
+        let line = self.wait_line(|v| {
+            v["spawned"] == name && v["pid"].as_u64().is_some_and(|p| !known.contains(&p))
+        });
+        let pid = line["pid"].as_u64().unwrap() as u32;
+        std::fs::write(self.dir.join(format!("pid{pid}")), &gate).unwrap();
+        pid
+    }
+
+    fn gate(&self, pid: u32) -> String {
+        std::fs::read_to_string(self.dir.join(format!("pid{pid}"))).unwrap()
+    }
+
+    /// Let an app process that is not recorded name itself and go on.
+    fn release_unwatched(&self, pid: u32) {
+        std::fs::write(format!("{}.start", self.gate(pid)), "").unwrap();
+    }
+
+    /// Let an app process name itself, and wait until emuwatch has recorded the rename.
+    fn release(&self, pid: u32) {
+        self.release_unwatched(pid);
+        let t = Instant::now();
+        let events = self.session.join("events.jsonl");
+        loop {
+            let text = std::fs::read_to_string(&events).unwrap_or_default();
+            if text.lines().any(|l| {
+                serde_json::from_str::<Value>(l)
+                    .is_ok_and(|e| e["pid"] == pid && e["op"] == "rename")
+            }) {
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the rename of {pid} was not recorded"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Run round `i` of `pid` and wait until it is done.
+    fn go(&self, pid: u32, i: usize) {
+        let g = self.gate(pid);
+        std::fs::write(format!("{g}.go{i}"), "").unwrap();
+        wait_file(Path::new(&format!("{g}.done{i}")));
+    }
+
+    /// lmkd sets `pid`'s oom_score_adj (a write from outside the app).
+    fn lmkd(&self, pid: u32, adj: i32) {
+        let st = Command::new(&self.lmkd)
+            .args(["system", &format!("oomof={pid},{adj}")])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// ActivityManager kills `pid` with SIGKILL.
+    fn kill(&self, pid: u32) {
+        let st = Command::new(&self.system_server)
+            .args(["system", &format!("kill={pid},9")])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        wait_gone(pid);
+    }
+
+    /// ActivityManager kills the cgroup of `pid` (`uid_<uid>/pid_<pid>`).
+    fn kill_cgroup(&self, uid: u32, pid: u32) {
+        let cg = self.cgroup.join(format!("uid_{uid}/pid_{pid}"));
+        assert!(cg.is_dir(), "{}", cg.display());
+        let st = Command::new(&self.system_server)
+            .args(["system", &format!("cgkill={}", cg.display())])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        wait_gone(pid);
+    }
+
+    /// The zygote itself runs `steps` (it is never a target).
+    fn zygote_does(&mut self, steps: &[String]) -> u32 {
+        self.send(&format!(
+            "do {} touch={}/zygote-did",
+            steps.join(" "),
+            self.dir.display()
+        ));
+        wait_file(&self.dir.join("zygote-did"));
+        self.zygote.id()
+    }
+
+    fn stop(mut self) {
+        self.send("exit");
+        let _ = self.zygote.wait();
+        // Children lingering are killed with their cgroup tree.
+        for e in std::fs::read_dir(&self.cgroup)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for p in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                let procs =
+                    std::fs::read_to_string(p.path().join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+                    unsafe { kill(pid as i32, 9) };
+                    wait_gone(pid);
+                }
+            }
+        }
+        remove_cgroup_tree(&self.cgroup);
+    }
+}
+
+/// A readable data file and a camera node for app processes running under app uids.
+fn app_world(tmp: &Path) -> (String, String, String) {
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = tmp.join("data.bin");
+    write_file(&data, 4000);
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cam = tmp.join("video0");
+    mknod(&cam, 1, 3);
+    let pl = tmp.join("packages.list");
+    std::fs::write(
+        &pl,
+        "com.example.app 10123 0 /data/user/0/com.example.app default:targetSdkVersion=34 3003\n\
+         com.example.other 10077 0 /data/user/0/com.example.other default 3003\n\
+         com.example.solo 10200 0 /data/user/0/com.example.solo default 3003\n",
+    )
+    .unwrap();
+    (
+        data.display().to_string(),
+        cam.display().to_string(),
+        pl.display().to_string(),
+    )
+}
+
+/// Connects, camera opens and bytes read from `data` of `app`'s events, per phase.
+fn per_phase(sess: &Session, app: &str, data: &str) -> Vec<(String, u64, u64, u64)> {
+    ["foreground", "background", "closed"]
+        .iter()
+        .map(|ph| {
+            let of = |e: &&Value| e["app"] == app && e["phase"] == *ph;
+            let connects = sess.of_kind("connect").into_iter().filter(of).count() as u64;
+            let cams = sess
+                .of_kind("camera")
+                .into_iter()
+                .filter(of)
+                .filter(|e| e["op"] == "open")
+                .count() as u64;
+            let bytes = sess
+                .of_kind("file_read")
+                .into_iter()
+                .filter(of)
+                .filter(|e| e["path"] == data)
+                .map(|e| e["bytes"].as_u64().unwrap())
+                .sum();
+            (ph.to_string(), connects, cams, bytes)
+        })
+        .collect()
+}
+
+/// The app's phase changes: (to, reason).
+fn phase_changes(sess: &Session, app: &str) -> Vec<(String, String)> {
+    sess.of_kind("phase")
+        .iter()
+        .filter(|e| e["app"] == app)
+        .map(|e| {
+            (
+                e["to"].as_str().unwrap().to_string(),
+                e["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The whole lifecycle of a multi-process app, per app and per phase: launched by zygote
+/// (`pkg` on screen, `pkg:remote` in a service band: still foreground), HOME (background),
+/// swiped away (the screen's process killed by SIGKILL, `pkg:remote` by killing its cgroup;
+/// `pkg:push`, a foreground service, survives: closed), a job restarted after close (still
+/// closed), a relaunch as a new pid (foreground); beside it an unrelated app and zygote's own
+/// activity, which are never attributed.
+#[test]
+fn android_lifecycle_phases_per_app() {
+    let t0 = Instant::now();
+    let tmp = tempdir();
+    let (data, cam, pl) = app_world(tmp.path());
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = format!("connect=tcp4,127.0.0.1,{}", l.local_addr().unwrap().port());
+    let streamon = format!("streamon={cam}");
+    let read = |n: usize| format!("partial={data},{n}");
+    let dir = tmp.path().join("session");
+    let camera = format!("camera={}/video*", tmp.path().display());
+    let rec = start_recording(
+        &dir,
+        &[
+            "--package",
+            "com.example.app",
+            "--packages-list",
+            &pl,
+            "--device",
+            &camera,
+        ],
+    );
+    let mut android = Android::start(tmp.path(), &dir);
+    const APP: &str = "com.example.app";
+
+    // Launch: the activity process on screen, a service process beside it.
+    let main = android.spawn(
+        APP,
+        10123,
+        &rounds(
+            &[
+                vec![c.clone(), streamon.clone(), read(1000)],
+                vec![read(500)],
+            ],
+            true,
+        ),
+    );
+    android.lmkd(main, 0);
+    android.release(main);
+    let remote = android.spawn(
+        "com.example.app:remote",
+        10123,
+        &rounds(&[vec![c.clone()], vec![c.clone()]], true),
+    );
+    android.lmkd(remote, 500);
+    android.release(remote);
+    // An unrelated app on screen, and zygote's own activity: never attributed.
+    let other = android.spawn(
+        "com.example.other",
+        10077,
+        &rounds(&[vec![c.clone(), streamon.clone(), read(64)]], false),
+    );
+    android.lmkd(other, 0);
+    android.release_unwatched(other);
+    android.go(other, 0);
+    let zygote = android.zygote_does(&[c.clone(), read(32)]);
+    android.go(main, 0);
+    android.go(remote, 0);
+
+    // HOME: the activity is cached; the service keeps working in the background.
+    android.lmkd(main, 900);
+    android.go(main, 1);
+    android.go(remote, 1);
+    // A foreground service (perceptible band) is started.
+    let push = android.spawn(
+        "com.example.app:push",
+        10123,
+        &rounds(&[vec![c.clone(), streamon.clone()]], false),
+    );
+    android.lmkd(push, 200);
+    android.release(push);
+
+    // Swiped away: ActivityManager kills the activity and the service's cgroup.
+    android.kill(main);
+    android.kill_cgroup(10123, remote);
+    // The foreground service survived the close and goes on, then ends.
+    android.go(push, 0);
+    wait_gone(push);
+    // A job restarts the app after close: a new process, in a service band.
+    let job = android.spawn(
+        "com.example.app:job",
+        10123,
+        &rounds(&[vec![c.clone(), read(300)]], false),
+    );
+    android.lmkd(job, 500);
+    android.release(job);
+    android.go(job, 0);
+    wait_gone(job);
+    // The user opens the app again: a new activity process on screen.
+    let again = android.spawn(APP, 10123, &rounds(&[vec![c.clone()]], true));
+    android.lmkd(again, 0);
+    android.release(again);
+    android.go(again, 0);
+    android.kill(again);
+    android.stop();
+    let sess = stop_recording(&dir, rec);
+    let took = t0.elapsed();
+
+    assert_eq!(
+        per_phase(&sess, APP, &data),
+        [
+            (s("foreground"), 3, 1, 1000),
+            (s("background"), 1, 0, 500),
+            (s("closed"), 2, 1, 300),
+        ],
+        "(phase, connects, camera opens, bytes read) of {APP}:\n{}",
+        sess.dump()
+    );
+    let changes = phase_changes(&sess, APP);
+    assert_eq!(
+        changes[..3],
+        [
+            (s("background"), s("app_state")),
+            (s("closed"), s("main_exited")),
+            (s("foreground"), s("app_state")),
+        ],
+        "{}",
+        sess.dump()
+    );
+    assert_eq!(
+        changes.len(),
+        4,
+        "closed again when the relaunched app is killed: {changes:?}"
+    );
+    assert_eq!(changes[3].0, "closed");
+    let close = sess
+        .of_kind("phase")
+        .into_iter()
+        .find(|e| e["to"] == "closed")
+        .unwrap()
+        .clone();
+    assert_eq!(close["pid"], main, "{close}");
+    if btf_in_use() {
+        assert_eq!(
+            (&close["how"], &close["signal"]),
+            (&Value::from("killed"), &Value::from(9)),
+            "{close}"
+        );
+    }
+    let relaunch = sess
+        .of_kind("phase")
+        .into_iter()
+        .find(|e| e["to"] == "foreground")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        relaunch["pid"], again,
+        "relaunched as a new pid: {relaunch}"
+    );
+    // Nothing of the other app or of zygote.
+    for e in sess.events.iter().filter(|e| e["kind"] != "lost") {
+        assert_eq!(
+            (&e["uid"], &e["app"]),
+            (&Value::from(10123), &Value::from(APP)),
+            "{e}"
+        );
+        assert!(e["pid"] != other && e["pid"] != zygote, "{e}");
+    }
+    eprintln!("android_lifecycle_phases_per_app: {took:?}");
+
+    // The report's lifecycle of the app.
+    let out = Command::new(EMUWATCH)
+        .args(["report", "--format", "json"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let app = report["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["app"] == APP)
+        .expect("the app in the report");
+    let lc: Vec<(String, u64, String)> = app["lifecycle"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["kind"] != "on_screen")
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap().to_string(),
+                l["pid"].as_u64().unwrap(),
+                l["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let n = |kind: &str, pid: u32, name: &str| (s(kind), pid as u64, s(name));
+    assert_eq!(
+        lc,
+        [
+            n("launch", main, APP),
+            n("launch", remote, "com.example.app:remote"),
+            n("launch", push, "com.example.app:push"),
+            n("close", main, APP),
+            n("survived", push, "com.example.app:push"),
+            n("restart", job, "com.example.app:job"),
+            n("relaunch", again, APP),
+            n("close", again, APP),
+        ],
+        "{:#}",
+        app["lifecycle"]
+    );
+    let items = app["lifecycle"].as_array().unwrap();
+    let find = |kind: &str| items.iter().find(|l| l["kind"] == kind).unwrap();
+    let text = find("restart")["text"].as_str().unwrap().to_string();
+    assert!(
+        text.starts_with("restarted ")
+            && text.contains(&format!("after close as `com.example.app:job`, pid {job}")),
+        "{text}"
+    );
+    assert!(
+        find("survived")["text"]
+            .as_str()
+            .unwrap()
+            .contains("200, perceptible: a foreground service")
+    );
+    if btf_in_use() {
+        assert_eq!(find("close")["signal"], 9);
+        assert!(
+            find("close")["text"]
+                .as_str()
+                .unwrap()
+                .contains("killed by SIGKILL")
+        );
+    }
+    assert_eq!(
+        items.iter().filter(|l| l["kind"] == "on_screen").count(),
+        2,
+        "launch to HOME, relaunch to the end: {:#}",
+        app["lifecycle"]
+    );
+}
+
+/// A zygote child is a target from its uid change on, before it names itself or does
+/// anything: its first event is the `setuid`, the system's first score for it (written while
+/// it still carries zygote's name) is recorded, then its rename with the full process name.
+#[test]
+fn zygote_children_are_targets_from_their_uid_change() {
+    let tmp = tempdir();
+    let (data, _cam, pl) = app_world(tmp.path());
+    let dir = tmp.path().join("session");
+    let rec = start_recording(
+        &dir,
+        &["--package", "com.example.solo", "--packages-list", &pl],
+    );
+    let mut android = Android::start(tmp.path(), &dir);
+    let p = android.spawn(
+        "com.example.solo:remote",
+        10200,
+        &rounds(&[vec![format!("partial={data},10")]], true),
+    );
+    android.lmkd(p, 500);
+    android.release(p);
+    android.go(p, 0);
+    android.kill(p);
+    android.stop();
+    let sess = stop_recording(&dir, rec);
+    let mine: Vec<&Value> = sess.events.iter().filter(|e| e["pid"] == p).collect();
+    let what: Vec<String> = mine
+        .iter()
+        .filter(|e| e["kind"] == "process" || e["kind"] == "app_state")
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["kind"].as_str().unwrap(),
+                e["op"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        what[..3],
+        [s("process:setuid"), s("app_state:"), s("process:rename")],
+        "{}",
+        sess.dump()
+    );
+    let setuid = mine[0];
+    let mine: Vec<&Value> = mine.into_iter().filter(|e| e["kind"] != "phase").collect();
+    assert_eq!(setuid["uid"], 10200);
+    assert_eq!(setuid["comm"], "zygote64", "before it names itself");
+    assert_eq!(setuid["became_target"], true);
+    assert_eq!(setuid["app"], "com.example.solo");
+    let state = mine[1];
+    assert_eq!(
+        (
+            &state["oom_score_adj"],
+            &state["written_by"],
+            &state["writer_comm"]
+        ),
+        (
+            &Value::from(500),
+            &Value::from("system"),
+            &Value::from("lmkd")
+        ),
+        "{state}"
+    );
+    assert_eq!(state["comm"], "zygote64");
+    let rename = mine.iter().find(|e| e["op"] == "rename").unwrap();
+    assert_eq!(rename["name"], "ple.solo:remote", "the last 15 bytes");
+    assert_eq!(
+        rename["process_name"],
+        "com.example.solo:remote",
+        "{}",
+        sess.dump()
+    );
+    // Its name is right from the rename on.
+    let after = mine.iter().position(|e| e["op"] == "rename").unwrap() + 1;
+    for e in &mine[after..] {
+        assert_eq!(e["comm"], "ple.solo:remote", "{e}");
+        assert_eq!(e["app"], "com.example.solo");
+    }
+    let reads: Vec<&Value> = sess
+        .by_pid("file_read", p as u64)
+        .into_iter()
+        .filter(|e| e["path"] == data.as_str())
+        .collect();
+    assert_eq!(reads.len(), 1, "{}", sess.dump());
+    assert_eq!(reads[0]["bytes"], 10);
+}
+
+/// `--package` targets the app in every Android user (uid % 100000 == appId, in the kernel):
+/// user 10's copy (uid 1010123) is recorded and attributed like user 0's; another app and
+/// zygote itself are not.
+#[test]
+fn package_targets_the_app_in_every_android_user() {
+    let tmp = tempdir();
+    let (data, _cam, pl) = app_world(tmp.path());
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = format!("connect=tcp4,127.0.0.1,{}", l.local_addr().unwrap().port());
+    let dir = tmp.path().join("session");
+    let mut android = Android::start(tmp.path(), &dir);
+    let steps = rounds(&[vec![c.clone(), format!("partial={data},77")]], true);
+    // Already running when the recording starts, idle: a target from the start, so the
+    // system's first score for it is seen although it makes no call before.
+    let before = android.spawn("com.example.other:idle", 10077, &steps);
+    android.release_unwatched(before);
+    let rec = start_recording(
+        &dir,
+        &["--package", "com.example.other", "--packages-list", &pl],
+    );
+    android.lmkd(before, 0);
+    android.go(before, 0);
+    let mut pids = Vec::new();
+    for uid in [10077, 1_010_077, 1_110_077] {
+        let p = android.spawn("com.example.other", uid, &steps);
+        android.lmkd(p, 0);
+        android.release(p);
+        android.go(p, 0);
+        pids.push(p);
+    }
+    // Not the app: another package's uid in user 10, and zygote.
+    let solo = android.spawn(
+        "com.example.solo",
+        1_010_200,
+        &rounds(&[vec![c.clone()]], true),
+    );
+    android.release_unwatched(solo);
+    android.go(solo, 0);
+    let zygote = android.zygote_does(std::slice::from_ref(&c));
+    for p in pids.iter().chain([&solo, &before]) {
+        android.kill(*p);
+    }
+    android.stop();
+    let sess = stop_recording(&dir, rec);
+    for (p, uid) in pids.iter().zip([10077, 1_010_077, 1_110_077]) {
+        let connects = sess.by_pid("connect", *p as u64);
+        assert_eq!(connects.len(), 1, "uid {uid}: {}", sess.dump());
+        assert_eq!(connects[0]["uid"], uid);
+        assert_eq!(connects[0]["app"], "com.example.other");
+        let reads: Vec<&Value> = sess
+            .by_pid("file_read", *p as u64)
+            .into_iter()
+            .filter(|e| e["path"] == data.as_str())
+            .collect();
+        assert_eq!(reads.len(), 1, "{}", sess.dump());
+        assert_eq!(reads[0]["bytes"], 77);
+    }
+    for e in sess.events.iter().filter(|e| e["kind"] != "lost") {
+        assert_eq!(e["app"], "com.example.other", "{e}");
+        assert!(e["pid"] != solo && e["pid"] != zygote, "{e}");
+    }
+    let states: Vec<(String, i64)> = sess
+        .by_pid("app_state", before as u64)
+        .iter()
+        .map(|e| {
+            (
+                e["source"].as_str().unwrap().to_string(),
+                e["oom_score_adj"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(states.len(), 2, "{}", sess.dump());
+    assert_eq!(states[0].0, "start", "{}", sess.dump());
+    assert_eq!(states[1], (s("kernel"), 0), "{}", sess.dump());
+    assert_eq!(sess.by_pid("connect", before as u64).len(), 1);
 }

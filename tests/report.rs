@@ -408,6 +408,7 @@ fn json_fields_are_documented() {
     for k in [
         "phases",
         "transitions",
+        "lifecycle",
         "destinations",
         "countries",
         "devices",

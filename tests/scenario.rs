@@ -352,7 +352,8 @@ const ASN_DB: &str = "tests/fixtures/geoip/GeoLite2-ASN-Test.mmdb";
 /// A target that does one thing of each kind, in known phases: in the foreground it connects
 /// to a CN address (no ASN in the test database: it counts as outside any allow-list) and a
 /// US one (AS209), starts the camera, opens the microphone and
-/// reads 4 KiB of photos; in the background it reads /proc/cpuinfo; after close (its service)
+/// reads 4 KiB of photos; in the background (the system demotes it) it reads /proc/cpuinfo;
+/// after close (its service)
 /// it connects to loopback and reads boot_id.
 fn kinds_scenario(dir: &Path, name: &str, expectations: &str) -> PathBuf {
     let r = root();
@@ -368,7 +369,7 @@ fn kinds_scenario(dir: &Path, name: &str, expectations: &str) -> PathBuf {
 command = ["unshare", "-n", "{{bin_dir}}/emuwatch-simapp", "steps",
   "connect=tcp4,111.235.160.10,443", "connect=tcp4,216.160.83.56,443",
   "streamon={{work}}/video0", "device={{work}}/snd/pcmC0D0c", "read={{work}}/DCIM/a.jpg,1024",
-  "oom=900", "read=/proc/cpuinfo,4096",
+  "pidfile={{work}}/app.pid", "waitfile={{work}}/home", "read=/proc/cpuinfo,4096",
   "daemon", "connect=tcp4,127.0.0.1,9", "read=/proc/sys/kernel/random/boot_id,64"]
 
 [record]
@@ -382,6 +383,10 @@ run = "mkdir -p {{work}}/snd {{work}}/DCIM && mknod {{work}}/video0 c 1 3 && mkn
 
 [[step]]
 wait_for = "running"
+
+[[step]]
+name = "HOME: the system (lmkd's stand-in) demotes the app"
+run = ["{{bin_dir}}/emuwatch-simapp", "system", "oomof=@{{work}}/app.pid,900", "touch={{work}}/home"]
 
 [[step]]
 wait_for = "exited"

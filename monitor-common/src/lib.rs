@@ -23,6 +23,9 @@ pub const COMM_LEN: usize = 16;
 /// (a stale slot only costs the hash lookup it would have cost anyway).
 pub const TARGET_FILTER_SLOTS: u32 = 65536;
 
+/// Android puts user `u`'s copy of app `appId` at uid `u * PER_USER_RANGE + appId`.
+pub const PER_USER_RANGE: u32 = 100_000;
+
 /// Kinds of ring-buffer records (`Header::kind`).
 pub mod kind {
     pub const FORK: u32 = 1;
@@ -39,6 +42,9 @@ pub mod kind {
     pub const BINDER: u32 = 10;
     /// A target thread renamed itself (`task/task_rename`), `process::Rename` payload.
     pub const RENAME: u32 = 11;
+    /// A task took a new uid (setuid/setreuid/setresuid returned 0) and is a target after it,
+    /// `process::Setuid` payload. A zygote child becomes its app's process this way.
+    pub const SETUID: u32 = 12;
 }
 
 /// Common part of every event: who did it and when.
@@ -82,6 +88,9 @@ pub mod config {
     pub const WAKEUP_BYTES: u32 = 4;
     /// tgid of emuwatch itself, never a target.
     pub const SELF_TGID: u32 = 5;
+    /// Non-zero: the `TARGET_APP_IDS` map has entries worth looking up (`uid % 100000`,
+    /// Android's app id: `--package` targets the app in every Android user).
+    pub const HAVE_APP_IDS: u32 = 6;
     pub const SLOTS: u32 = 8;
 }
 

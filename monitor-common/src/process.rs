@@ -39,3 +39,22 @@ pub struct Exit {
 pub struct Rename {
     pub new_comm: [u8; 16],
 }
+
+/// Which call changed the uid (`Setuid::syscall`).
+pub mod setuid {
+    pub const SETUID: u32 = 1;
+    pub const SETREUID: u32 = 2;
+    pub const SETRESUID: u32 = 3;
+}
+
+/// A task's setuid/setreuid/setresuid returned 0 and the task is a target after it (the
+/// header carries the new uid). Android's zygote forks app processes as root; each drops to
+/// its app's uid before running any app code, and becomes a target here when that uid is one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Setuid {
+    /// One of [`setuid`].
+    pub syscall: u32,
+    /// 1 when this call made the process a target (it was not one before).
+    pub became_target: u32,
+}

@@ -27,6 +27,10 @@ pub mod op {
     pub const EXIT: u8 = 11;
     pub const EXIT_GROUP: u8 = 12;
     pub const SOCKET: u8 = 13;
+    /// setuid, setreuid, setresuid: at exit, a task that took a target uid becomes a target.
+    pub const SETUID: u8 = 14;
+    pub const SETREUID: u8 = 15;
+    pub const SETRESUID: u8 = 16;
 }
 
 /// One architecture's syscall numbers for the ops emuwatch captures.
@@ -66,6 +70,9 @@ pub const X86_64: SyscallTable = SyscallTable {
         ("connect", 42, op::CONNECT),
         ("execve", 59, op::EXECVE),
         ("exit", 60, op::EXIT),
+        ("setuid", 105, op::SETUID),
+        ("setreuid", 113, op::SETREUID),
+        ("setresuid", 117, op::SETRESUID),
         ("chdir", 80, op::CHDIR),
         ("fchdir", 81, op::FCHDIR),
         ("exit_group", 231, op::EXIT_GROUP),
@@ -100,6 +107,9 @@ pub const AARCH64: SyscallTable = SyscallTable {
         ("preadv", 69, op::READ),
         ("exit", 93, op::EXIT),
         ("exit_group", 94, op::EXIT_GROUP),
+        ("setreuid", 145, op::SETREUID),
+        ("setuid", 146, op::SETUID),
+        ("setresuid", 147, op::SETRESUID),
         ("socket", 198, op::SOCKET),
         ("connect", 203, op::CONNECT),
         ("execve", 221, op::EXECVE),

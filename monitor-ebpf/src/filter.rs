@@ -1,9 +1,11 @@
 //! The in-kernel target decision. Every probe of a task that is not a target returns after
 //! one array load (`maybe_target`); a possible target costs one hash lookup more.
 use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_uid_gid};
-use monitor_common::{TARGET_FILTER_SLOTS, config};
+use monitor_common::{PER_USER_RANGE, TARGET_FILTER_SLOTS, config};
 
-use crate::maps::{TARGET_CGROUPS, TARGET_COMMS, TARGET_FILTER, TARGET_TGIDS, TARGET_UIDS, config};
+use crate::maps::{
+    TARGET_APP_IDS, TARGET_CGROUPS, TARGET_COMMS, TARGET_FILTER, TARGET_TGIDS, TARGET_UIDS, config,
+};
 
 /// Is the current task (`tgid`, `uid`) a target? A task matched by uid, comm or cgroup has its
 /// tgid added to `TARGET_TGIDS`, so it stays a target after exec and its children inherit.
@@ -28,14 +30,41 @@ pub fn maybe_target(tgid: u32) -> bool {
             .is_some_and(|v| *v != 0)
 }
 
-/// Add `tgid` to the targets (and its pre-filter slot).
+/// Open `tgid`'s pre-filter slot (a stale slot only costs a hash lookup).
 #[inline(always)]
-fn insert_target(tgid: u32) -> bool {
+pub fn open_filter_slot(tgid: u32) {
     if let Some(slot) = TARGET_FILTER.get_ptr_mut(tgid % TARGET_FILTER_SLOTS) {
         // A plain store of 1: concurrent writers store the same value.
         unsafe { *slot = 1 };
     }
+}
+
+/// Add `tgid` to the targets (and its pre-filter slot).
+#[inline(always)]
+fn insert_target(tgid: u32) -> bool {
+    open_filter_slot(tgid);
     TARGET_TGIDS.insert(&tgid, &1, 0).is_ok()
+}
+
+/// Are targets chosen by uid (`--uid`, `--package`)? Then a uid change can make a target.
+#[inline(always)]
+pub fn have_uid_targets() -> bool {
+    config(config::HAVE_UIDS) != 0 || config(config::HAVE_APP_IDS) != 0
+}
+
+/// Is `uid` a target uid: listed itself, or (`--package`) its Android app id in any user.
+#[inline(always)]
+fn uid_is_target(uid: u32) -> bool {
+    (config(config::HAVE_UIDS) != 0 && unsafe { TARGET_UIDS.get(&uid) }.is_some())
+        || (config(config::HAVE_APP_IDS) != 0
+            && unsafe { TARGET_APP_IDS.get(&(uid % PER_USER_RANGE)) }.is_some())
+}
+
+/// Is `tgid` in the target set already (not counting uid/comm/cgroup matches to come)?
+#[inline(always)]
+pub fn is_known_target(tgid: u32) -> bool {
+    config(config::TARGET_ALL) != 0
+        || (maybe_target(tgid) && unsafe { TARGET_TGIDS.get(&tgid) }.is_some())
 }
 
 #[inline(always)]
@@ -49,7 +78,7 @@ fn is_target_with(tgid: u32, uid: impl FnOnce() -> u32) -> bool {
     if config(config::TARGET_ALL) != 0 {
         return true;
     }
-    let hit = (config(config::HAVE_UIDS) != 0 && unsafe { TARGET_UIDS.get(&uid()) }.is_some())
+    let hit = (have_uid_targets() && uid_is_target(uid()))
         || (config(config::HAVE_COMMS) != 0
             && bpf_get_current_comm().is_ok_and(|c| unsafe { TARGET_COMMS.get(&c) }.is_some()))
         || (config(config::HAVE_CGROUPS) != 0

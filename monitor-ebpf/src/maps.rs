@@ -46,6 +46,9 @@ pub static TARGET_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(65536, 0);
 pub static TARGET_FILTER: Array<u8> = Array::with_max_entries(TARGET_FILTER_SLOTS, 0);
 #[map]
 pub static TARGET_UIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+/// Android app ids (`uid % 100000`): the app in every Android user (`--package`).
+#[map]
+pub static TARGET_APP_IDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 #[map]
 pub static TARGET_COMMS: HashMap<[u8; COMM_LEN], u8> = HashMap::with_max_entries(256, 0);
 #[map]

@@ -2,7 +2,7 @@
 use monitor_common::{
     Event, Header, app_state::AppState, connect::Connect, device::Binder, device::Ioctl,
     file::FileOpen, file::FileRead, kind, process::Exec, process::Exit, process::Fork,
-    process::Rename,
+    process::Rename, process::Setuid,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +19,8 @@ pub enum Raw {
     Chdir(Header, FileOpen),
     Binder(Header, Binder),
     Rename(Header, Rename),
+    /// A target's uid change (the header has the new uid).
+    Setuid(Header, Setuid),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -75,6 +77,7 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         kind::CHDIR => as_!(Chdir, FileOpen),
         kind::BINDER => as_!(Binder, Binder),
         kind::RENAME => as_!(Rename, Rename),
+        kind::SETUID => as_!(Setuid, Setuid),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }

@@ -94,6 +94,9 @@ pub enum ProcOp {
     Chdir,
     /// A thread renamed itself (`comm` is the old name, `name` the new one).
     Rename,
+    /// The process took a new uid (setuid/setreuid/setresuid): a zygote child becoming its
+    /// app's process.
+    Setuid,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -118,6 +121,16 @@ pub struct Process {
     /// New thread name (`rename`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The process's full name (`rename`): argv[0] when it ends with the new name, as Android
+    /// app processes' `pkg` / `pkg:suffix` names do (the thread name keeps the last 15 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_name: Option<String>,
+    /// `setuid`: the call (`setuid`, `setreuid`, `setresuid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscall: Option<String>,
+    /// `setuid`: this uid change made the process a target (it was not one before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub became_target: Option<bool>,
 }
 
 impl Process {
@@ -132,6 +145,9 @@ impl Process {
             cwd: None,
             result: None,
             name: None,
+            process_name: None,
+            syscall: None,
+            became_target: None,
         }
     }
 }
@@ -211,6 +227,24 @@ pub struct AppState {
     pub band: String,
     /// `kernel` (oom_score_adj_update tracepoint) or `proc` (read when first seen).
     pub source: String,
+    /// Who wrote it (`kernel` source): `system` (a process outside the app: lmkd,
+    /// system_server, ...) or `app` (the process itself or another process of its app). Only
+    /// `system` writes (and the values found at start) move the app's phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_by: Option<String>,
+    /// The writing process (`kernel` source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer_pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer_comm: Option<String>,
+}
+
+impl AppState {
+    /// Does this score count as the app's state? Written by the system, or found at start
+    /// (the app's own writes are recorded but do not count).
+    pub fn counts(&self) -> bool {
+        self.written_by.as_deref() != Some("app")
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -229,10 +263,20 @@ pub struct PhaseChange {
     pub to: Phase,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Phase>,
-    /// Why: `app_state` (oom_score_adj band), `main_exited`, `marker`, `start`.
+    /// Why: `app_state` (a system-written oom_score_adj band; a relaunch too), `main_exited`
+    /// (the process hosting the app's screen ended), `all_exited` (the app's last process
+    /// ended), `marker`, `start`.
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// For `main_exited` / `all_exited`: how the process ended: `killed` (by `signal`),
+    /// `exited` (with `exit_code`) or `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub how: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

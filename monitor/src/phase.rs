@@ -1,24 +1,98 @@
 //! Phase tracking: each app is `foreground`, `background` or `closed`, decided from its
-//! processes' oom_score_adj bands, its main process exiting, and explicit markers. Phase
-//! changes become timeline events, and every event is stamped with its app's phase.
+//! processes' oom_score_adj bands as the system (lmkd, system_server) writes them, the process
+//! hosting its screen exiting, its last process exiting, and explicit markers. Phase changes
+//! become timeline events, and every event is stamped with its app's phase.
+//!
+//! The rules (docs/events.md, phases):
+//! - `foreground` while a live process of the app is in a foreground or visible band
+//!   (0 <= oom_score_adj < 200), `background` while it has live processes and none is visible;
+//! - `closed` once the process hosting its screen dies (the first process seen, for a desktop
+//!   command; on Android the process the system last put on screen) or all its processes
+//!   have; it stays closed until the system puts one of its processes on screen again (a
+//!   relaunch, whatever the pid). A service restarted after close does not reopen it;
+//! - only scores written by a process outside the app count (and the values found when a
+//!   process is first seen, which never reopen a closed app): an app adjusting its own or its
+//!   children's scores is recorded but moves nothing.
 use std::collections::{HashMap, HashSet};
 
 use crate::{
-    enrich::android::band_is_foreground,
-    event::{Body, Event, Phase, PhaseChange, ProcOp},
+    enrich::android::{band, band_is_foreground},
+    event::{AppState, Body, Event, Phase, PhaseChange, ProcOp, Process},
 };
+
+/// A score in the foreground or visible bands (0-199): the app is on screen.
+fn visible(adj: i32) -> bool {
+    band_is_foreground(band(adj))
+}
 
 #[derive(Debug)]
 struct AppPhase {
     phase: Phase,
-    /// The app's main process: the first of its processes seen.
-    main: u32,
-    live: HashSet<u32>,
+    /// Live processes and their last counted score (`None`: unknown, or a negative "system"
+    /// score, which says nothing about the screen).
+    live: HashMap<u32, Option<i32>>,
+    /// The process hosting the app's screen: the app's first process until the system puts a
+    /// process on screen (then that one, `host_confirmed`).
+    host: Option<u32>,
+    host_confirmed: bool,
+}
+
+/// What changed an app's phase.
+struct Change {
+    to: Phase,
+    reason: &'static str,
+    detail: String,
+    /// How the process behind a close ended: (`how`, signal, exit code).
+    how: Option<(&'static str, Option<i32>, Option<i32>)>,
 }
 
 #[derive(Default)]
 pub struct PhaseTracker {
     apps: HashMap<String, AppPhase>,
+    /// Processes that exited: late events about them (read totals flushed at exit) do not make
+    /// them live again; a fork or uid change naming the pid again does.
+    dead: HashSet<u32>,
+    /// The app each process was last seen in (a zygote child moves to its package's app when
+    /// it takes the package's uid).
+    app_of: HashMap<u32, String>,
+}
+
+fn how_ended(p: &Process) -> (&'static str, Option<i32>, Option<i32>) {
+    match (p.signal, p.exit_code) {
+        (Some(sig), _) => ("killed", Some(sig), None),
+        (None, Some(code)) => ("exited", None, Some(code)),
+        (None, None) => ("unknown", None, None),
+    }
+}
+
+fn how_text(how: (&str, Option<i32>, Option<i32>)) -> String {
+    match how {
+        ("killed", Some(sig), _) => format!("killed by signal {sig}"),
+        ("exited", _, Some(code)) => format!("exited with code {code}"),
+        _ => "ended (how is unknown)".into(),
+    }
+}
+
+impl AppPhase {
+    fn new(first: Option<u32>) -> AppPhase {
+        AppPhase {
+            phase: Phase::Foreground,
+            live: HashMap::new(),
+            host: first,
+            host_confirmed: false,
+        }
+    }
+
+    /// Foreground or background from the live processes' scores (unchanged when none is known).
+    fn phase_by_scores(&self) -> Phase {
+        if self.live.values().flatten().any(|a| visible(*a)) {
+            Phase::Foreground
+        } else if self.live.values().any(Option::is_some) {
+            Phase::Background
+        } else {
+            self.phase
+        }
+    }
 }
 
 impl PhaseTracker {
@@ -33,63 +107,163 @@ impl PhaseTracker {
             out.push(ev);
             return;
         };
-        let state = self.apps.entry(app.clone()).or_insert_with(|| AppPhase {
-            phase: Phase::Foreground,
-            main: ev.pid,
-            live: HashSet::new(),
-        });
-        let mut change = None;
+        let pid = ev.pid;
         match &ev.body {
+            Body::Process(p) if p.op == ProcOp::Setuid => {
+                self.dead.remove(&pid);
+            }
             Body::Process(p) if p.op == ProcOp::Fork => {
-                state.live.insert(ev.pid);
                 if let Some(c) = p.child_pid {
-                    state.live.insert(c);
+                    self.dead.remove(&c);
                 }
             }
-            Body::Process(p) if p.op == ProcOp::Exit => {
-                state.live.remove(&ev.pid);
-                if ev.pid == state.main && state.phase != Phase::Closed {
-                    let others = state.live.len();
-                    change = Some((
-                        Phase::Closed,
-                        "main_exited",
-                        format!(
-                            "main process {} exited; {others} other process(es) of the app alive",
-                            ev.pid
-                        ),
-                    ));
-                }
-            }
-            Body::AppState(s) => {
-                state.live.insert(ev.pid);
-                let fg = band_is_foreground(&s.band);
-                let to = match (state.phase, fg) {
-                    (Phase::Background, true) => Some(Phase::Foreground),
-                    // A closed app comes back only when its (new) main process is on screen.
-                    (Phase::Closed, true) if ev.pid == state.main => Some(Phase::Foreground),
-                    (Phase::Foreground, false) if s.oom_score_adj >= 0 => Some(Phase::Background),
-                    _ => None,
-                };
-                if let Some(to) = to {
-                    change = Some((
-                        to,
-                        "app_state",
-                        format!(
-                            "pid {} oom_score_adj {} ({})",
-                            ev.pid, s.oom_score_adj, s.band
-                        ),
-                    ));
-                }
-            }
-            _ => {
-                state.live.insert(ev.pid);
+            _ => {}
+        }
+        // A process that moved to another app (a zygote child taking its package's uid)
+        // leaves the old one quietly, taking its score along.
+        let mut carried = None;
+        if let Some(prev) = self.app_of.get(&pid)
+            && *prev != app
+            && let Some(old) = self.apps.get_mut(prev)
+        {
+            carried = old.live.remove(&pid).flatten();
+            if old.host == Some(pid) {
+                old.host = None;
             }
         }
-        if let Some((to, reason, detail)) = change {
-            out.push(self.change(&app, to, reason, Some(detail), &ev));
+        let alive = !self.dead.contains(&pid);
+        if alive {
+            self.app_of.insert(pid, app.clone());
+        }
+        let state = self
+            .apps
+            .entry(app.clone())
+            .or_insert_with(|| AppPhase::new(alive.then_some(pid)));
+        let is_exit = matches!(&ev.body, Body::Process(p) if p.op == ProcOp::Exit);
+        if alive && !is_exit {
+            state.live.entry(pid).or_insert(carried);
+        }
+        let change = match &ev.body {
+            Body::Process(p) if p.op == ProcOp::Fork => {
+                if let Some(c) = p.child_pid {
+                    // The child inherits its parent's score in the kernel, but that says
+                    // nothing the system decided about it: unknown until the system scores it.
+                    state.live.insert(c, None);
+                    self.app_of.insert(c, app.clone());
+                }
+                None
+            }
+            Body::Process(p) if p.op == ProcOp::Exit => {
+                state.live.remove(&pid);
+                self.dead.insert(pid);
+                self.app_of.remove(&pid);
+                Self::after_exit(state, pid, p)
+            }
+            Body::AppState(s) if s.counts() && alive => Self::after_state(state, pid, s),
+            _ => None,
+        };
+        if let Some(c) = change {
+            let how = c.how;
+            let mut e = self.change(&app, c.to, c.reason, Some(c.detail), &ev);
+            if let (Body::Phase(p), Some((how, signal, exit_code))) = (&mut e.body, how) {
+                p.how = Some(how.into());
+                p.signal = signal;
+                p.exit_code = exit_code;
+            }
+            out.push(e);
         }
         ev.phase = self.phase_of(&app);
         out.push(ev);
+    }
+
+    fn after_exit(state: &mut AppPhase, pid: u32, p: &Process) -> Option<Change> {
+        if state.phase == Phase::Closed {
+            return None;
+        }
+        let how = how_ended(p);
+        let others = state.live.len();
+        if state.host == Some(pid) {
+            return Some(Change {
+                to: Phase::Closed,
+                reason: "main_exited",
+                detail: format!(
+                    "pid {pid}, the process hosting the app's screen, {}; {others} other process(es) of the app alive",
+                    how_text(how)
+                ),
+                how: Some(how),
+            });
+        }
+        if state.live.is_empty() {
+            return Some(Change {
+                to: Phase::Closed,
+                reason: "all_exited",
+                detail: format!("pid {pid}, the app's last process, {}", how_text(how)),
+                how: Some(how),
+            });
+        }
+        let to = state.phase_by_scores();
+        (to != state.phase).then(|| Change {
+            to,
+            reason: "app_state",
+            detail: format!("pid {pid} {}", how_text(how)),
+            how: None,
+        })
+    }
+
+    fn after_state(state: &mut AppPhase, pid: u32, s: &AppState) -> Option<Change> {
+        let adj = s.oom_score_adj;
+        let kernel = s.source == "kernel";
+        state.live.insert(pid, (adj >= 0).then_some(adj));
+        // Which process hosts the screen: the one the system put on screen (the lowest score
+        // when several are visible).
+        if visible(adj) {
+            let host_adj = state
+                .host
+                .and_then(|h| state.live.get(&h).copied())
+                .flatten();
+            let take = match (state.host, host_adj) {
+                (None, _) => true,
+                (Some(h), _) if h == pid => true,
+                (Some(h), _) if !state.live.contains_key(&h) => true,
+                _ if !state.host_confirmed => true,
+                (_, Some(h)) => !visible(h) || adj < h,
+                (_, None) => true,
+            };
+            if take {
+                state.host = Some(pid);
+                state.host_confirmed = true;
+            }
+        } else if kernel && state.host == Some(pid) && !state.host_confirmed {
+            // The system says the app's first process is not on screen: it hosts no screen.
+            state.host = None;
+        }
+        let by = match (&s.writer_comm, s.writer_pid) {
+            (Some(c), Some(w)) => format!(" written by {c} (pid {w})"),
+            _ => format!(" ({})", s.source),
+        };
+        let to = if state.phase == Phase::Closed {
+            // Only the system putting a process on screen reopens a closed app.
+            if !(kernel && visible(adj)) {
+                return None;
+            }
+            return Some(Change {
+                to: Phase::Foreground,
+                reason: "app_state",
+                detail: format!(
+                    "relaunched: pid {pid} on screen, oom_score_adj {adj} ({}){by}",
+                    s.band
+                ),
+                how: None,
+            });
+        } else {
+            state.phase_by_scores()
+        };
+        (to != state.phase).then(|| Change {
+            to,
+            reason: "app_state",
+            detail: format!("pid {pid} oom_score_adj {adj} ({}){by}", s.band),
+            how: None,
+        })
     }
 
     /// Set `app`'s phase (a marker or scenario step); returns the phase event, if it changed.
@@ -104,11 +278,7 @@ impl PhaseTracker {
         let state = self
             .apps
             .entry(app.to_string())
-            .or_insert_with(|| AppPhase {
-                phase: Phase::Foreground,
-                main: like.pid,
-                live: HashSet::new(),
-            });
+            .or_insert_with(|| AppPhase::new(None));
         (state.phase != to).then(|| self.change(app, to, reason, detail, like))
     }
 
@@ -136,6 +306,9 @@ impl PhaseTracker {
                 from: Some(from),
                 reason: reason.into(),
                 detail,
+                how: None,
+                signal: None,
+                exit_code: None,
             }),
             pid: like.pid,
             tid: like.tid,
@@ -155,6 +328,8 @@ mod tests {
     use super::*;
     use crate::event::{AppState, Connect, Process};
 
+    const APP: &str = "com.example.app";
+
     fn ev(pid: u32, body: Body) -> Event {
         Event {
             ts: Utc::now(),
@@ -164,7 +339,7 @@ mod tests {
             ppid: 1,
             uid: 10123,
             comm: "app".into(),
-            app: Some("com.example.app".into()),
+            app: Some(APP.into()),
             phase: None,
         }
     }
@@ -176,12 +351,28 @@ mod tests {
         })
     }
 
-    fn state(adj: i32) -> Body {
+    fn killed(sig: i32) -> Body {
+        Body::Process(Process {
+            signal: Some(sig),
+            ..Process::op(ProcOp::Exit)
+        })
+    }
+
+    /// A score written by `by` (`system`, `app`) or found at start (`by` = "start").
+    fn state_by(adj: i32, by: &str) -> Body {
+        let kernel = by != "start";
         Body::AppState(AppState {
             oom_score_adj: adj,
             band: crate::enrich::android::band(adj).into(),
-            source: "kernel".into(),
+            source: if kernel { "kernel" } else { "start" }.into(),
+            written_by: kernel.then(|| by.to_string()),
+            writer_pid: kernel.then_some(1),
+            writer_comm: kernel.then(|| "lmkd".into()),
         })
+    }
+
+    fn state(adj: i32) -> Body {
+        state_by(adj, "system")
     }
 
     fn connect() -> Body {
@@ -205,8 +396,20 @@ mod tests {
         out
     }
 
+    /// The phase a connect by `pid` is stamped with now.
+    fn phase_now(t: &mut PhaseTracker, pid: u32) -> Phase {
+        run(t, ev(pid, connect())).last().unwrap().phase.unwrap()
+    }
+
+    fn change(o: &[Event]) -> Option<&PhaseChange> {
+        o.iter().find_map(|e| match &e.body {
+            Body::Phase(p) => Some(p),
+            _ => None,
+        })
+    }
+
     #[test]
-    fn foreground_background_closed() {
+    fn desktop_command_foreground_background_closed() {
         let mut t = PhaseTracker::default();
         let o = run(&mut t, ev(10, connect()));
         assert_eq!(o[0].phase, Some(Phase::Foreground));
@@ -214,26 +417,112 @@ mod tests {
         let o = run(&mut t, ev(10, state(100)));
         assert_eq!(o.len(), 1, "visible is still foreground");
         let o = run(&mut t, ev(10, state(900)));
-        assert!(
-            matches!(&o[0].body, Body::Phase(p) if p.to == Phase::Background && p.reason == "app_state")
-        );
+        let c = change(&o).unwrap();
+        assert_eq!((c.to, c.reason.as_str()), (Phase::Background, "app_state"));
         assert_eq!(o[1].phase, Some(Phase::Background));
-        let o = run(&mut t, ev(11, connect()));
-        assert_eq!(o[0].phase, Some(Phase::Background));
+        assert_eq!(phase_now(&mut t, 11), Phase::Background);
+        // The first process (it hosts the "screen") exits: closed, the daemon lives on.
         let o = run(&mut t, ev(10, proc_(ProcOp::Exit, None)));
-        assert!(
-            matches!(&o[0].body, Body::Phase(p) if p.to == Phase::Closed && p.reason == "main_exited" && p.from == Some(Phase::Background))
-        );
-        let o = run(&mut t, ev(11, connect()));
+        let c = change(&o).unwrap();
         assert_eq!(
-            o[0].phase,
-            Some(Phase::Closed),
-            "the daemon's connect after close"
+            (c.to, c.reason.as_str(), c.from),
+            (Phase::Closed, "main_exited", Some(Phase::Background))
         );
-        // A child's band does not reopen a closed app.
-        let o = run(&mut t, ev(11, state(0)));
+        assert_eq!(
+            phase_now(&mut t, 11),
+            Phase::Closed,
+            "the daemon after close"
+        );
+        // The app's own writes never reopen it (nor move it at all).
+        let o = run(&mut t, ev(11, state_by(0, "app")));
         assert_eq!(o.len(), 1);
         assert_eq!(o[0].phase, Some(Phase::Closed));
+    }
+
+    #[test]
+    fn the_apps_own_score_writes_do_not_move_the_phase() {
+        let mut t = PhaseTracker::default();
+        run(&mut t, ev(10, state_by(0, "start")));
+        run(&mut t, ev(10, proc_(ProcOp::Fork, Some(11))));
+        // Chromium-like: the browser demotes its child and itself.
+        for o in [
+            run(&mut t, ev(11, state_by(300, "app"))),
+            run(&mut t, ev(10, state_by(900, "app"))),
+        ] {
+            assert!(change(&o).is_none(), "{o:?}");
+        }
+        assert_eq!(phase_now(&mut t, 10), Phase::Foreground);
+        let o = run(&mut t, ev(10, state(900)));
+        assert_eq!(change(&o).unwrap().to, Phase::Background);
+    }
+
+    #[test]
+    fn a_service_band_beside_a_visible_process_stays_foreground() {
+        let mut t = PhaseTracker::default();
+        run(&mut t, ev(10, state(0)));
+        let o = run(&mut t, ev(20, state(500)));
+        assert!(change(&o).is_none(), "{o:?}");
+        assert_eq!(phase_now(&mut t, 20), Phase::Foreground);
+        let o = run(&mut t, ev(10, state(900)));
+        assert_eq!(change(&o).unwrap().to, Phase::Background);
+    }
+
+    #[test]
+    fn swipe_restart_relaunch() {
+        let mut t = PhaseTracker::default();
+        // A zygote child whose score is inherited from zygote (-1000: no information).
+        run(&mut t, ev(10, state_by(-1000, "start")));
+        run(&mut t, ev(10, state(0)));
+        run(&mut t, ev(20, state(500))); // pkg:remote
+        run(&mut t, ev(30, state(200))); // pkg:push, a foreground service
+        run(&mut t, ev(10, state(900)));
+        assert_eq!(phase_now(&mut t, 20), Phase::Background);
+        // Swiped away: the screen's process killed, the service survives.
+        let o = run(&mut t, ev(10, killed(9)));
+        let c = change(&o).unwrap();
+        assert_eq!((c.to, c.reason.as_str()), (Phase::Closed, "main_exited"));
+        assert_eq!(
+            (c.how.as_deref(), c.signal, c.exit_code),
+            (Some("killed"), Some(9), None)
+        );
+        run(&mut t, ev(20, killed(9)));
+        assert_eq!(phase_now(&mut t, 30), Phase::Closed);
+        // The service's exit and a restarted job process leave it closed.
+        run(&mut t, ev(30, proc_(ProcOp::Exit, None)));
+        run(&mut t, ev(40, state_by(0, "start")));
+        let o = run(&mut t, ev(40, state(500)));
+        assert!(change(&o).is_none());
+        assert_eq!(phase_now(&mut t, 40), Phase::Closed);
+        // Nor does a value found when a process is first seen; the system putting a new
+        // process on screen does (a relaunch, whatever its pid).
+        run(&mut t, ev(50, state_by(0, "start")));
+        assert_eq!(phase_now(&mut t, 50), Phase::Closed);
+        let o = run(&mut t, ev(50, state(0)));
+        let c = change(&o).unwrap();
+        assert_eq!((c.to, c.reason.as_str()), (Phase::Foreground, "app_state"));
+        assert!(c.detail.as_deref().unwrap().contains("relaunched"), "{c:?}");
+        // And the relaunched process now hosts the screen: its death closes the app again.
+        let o = run(&mut t, ev(50, proc_(ProcOp::Exit, None)));
+        assert_eq!(change(&o).unwrap().to, Phase::Closed);
+    }
+
+    #[test]
+    fn all_processes_gone_closes() {
+        let mut t = PhaseTracker::default();
+        run(&mut t, ev(10, state(500))); // a service, never on screen
+        run(&mut t, ev(20, state(500)));
+        let o = run(&mut t, ev(20, proc_(ProcOp::Exit, None)));
+        assert!(
+            change(&o).is_none(),
+            "the first process, never on screen, hosts nothing"
+        );
+        let o = run(&mut t, ev(10, killed(9)));
+        let c = change(&o).unwrap();
+        assert_eq!((c.to, c.reason.as_str()), (Phase::Closed, "all_exited"));
+        // A read total flushed after the exit does not bring the process back.
+        run(&mut t, ev(10, connect()));
+        run(&mut t, ev(10, proc_(ProcOp::Exit, None)));
+        assert_eq!(t.phase_of(APP), Some(Phase::Closed));
     }
 
     #[test]
@@ -244,13 +533,10 @@ mod tests {
         let o = run(&mut t, ev(10, state(0)));
         assert!(matches!(&o[0].body, Body::Phase(p) if p.to == Phase::Foreground));
         let like = ev(10, connect());
-        let e = t
-            .set("com.example.app", Phase::Closed, "marker", None, &like)
-            .unwrap();
+        let e = t.set(APP, Phase::Closed, "marker", None, &like).unwrap();
         assert_eq!(e.phase, Some(Phase::Closed));
         assert!(
-            t.set("com.example.app", Phase::Closed, "marker", None, &like)
-                .is_none(),
+            t.set(APP, Phase::Closed, "marker", None, &like).is_none(),
             "no change, no event"
         );
     }

@@ -14,7 +14,12 @@ use tokio::{
 };
 
 use crate::{
-    enrich::{Enricher, android::PackagesList, files::DevicePatterns, process::ProcessTable},
+    enrich::{
+        Enricher,
+        android::{PER_USER_RANGE, PackagesList},
+        files::DevicePatterns,
+        process::ProcessTable,
+    },
     event::SCHEMA_VERSION,
     geo::Geo,
     kernel::{Kernel, LoadOptions, ProbeChoice, TargetMaps, system},
@@ -76,6 +81,18 @@ fn descendants(root: u32) -> Vec<u32> {
         i += 1;
     }
     out
+}
+
+/// (pid, real uid) of every process, from /proc (emuwatch itself left out).
+fn processes_with_uids() -> Vec<(u32, u32)> {
+    let me = std::process::id();
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    all.flatten()
+        .filter_map(|p| Some((p.pid as u32, p.status().ok()?.ruid)))
+        .filter(|(pid, _)| *pid != me)
+        .collect()
 }
 
 pub(crate) fn alive(pid: u32) -> bool {
@@ -208,7 +225,17 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
                 opts.packages_list.display()
             )
         })?;
-        maps.uids.push(uid);
+        // The app in every Android user: uid % 100000 is its app id (matched in the kernel).
+        maps.app_ids.push(uid % PER_USER_RANGE);
+    }
+    // Processes of target uids that already run: targets from the start, so the system's
+    // oom_score_adj writes for them are seen before they make a probed call.
+    if !maps.uids.is_empty() || !maps.app_ids.is_empty() {
+        for (pid, uid) in processes_with_uids() {
+            if maps.uids.contains(&uid) || maps.app_ids.contains(&(uid % PER_USER_RANGE)) {
+                maps.tgids.push(pid);
+            }
+        }
     }
     for pid in &target.pids {
         if !alive(*pid) {

@@ -12,13 +12,15 @@ use aya_ebpf::{
 };
 use monitor_common::{
     kind,
-    process::{Exec, Exit, Fork, Rename},
+    process::{Exec, Exit, Fork, Rename, Setuid, setuid},
 };
 
 use crate::{
     args::{SysArgs, TpArgs},
-    emit::{current, current_ids, reserve, submit},
-    filter::{adopt, forget, is_target, maybe_target},
+    emit::{current, current_ids, field, reserve, submit},
+    filter::{
+        adopt, forget, have_uid_targets, is_known_target, is_target, maybe_target, open_filter_slot,
+    },
     maps::{EXIT_STATUS, IN_EXEC, count_loss, loss},
 };
 
@@ -307,5 +309,59 @@ pub fn task_rename(ctx: TracePointContext) -> u32 {
         }
         submit(entry);
     }
+    0
+}
+
+/// setuid/setreuid/setresuid entry on the raw path: with uid targets, open the caller's
+/// pre-filter slot so the raw exit program looks at the call's result (a zygote child is not a
+/// target until its uid changes). Rare calls: the cost is nil.
+#[inline(always)]
+pub fn setuid_enter() {
+    if have_uid_targets() {
+        open_filter_slot(current_ids().tgid);
+    }
+}
+
+/// setuid/setreuid/setresuid returned `ret`. A task whose new uid is a target uid becomes a
+/// target now, before it runs another instruction of its own (an Android app process forked
+/// from zygote: uid 0 until here, its app's uid from here on); every target's uid change is
+/// reported.
+#[inline(always)]
+pub fn setuid_exit(ret: i64, syscall: u32) {
+    if ret != 0 {
+        return;
+    }
+    let task = current();
+    let was_target = is_known_target(task.tgid);
+    if !is_target(task.tgid, task.uid) {
+        return;
+    }
+    if let Some(mut entry) = reserve::<Setuid>(kind::SETUID, &task) {
+        unsafe {
+            (*entry.as_mut_ptr()).payload = Setuid {
+                syscall,
+                became_target: !was_target as u32,
+            };
+        }
+        submit(entry);
+    }
+}
+
+/// syscalls/sys_exit_setuid: `ret`@16.
+#[tracepoint(category = "syscalls", name = "sys_exit_setuid")]
+pub fn sys_exit_setuid(ctx: TracePointContext) -> u32 {
+    setuid_exit(field(&ctx, 16), setuid::SETUID);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_setreuid")]
+pub fn sys_exit_setreuid(ctx: TracePointContext) -> u32 {
+    setuid_exit(field(&ctx, 16), setuid::SETREUID);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_setresuid")]
+pub fn sys_exit_setresuid(ctx: TracePointContext) -> u32 {
+    setuid_exit(field(&ctx, 16), setuid::SETRESUID);
     0
 }

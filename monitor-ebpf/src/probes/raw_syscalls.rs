@@ -11,7 +11,7 @@ use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
-use monitor_common::{file, syscall::op};
+use monitor_common::{file, process::setuid, syscall::op};
 
 use super::{connect, device, file as files, process};
 use crate::{
@@ -42,6 +42,7 @@ fn enter(op: u8, a: &impl SysArgs) {
         op::EXECVE => process::exec_enter(),
         op::EXIT | op::EXIT_GROUP => process::exit_enter(a.arg(0)),
         op::SOCKET => connect::socket_enter(a),
+        op::SETUID | op::SETREUID | op::SETRESUID => process::setuid_enter(),
         _ => {}
     }
 }
@@ -55,6 +56,9 @@ fn exit(op: u8, ret: i64) {
         op::IOCTL => device::ioctl_exit(ret),
         op::EXECVE => process::exec_exit(),
         op::SOCKET => connect::socket_exit(ret),
+        op::SETUID => process::setuid_exit(ret, setuid::SETUID),
+        op::SETREUID => process::setuid_exit(ret, setuid::SETREUID),
+        op::SETRESUID => process::setuid_exit(ret, setuid::SETRESUID),
         _ => {}
     }
 }

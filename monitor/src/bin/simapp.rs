@@ -22,6 +22,35 @@
 //!                             parent has exited; the original process exits once the
 //!                             intermediate child has (like a detached app service)
 //!   waitfile=PATH             wait (up to 10 s) until PATH exists
+//!   touch=PATH                create PATH (a gate another process waits for)
+//!   pidfile=PATH              write this process's pid to PATH (whole, by rename)
+//!   fork=MS                   fork a child that sleeps MS milliseconds and exits
+//!   oomchild=N                write N to the last forked child's oom_score_adj (what Chromium
+//!                             does for its renderers: the app adjusting its own processes)
+//!   oomof=PID,N               write N to /proc/PID/oom_score_adj (PID or @FILE: the pid in
+//!                             FILE): what lmkd / ActivityManager do for an app's processes
+//!   kill=PID,SIG              send SIG to PID (or @FILE)
+//!   cgkill=DIR                kill every process of the cgroup DIR: `cgroup.kill` where the
+//!                             kernel has it (5.14+), else SIGKILL to each pid in
+//!                             `cgroup.procs` (as Android's libprocessgroup does)
+//!
+//! `emuwatch-simapp system STEP...` runs the same steps in the role of the system (a process
+//! outside the app: ActivityManager, lmkd), e.g. `system oomof=@app.pid,900`.
+//!
+//! `emuwatch-simapp zygote [--cgroup DIR]` plays Android's zygote: it sets its own
+//! oom_score_adj to -1000 (where the host allows it) and reads commands from stdin, one per
+//! line:
+//!   spawn NAME UID GATE STEP...   fork a child that (still root) joins the cgroup
+//!                                 DIR/uid_UID/pid_PID when --cgroup is given, drops to UID
+//!                                 (setgroups, setresgid, setresuid), prints
+//!                                 `{"pid":..,"spawned":NAME,"uid":UID}`, waits for the file GATE
+//!                                 (`-`: no wait), takes NAME as argv[0] and the last 15 bytes of
+//!                                 NAME as its thread name (prctl PR_SET_NAME) — never exec'ing —
+//!                                 then runs the steps and exits 0
+//!   do STEP...                    the zygote itself runs the steps
+//!   exit                          (or end of input) the zygote exits
+//! (Android renames the thread before rewriting argv[0]; the simulator does it the other way
+//! round so that the full name is already there when emuwatch reads it for the rename.)
 //!
 //! `emuwatch-simapp serve --ports-file FILE [--seconds N]` runs loopback TCP listeners (the
 //! "servers" of the demo) and writes their addresses to FILE.
@@ -29,8 +58,12 @@
 //! (contacts, photos, a MAC address, build.prop) and, with --camera, a camera device node
 //! (needs root; backed by /dev/null's driver, so opening works and VIDIOC_STREAMON fails).
 //! `emuwatch-simapp app --ports-file FILE --data DIR [--camera PATH] [--rounds N]
-//! [--without BEHAVIOUR]...` behaves like the apps under study: foreground activity, then
-//! "close" (oom_score_adj 0 -> 900, main exits) while a detached service keeps collecting.
+//! [--am-dir DIR] [--without BEHAVIOUR]...` behaves like the apps under study: foreground
+//! activity, then "close" (its main process exits) while a detached service keeps collecting.
+//! It never writes its own oom_score_adj. With `--am-dir DIR` a separate process plays
+//! ActivityManager: the app writes DIR/app.pid, waits for DIR/on-screen (the system has put it
+//! on screen), works, creates DIR/leaving and waits for DIR/home (the system has demoted it)
+//! before it closes.
 //! `--without` turns one behaviour of the service off (`service-connect`, `service-camera`,
 //! `service-identifiers`), so two runs can differ in exactly one behaviour.
 use std::{
@@ -326,8 +359,214 @@ fn step(s: &str) -> String {
             }
             format!("{{\"pid\":{},\"step\":\"waitfile\"}}", pid())
         }
+        "touch" => {
+            std::fs::write(arg, "").expect("touch");
+            format!("{{\"pid\":{},\"step\":\"touch\"}}", pid())
+        }
+        "pidfile" => {
+            let tmp = format!("{arg}.tmp");
+            std::fs::write(&tmp, pid().to_string()).expect("write pid file");
+            std::fs::rename(&tmp, arg).expect("rename pid file");
+            format!("{{\"pid\":{},\"step\":\"pidfile\"}}", pid())
+        }
+        "fork" => {
+            let ms: u64 = arg.parse().expect("ms");
+            let child = unsafe { libc::fork() };
+            if child == 0 {
+                std::thread::sleep(Duration::from_millis(ms));
+                unsafe { libc::_exit(0) };
+            }
+            LAST_CHILD.store(child, std::sync::atomic::Ordering::Relaxed);
+            format!("{{\"pid\":{},\"step\":\"fork\",\"child\":{child}}}", pid())
+        }
+        "oomchild" => {
+            let child = LAST_CHILD.load(std::sync::atomic::Ordering::Relaxed);
+            std::fs::write(format!("/proc/{child}/oom_score_adj"), arg)
+                .expect("write the child's oom_score_adj");
+            format!(
+                "{{\"pid\":{},\"step\":\"oomchild\",\"child\":{child},\"value\":{arg}}}",
+                pid()
+            )
+        }
+        "oomof" => {
+            let target = pid_arg(args[0]);
+            std::fs::write(format!("/proc/{target}/oom_score_adj"), args[1])
+                .unwrap_or_else(|e| panic!("write oom_score_adj of {target}: {e}"));
+            format!(
+                "{{\"pid\":{},\"step\":\"oomof\",\"target\":{target},\"value\":{}}}",
+                pid(),
+                args[1]
+            )
+        }
+        "kill" => {
+            let target = pid_arg(args[0]);
+            let sig: i32 = args[1].parse().expect("signal");
+            let r = unsafe { libc::kill(target as i32, sig) };
+            format!(
+                "{{\"pid\":{},\"step\":\"kill\",\"target\":{target},\"result\":{r}}}",
+                pid()
+            )
+        }
+        "cgkill" => {
+            let dir = std::path::Path::new(arg);
+            let how = if dir.join("cgroup.kill").exists() {
+                std::fs::write(dir.join("cgroup.kill"), "1").expect("write cgroup.kill");
+                "cgroup.kill"
+            } else {
+                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    unsafe { libc::kill(p, libc::SIGKILL) };
+                }
+                "cgroup.procs"
+            };
+            format!(
+                "{{\"pid\":{},\"step\":\"cgkill\",\"how\":\"{how}\"}}",
+                pid()
+            )
+        }
         other => panic!("unknown step {other:?}"),
     }
+}
+
+/// The last child `fork=` started.
+static LAST_CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// A pid given as a number or as `@FILE` (waiting up to 10 s for FILE).
+fn pid_arg(a: &str) -> u32 {
+    match a.strip_prefix('@') {
+        Some(file) => {
+            for _ in 0..1000 {
+                if let Ok(t) = std::fs::read_to_string(file)
+                    && let Ok(p) = t.trim().parse()
+                {
+                    return p;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            panic!("no pid in {file}");
+        }
+        None => a.parse().expect("pid"),
+    }
+}
+
+/// Overwrite argv[0] in place (the whole argument block, as Android's `setArgv0` does), so
+/// /proc/PID/cmdline shows `name`.
+fn set_argv0(name: &str) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return;
+    };
+    // Fields from the 3rd on; arg_start and arg_end are the 48th and 49th.
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let (Some(&start), Some(&end)) = (f.get(45), f.get(46)) else {
+        return;
+    };
+    if start == 0 || end <= start {
+        return;
+    }
+    let len = (end - start) as usize;
+    let bytes = name.as_bytes();
+    let n = bytes.len().min(len - 1);
+    // SAFETY: [arg_start, arg_end) is this process's own argument block, writable stack
+    // memory; the program has read its arguments already.
+    unsafe {
+        let p = start as *mut u8;
+        std::ptr::write_bytes(p, 0, len);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, n);
+    }
+}
+
+/// The last 15 bytes of a process name: Android's thread name for it.
+fn thread_name(name: &str) -> &str {
+    let mut start = name.len().saturating_sub(15);
+    while !name.is_char_boundary(start) {
+        start += 1;
+    }
+    &name[start..]
+}
+
+/// Android's zygote: forks app processes that drop to their app's uid and rename themselves,
+/// never exec'ing (see the module documentation).
+fn zygote(args: &[String]) {
+    // Room for the children's names in the argument block (Android's zygote has plenty):
+    // run again with padding when it is short.
+    let block: usize = std::env::args().map(|a| a.len() + 1).sum();
+    if block < 128
+        && let Ok(exe) = std::env::current_exe()
+    {
+        let exe = CString::new(exe.as_os_str().as_encoded_bytes()).expect("path");
+        let mut argv: Vec<CString> = std::env::args()
+            .map(|a| CString::new(a).expect("arg"))
+            .collect();
+        argv.push(CString::new("--pad").unwrap());
+        argv.push(CString::new("-".repeat(128)).unwrap());
+        let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        unsafe { libc::execv(exe.as_ptr(), ptrs.as_ptr()) };
+    }
+    let cgroup = arg_value(args, "--cgroup");
+    // Android's zygote runs at -1000 (some hosts refuse negative scores: then it keeps its own).
+    let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
+    // Children are reaped by the kernel.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if std::io::stdin().read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        match words.first().map(String::as_str) {
+            Some("spawn") if words.len() >= 4 => {
+                let name = words[1].clone();
+                let uid: u32 = words[2].parse().expect("uid");
+                let gate = words[3].clone();
+                let child = unsafe { libc::fork() };
+                if child == 0 {
+                    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+                    app_process(&name, uid, &gate, cgroup.as_deref(), &words[4..]);
+                    std::process::exit(0);
+                }
+            }
+            Some("do") => steps(&words[1..]),
+            Some("exit") => break,
+            None => {}
+            Some(other) => panic!("zygote: unknown command {other:?}"),
+        }
+    }
+}
+
+/// A zygote child: cgroup (as root), uid, then name, then the app's code.
+fn app_process(name: &str, uid: u32, gate: &str, cgroup: Option<&str>, app_steps: &[String]) {
+    let me = pid();
+    if let Some(root) = cgroup {
+        let dir = std::path::Path::new(root)
+            .join(format!("uid_{uid}"))
+            .join(format!("pid_{me}"));
+        std::fs::create_dir_all(&dir).expect("create the process's cgroup");
+        std::fs::write(dir.join("cgroup.procs"), me.to_string()).expect("join the cgroup");
+    }
+    unsafe {
+        assert_eq!(libc::setgroups(0, std::ptr::null()), 0, "setgroups");
+        assert_eq!(libc::setresgid(uid, uid, uid), 0, "setresgid");
+        assert_eq!(libc::setresuid(uid, uid, uid), 0, "setresuid");
+    }
+    out(format!(
+        "{{\"pid\":{me},\"spawned\":{},\"uid\":{uid}}}",
+        json_str(name)
+    ));
+    if gate != "-" {
+        out(step(&format!("waitfile={gate}")));
+    }
+    set_argv0(name);
+    let c = CString::new(thread_name(name)).expect("name");
+    unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0) };
+    steps(app_steps);
 }
 
 /// Double fork: returns in the grandchild; the original and intermediate processes exit.
@@ -489,7 +728,16 @@ fn app(args: &[String]) {
             out(step(&format!("streamon={c}")));
         }
     };
-    let _ = std::fs::write("/proc/self/oom_score_adj", "0");
+    // With --am-dir, a separate process plays ActivityManager (the scenario's steps): the app
+    // says where it is, waits to be put on screen, and later to be sent to the background.
+    // The app never writes its own oom_score_adj: on Android the system does.
+    let am = arg_value(args, "--am-dir");
+    let am_file = |name: &str| format!("{}/{name}", am.as_deref().unwrap_or("."));
+    if am.is_some() {
+        std::fs::create_dir_all(am_file("")).expect("create the --am-dir directory");
+        let _ = step(&format!("pidfile={}", am_file("app.pid")));
+        out(step(&format!("waitfile={}", am_file("on-screen"))));
+    }
     out(format!("{{\"pid\":{},\"phase\":\"foreground\"}}", pid()));
     // Foreground: the user is looking at the app.
     for s in &servers {
@@ -500,8 +748,11 @@ fn app(args: &[String]) {
     read("Pictures/screenshot.png");
     touch_camera();
     std::thread::sleep(Duration::from_millis(200));
-    // The user closes the app: ActivityManager demotes it, then its main process exits.
-    let _ = std::fs::write("/proc/self/oom_score_adj", "900");
+    // The user leaves the app: ActivityManager demotes it, then its main process exits.
+    if am.is_some() {
+        let _ = step(&format!("touch={}", am_file("leaving")));
+        out(step(&format!("waitfile={}", am_file("home"))));
+    }
     out(format!("{{\"pid\":{},\"phase\":\"background\"}}", pid()));
     std::thread::sleep(Duration::from_millis(200));
     let first = pid();
@@ -543,13 +794,14 @@ fn app(args: &[String]) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("steps") => steps(&args[1..]),
+        Some("steps") | Some("system") => steps(&args[1..]),
+        Some("zygote") => zygote(&args[1..]),
         Some("serve") => serve(&args[1..]),
         Some("app") => app(&args[1..]),
         Some("prepare") => prepare(&args[1..]),
         _ => {
             eprintln!(
-                "usage: emuwatch-simapp steps STEP... | serve --ports-file F | prepare --data DIR [--camera DEV] | app --ports-file F --data DIR [--camera DEV] [--rounds N] [--without BEHAVIOUR]"
+                "usage: emuwatch-simapp steps STEP... | system STEP... | zygote [--cgroup DIR] | serve --ports-file F | prepare --data DIR [--camera DEV] | app --ports-file F --data DIR [--camera DEV] [--rounds N] [--am-dir DIR] [--without BEHAVIOUR]"
             );
             std::process::exit(2);
         }

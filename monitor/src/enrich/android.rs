@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, path::Path};
 use anyhow::{Context, Result, bail};
 
 /// Android puts user `u`'s copy of app `appId` at uid `u * 100000 + appId`.
-pub const PER_USER_RANGE: u32 = 100_000;
+pub use monitor_common::PER_USER_RANGE;
 pub const FIRST_APPLICATION_UID: u32 = 10_000;
 pub const FIRST_ISOLATED_UID: u32 = 90_000;
 pub const LAST_ISOLATED_UID: u32 = 99_999;

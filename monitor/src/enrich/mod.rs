@@ -108,6 +108,9 @@ impl Enricher {
                 oom_score_adj: adj,
                 band: android::band(adj).to_string(),
                 source: source.into(),
+                written_by: None,
+                writer_pid: None,
+                writer_comm: None,
             }),
             pid: tgid,
             tid,
@@ -245,8 +248,15 @@ impl Enricher {
             }
             Raw::Rename(h, r) => {
                 let name = cstr(&r.new_comm);
+                // Android: the thread name is the last 15 bytes of the process name, argv[0]
+                // the whole name (`pkg:remote`).
+                let process_name = (h.tid == h.tgid)
+                    .then(|| process::argv0(h.tgid))
+                    .flatten()
+                    .filter(|a| !name.is_empty() && a.ends_with(name.as_str()));
                 let body = Body::Process(event::Process {
                     name: Some(name.clone()),
+                    process_name,
                     ..event::Process::op(ProcOp::Rename)
                 });
                 self.event(&h, body, out);
@@ -255,6 +265,26 @@ impl Enricher {
                     // zygote: identify it again.
                     self.procs.exec(h.tgid, h.uid, &name);
                 }
+            }
+            Raw::Setuid(h, u) => {
+                // A zygote child taking its app's uid: from here on it is the app's process.
+                // Its oom_score_adj is still zygote's (the system scores it next): no band
+                // is read for it when it is first seen here.
+                if u.became_target != 0 {
+                    let _ = self.procs.lookup(h.tgid, h.uid, &cstr(&h.comm));
+                }
+                self.procs.setuid(h.tgid, h.uid);
+                let syscall = match u.syscall {
+                    monitor_common::process::setuid::SETUID => "setuid",
+                    monitor_common::process::setuid::SETREUID => "setreuid",
+                    _ => "setresuid",
+                };
+                let body = Body::Process(event::Process {
+                    syscall: Some(syscall.into()),
+                    became_target: Some(u.became_target != 0),
+                    ..event::Process::op(ProcOp::Setuid)
+                });
+                self.event(&h, body, out);
             }
             Raw::Binder(h, b) => {
                 // Only calls to a camera service are reported (as camera use).
@@ -276,22 +306,37 @@ impl Enricher {
                 }
             }
             Raw::AppState(h, a) => {
-                // Attribute to the process whose score changed, not the writer.
-                let comm = cstr(&a.target_comm);
+                // Attribute to the process whose score changed; the header is the writer.
                 let target = Header {
                     tgid: a.target_tgid,
                     tid: a.target_tgid,
                     comm: a.target_comm,
-                    uid: procfs::process::Process::new(a.target_tgid as i32)
-                        .and_then(|p| p.uid())
+                    uid: self
+                        .procs
+                        .get(a.target_tgid)
+                        .map(|p| p.uid)
+                        .or_else(|| {
+                            procfs::process::Process::new(a.target_tgid as i32)
+                                .and_then(|p| p.uid())
+                                .ok()
+                        })
                         .unwrap_or(h.uid),
                     ..h
                 };
-                let _ = comm;
+                // Written by the app itself (the process, or another process of its app) or
+                // by the system (lmkd, system_server: processes outside the app).
+                let target_app = self.procs.get(target.tgid).map(|p| p.app.clone());
+                let by_app = h.tgid == target.tgid
+                    || self.procs.get(h.tgid).is_some_and(|w| {
+                        !w.exited && target_app.as_deref() == Some(w.app.as_str())
+                    });
                 let body = Body::AppState(event::AppState {
                     oom_score_adj: a.oom_score_adj,
                     band: android::band(a.oom_score_adj).to_string(),
                     source: "kernel".into(),
+                    written_by: Some(if by_app { "app" } else { "system" }.into()),
+                    writer_pid: Some(h.tgid),
+                    writer_comm: Some(cstr(&h.comm)),
                 });
                 self.event(&target, body, out);
             }

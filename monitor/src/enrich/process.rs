@@ -27,6 +27,11 @@ pub struct ProcessTable {
     seeded_adj: HashMap<u32, i32>,
 }
 
+/// argv[0] of a live process, from /proc.
+pub fn argv0(tgid: u32) -> Option<String> {
+    proc_facts(tgid).0
+}
+
 /// argv[0] and ppid of a live process, from /proc.
 fn proc_facts(tgid: u32) -> (Option<String>, Option<u32>) {
     let Ok(p) = procfs::process::Process::new(tgid as i32) else {
@@ -151,6 +156,18 @@ impl ProcessTable {
             && let Some(p) = self.procs.get_mut(&tgid)
         {
             p.app = pkg.to_string();
+        }
+    }
+
+    /// The process took `uid`: where it names a package (a zygote child taking its app's
+    /// uid), the process is that app's from now on.
+    pub fn setuid(&mut self, tgid: u32, uid: u32) {
+        let pkg = self.packages.package_of_uid(uid).map(str::to_string);
+        if let Some(p) = self.procs.get_mut(&tgid) {
+            p.uid = uid;
+            if let Some(pkg) = pkg {
+                p.app = pkg;
+            }
         }
     }
 

@@ -82,6 +82,8 @@ pub struct TargetMaps {
     pub all: bool,
     pub tgids: Vec<u32>,
     pub uids: Vec<u32>,
+    /// Android app ids (`uid % 100000`): every Android user's copy of an app (`--package`).
+    pub app_ids: Vec<u32>,
     pub comms: Vec<String>,
     pub cgroup_ids: Vec<u64>,
 }
@@ -240,6 +242,14 @@ impl Kernel {
         for u in &t.uids {
             uids.insert(u, 1, 0)?;
         }
+        let mut app_ids: HashMap<_, u32, u8> = HashMap::try_from(
+            self.ebpf
+                .map_mut("TARGET_APP_IDS")
+                .context("TARGET_APP_IDS")?,
+        )?;
+        for a in &t.app_ids {
+            app_ids.insert(a, 1, 0)?;
+        }
         let mut comms: HashMap<_, [u8; COMM_LEN], u8> =
             HashMap::try_from(self.ebpf.map_mut("TARGET_COMMS").context("TARGET_COMMS")?)?;
         for c in &t.comms {
@@ -257,6 +267,7 @@ impl Kernel {
             Array::try_from(self.ebpf.map_mut("CONFIG").context("CONFIG")?)?;
         cfg.set(config::TARGET_ALL, t.all as u64, 0)?;
         cfg.set(config::HAVE_UIDS, !t.uids.is_empty() as u64, 0)?;
+        cfg.set(config::HAVE_APP_IDS, !t.app_ids.is_empty() as u64, 0)?;
         cfg.set(config::HAVE_COMMS, !t.comms.is_empty() as u64, 0)?;
         cfg.set(config::HAVE_CGROUPS, !t.cgroup_ids.is_empty() as u64, 0)?;
         Ok(())

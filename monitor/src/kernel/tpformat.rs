@@ -95,6 +95,9 @@ print fmt: \"transaction=%d dest_node=%d dest_proc=%d dest_thread=%d reply=%d fl
                 &[("fd", 16), ("uservaddr", 24), ("addrlen", 32)],
             ),
             ("syscalls", "sys_exit_connect", &[("ret", 16)]),
+            ("syscalls", "sys_exit_setuid", &[("ret", 16)]),
+            ("syscalls", "sys_exit_setreuid", &[("ret", 16)]),
+            ("syscalls", "sys_exit_setresuid", &[("ret", 16)]),
             (
                 "syscalls",
                 "sys_enter_openat",

@@ -97,6 +97,8 @@ svg .lane-sep{stroke:#e5e7eb}svg .lane-label text{fill:#111827}svg .life{stroke:
 svg .axis{stroke:#6b7280}svg .tick{stroke:#6b7280}svg .tick-label{fill:#4b5563;text-anchor:middle}
 svg .change line{stroke-width:2;stroke-dasharray:4 3}svg .change.ph-fg line{stroke:var(--ph-fg-d)}svg .change.ph-bg line{stroke:var(--ph-bg-d)}svg .change.ph-closed line{stroke:var(--ph-closed-d)}
 svg .marker line{stroke:#374151;stroke-dasharray:2 3}svg .marker text{fill:#374151;font-size:10px}
+svg .lc polygon{fill:#16a34a;stroke:#14532d;stroke-width:1}svg .lc-restart polygon{fill:#dc2626;stroke:#7f1d1d}svg .lc-relaunch polygon{fill:#2563eb;stroke:#1e3a8a}svg .lc-close path{stroke:#111827;stroke-width:2.5}svg .lc-survived circle{fill:none;stroke:#dc2626;stroke-width:2}
+table.lifecycle tr.lc-restart td,table.lifecycle tr.lc-survived td{color:#991b1b}
 svg .mk{cursor:pointer}svg .mk:hover,svg .mk:focus{outline:none;filter:drop-shadow(0 0 2px #111)}
 .k-conn{fill:#2563eb;background:#2563eb}.k-cam{fill:#dc2626;background:#dc2626}.k-mic{fill:#ea580c;background:#ea580c}.k-sfile{fill:#7c3aed;background:#7c3aed}
 .k-file{fill:#9ca3af;background:#9ca3af}.k-proc{fill:#111827;background:#111827}.k-state{fill:#0d9488;background:#0d9488}
@@ -334,7 +336,7 @@ fn app_section(
             k.label()
         );
     }
-    o.push_str(r#"<span><i style="background:var(--ph-fg)"></i>foreground</span><span><i style="background:var(--ph-bg)"></i>background</span><span><i style="background:var(--ph-closed)"></i>closed</span></div>"#);
+    o.push_str(r#"<span><i style="background:var(--ph-fg)"></i>foreground</span><span><i style="background:var(--ph-bg)"></i>background</span><span><i style="background:var(--ph-closed)"></i>closed</span><span><i style="background:#16a34a"></i>&#9656; launch</span><span><i style="background:#dc2626"></i>&#9656; restart after close</span><span><i style="background:#2563eb"></i>&#9656; relaunch</span><span>&#10005; close</span><span>&#9711; survived the close</span></div>"#);
     if lanes_hidden > 0 {
         let _ = write!(
             o,
@@ -389,6 +391,21 @@ fn app_section(
                     .as_deref()
                     .map(|d| format!(": {}", t(d)))
                     .unwrap_or_default()
+            );
+        }
+        o.push_str("</tbody></table>");
+    }
+
+    if !a.lifecycle.is_empty() {
+        o.push_str("<h3>Lifecycle</h3>");
+        o.push_str(r#"<table class="lifecycle"><thead><tr><th class="num">When</th><th>What</th><th>Details</th></tr></thead><tbody>"#);
+        for l in &a.lifecycle {
+            let _ = write!(
+                o,
+                r#"<tr class="lc-{k}"><td class="num">{w}</td><td>{k}</td><td>{d}</td></tr>"#,
+                w = secs_text(l.t_s),
+                k = esc(l.kind),
+                d = t(&l.text)
             );
         }
         o.push_str("</tbody></table>");

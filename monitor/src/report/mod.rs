@@ -10,6 +10,7 @@ pub mod categories;
 pub mod facts;
 pub mod html;
 pub mod json;
+pub mod lifecycle;
 pub mod phases;
 pub mod summary;
 pub mod text;

@@ -186,6 +186,9 @@ mod tests {
             from,
             reason: reason.into(),
             detail: None,
+            how: None,
+            signal: None,
+            exit_code: None,
         };
         let (a, b) = (
             change(Some(Phase::Foreground), Phase::Background, "app_state"),

@@ -122,6 +122,8 @@ pub struct AppReport {
     pub findings: Vec<Finding>,
     pub phases: Vec<PhaseSummary>,
     pub transitions: Vec<Transition>,
+    /// Launches, on-screen periods, closes (and how), survivors, restarts and relaunches.
+    pub lifecycle: Vec<super::lifecycle::LifecycleItem>,
     pub destinations: Vec<Destination>,
     pub countries: Vec<CountryRow>,
     pub devices: Vec<DeviceAccess>,
@@ -738,11 +740,22 @@ pub fn build(cx: &Context) -> Summary {
     }
 
     let empty_track = PhaseTrack::new(Vec::new());
+    let mut by_app: HashMap<&str, Vec<&Event>> = HashMap::new();
+    for ev in events {
+        by_app.entry(app_of.get(ev)).or_default().push(ev);
+    }
     let mut app_reports: Vec<AppReport> = apps
         .into_iter()
         .map(|(name, acc)| {
             let track = tracks.get(&name).unwrap_or(&empty_track);
-            app_report(name, acc, track, frame, cx.categories)
+            let lifecycle = super::lifecycle::for_app(
+                by_app.get(name.as_str()).map_or(&[][..], Vec::as_slice),
+                track,
+                frame,
+            );
+            let mut r = app_report(name, acc, track, frame, cx.categories);
+            r.lifecycle = lifecycle;
+            r
         })
         .collect();
     // Apps with background collection first, the most findings first.
@@ -1101,6 +1114,7 @@ fn app_report(
         findings,
         phases,
         transitions,
+        lifecycle: Vec::new(),
         destinations,
         countries,
         devices,

@@ -410,6 +410,19 @@ fn render_app(o: &mut String, a: &AppReport) {
         );
     }
 
+    if !a.lifecycle.is_empty() {
+        let _ = writeln!(o, "\nLifecycle");
+        for l in &a.lifecycle {
+            let _ = writeln!(
+                o,
+                "  {} {:<9} {}",
+                secs_text(l.t_s),
+                l.kind,
+                escape(&l.text)
+            );
+        }
+    }
+
     let _ = writeln!(o, "\nDestinations ({})", a.destinations.len());
     if a.destinations.is_empty() {
         let _ = writeln!(o, "  none");

@@ -274,6 +274,45 @@ fn test_counts(lines: &[String]) -> Option<(u64, u64)> {
     Some((count("passed")?, count("failed")?))
 }
 
+/// Each failed test with a line of its panic message (shortened): the first that mentions an
+/// error (the cause behind "emuwatch record failed: ..."), else the first.
+fn failures(lines: &[String]) -> Vec<String> {
+    let reason = |name: &str| {
+        let start = lines.iter().position(|l| {
+            l.strip_prefix(&format!("thread '{name}' "))
+                .is_some_and(|r| r.contains("panicked at "))
+        })?;
+        let msg: Vec<&String> = lines[start + 1..]
+            .iter()
+            .take_while(|l| !l.starts_with("---- ") && *l != "failures:")
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        let line = msg
+            .iter()
+            .find(|l| l.to_lowercase().contains("error"))
+            .or(msg.first())?
+            .trim();
+        let short: String = line.chars().take(150).collect();
+        Some(if short.len() < line.len() {
+            short + "…"
+        } else {
+            short
+        })
+    };
+    // libtest's closing list: "failures:" then one indented name per line.
+    let Some(list) = lines.iter().rposition(|l| l == "failures:") else {
+        return Vec::new();
+    };
+    lines[list + 1..]
+        .iter()
+        .map_while(|l| l.strip_prefix("    "))
+        .map(|name| match reason(name) {
+            Some(r) => format!("{name}: {r}"),
+            None => name.to_string(),
+        })
+        .collect()
+}
+
 fn run_capture(
     k: &'static Kernel,
     capture: &Path,
@@ -325,12 +364,7 @@ fn run_capture(
         timeout: timeout()?,
     })?;
     let counts = test_counts(&o.lines);
-    let failures = o
-        .lines
-        .iter()
-        .filter_map(|l| l.strip_prefix("test ")?.strip_suffix(" ... FAILED"))
-        .map(str::to_string)
-        .collect();
+    let failures = failures(&o.lines);
     let why = match (o.rc, counts) {
         (Some(0), _) => String::new(),
         _ if o.timed_out => format!("timed out after {:.0}s", o.secs),
@@ -543,5 +577,72 @@ fn boot(k: &'static Kernel, cmd: &[String]) -> Result<()> {
             "the guest stopped before the command finished:\n{}",
             o.tail(30)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(s: &str) -> Vec<String> {
+        s.lines().map(String::from).collect()
+    }
+
+    #[test]
+    fn reads_libtest_output() {
+        let out = lines(
+            "running 3 tests
+test a ... ok
+test b ... emuwatch: error: stray stderr
+FAILED
+test c ... FAILED
+
+failures:
+
+---- b stdout ----
+
+thread 'b' (108) panicked at monitor/../tests/capture.rs:98:5:
+emuwatch record failed: ExitStatus(unix_wait_status(512))
+emuwatch: error: required probes failed to attach: tp_btf sched_process_exit
+
+---- c stdout ----
+
+thread 'c' (109) panicked at monitor/../tests/capture.rs:9:5:
+assertion `left == right` failed
+note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
+
+failures:
+    b
+    c
+
+test result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 2.00s
+",
+        );
+        assert_eq!(test_counts(&out), Some((1, 2)));
+        assert_eq!(
+            failures(&out),
+            [
+                "b: emuwatch: error: required probes failed to attach: tp_btf sched_process_exit",
+                "c: assertion `left == right` failed"
+            ]
+        );
+        assert_eq!(test_counts(&lines("VMBED_RC=0")), None);
+    }
+
+    #[test]
+    fn test_args() {
+        let args =
+            |a: &[&str]| parse_test_args(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let t = args(&["--kernel", "debian-6.1", "--kernel=debian-5.10", "connects"]).unwrap();
+        let names: Vec<_> = t.kernels.iter().map(|k| k.name).collect();
+        assert_eq!(names, ["debian-6.1", "debian-5.10"]);
+        assert_eq!(t.rest, ["connects"]);
+        let e = args(&["--kernel", "debian-9"]).err().unwrap().to_string();
+        assert!(e.contains("known: debian-5.10, debian-6.1"), "{e}");
+        assert!(args(&["--kernel", "debian-6.12-arm64"]).is_err());
+        assert!(args(&["--no-vm", "--kernel", "debian-6.1"]).is_err());
+        let t = args(&["--no-vm", "--", "--nocapture"]).unwrap();
+        assert!(t.no_vm && t.kernels.is_empty());
+        assert_eq!(t.rest, ["--", "--nocapture"]);
     }
 }

@@ -44,7 +44,10 @@ pub struct Outcome {
 impl Outcome {
     /// The last `n` console lines, for error messages.
     pub fn tail(&self, n: usize) -> String {
-        self.lines[self.lines.len().saturating_sub(n)..].join("\n")
+        match self.lines.len() {
+            0 => "(no console output)".into(),
+            len => self.lines[len.saturating_sub(n)..].join("\n"),
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask <setup|build|test|demo|bench>`. Each does its own set-up, so a
+//! Project tasks: `cargo xtask <setup|build|test|demo|bench|vm>`. Each does its own set-up, so a
 //! fresh machine needs nothing installed by hand (see README).
 use std::{
     path::{Path, PathBuf},
@@ -9,6 +9,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod vm;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -84,18 +85,33 @@ fn cargo() -> Command {
     c
 }
 
-fn test(extra: &[String]) -> Result<()> {
+/// `cargo xtask test [--no-vm | --kernel NAME...] [ARGS]`: formatting, lints and the host
+/// suite (ARGS go to `cargo test`), then the capture suite in each kernel of the VM matrix.
+/// `--kernel NAME` runs only that kernel's part (ARGS go to the capture binary, e.g. a test
+/// name); `--no-vm` only the host part.
+fn test(args: &[String]) -> Result<()> {
+    let opts = vm::parse_test_args(args)?;
     if !is_root() {
         bail!("the tests load eBPF programs into the kernel: run them as root");
     }
     setup()?;
-    // chromium: the HTML report is checked in a real browser; setpriv (util-linux): run test
-    // children under other uids.
-    apt_install(&[("chromium", "chromium"), ("setpriv", "util-linux")])?;
     let t = Instant::now();
-    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
-    run(cargo().args(["test", "--workspace"]).args(extra))?;
+    if opts.kernels.is_empty() {
+        // chromium: the HTML report is checked in a real browser; setpriv (util-linux): run
+        // test children under other uids.
+        apt_install(&[("chromium", "chromium"), ("setpriv", "util-linux")])?;
+        run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+        run(cargo().args(["test", "--workspace"]).args(&opts.rest))?;
+        eprintln!("xtask: host checks passed in {:.0?}", t.elapsed());
+    }
+    if !opts.no_vm {
+        let (kernels, filter) = match opts.kernels.is_empty() {
+            true => (vm::matrix(), &[][..]),
+            false => (opts.kernels, &opts.rest[..]),
+        };
+        vm::test(&kernels, filter)?;
+    }
     eprintln!("xtask: all checks passed in {:.0?}", t.elapsed());
     Ok(())
 }
@@ -164,8 +180,9 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("demo") => demo(),
         Some("bench") => bench::run(&args[1..]),
+        Some("vm") => vm::main(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|test|demo|bench>");
+            eprintln!("usage: cargo xtask <setup|build|test|demo|bench|vm>");
             return ExitCode::from(2);
         }
     };

@@ -1,0 +1,654 @@
+//! Kernel test bed: the capture suite, unchanged, inside real Debian kernels under QEMU.
+//!
+//! Each kernel comes from Debian's archive by package name (`vm/kernels.rs`), boots with a
+//! busybox initramfs (`vm/initramfs.rs`) and sees the repository over 9p at the same absolute
+//! path as on the host, so the test binary and the `CARGO_BIN_EXE_*` paths compiled into it
+//! work as they are (`vm/qemu.rs`). The guest has no network device, only loopback.
+//!
+//! `cargo xtask test` runs the matrix below after the host suite; `cargo xtask test --kernel
+//! NAME` only that kernel's runs; `cargo xtask vm boot NAME [-- CMD...]` one boot, any command.
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::{apt_install, cargo, root};
+
+mod initramfs;
+mod kernels;
+mod qemu;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Arch {
+    Amd64,
+    Arm64,
+}
+
+impl Arch {
+    /// Debian's name for it.
+    fn debian(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+    fn host() -> Arch {
+        if cfg!(target_arch = "aarch64") {
+            Arch::Arm64
+        } else {
+            Arch::Amd64
+        }
+    }
+}
+
+pub struct Kernel {
+    pub name: &'static str,
+    /// Debian suite whose `linux-image-<arch>` is booted (and its `-security` suite).
+    pub suite: &'static str,
+    pub arch: Arch,
+    /// `EMUWATCH_SYSCALL_PROBES` values the capture suite runs with, one boot each. Empty: not
+    /// in the test matrix (`vm boot` only).
+    pub probe_paths: &'static [&'static str],
+    /// More environment for every capture run on this kernel.
+    pub env: &'static [(&'static str, &'static str)],
+}
+
+const BOTH: &[&str] = &["per-syscall", "raw"];
+
+/// The kernel matrix, in one place.
+pub const KERNELS: &[Kernel] = &[
+    Kernel {
+        name: "debian-5.10",
+        suite: "bullseye",
+        arch: Arch::Amd64,
+        probe_paths: BOTH,
+        // The BTF-less probe path, exercised on one kernel.
+        env: &[("EMUWATCH_BTF", "off")],
+    },
+    Kernel {
+        name: "debian-6.1",
+        suite: "bookworm",
+        arch: Arch::Amd64,
+        probe_paths: BOTH,
+        env: &[],
+    },
+    Kernel {
+        name: "debian-6.12",
+        suite: "trixie",
+        arch: Arch::Amd64,
+        probe_paths: BOTH,
+        env: &[],
+    },
+    // aarch64 smoke boots (`vm boot`): the guest has busybox and the modules, nothing else.
+    Kernel {
+        name: "debian-6.12-arm64",
+        suite: "trixie",
+        arch: Arch::Arm64,
+        probe_paths: &[],
+        env: &[],
+    },
+];
+
+/// Test threads inside the guest unless the arguments say (`--test-threads=N`). Measured on
+/// 6.1 under TCG: 1 thread 421 s, 2 threads 177 s (the tests mostly wait), 4 threads 140 s
+/// but `emuwatch did not attach` within the suite's 30 s.
+const TEST_THREADS: &str = "2";
+/// Per boot, unless `EMUWATCH_VM_TIMEOUT` (seconds) says otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+pub fn find(name: &str) -> Result<&'static Kernel> {
+    KERNELS.iter().find(|k| k.name == name).with_context(|| {
+        let known: Vec<&str> = KERNELS.iter().map(|k| k.name).collect();
+        format!("unknown kernel {name:?} (known: {})", known.join(", "))
+    })
+}
+
+/// What `cargo xtask test` was asked for.
+pub struct TestArgs {
+    /// `--kernel NAME` (repeatable): only these kernels' capture runs.
+    pub kernels: Vec<&'static Kernel>,
+    /// `--no-vm`: only the host part.
+    pub no_vm: bool,
+    /// Everything else: for `cargo test` (host), or for the capture binary (with `--kernel`).
+    pub rest: Vec<String>,
+}
+
+pub fn parse_test_args(args: &[String]) -> Result<TestArgs> {
+    let mut t = TestArgs {
+        kernels: Vec::new(),
+        no_vm: false,
+        rest: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--" => {
+                t.rest.push(a.clone());
+                t.rest.extend(it.by_ref().cloned());
+            }
+            "--no-vm" => t.no_vm = true,
+            "--kernel" => {
+                let name = it.next().context("--kernel needs a kernel name")?;
+                t.kernels.push(find(name)?);
+            }
+            _ => match a.strip_prefix("--kernel=") {
+                Some(name) => t.kernels.push(find(name)?),
+                None => t.rest.push(a.clone()),
+            },
+        }
+    }
+    if t.no_vm && !t.kernels.is_empty() {
+        bail!("--no-vm and --kernel contradict each other");
+    }
+    for k in &t.kernels {
+        if k.probe_paths.is_empty() {
+            bail!(
+                "{} has no capture runs in the matrix; boot it with `cargo xtask vm boot {}`",
+                k.name,
+                k.name
+            );
+        }
+    }
+    Ok(t)
+}
+
+/// The kernels `cargo xtask test` runs when none is named.
+pub fn matrix() -> Vec<&'static Kernel> {
+    KERNELS
+        .iter()
+        .filter(|k| !k.probe_paths.is_empty())
+        .collect()
+}
+
+fn host_packages(kernels: &[&Kernel]) -> Result<()> {
+    let mut pkgs = vec![
+        ("busybox", "busybox-static"),
+        ("xz", "xz-utils"),
+        ("zstd", "zstd"),
+        ("depmod", "kmod"),
+        ("setpriv", "util-linux"),
+    ];
+    if kernels.iter().any(|k| k.arch == Arch::Amd64) {
+        pkgs.push(("qemu-system-x86_64", "qemu-system-x86"));
+    }
+    if kernels.iter().any(|k| k.arch == Arch::Arm64) {
+        pkgs.push(("qemu-system-aarch64", "qemu-system-arm"));
+    }
+    apt_install(&pkgs)
+}
+
+fn timeout() -> Result<Duration> {
+    match std::env::var("EMUWATCH_VM_TIMEOUT") {
+        Ok(s) => Ok(Duration::from_secs(s.parse().with_context(|| {
+            format!("EMUWATCH_VM_TIMEOUT={s:?}: want seconds")
+        })?)),
+        Err(_) => Ok(DEFAULT_TIMEOUT),
+    }
+}
+
+/// Single-quoted for sh.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn write_script(path: &Path, body: &str) -> Result<()> {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n"))
+        .with_context(|| format!("write {}", path.display()))
+}
+
+/// The capture test binary (and every executable built with it), built now if needed.
+fn capture_binary() -> Result<(PathBuf, Vec<PathBuf>)> {
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "--no-run",
+        "--package",
+        "monitor",
+        "--test",
+        "capture",
+    ])
+    .arg("--message-format=json")
+    .stderr(Stdio::inherit());
+    eprintln!("xtask: $ {}", crate::describe(&cmd));
+    let out = cmd.output().context("run cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("building the capture tests failed ({})", out.status);
+    }
+    let mut capture = None;
+    let mut all = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if let Some(exe) = v["executable"].as_str() {
+            let exe = PathBuf::from(exe);
+            if v["target"]["name"] == "capture" && v["profile"]["test"] == true {
+                capture = Some(exe.clone());
+            }
+            all.push(exe);
+        }
+    }
+    let capture = capture.context("cargo built no capture test executable")?;
+    for exe in &all {
+        if !exe.starts_with(root()) {
+            bail!(
+                "{} is outside the repository, which is all the guest sees (CARGO_TARGET_DIR?)",
+                exe.display()
+            );
+        }
+    }
+    Ok((capture, all))
+}
+
+/// One capture run's result.
+struct Row {
+    kernel: &'static str,
+    uname: String,
+    btf: String,
+    path: String,
+    passed: Option<u64>,
+    failed: Option<u64>,
+    failures: Vec<String>,
+    boot_secs: Option<f64>,
+    secs: f64,
+    ok: bool,
+    why: String,
+    log: PathBuf,
+}
+
+/// `test result: FAILED. 20 passed; 3 failed; ...` → (passed, failed).
+fn test_counts(lines: &[String]) -> Option<(u64, u64)> {
+    let l = lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("test result: "))?;
+    let count = |what: &str| {
+        l.split(';').find_map(|part| {
+            let mut w = part.split_whitespace().rev();
+            (w.next()? == what).then(|| w.next()?.parse().ok())?
+        })
+    };
+    Some((count("passed")?, count("failed")?))
+}
+
+/// Each failed test with a line of its panic message (shortened): the first that mentions an
+/// error (the cause behind "emuwatch record failed: ..."), else the first.
+fn failures(lines: &[String]) -> Vec<String> {
+    let reason = |name: &str| {
+        let start = lines.iter().position(|l| {
+            l.strip_prefix(&format!("thread '{name}' "))
+                .is_some_and(|r| r.contains("panicked at "))
+        })?;
+        let msg: Vec<&String> = lines[start + 1..]
+            .iter()
+            .take_while(|l| !l.starts_with("---- ") && *l != "failures:")
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        let line = msg
+            .iter()
+            .find(|l| l.to_lowercase().contains("error"))
+            .or(msg.first())?
+            .trim();
+        let short: String = line.chars().take(150).collect();
+        Some(if short.len() < line.len() {
+            short + "…"
+        } else {
+            short
+        })
+    };
+    // libtest's closing list: "failures:" then one indented name per line.
+    let Some(list) = lines.iter().rposition(|l| l == "failures:") else {
+        return Vec::new();
+    };
+    lines[list + 1..]
+        .iter()
+        .map_while(|l| l.strip_prefix("    "))
+        .map(|name| match reason(name) {
+            Some(r) => format!("{name}: {r}"),
+            None => name.to_string(),
+        })
+        .collect()
+}
+
+fn run_capture(
+    k: &'static Kernel,
+    capture: &Path,
+    initrd: &Path,
+    image: &Path,
+    path: &str,
+    filter: &[String],
+) -> Result<Row> {
+    let repo = root();
+    let dir = qemu::run_dir(&repo, k.name, path)?;
+    let mut env = vec![("EMUWATCH_SYSCALL_PROBES", path)];
+    env.extend(k.env.iter().copied());
+    let mut body = String::new();
+    for (key, value) in &env {
+        writeln!(body, "export {key}={}", sh_quote(value))?;
+    }
+    // Where cargo runs integration tests: the package's directory.
+    writeln!(
+        body,
+        "cd {}",
+        sh_quote(&repo.join("monitor").to_string_lossy())
+    )?;
+    write!(body, "exec {}", sh_quote(&capture.to_string_lossy()))?;
+    if !filter.iter().any(|a| a.starts_with("--test-threads")) {
+        write!(body, " --test-threads={TEST_THREADS}")?;
+    }
+    for f in filter {
+        write!(body, " {}", sh_quote(f))?;
+    }
+    let script = dir.join("guest-cmd.sh");
+    write_script(&script, &body)?;
+
+    let label = k
+        .env
+        .iter()
+        .fold(path.to_string(), |s, (key, v)| format!("{s} {key}={v}"));
+    let prefix = format!("[{} {label}]", k.name);
+    eprintln!("\nxtask: ==== {prefix} ====");
+    let log = dir.join("console.log");
+    let o = qemu::boot(&qemu::Boot {
+        arch: k.arch,
+        kernel: image,
+        initrd,
+        repo: &repo,
+        script: &script,
+        log: &log,
+        prefix: &prefix,
+        timeout: timeout()?,
+    })?;
+    let counts = test_counts(&o.lines);
+    let failures = failures(&o.lines);
+    let why = match (o.rc, counts) {
+        (Some(0), _) => String::new(),
+        _ if o.timed_out => format!("timed out after {:.0}s", o.secs),
+        (None, _) => "the guest stopped before the command finished (crash?)".into(),
+        (Some(rc), Some((_, failed))) => format!("{failed} tests failed (exit {rc})"),
+        (Some(rc), None) => format!("exit {rc} without a test result"),
+    };
+    if !why.is_empty() && counts.is_none() {
+        eprintln!(
+            "xtask: {prefix} {why}; console tail ({}):\n{}",
+            log.display(),
+            o.tail(30)
+        );
+    }
+    Ok(Row {
+        kernel: k.name,
+        uname: o.uname.unwrap_or_else(|| "?".into()),
+        btf: match o.btf {
+            Some(true) => "yes".into(),
+            Some(false) => "no".into(),
+            None => "?".into(),
+        },
+        path: label,
+        passed: counts.map(|c| c.0),
+        failed: counts.map(|c| c.1),
+        failures,
+        boot_secs: o.boot_secs,
+        secs: o.secs,
+        ok: why.is_empty(),
+        why,
+        log,
+    })
+}
+
+fn summary(rows: &[Row]) -> String {
+    let opt = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
+    let mut s = format!(
+        "{:<13} {:<24} {:<4} {:<34} {:>6} {:>6} {:>6} {:>7}  result\n",
+        "kernel", "uname -r (guest)", "BTF", "path", "passed", "failed", "boot s", "total s"
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{:<13} {:<24} {:<4} {:<34} {:>6} {:>6} {:>6} {:>7.0}  {}",
+            r.kernel,
+            r.uname,
+            r.btf,
+            r.path,
+            opt(r.passed),
+            opt(r.failed),
+            r.boot_secs.map_or("-".into(), |b| format!("{b:.1}")),
+            r.secs,
+            if r.ok { "ok" } else { &r.why }
+        );
+    }
+    for r in rows.iter().filter(|r| !r.ok) {
+        let _ = writeln!(
+            s,
+            "\n[{} {}] failed ({}):",
+            r.kernel,
+            r.path,
+            r.log.display()
+        );
+        for f in &r.failures {
+            let _ = writeln!(s, "  {f}");
+        }
+    }
+    s
+}
+
+/// The capture suite in each of `kernels`, once per probe path; a summary at the end.
+/// `args` go to the capture binary (a test name filter, `--exact`, ...).
+pub fn test(kernels: &[&'static Kernel], args: &[String]) -> Result<()> {
+    let filter = match args.first().map(String::as_str) {
+        Some("--") => &args[1..],
+        _ => args,
+    };
+    host_packages(kernels)?;
+    let (capture, executables) = capture_binary()?;
+    let t = Instant::now();
+    let mut rows = Vec::new();
+    for k in kernels {
+        let p = kernels::prepare(k, false)?;
+        let dir = root().join("target/vm").join(k.name);
+        let initrd = initramfs::build(k, &p, &dir, &executables)?;
+        for path in k.probe_paths {
+            rows.push(run_capture(k, &capture, &initrd, &p.image(), path, filter)?);
+        }
+    }
+    println!(
+        "\nxtask: kernel matrix ({:.0}s)\n{}",
+        t.elapsed().as_secs_f64(),
+        summary(&rows)
+    );
+    let failed: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.ok)
+        .map(|r| format!("{} {}", r.kernel, r.path))
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} kernel runs failed: {}",
+            failed.len(),
+            rows.len(),
+            failed.join("; ")
+        );
+    }
+    Ok(())
+}
+
+const USAGE: &str = "usage: cargo xtask vm boot NAME [-- CMD...]   boot NAME, run CMD (sh words, cwd = repository) in it
+       cargo xtask vm fetch [--refresh] [NAME...]  download and unpack kernels (--refresh: again)";
+
+/// `cargo xtask vm ...`
+pub fn main(args: &[String]) -> Result<()> {
+    let names = || {
+        KERNELS
+            .iter()
+            .map(|k| k.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match args.first().map(String::as_str) {
+        Some("boot") => {
+            let name = args
+                .get(1)
+                .with_context(|| format!("{USAGE}\nkernels: {}", names()))?;
+            let cmd = match args.get(2).map(String::as_str) {
+                Some("--") | None => &args[args.len().min(3)..],
+                Some(other) => bail!("unexpected {other:?}\n{USAGE}"),
+            };
+            boot(find(name)?, cmd)
+        }
+        Some("fetch") => {
+            let refresh = args.get(1).is_some_and(|a| a == "--refresh");
+            let named = &args[1 + usize::from(refresh)..];
+            let kernels: Vec<&Kernel> = if named.is_empty() {
+                KERNELS.iter().collect()
+            } else {
+                named.iter().map(|n| find(n)).collect::<Result<_>>()?
+            };
+            host_packages(&kernels)?;
+            for k in kernels {
+                let p = kernels::prepare(k, refresh)?;
+                println!(
+                    "{}: {} {} (uname -r {}) in {}",
+                    k.name,
+                    p.package,
+                    p.version,
+                    p.release,
+                    p.dir.display()
+                );
+            }
+            Ok(())
+        }
+        _ => bail!("{USAGE}\nkernels: {}", names()),
+    }
+}
+
+/// Boot `k` and run `cmd` (words joined for the guest's sh, as ssh does) from the repository.
+fn boot(k: &'static Kernel, cmd: &[String]) -> Result<()> {
+    host_packages(&[k])?;
+    let p = kernels::prepare(k, false)?;
+    let repo = root();
+    let dir = repo.join("target/vm").join(k.name);
+    // Host programs named in the command, and emuwatch's own builds, get their shared
+    // libraries into the guest.
+    let built = ["debug", "release"]
+        .iter()
+        .flat_map(|p| ["emuwatch", "emuwatch-simapp"].map(|b| format!("target/{p}/{b}")));
+    let programs: Vec<PathBuf> = cmd
+        .iter()
+        .flat_map(|w| w.split([' ', ';', '&', '|']))
+        .map(String::from)
+        .chain(built)
+        .map(|w| repo.join(w))
+        .filter(|p| p.is_file())
+        .collect();
+    let initrd = initramfs::build(k, &p, &dir, &programs)?;
+    let run = qemu::run_dir(&repo, k.name, "boot")?;
+    let script = run.join("guest-cmd.sh");
+    let body = if cmd.is_empty() {
+        "uname -a; ls /sys/kernel/tracing/events/raw_syscalls; ls -l /dev/binder".to_string()
+    } else {
+        cmd.join(" ")
+    };
+    write_script(&script, &body)?;
+    let log = run.join("console.log");
+    let o = qemu::boot(&qemu::Boot {
+        arch: k.arch,
+        kernel: &p.image(),
+        initrd: &initrd,
+        repo: &repo,
+        script: &script,
+        log: &log,
+        prefix: &format!("[{}]", k.name),
+        timeout: timeout()?,
+    })?;
+    eprintln!(
+        "xtask: {} ({} {}): uname {}, BTF {}, boot {}, total {:.1}s, console log {}",
+        k.name,
+        p.package,
+        p.version,
+        o.uname.as_deref().unwrap_or("?"),
+        o.btf.map_or("?", |b| if b { "yes" } else { "no" }),
+        o.boot_secs.map_or("-".into(), |b| format!("{b:.1}s")),
+        o.secs,
+        log.display()
+    );
+    match o.rc {
+        Some(0) => Ok(()),
+        Some(rc) => bail!("the guest command exited {rc}"),
+        None if o.timed_out => bail!("timed out after {:.0}s:\n{}", o.secs, o.tail(30)),
+        None => bail!(
+            "the guest stopped before the command finished:\n{}",
+            o.tail(30)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(s: &str) -> Vec<String> {
+        s.lines().map(String::from).collect()
+    }
+
+    #[test]
+    fn reads_libtest_output() {
+        let out = lines(
+            "running 3 tests
+test a ... ok
+test b ... emuwatch: error: stray stderr
+FAILED
+test c ... FAILED
+
+failures:
+
+---- b stdout ----
+
+thread 'b' (108) panicked at monitor/../tests/capture.rs:98:5:
+emuwatch record failed: ExitStatus(unix_wait_status(512))
+emuwatch: error: required probes failed to attach: tp_btf sched_process_exit
+
+---- c stdout ----
+
+thread 'c' (109) panicked at monitor/../tests/capture.rs:9:5:
+assertion `left == right` failed
+note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
+
+failures:
+    b
+    c
+
+test result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 2.00s
+",
+        );
+        assert_eq!(test_counts(&out), Some((1, 2)));
+        assert_eq!(
+            failures(&out),
+            [
+                "b: emuwatch: error: required probes failed to attach: tp_btf sched_process_exit",
+                "c: assertion `left == right` failed"
+            ]
+        );
+        assert_eq!(test_counts(&lines("VMBED_RC=0")), None);
+    }
+
+    #[test]
+    fn test_args() {
+        let args =
+            |a: &[&str]| parse_test_args(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let t = args(&["--kernel", "debian-6.1", "--kernel=debian-5.10", "connects"]).unwrap();
+        let names: Vec<_> = t.kernels.iter().map(|k| k.name).collect();
+        assert_eq!(names, ["debian-6.1", "debian-5.10"]);
+        assert_eq!(t.rest, ["connects"]);
+        let e = args(&["--kernel", "debian-9"]).err().unwrap().to_string();
+        assert!(e.contains("known: debian-5.10, debian-6.1"), "{e}");
+        assert!(args(&["--kernel", "debian-6.12-arm64"]).is_err());
+        assert!(args(&["--no-vm", "--kernel", "debian-6.1"]).is_err());
+        let t = args(&["--no-vm", "--", "--nocapture"]).unwrap();
+        assert!(t.no_vm && t.kernels.is_empty());
+        assert_eq!(t.rest, ["--", "--nocapture"]);
+    }
+}

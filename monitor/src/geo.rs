@@ -633,8 +633,12 @@ mod tests {
 
     fn connect(addr: &str) -> Connect {
         Connect {
-            family: if addr.contains(':') { "inet6" } else { "inet" }.into(),
-            proto: "tcp".into(),
+            family: if addr.contains(':') {
+                crate::event::AddrFamily::Inet6
+            } else {
+                crate::event::AddrFamily::Inet
+            },
+            proto: crate::event::Proto::Tcp,
             daddr: addr.parse().unwrap(),
             dport: 443,
             result: 0,

@@ -1,9 +1,12 @@
 //! emuwatch: what an app collects while it is open, and what it keeps doing after it is closed.
+mod analysis;
 mod baseline;
+mod capability;
 mod control;
 mod decode;
 mod doctor;
 mod enrich;
+mod escape;
 mod event;
 mod geo;
 mod kernel;

@@ -15,7 +15,10 @@ use monitor_common::{
 
 use crate::{
     decode::{Raw, cstr},
-    event::{self, Body, Event, ProcOp, error_of},
+    event::{
+        self, AddrFamily, Body, DeviceOp, Event, FlushedAt, PathOrigin, ProcOp, Proto, StateSource,
+        Writer, error_of,
+    },
     geo::Geo,
 };
 use files::{DeviceClass, DevicePatterns, FdTable, open_flags_text};
@@ -95,9 +98,9 @@ impl Enricher {
         out: &mut Vec<Event>,
     ) {
         let (adj, source) = match self.procs.take_seeded_adj(tgid) {
-            Some(adj) => (adj, "start"),
+            Some(adj) => (adj, StateSource::Start),
             None => match read_oom_score_adj(tgid) {
-                Some(adj) => (adj, "proc"),
+                Some(adj) => (adj, StateSource::Proc),
                 None => return,
             },
         };
@@ -107,7 +110,7 @@ impl Enricher {
             body: Body::AppState(event::AppState {
                 oom_score_adj: adj,
                 band: android::band(adj).to_string(),
-                source: source.into(),
+                source,
                 written_by: None,
                 writer_pid: None,
                 writer_comm: None,
@@ -165,23 +168,23 @@ impl Enricher {
             Raw::Connect(h, c) => {
                 let (family, daddr) = match c.family {
                     AF_INET => (
-                        "inet",
+                        AddrFamily::Inet,
                         IpAddr::V4(Ipv4Addr::new(
                             c.daddr[0], c.daddr[1], c.daddr[2], c.daddr[3],
                         )),
                     ),
-                    AF_INET6 => ("inet6", IpAddr::V6(Ipv6Addr::from(c.daddr))),
+                    AF_INET6 => (AddrFamily::Inet6, IpAddr::V6(Ipv6Addr::from(c.daddr))),
                     _ => return,
                 };
                 // IPPROTO_TCP = 6, IPPROTO_UDP = 17; SOCK_STREAM = 1, SOCK_DGRAM = 2.
                 let proto = match (c.protocol, c.sock_type) {
-                    (6, _) | (0, 1) => "tcp",
-                    (17, _) | (0, 2) => "udp",
-                    _ => "unknown",
+                    (6, _) | (0, 1) => Proto::Tcp,
+                    (17, _) | (0, 2) => Proto::Udp,
+                    _ => Proto::Unknown,
                 };
                 let mut connect = event::Connect {
-                    family: family.into(),
-                    proto: proto.into(),
+                    family,
+                    proto,
                     daddr,
                     dport: c.dport,
                     result: c.result,
@@ -231,7 +234,7 @@ impl Enricher {
                     fd: r.fd,
                     bytes: r.bytes,
                     reads: r.reads,
-                    flushed_at: "close".into(),
+                    flushed_at: FlushedAt::Close,
                 });
                 self.event(&h, body, out);
             }
@@ -239,7 +242,7 @@ impl Enricher {
                 let path = self.fds.path_of(h.tgid, i.fd);
                 // VIDIOC_STREAMON only exists on V4L2 devices: this is a camera stream.
                 let body = Body::Camera(event::Device {
-                    op: "stream_on".into(),
+                    op: DeviceOp::StreamOn,
                     path,
                     result: i.result,
                     error: error_of(i.result),
@@ -294,7 +297,7 @@ impl Enricher {
                     .unwrap_or_default();
                 if self.devices.is_camera_service(&argv0) {
                     let body = Body::Camera(event::Device {
-                        op: "service_call".into(),
+                        op: DeviceOp::ServiceCall,
                         path: Some(format!(
                             "binder:{argv0} (pid {}, code {})",
                             b.to_proc, b.code
@@ -333,8 +336,8 @@ impl Enricher {
                 let body = Body::AppState(event::AppState {
                     oom_score_adj: a.oom_score_adj,
                     band: android::band(a.oom_score_adj).to_string(),
-                    source: "kernel".into(),
-                    written_by: Some(if by_app { "app" } else { "system" }.into()),
+                    source: StateSource::Kernel,
+                    written_by: Some(if by_app { Writer::App } else { Writer::System }),
                     writer_pid: Some(h.tgid),
                     writer_comm: Some(cstr(&h.comm)),
                 });
@@ -349,18 +352,18 @@ impl Enricher {
         let raw_path = (o.path_status != PATH_FAULT && o.path_len > 0).then(|| cstr(&o.path));
         let (path, origin) = match raw_path.as_deref().filter(|p| !p.is_empty()) {
             Some(p) => match self.fds.absolute(h.tgid, o.dfd, p, cwd.as_deref()) {
-                Some(abs) if o.path_status == PATH_AT_EXIT => (Some(abs), "syscall_exit"),
-                Some(abs) => (Some(abs), "syscall"),
+                Some(abs) if o.path_status == PATH_AT_EXIT => (Some(abs), PathOrigin::SyscallExit),
+                Some(abs) => (Some(abs), PathOrigin::Syscall),
                 // Relative path whose base is gone: keep what the process passed.
-                None => (Some(p.to_string()), "syscall_relative"),
+                None => (Some(p.to_string()), PathOrigin::SyscallRelative),
             },
             None if o.result >= 0 => {
                 match std::fs::read_link(format!("/proc/{}/fd/{}", h.tgid, o.result)) {
-                    Ok(p) => (Some(p.to_string_lossy().into_owned()), "proc_fd"),
-                    Err(_) => (None, "unrecovered"),
+                    Ok(p) => (Some(p.to_string_lossy().into_owned()), PathOrigin::ProcFd),
+                    Err(_) => (None, PathOrigin::Unrecovered),
                 }
             }
-            None => (None, "unrecovered"),
+            None => (None, PathOrigin::Unrecovered),
         };
         if o.result >= 0
             && let Some(p) = &path
@@ -371,7 +374,7 @@ impl Enricher {
         let body = match device {
             Some(class) => {
                 let d = event::Device {
-                    op: "open".into(),
+                    op: DeviceOp::Open,
                     path,
                     result: o.result,
                     error: error_of(o.result),
@@ -383,7 +386,7 @@ impl Enricher {
             }
             None => Body::FileOpen(event::FileOpen {
                 path,
-                path_origin: origin.into(),
+                path_origin: origin,
                 flags: o.flags,
                 flags_text: open_flags_text(o.flags),
                 result: o.result,
@@ -407,7 +410,7 @@ impl Enricher {
         fd: i32,
         bytes: u64,
         reads: u64,
-        why: &str,
+        why: FlushedAt,
         out: &mut Vec<Event>,
     ) {
         let path = self.fds.closed(tgid, fd);
@@ -419,7 +422,7 @@ impl Enricher {
                 fd,
                 bytes,
                 reads,
-                flushed_at: why.into(),
+                flushed_at: why,
             }),
             pid: tgid,
             tid: tgid,

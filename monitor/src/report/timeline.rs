@@ -5,12 +5,15 @@
 //! for any session length.
 use std::{collections::BTreeMap, fmt::Write};
 
-use super::{
-    html::esc,
-    summary::{AppReport, Frame, MarkerItem, human_bytes},
-    text::{ellipsize, escape, secs_text},
+use super::text::secs_text;
+use crate::{
+    analysis::{
+        history::Frame,
+        summary::{AppReport, MarkerItem, human_bytes},
+    },
+    escape::{ellipsize, esc, escape},
+    event::{Body, Event, Phase, ProcOp},
 };
-use crate::event::{Body, Event, Phase, ProcOp};
 
 const WIDTH: f64 = 1080.0;
 const X0: f64 = 206.0;
@@ -156,7 +159,7 @@ fn tick_label(s: f64, step: f64) -> String {
 fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
     let what = match &ev.body {
         Body::Connect(c) => {
-            let mut s = format!("connect {}:{}/{}", c.daddr, c.dport, escape(&c.proto));
+            let mut s = format!("connect {}:{}/{}", c.daddr, c.dport, c.proto);
             if let Some(cc) = &c.country {
                 let _ = write!(s, " {}", escape(cc));
             }
@@ -194,7 +197,7 @@ fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
         Body::Camera(d) | Body::Microphone(d) => format!(
             "{} {} {}{}",
             ev.body.kind(),
-            escape(&d.op),
+            d.op,
             escape(d.path.as_deref().unwrap_or("(unknown device)")),
             d.error
                 .as_deref()
@@ -217,7 +220,7 @@ fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
             "oom_score_adj {} ({}, {})",
             a.oom_score_adj,
             escape(&a.band),
-            escape(&a.source)
+            a.source
         ),
         other => other.kind().to_string(),
     };
@@ -441,7 +444,7 @@ pub fn svg(
             "{} {} ({}{})",
             secs_text(t.t_s),
             t.change_text(),
-            escape(&t.reason),
+            t.reason,
             t.detail
                 .as_deref()
                 .map(|d| format!(": {}", escape(d)))

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::phases::{Frame, PhaseTrack, format_ts, secs};
+use super::history::{Frame, PhaseTrack, format_ts, secs};
 use crate::{
     enrich::android::band,
-    event::{Body, Event, Phase, ProcOp},
+    event::{Body, Event, ExitHow, FlushedAt, Phase, PhaseReason, ProcOp},
 };
 
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -186,38 +186,42 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
             let pid = phase_pid(events, Phase::Closed, c.at);
             let proc_ = pid.and_then(|p| procs.get(&p));
             let name = proc_.map(Proc::name);
-            let (how, signal, exit_code) = match c.reason.as_str() {
-                "marker" => ("marker".to_string(), None, None),
-                _ => close_how(events, pid, c.at),
+            // `None`: closed by a marker.
+            let (how, signal, exit_code) = match c.reason {
+                PhaseReason::Marker => (None, None, None),
+                _ => {
+                    let (h, s, e) = close_how(events, pid, c.at);
+                    (Some(h), s, e)
+                }
             };
             let what = match (&name, pid) {
                 (Some(n), Some(p)) => format!("`{n}` (pid {p})"),
                 _ => "the app".to_string(),
             };
-            let text = match (how.as_str(), signal, exit_code) {
-                ("marker", ..) => format!(
+            let text = match (how, signal, exit_code) {
+                (None, ..) => format!(
                     "closed by a marker{}",
                     c.detail
                         .as_deref()
                         .map(|d| format!(" ({d})"))
                         .unwrap_or_default()
                 ),
-                ("killed", Some(9), _) => format!(
+                (Some(ExitHow::Killed), Some(9), _) => format!(
                     "closed: {what} killed by SIGKILL (swiped away, or killed by the system){}",
-                    which(&c.reason)
+                    which(c.reason)
                 ),
-                ("killed", Some(s), _) => {
-                    format!("closed: {what} killed by signal {s}{}", which(&c.reason))
+                (Some(ExitHow::Killed), Some(s), _) => {
+                    format!("closed: {what} killed by signal {s}{}", which(c.reason))
                 }
-                ("exited", _, Some(code)) => {
-                    format!("closed: {what} exited with code {code}{}", which(&c.reason))
+                (Some(ExitHow::Exited), _, Some(code)) => {
+                    format!("closed: {what} exited with code {code}{}", which(c.reason))
                 }
-                _ => format!("closed: {what} ended{}", which(&c.reason)),
+                _ => format!("closed: {what} ended{}", which(c.reason)),
             };
             let mut it = item(frame, c.at, "close", text);
             it.pid = pid;
             it.name = name;
-            it.how = Some(how);
+            it.how = Some(how.map_or("marker", ExitHow::as_str).to_string());
             it.signal = signal;
             it.exit_code = exit_code;
             out.push(it);
@@ -268,7 +272,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
         track.changes.iter().find(|c| {
             c.from == Phase::Closed
                 && c.to == Phase::Foreground
-                && c.reason == "app_state"
+                && c.reason == PhaseReason::AppState
                 && phase_pid(events, Phase::Foreground, c.at) == Some(pid)
         })
     };
@@ -341,16 +345,16 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
 fn is_activity(e: &Event) -> bool {
     match &e.body {
         Body::Process(p) => p.op != ProcOp::Exit,
-        Body::FileRead(r) => r.flushed_at == "close",
+        Body::FileRead(r) => r.flushed_at == FlushedAt::Close,
         Body::AppState(_) | Body::Phase(_) | Body::Marker(_) | Body::Lost(_) => false,
         _ => true,
     }
 }
 
-fn which(reason: &str) -> &'static str {
+fn which(reason: PhaseReason) -> &'static str {
     match reason {
-        "main_exited" => ", the process hosting its screen",
-        "all_exited" => ", its last process",
+        PhaseReason::MainExited => ", the process hosting its screen",
+        PhaseReason::AllExited => ", its last process",
         _ => "",
     }
 }
@@ -378,10 +382,10 @@ fn close_how(
     events: &[&Event],
     pid: Option<u32>,
     at: DateTime<Utc>,
-) -> (String, Option<i32>, Option<i32>) {
+) -> (ExitHow, Option<i32>, Option<i32>) {
     let from_phase = events.iter().find_map(|e| match &e.body {
         Body::Phase(p) if p.to == Phase::Closed && e.ts == at && Some(e.pid) == pid => {
-            p.how.clone().map(|h| (h, p.signal, p.exit_code))
+            p.how.map(|h| (h, p.signal, p.exit_code))
         }
         _ => None,
     });
@@ -394,12 +398,12 @@ fn close_how(
         .find_map(|e| match &e.body {
             Body::Process(p) if p.op == ProcOp::Exit && Some(e.pid) == pid && e.ts <= at => {
                 Some(match (p.signal, p.exit_code) {
-                    (Some(s), _) => ("killed".to_string(), Some(s), None),
-                    (None, Some(c)) => ("exited".to_string(), None, Some(c)),
-                    _ => ("unknown".to_string(), None, None),
+                    (Some(s), _) => (ExitHow::Killed, Some(s), None),
+                    (None, Some(c)) => (ExitHow::Exited, None, Some(c)),
+                    _ => (ExitHow::Unknown, None, None),
                 })
             }
             _ => None,
         })
-        .unwrap_or(("unknown".to_string(), None, None))
+        .unwrap_or((ExitHow::Unknown, None, None))
 }

@@ -1,7 +1,10 @@
 //! emuwatch: what an app collects while it is open, and what it keeps doing after it is closed.
 mod analysis;
+#[cfg(test)]
+mod architecture_tests;
 mod baseline;
 mod capability;
+mod capture;
 mod control;
 mod decode;
 mod doctor;
@@ -12,7 +15,6 @@ mod geo;
 mod kernel;
 mod live;
 mod phase;
-mod pipeline;
 mod record;
 mod report;
 mod scenario;

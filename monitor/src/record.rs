@@ -1,4 +1,4 @@
-//! `emuwatch record`: choose targets, load and attach the probes, run the pipeline until the
+//! `emuwatch record`: choose targets, load and attach the probes, run the capture until the
 //! targets have exited, the duration is over, or Ctrl-C / SIGTERM.
 use std::{
     collections::BTreeMap,
@@ -14,6 +14,7 @@ use tokio::{
 };
 
 use crate::{
+    capture::Capture,
     enrich::{
         Enricher,
         android::{PER_USER_RANGE, PackagesList},
@@ -24,7 +25,6 @@ use crate::{
     geo::Geo,
     kernel::{Kernel, LoadOptions, ProbeChoice, TargetMaps, system},
     live::LiveView,
-    pipeline::Pipeline,
     session::{Lost, SessionInfo, SessionWriter, TargetSpec, hostname},
 };
 
@@ -304,7 +304,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         geo,
         system::monotonic_to_realtime_offset(),
     );
-    let mut pipe = Pipeline::new(enricher, writer, LiveView::new(opts.quiet), fd_reads, lost);
+    let mut pipe = Capture::new(enricher, writer, LiveView::new(opts.quiet), fd_reads, lost);
     pipe.live_pids.extend(maps.tgids.iter().copied());
     for &tgid in &maps.tgids {
         if let Some(adj) = crate::enrich::read_oom_score_adj(tgid) {
@@ -415,7 +415,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     Ok(RecordOutcome { dir, info })
 }
 
-fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline) -> Result<()> {
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Capture) -> Result<()> {
     while let Some(item) = ring.next() {
         pipe.record(&item)?;
     }

@@ -1,5 +1,5 @@
-//! The one-directional pipeline: kernel record -> decode -> enrich -> sinks (session file,
-//! live view). Loss counters and leftover read aggregates are pulled from the kernel here too.
+//! The capture stage: ring-buffer records -> decode -> enrich -> phase -> sinks (session file,
+//! live view), one direction. Loss counters and leftover read aggregates are pulled from the kernel here too.
 use std::collections::HashSet;
 
 use anyhow::Result;
@@ -17,7 +17,7 @@ use crate::{
     session::SessionWriter,
 };
 
-pub struct Pipeline {
+pub struct Capture {
     pub enricher: Enricher,
     pub writer: SessionWriter,
     pub live: LiveView,
@@ -33,7 +33,7 @@ pub struct Pipeline {
     stamped: Vec<Event>,
 }
 
-impl Pipeline {
+impl Capture {
     pub fn new(
         enricher: Enricher,
         writer: SessionWriter,
@@ -41,7 +41,7 @@ impl Pipeline {
         fd_reads: HashMap<MapData, FdKey, ReadAgg>,
         lost: PerCpuArray<MapData, u64>,
     ) -> Self {
-        Pipeline {
+        Capture {
             enricher,
             writer,
             live,

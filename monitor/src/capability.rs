@@ -25,7 +25,7 @@ pub enum Capability {
 
 impl std::fmt::Display for Capability {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -185,6 +185,16 @@ impl Capability {
         format!("{n} {}", if n == 1 { s.one } else { s.many })
     }
 
+    /// What one occurrence is, for people: `connect to 1.2.3.4:443/tcp`, `camera /dev/video0`,
+    /// `file /proc/cpuinfo` (`None`: the path or address is unknown).
+    pub fn subject(self, target: Option<&str>) -> String {
+        let target = target.unwrap_or(self.spec().unknown_target);
+        match self {
+            Capability::Connect => format!("connect to {target}"),
+            _ => format!("{self} {target}"),
+        }
+    }
+
     /// Does this scenario expectation field apply to it?
     pub fn takes(self, field: ExpectField) -> bool {
         self.spec().expect_fields.contains(&field)
@@ -204,7 +214,9 @@ impl Capability {
 macro_rules! values {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $s:literal,)+ }) => {
         $(#[$m])*
-        #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(
+            serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+        )]
         pub enum $name {
             $($(#[$vm])* #[serde(rename = $s)] $v,)+
         }
@@ -223,11 +235,12 @@ macro_rules! values {
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
     };
 }
+pub(crate) use values;
 
 values! {
     /// `connect`: the socket's address family.
@@ -373,6 +386,12 @@ mod tests {
         for f in ExpectField::ALL {
             assert!(!Capability::taking(f).is_empty(), "{}", f.name());
         }
+    }
+
+    #[test]
+    fn values_pad_like_strings() {
+        assert_eq!(format!("[{:<6}]", Proto::Tcp), "[tcp   ]");
+        assert_eq!(format!("[{:>8}]", Capability::File), "[    file]");
     }
 
     #[test]

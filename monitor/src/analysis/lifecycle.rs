@@ -13,13 +13,30 @@ use crate::{
     event::{Body, Event, ExitHow, FlushedAt, Phase, PhaseReason, ProcOp},
 };
 
+crate::capability::values! {
+    /// What a lifecycle item is about.
+    LifecycleKind {
+        /// A process started from outside the app (zygote child taking its uid, the command).
+        Launch => "launch",
+        /// A period on screen.
+        OnScreen => "on_screen",
+        /// The app was closed.
+        Close => "close",
+        /// A process alive at the close that went on.
+        Survived => "survived",
+        /// A process started after the close (a service, job or alarm).
+        Restart => "restart",
+        /// The system put the app on screen again after a close.
+        Relaunch => "relaunch",
+    }
+}
+
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct LifecycleItem {
     pub ts: String,
     /// Seconds since the session started.
     pub t_s: f64,
-    /// `launch`, `on_screen`, `close`, `survived`, `restart`, `relaunch`.
-    pub kind: &'static str,
+    pub kind: LifecycleKind,
     /// The process it is about (`on_screen`: the one put on screen, when known).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
@@ -78,7 +95,7 @@ impl Proc {
     }
 }
 
-fn item(frame: Frame, at: DateTime<Utc>, kind: &'static str, text: String) -> LifecycleItem {
+fn item(frame: Frame, at: DateTime<Utc>, kind: LifecycleKind, text: String) -> LifecycleItem {
     LifecycleItem {
         ts: format_ts(&at),
         t_s: frame.s(at),
@@ -163,7 +180,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
             let mut it = item(
                 frame,
                 *start,
-                "on_screen",
+                LifecycleKind::OnScreen,
                 format!(
                     "on screen for {} (to {})",
                     secs_words(secs(*start, *end)),
@@ -218,7 +235,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
                 }
                 _ => format!("closed: {what} ended{}", which(c.reason)),
             };
-            let mut it = item(frame, c.at, "close", text);
+            let mut it = item(frame, c.at, LifecycleKind::Close, text);
             it.pid = pid;
             it.name = name;
             it.how = Some(how.map_or("marker", ExitHow::as_str).to_string());
@@ -255,7 +272,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
                 let mut it = item(
                     frame,
                     c.at,
-                    "survived",
+                    LifecycleKind::Survived,
                     format!("survived the close: `{}`, pid {spid}{band_words}", p.name()),
                 );
                 it.pid = Some(spid);
@@ -298,7 +315,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
                     let mut it = item(
                         frame,
                         rl.at,
-                        "relaunch",
+                        LifecycleKind::Relaunch,
                         format!(
                             "relaunched {} after close as `{}`, pid {pid} ({origin})",
                             secs_words(secs(cl, rl.at)),
@@ -311,7 +328,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
                     let mut it = item(
                         frame,
                         first,
-                        "restart",
+                        LifecycleKind::Restart,
                         format!(
                             "restarted {} after close as `{}`, pid {pid} ({origin})",
                             secs_words(after),
@@ -325,7 +342,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
             _ => item(
                 frame,
                 first,
-                "launch",
+                LifecycleKind::Launch,
                 format!("launched `{}`, pid {pid} ({origin})", p.name()),
             ),
         };
@@ -359,13 +376,14 @@ fn which(reason: PhaseReason) -> &'static str {
     }
 }
 
-fn order(kind: &str) -> u8 {
+/// Of items at the same instant, which comes first.
+fn order(kind: LifecycleKind) -> u8 {
     match kind {
-        "launch" | "restart" => 0,
-        "close" => 1,
-        "survived" => 2,
-        "relaunch" => 3,
-        _ => 4,
+        LifecycleKind::Launch | LifecycleKind::Restart => 0,
+        LifecycleKind::Close => 1,
+        LifecycleKind::Survived => 2,
+        LifecycleKind::Relaunch => 3,
+        LifecycleKind::OnScreen => 4,
     }
 }
 

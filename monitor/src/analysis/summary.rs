@@ -880,9 +880,9 @@ fn app_report(
                         .expect("connect findings carry an endpoint");
                     let detail = geo_words(e);
                     let what = if detail.is_empty() {
-                        format!("connect to {}", endpoint_label(e))
+                        kind.subject(Some(&endpoint_label(e)))
                     } else {
-                        format!("connect to {} ({detail})", endpoint_label(e))
+                        format!("{} ({detail})", kind.subject(Some(&endpoint_label(e))))
                     };
                     (what, detail, None, None)
                 }
@@ -920,7 +920,7 @@ fn app_report(
                         .collect::<Vec<_>>()
                         .join(", ");
                     (
-                        format!("{kind} {} ({detail})", f.target),
+                        format!("{} ({detail})", kind.subject(Some(&f.target))),
                         detail,
                         None,
                         Some(ops),

@@ -394,7 +394,7 @@ fn app_section(
                 o,
                 r#"<tr class="lc-{k}"><td class="num">{w}</td><td>{k}</td><td>{d}</td></tr>"#,
                 w = secs_text(l.t_s),
-                k = esc(l.kind),
+                k = l.kind,
                 d = t(&l.text)
             );
         }

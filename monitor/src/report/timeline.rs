@@ -9,6 +9,7 @@ use super::text::secs_text;
 use crate::{
     analysis::{
         history::Frame,
+        lifecycle::LifecycleKind,
         summary::{AppReport, MarkerItem, human_bytes},
     },
     escape::{ellipsize, esc, escape},
@@ -403,8 +404,7 @@ pub fn svg(
     // Lifecycle: launches, restarts and relaunches (a flag on the process's lane), closes
     // (a cross on the lane of the process whose end closed the app).
     for l in &app.lifecycle {
-        let (Some(pid), "launch" | "restart" | "relaunch" | "close" | "survived") = (l.pid, l.kind)
-        else {
+        let (Some(pid), false) = (l.pid, l.kind == LifecycleKind::OnScreen) else {
             continue;
         };
         let Some(&lane) = lane_of.get(&pid) else {
@@ -413,14 +413,14 @@ pub fn svg(
         let lx = x(l.t_s);
         let cy = TOP + lane as f64 * LANE_H + LANE_H / 2.0;
         let shape = match l.kind {
-            "close" => format!(
+            LifecycleKind::Close => format!(
                 r#"<path d="M{a:.1},{b:.1}L{c:.1},{d:.1}M{a:.1},{d:.1}L{c:.1},{b:.1}"/>"#,
                 a = lx - 5.0,
                 b = cy - 5.0,
                 c = lx + 5.0,
                 d = cy + 5.0
             ),
-            "survived" => format!(r#"<circle cx="{lx:.1}" cy="{cy:.1}" r="6"/>"#),
+            LifecycleKind::Survived => format!(r#"<circle cx="{lx:.1}" cy="{cy:.1}" r="6"/>"#),
             _ => format!(
                 r#"<polygon points="{lx:.1},{:.1} {:.1},{:.1} {lx:.1},{:.1}"/>"#,
                 cy - 7.0,
@@ -432,7 +432,7 @@ pub fn svg(
         let _ = write!(
             o,
             r#"<g class="lc lc-{k}" tabindex="0"><title>{t}</title>{shape}</g>"#,
-            k = esc(l.kind),
+            k = l.kind,
             t = esc(&format!("{} {}", secs_text(l.t_s), escape(&l.text)))
         );
     }

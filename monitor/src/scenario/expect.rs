@@ -111,7 +111,12 @@ fn contribution(
             } else {
                 geo
             };
-            Some((format!("connect to {}", endpoint_label(ep)), detail, 1, 0))
+            Some((
+                Capability::Connect.subject(Some(&endpoint_label(ep))),
+                detail,
+                1,
+                0,
+            ))
         }
         (What::Device { kind, path, op }, Capability::Camera | Capability::Microphone)
             if *kind == e.kind =>
@@ -126,12 +131,7 @@ fn contribution(
             {
                 return None;
             }
-            Some((
-                format!("{kind} {}", path.unwrap_or(kind.spec().unknown_target)),
-                op.to_string(),
-                1,
-                0,
-            ))
+            Some((kind.subject(*path), op.to_string(), 1, 0))
         }
         (
             What::File {
@@ -155,7 +155,7 @@ fn contribution(
                 return None;
             }
             Some((
-                format!("file {}", path.unwrap_or("(unknown path)")),
+                Capability::File.subject(*path),
                 cat.clone(),
                 u64::from(*open),
                 *bytes,

@@ -2,6 +2,7 @@
 //! device classes and band names.
 pub mod android;
 pub mod files;
+pub mod live_proc;
 pub mod process;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -22,6 +23,7 @@ use crate::{
     geo::Geo,
 };
 use files::{DeviceClass, DevicePatterns, FdTable, open_flags_text};
+use live_proc::ProcSource;
 use process::ProcessTable;
 
 pub struct Enricher {
@@ -36,11 +38,7 @@ pub struct Enricher {
 
 /// A live process's current oom_score_adj.
 pub fn read_oom_score_adj(tgid: u32) -> Option<i32> {
-    std::fs::read_to_string(format!("/proc/{tgid}/oom_score_adj"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    ProcSource::Live.oom_score_adj(tgid)
 }
 
 pub fn wall_time(offset_ns: i128, mono_ns: u64) -> DateTime<Utc> {
@@ -64,13 +62,28 @@ impl Enricher {
         }
     }
 
-    /// An event about the task in `h`.
-    fn event(&mut self, h: &Header, body: Body, out: &mut Vec<Event>) {
+    /// Facts about live processes from `src` instead of /proc (tests: recorded answers).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn with_proc_source(mut self, src: ProcSource) -> Self {
+        self.procs.proc = src.clone();
+        self.fds.proc = src;
+        self
+    }
+
+    /// The process of `h`; one seen for the first time gets its start score line first.
+    fn known(&mut self, h: &Header, out: &mut Vec<Event>) -> process::ProcInfo {
         let comm = cstr(&h.comm);
         let (info, first_seen) = self.procs.lookup(h.tgid, h.uid, &comm);
         if first_seen {
             self.first_seen(h.tgid, h.tid, h.uid, &comm, h.ts_ns, out);
         }
+        info
+    }
+
+    /// An event about the task in `h`.
+    fn event(&mut self, h: &Header, body: Body, out: &mut Vec<Event>) {
+        let comm = cstr(&h.comm);
+        let info = self.known(h, out);
         out.push(Event {
             ts: wall_time(self.clock_offset_ns, h.ts_ns),
             body,
@@ -99,7 +112,7 @@ impl Enricher {
     ) {
         let (adj, source) = match self.procs.take_seeded_adj(tgid) {
             Some(adj) => (adj, StateSource::Start),
-            None => match read_oom_score_adj(tgid) {
+            None => match self.procs.proc.oom_score_adj(tgid) {
                 Some(adj) => (adj, StateSource::Proc),
                 None => return,
             },
@@ -130,7 +143,7 @@ impl Enricher {
             Raw::Fork(h, f) => {
                 // Make sure the parent is known before the child inherits from it.
                 let comm = cstr(&h.comm);
-                let _ = self.procs.lookup(h.tgid, h.uid, &comm);
+                self.known(&h, out);
                 self.procs.fork(h.tgid, f.child_tgid, h.uid, &comm);
                 let body = Body::Process(event::Process {
                     child_pid: Some(f.child_tgid),
@@ -200,8 +213,7 @@ impl Enricher {
             }
             Raw::FileOpen(h, o) => self.file_open(h, o, out),
             Raw::Chdir(h, c) => {
-                let comm = cstr(&h.comm);
-                let (info, _) = self.procs.lookup(h.tgid, h.uid, &comm);
+                let info = self.known(&h, out);
                 let new_cwd = if c.syscall == SYS_FCHDIR {
                     self.fds.path_of(h.tgid, c.dfd)
                 } else if c.path_status != PATH_FAULT && c.path_len > 0 {
@@ -210,11 +222,7 @@ impl Enricher {
                 } else {
                     None
                 };
-                let new_cwd = new_cwd.or_else(|| {
-                    std::fs::read_link(format!("/proc/{}/cwd", h.tgid))
-                        .ok()
-                        .map(|p| p.to_string_lossy().into_owned())
-                });
+                let new_cwd = new_cwd.or_else(|| self.procs.proc.cwd(h.tgid));
                 if c.result == 0
                     && let Some(cwd) = &new_cwd
                 {
@@ -254,7 +262,7 @@ impl Enricher {
                 // Android: the thread name is the last 15 bytes of the process name, argv[0]
                 // the whole name (`pkg:remote`).
                 let process_name = (h.tid == h.tgid)
-                    .then(|| process::argv0(h.tgid))
+                    .then(|| self.procs.proc.argv0(h.tgid))
                     .flatten()
                     .filter(|a| !name.is_empty() && a.ends_with(name.as_str()));
                 let body = Body::Process(event::Process {
@@ -291,9 +299,9 @@ impl Enricher {
             }
             Raw::Binder(h, b) => {
                 // Only calls to a camera service are reported (as camera use).
-                let argv0 = std::fs::read(format!("/proc/{}/cmdline", b.to_proc))
+                let argv0 = u32::try_from(b.to_proc)
                     .ok()
-                    .map(|c| cstr(&c))
+                    .and_then(|p| self.procs.proc.argv0(p))
                     .unwrap_or_default();
                 if self.devices.is_camera_service(&argv0) {
                     let body = Body::Camera(event::Device {
@@ -318,11 +326,7 @@ impl Enricher {
                         .procs
                         .get(a.target_tgid)
                         .map(|p| p.uid)
-                        .or_else(|| {
-                            procfs::process::Process::new(a.target_tgid as i32)
-                                .and_then(|p| p.uid())
-                                .ok()
-                        })
+                        .or_else(|| self.procs.proc.uid(a.target_tgid))
                         .unwrap_or(h.uid),
                     ..h
                 };
@@ -347,7 +351,7 @@ impl Enricher {
     }
 
     fn file_open(&mut self, h: Header, o: monitor_common::file::FileOpen, out: &mut Vec<Event>) {
-        let (info, _) = self.procs.lookup(h.tgid, h.uid, &cstr(&h.comm));
+        let info = self.known(&h, out);
         let cwd = info.cwd;
         let raw_path = (o.path_status != PATH_FAULT && o.path_len > 0).then(|| cstr(&o.path));
         let (path, origin) = match raw_path.as_deref().filter(|p| !p.is_empty()) {
@@ -357,12 +361,10 @@ impl Enricher {
                 // Relative path whose base is gone: keep what the process passed.
                 None => (Some(p.to_string()), PathOrigin::SyscallRelative),
             },
-            None if o.result >= 0 => {
-                match std::fs::read_link(format!("/proc/{}/fd/{}", h.tgid, o.result)) {
-                    Ok(p) => (Some(p.to_string_lossy().into_owned()), PathOrigin::ProcFd),
-                    Err(_) => (None, PathOrigin::Unrecovered),
-                }
-            }
+            None if o.result >= 0 => match self.procs.proc.fd_path(h.tgid, o.result) {
+                Some(p) => (Some(p), PathOrigin::ProcFd),
+                None => (None, PathOrigin::Unrecovered),
+            },
             None => (None, PathOrigin::Unrecovered),
         };
         if o.result >= 0
@@ -434,3 +436,6 @@ impl Enricher {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,7 +2,10 @@
 //! processes that existed before the recording, from /proc.
 use std::collections::HashMap;
 
-use super::android::{PackagesList, is_isolated_uid, package_from_argv0};
+use super::{
+    android::{PackagesList, is_isolated_uid, package_from_argv0},
+    live_proc::ProcSource,
+};
 
 #[derive(Debug, Clone)]
 pub struct ProcInfo {
@@ -25,27 +28,8 @@ pub struct ProcessTable {
     /// oom_score_adj read when recording started (targets by pid, the spawned command while it
     /// was still held): exact, unlike a /proc read when the first event is processed.
     seeded_adj: HashMap<u32, i32>,
-}
-
-/// argv[0] of a live process, from /proc.
-pub fn argv0(tgid: u32) -> Option<String> {
-    proc_facts(tgid).0
-}
-
-/// argv[0] and ppid of a live process, from /proc.
-fn proc_facts(tgid: u32) -> (Option<String>, Option<u32>) {
-    let Ok(p) = procfs::process::Process::new(tgid as i32) else {
-        return (None, None);
-    };
-    let argv0 = p.cmdline().ok().and_then(|c| c.into_iter().next());
-    let ppid = p.stat().ok().map(|s| s.ppid as u32);
-    (argv0, ppid)
-}
-
-fn proc_cwd(tgid: u32) -> Option<String> {
-    std::fs::read_link(format!("/proc/{tgid}/cwd"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
+    /// Where facts about processes first seen come from (/proc).
+    pub proc: ProcSource,
 }
 
 impl ProcessTable {
@@ -55,6 +39,7 @@ impl ProcessTable {
             packages,
             seeded_cwd: HashMap::new(),
             seeded_adj: HashMap::new(),
+            proc: ProcSource::Live,
         }
     }
 
@@ -79,7 +64,7 @@ impl ProcessTable {
         if let Some(p) = self.procs.get(&tgid) {
             return (p.clone(), false);
         }
-        let (argv0, ppid) = proc_facts(tgid);
+        let (argv0, ppid) = self.proc.facts(tgid);
         let ppid = ppid.unwrap_or(0);
         // A child of a known process inherits its app (double-forked daemons included).
         let app = match self.procs.get(&ppid) {
@@ -89,7 +74,7 @@ impl ProcessTable {
         let cwd = self
             .seeded_cwd
             .remove(&tgid)
-            .or_else(|| proc_cwd(tgid))
+            .or_else(|| self.proc.cwd(tgid))
             .or_else(|| self.procs.get(&ppid).and_then(|p| p.cwd.clone()));
         let info = ProcInfo {
             ppid,
@@ -150,7 +135,7 @@ impl ProcessTable {
         if let Some(p) = self.procs.get_mut(&tgid) {
             p.comm = comm.to_string();
         }
-        let (argv0, _) = proc_facts(tgid);
+        let (argv0, _) = self.proc.facts(tgid);
         if let Some(pkg) = argv0.as_deref().and_then(package_from_argv0)
             && self.packages.package_of_uid(uid).is_none()
             && let Some(p) = self.procs.get_mut(&tgid)

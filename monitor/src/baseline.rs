@@ -22,7 +22,7 @@ use crate::{
     },
     capability::Capability,
     escape::escape,
-    event::{DeviceOp, Phase, Proto},
+    event::{DeviceOp, Phase, Proto, Scope},
     geo::Geo,
     session::RunInfo,
 };
@@ -63,7 +63,7 @@ pub struct Dest {
     pub port: Option<u16>,
     pub proto: Proto,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub scope: Option<Scope>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,9 +112,9 @@ impl Dest {
             _ => {}
         }
         if geo.is_empty()
-            && let Some(s) = &self.scope
+            && let Some(s) = self.scope
         {
-            geo.push(s.clone());
+            geo.push(s.to_string());
         }
         if geo.is_empty() {
             format!("{addr}/{}", self.proto)
@@ -160,7 +160,7 @@ impl Baseline {
                 .or_default();
             match f.what {
                 What::Connect(ep) => {
-                    let port = (ep.scope.as_deref() != Some("loopback")).then_some(ep.port);
+                    let port = (ep.scope != Some(Scope::Loopback)).then_some(ep.port);
                     let d = acc
                         .dests
                         .entry((ep.address, port, ep.proto))
@@ -168,7 +168,7 @@ impl Baseline {
                             address: ep.address,
                             port,
                             proto: ep.proto,
-                            scope: ep.scope.clone(),
+                            scope: ep.scope,
                             country: ep.country.clone(),
                             asn: ep.asn,
                             as_org: ep.as_org.clone(),
@@ -410,7 +410,7 @@ fn items(p: &Profile) -> BTreeMap<(Rule, String), Vec<(String, u64)>> {
             (Rule::Destinations, d.label()),
             vec![("connects".into(), d.connects)],
         );
-        if d.scope.as_deref() == Some("public") {
+        if d.scope == Some(Scope::Public) {
             m.insert(
                 (
                     Rule::Countries,
@@ -749,7 +749,11 @@ mod tests {
             address: addr.parse().unwrap(),
             port,
             proto: Proto::Tcp,
-            scope: Some(if port.is_none() { "loopback" } else { "public" }.into()),
+            scope: Some(if port.is_none() {
+                Scope::Loopback
+            } else {
+                Scope::Public
+            }),
             country: country.map(str::to_string),
             asn: None,
             as_org: None,

@@ -243,6 +243,27 @@ macro_rules! values {
 pub(crate) use values;
 
 values! {
+    /// `connect`: the destination's address scope (geo.rs decides it).
+    Scope {
+        Loopback => "loopback",
+        Private => "private",
+        LinkLocal => "link_local",
+        Multicast => "multicast",
+        Unspecified => "unspecified",
+        /// Carrier-grade NAT shared space, 100.64.0.0/10.
+        Cgnat => "cgnat",
+        /// Documentation ranges (TEST-NET-1/2/3, 2001:db8::/32, 3fff::/20).
+        Documentation => "documentation",
+        /// 255.255.255.255.
+        Broadcast => "broadcast",
+        /// Other special-purpose space that is not routed on the internet (240.0.0.0/4,
+        /// benchmarking, IETF protocol assignments, 100::/64 discard, outside 2000::/3).
+        Reserved => "reserved",
+        Public => "public",
+    }
+}
+
+values! {
     /// `connect`: the socket's address family.
     AddrFamily {
         Inet => "inet",

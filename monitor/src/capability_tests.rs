@@ -106,7 +106,7 @@ fn sample(c: Capability) -> Body {
             dport: 443,
             result: 0,
             error: None,
-            scope: Some("documentation".into()),
+            scope: Some(crate::geo::Scope::Documentation),
             country: None,
             asn: None,
             as_org: None,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use crate::capability::{
-    AddrFamily, Capability, DeviceOp, ExitHow, FlushedAt, PathOrigin, PhaseReason, Proto,
+    AddrFamily, Capability, DeviceOp, ExitHow, FlushedAt, PathOrigin, PhaseReason, Proto, Scope,
     StateSource, Writer,
 };
 
@@ -181,7 +181,7 @@ pub struct Connect {
     pub error: Option<String>,
     /// Address scope: `loopback`, `private`, `link_local`, `multicast`, `unspecified`, `public`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub scope: Option<Scope>,
     /// ISO 3166 country code of a public destination (GeoIP database).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,

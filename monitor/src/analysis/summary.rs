@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     capability::{Capability, Category},
-    event::{Body, DeviceOp, Event, Phase, PhaseReason, ProcOp, Proto},
+    event::{Body, DeviceOp, Event, Phase, PhaseReason, ProcOp, Proto, Scope},
     geo::SourceInfo,
     session::{SessionInfo, TargetSpec},
 };
@@ -165,7 +165,7 @@ pub struct Endpoint {
     pub address: IpAddr,
     pub port: u16,
     pub proto: Proto,
-    pub scope: Option<String>,
+    pub scope: Option<Scope>,
     pub country: Option<String>,
     pub asn: Option<u32>,
     pub as_org: Option<String>,
@@ -522,7 +522,7 @@ pub fn endpoint(c: &crate::event::Connect) -> Endpoint {
         address: c.daddr,
         port: c.dport,
         proto: c.proto,
-        scope: c.scope.clone(),
+        scope: c.scope,
         country: c.country.clone(),
         asn: c.asn,
         as_org: c.as_org.clone(),
@@ -564,7 +564,7 @@ pub fn geo_words(e: &Endpoint) -> String {
         (None, None) => {}
     }
     if parts.is_empty()
-        && let Some(s) = e.scope.as_deref().filter(|s| *s != "public")
+        && let Some(s) = e.scope.filter(|s| *s != Scope::Public)
     {
         parts.push(s.to_string());
     }
@@ -1027,7 +1027,7 @@ fn app_report(
     let mut countries: BTreeMap<Option<String>, (u64, u64, BTreeSet<u32>)> = BTreeMap::new();
     for d in destinations
         .iter()
-        .filter(|d| d.endpoint.scope.as_deref() == Some("public"))
+        .filter(|d| d.endpoint.scope == Some(Scope::Public))
     {
         let row = countries.entry(d.endpoint.country.clone()).or_default();
         row.0 += d.seen.count;

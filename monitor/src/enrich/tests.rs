@@ -225,8 +225,8 @@ fn a_camera_node_open_is_a_camera_event_and_a_connect_gets_proto_and_scope() {
         (AddrFamily::Inet, Proto::Udp, "192.0.2.1".to_string(), 443)
     );
     assert_eq!(
-        (c.error.as_deref(), c.scope.as_deref()),
-        (Some("ECONNREFUSED"), Some("documentation"))
+        (c.error.as_deref(), c.scope),
+        (Some("ECONNREFUSED"), Some(crate::geo::Scope::Documentation))
     );
 }
 

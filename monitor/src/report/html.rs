@@ -21,7 +21,7 @@ use crate::{
         summary::{AppReport, Endpoint, Finding, Occurrence, Summary, human_bytes},
     },
     escape::{esc, escape},
-    event::Phase,
+    event::{Phase, Scope},
 };
 
 /// Rows per file category in the page (the JSON report has every path).
@@ -163,9 +163,11 @@ fn opt(s: Option<&str>) -> String {
 }
 
 fn country_cell(e: &Endpoint) -> String {
-    match (&e.country, e.scope.as_deref()) {
+    match (&e.country, e.scope) {
         (Some(c), _) => t(c),
-        (None, Some(s)) if s != "public" => format!(r#"<span class="muted">{}</span>"#, t(s)),
+        (None, Some(s)) if s != Scope::Public => {
+            format!(r#"<span class="muted">{}</span>"#, s.as_str())
+        }
         _ => r#"<span class="muted">-</span>"#.into(),
     }
 }
@@ -191,9 +193,9 @@ fn finding_what(f: &Finding) -> String {
                 geo.push(t(o));
             }
             if geo.is_empty() {
-                let scope = match e.scope.as_deref() {
-                    Some("public") => "public, no geo data".to_string(),
-                    Some(s) => t(s),
+                let scope = match e.scope {
+                    Some(Scope::Public) => "public, no geo data".to_string(),
+                    Some(s) => s.to_string(),
                     None => "unknown scope".to_string(),
                 };
                 geo.push(format!(r#"<span class="muted">{scope}</span>"#));

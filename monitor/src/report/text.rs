@@ -6,7 +6,7 @@ use std::fmt::Write;
 use crate::{
     analysis::summary::{AppReport, Endpoint, Finding, Occurrence, Summary, human_bytes},
     escape::{ellipsize, escape},
-    event::Phase,
+    event::{Phase, Scope},
 };
 
 fn phase_short(p: Phase) -> &'static str {
@@ -51,8 +51,8 @@ fn geo_cells(e: &Endpoint) -> (String, String, String) {
         .country
         .as_deref()
         .map(escape)
-        .unwrap_or_else(|| match e.scope.as_deref() {
-            Some("public") | None => "-".into(),
+        .unwrap_or_else(|| match e.scope {
+            Some(Scope::Public) | None => "-".into(),
             Some(s) => format!("({s})"),
         });
     let asn = e

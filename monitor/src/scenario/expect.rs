@@ -15,7 +15,7 @@ use crate::{
     },
     capability::Capability,
     escape::escape,
-    event::Phase,
+    event::{Phase, Scope},
 };
 
 /// Offending items listed per expectation, at most.
@@ -79,7 +79,7 @@ fn contribution(
     let flt = &e.filter;
     match (&f.what, e.kind) {
         (What::Connect(ep), Capability::Connect) => {
-            let public = ep.scope.as_deref() == Some("public");
+            let public = ep.scope == Some(Scope::Public);
             if let Some(c) = &flt.countries
                 && !ep.country.as_ref().is_some_and(|x| c.contains(x))
             {
@@ -101,7 +101,7 @@ fn contribution(
                 return None;
             }
             if let Some(s) = &flt.scopes
-                && !ep.scope.as_ref().is_some_and(|x| s.contains(x))
+                && !ep.scope.is_some_and(|x| s.contains(&x))
             {
                 return None;
             }

@@ -21,7 +21,7 @@ use toml::Spanned;
 
 use crate::{
     capability::{Capability, ExpectField},
-    event::{DeviceOp, Phase},
+    event::{DeviceOp, Phase, Scope},
 };
 
 /// A scenario file error: `file:line:column: message`.
@@ -508,7 +508,7 @@ pub struct Filter {
     pub allowed_countries: Option<Vec<String>>,
     pub asns: Option<Vec<u32>>,
     pub allowed_asns: Option<Vec<u32>>,
-    pub scopes: Option<Vec<String>>,
+    pub scopes: Option<Vec<Scope>>,
     pub categories: Option<Vec<String>>,
     pub path: Option<glob::Pattern>,
     pub ops: Option<Vec<DeviceOp>>,
@@ -528,19 +528,6 @@ pub struct Expectation {
     pub max_bytes: Option<u64>,
 }
 
-/// Address scopes a destination can have (geo.rs `Scope`).
-const SCOPES: &[&str] = &[
-    "loopback",
-    "private",
-    "link_local",
-    "multicast",
-    "unspecified",
-    "cgnat",
-    "documentation",
-    "broadcast",
-    "reserved",
-    "public",
-];
 const ALL_PHASES: [Phase; 3] = [Phase::Foreground, Phase::Background, Phase::Closed];
 
 #[derive(Debug)]
@@ -824,17 +811,29 @@ fn expectation(r: RawExpect, line: usize) -> Result<Expectation, String> {
         })
         .transpose()
     };
-    if let Some(s) = r
-        .scopes
-        .iter()
-        .flatten()
-        .find(|s| !SCOPES.contains(&s.as_str()))
-    {
-        return Err(format!(
-            "`scopes`: unknown scope {s:?} (one of {})",
-            SCOPES.join(", ")
-        ));
-    }
+    let scopes = match r.scopes {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .map(|s| {
+                    Scope::ALL
+                        .iter()
+                        .copied()
+                        .find(|x| x.as_str() == s)
+                        .ok_or_else(|| {
+                            format!(
+                                "`scopes`: unknown scope {s:?} (one of {})",
+                                Scope::ALL
+                                    .iter()
+                                    .map(|x| x.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
     let ops = match r.ops {
         None => None,
         Some(list) => Some(
@@ -867,7 +866,7 @@ fn expectation(r: RawExpect, line: usize) -> Result<Expectation, String> {
         allowed_countries: countries(r.allowed_countries, "allowed_countries")?,
         asns: r.asns,
         allowed_asns: r.allowed_asns,
-        scopes: r.scopes,
+        scopes,
         categories: r.category.map(|c| vec![c]).or(r.categories),
         path: r.path.map(|g| g.0),
         ops,
@@ -917,6 +916,7 @@ impl Expectation {
             what.push_str(&format!(" to an ASN outside {}", asn_list(a)));
         }
         if let Some(s) = &f.scopes {
+            let s: Vec<&str> = s.iter().map(|x| x.as_str()).collect();
             what.push_str(&format!(" to {} addresses", s.join("/")));
         }
         let mut name = match self.max_bytes {

@@ -166,3 +166,78 @@ impl ProcessTable {
         self.procs.get(&tgid)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, sync::Arc};
+
+    use super::*;
+    use crate::enrich::live_proc::Recorded;
+
+    const PKG_UID: u32 = 10123;
+
+    /// A table whose /proc answers are recorded (pids above any pid_max).
+    fn table(r: Recorded) -> ProcessTable {
+        let packages = PackagesList::parse(
+            "com.example.app 10123 0 /data/user/0/com.example.app default:targetSdkVersion=34 3003\n",
+        )
+        .unwrap();
+        let mut t = ProcessTable::new(packages);
+        t.proc = ProcSource::Recorded(Arc::new(r));
+        t
+    }
+
+    #[test]
+    fn first_seen_processes_are_identified_by_uid_argv0_or_comm() {
+        let mut t = table(Recorded {
+            argv0: HashMap::from([(4_000_000_002, "com.other.app:push".into())]),
+            ..Recorded::default()
+        });
+        let (p, first) = t.lookup(4_000_000_001, PKG_UID, "app");
+        assert!(first);
+        assert_eq!(p.app, "com.example.app", "the package of its uid");
+        assert!(!t.lookup(4_000_000_001, PKG_UID, "app").1, "seen once");
+        assert_eq!(t.lookup(4_000_000_002, 2000, "push").0.app, "com.other.app");
+        assert_eq!(t.lookup(4_000_000_003, 1000, "curl").0.app, "curl");
+        assert_eq!(
+            t.lookup(4_000_000_004, 99_000, "iso").0.app,
+            "isolated:99000"
+        );
+    }
+
+    #[test]
+    fn children_inherit_app_and_cwd_unless_their_uid_names_a_package() {
+        let mut t = table(Recorded {
+            ppid: HashMap::from([(4_000_000_003, 4_000_000_001)]),
+            cwd: HashMap::from([(4_000_000_001, "/work".into())]),
+            ..Recorded::default()
+        });
+        t.lookup(4_000_000_001, 1000, "daemon");
+        t.fork(4_000_000_001, 4_000_000_002, 1000, "daemon");
+        let child = t.get(4_000_000_002).unwrap();
+        assert_eq!(
+            (child.app.as_str(), child.ppid, child.cwd.as_deref()),
+            ("daemon", 4_000_000_001, Some("/work"))
+        );
+        // First seen without its fork: the recorded parent is known, so it inherits too.
+        let (p, _) = t.lookup(4_000_000_003, 1000, "worker");
+        assert_eq!(
+            (p.app.as_str(), p.cwd.as_deref()),
+            ("daemon", Some("/work"))
+        );
+        // A zygote-like fork into a package uid is the package's.
+        t.fork(4_000_000_001, 4_000_000_005, PKG_UID, "app");
+        assert_eq!(t.get(4_000_000_005).unwrap().app, "com.example.app");
+    }
+
+    #[test]
+    fn setuid_to_a_package_uid_moves_the_process_to_that_app() {
+        let mut t = table(Recorded::default());
+        t.lookup(4_000_000_001, 0, "zygote64");
+        t.setuid(4_000_000_001, PKG_UID);
+        let p = t.get(4_000_000_001).unwrap();
+        assert_eq!((p.app.as_str(), p.uid), ("com.example.app", PKG_UID));
+        t.exit(4_000_000_001);
+        assert!(t.get(4_000_000_001).unwrap().exited);
+    }
+}

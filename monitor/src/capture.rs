@@ -56,7 +56,7 @@ impl Capture {
     }
 
     /// One ring-buffer record.
-    pub fn record(&mut self, bytes: &[u8]) -> Result<()> {
+    pub fn ingest(&mut self, bytes: &[u8]) -> Result<()> {
         match decode(bytes) {
             Ok(raw) => self.raw(raw),
             Err(e) => {

@@ -15,14 +15,16 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    event::Phase,
-    geo::Geo,
-    report::{
+    analysis::{
         self,
         categories::Categories,
         facts::{What, for_each_fact},
-        text::escape,
     },
+    capability::Capability,
+    escape::escape,
+    event::{DeviceOp, Phase, Proto, Scope},
+    geo::Geo,
+    session::RunInfo,
 };
 
 /// Version of the baseline file format.
@@ -59,9 +61,9 @@ pub struct Dest {
     /// Absent for loopback destinations: test servers listen on random ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    pub proto: String,
+    pub proto: Proto,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub scope: Option<Scope>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,10 +88,10 @@ pub struct FileCat {
 #[serde(deny_unknown_fields)]
 pub struct Dev {
     /// `camera` or `microphone`.
-    pub kind: String,
+    pub kind: Capability,
     pub path: String,
     /// operation (`open`, `stream_on`, `service_call`) -> count.
-    pub ops: BTreeMap<String, u64>,
+    pub ops: BTreeMap<DeviceOp, u64>,
 }
 
 impl Dest {
@@ -110,9 +112,9 @@ impl Dest {
             _ => {}
         }
         if geo.is_empty()
-            && let Some(s) = &self.scope
+            && let Some(s) = self.scope
         {
-            geo.push(s.clone());
+            geo.push(s.to_string());
         }
         if geo.is_empty() {
             format!("{addr}/{}", self.proto)
@@ -142,12 +144,12 @@ impl Baseline {
         work: Option<&str>,
         scenario: Option<String>,
     ) -> Baseline {
-        type DestKey = (IpAddr, Option<u16>, String);
+        type DestKey = (IpAddr, Option<u16>, Proto);
         #[derive(Default)]
         struct Acc {
             dests: BTreeMap<DestKey, Dest>,
             files: BTreeMap<String, (u64, u64, BTreeSet<String>)>,
-            devices: BTreeMap<(String, String), BTreeMap<String, u64>>,
+            devices: BTreeMap<(Capability, String), BTreeMap<DeviceOp, u64>>,
         }
         let mut apps: BTreeMap<String, BTreeMap<Phase, Acc>> = BTreeMap::new();
         for_each_fact(events, cats, |f| {
@@ -158,15 +160,15 @@ impl Baseline {
                 .or_default();
             match f.what {
                 What::Connect(ep) => {
-                    let port = (ep.scope.as_deref() != Some("loopback")).then_some(ep.port);
+                    let port = (ep.scope != Some(Scope::Loopback)).then_some(ep.port);
                     let d = acc
                         .dests
-                        .entry((ep.address, port, ep.proto.clone()))
+                        .entry((ep.address, port, ep.proto))
                         .or_insert_with(|| Dest {
                             address: ep.address,
                             port,
-                            proto: ep.proto.clone(),
-                            scope: ep.scope.clone(),
+                            proto: ep.proto,
+                            scope: ep.scope,
                             country: ep.country.clone(),
                             asn: ep.asn,
                             as_org: ep.as_org.clone(),
@@ -175,12 +177,12 @@ impl Baseline {
                     d.connects += 1;
                 }
                 What::Device { kind, path, op } => {
-                    let path =
-                        path.map_or_else(|| "(unknown device)".into(), |p| normalize(p, work));
+                    let path = path
+                        .map_or_else(|| kind.spec().unknown_target.into(), |p| normalize(p, work));
                     *acc.devices
-                        .entry((kind.to_string(), path))
+                        .entry((kind, path))
                         .or_default()
-                        .entry(op.to_string())
+                        .entry(op)
                         .or_default() += 1;
                 }
                 What::File {
@@ -195,9 +197,10 @@ impl Baseline {
                     e.0 += u64::from(open);
                     e.1 += bytes;
                     if cat.sensitive {
-                        e.2.insert(
-                            path.map_or_else(|| "(unknown path)".into(), |p| normalize(p, work)),
-                        );
+                        e.2.insert(path.map_or_else(
+                            || Capability::File.spec().unknown_target.into(),
+                            |p| normalize(p, work),
+                        ));
                     }
                 }
             }
@@ -272,7 +275,7 @@ impl Baseline {
     /// the categories of the scenario run that recorded it, else the built-in ones).
     pub fn load(path: &Path, geo: &Geo, cats: Option<&Categories>) -> Result<Baseline> {
         if path.is_dir() {
-            let run = crate::scenario::run::RunInfo::read(path);
+            let run = RunInfo::read(path);
             let (work, scenario, run_cats) = match run {
                 Some(r) => (Some(r.work_dir), Some(r.scenario), r.categories),
                 None => (None, None, None),
@@ -294,7 +297,7 @@ impl Baseline {
                     &own
                 }
             };
-            let r = report::build(path, geo, cats)?;
+            let r = analysis::analyse(path, geo, cats)?;
             return Ok(Baseline::from_events(
                 &r.events,
                 cats,
@@ -407,7 +410,7 @@ fn items(p: &Profile) -> BTreeMap<(Rule, String), Vec<(String, u64)>> {
             (Rule::Destinations, d.label()),
             vec![("connects".into(), d.connects)],
         );
-        if d.scope.as_deref() == Some("public") {
+        if d.scope == Some(Scope::Public) {
             m.insert(
                 (
                     Rule::Countries,
@@ -745,8 +748,12 @@ mod tests {
         Dest {
             address: addr.parse().unwrap(),
             port,
-            proto: "tcp".into(),
-            scope: Some(if port.is_none() { "loopback" } else { "public" }.into()),
+            proto: Proto::Tcp,
+            scope: Some(if port.is_none() {
+                Scope::Loopback
+            } else {
+                Scope::Public
+            }),
             country: country.map(str::to_string),
             asn: None,
             as_org: None,

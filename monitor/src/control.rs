@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use crate::{event::Phase, pipeline::Pipeline};
+use crate::{capture::Capture, event::Phase};
 
 pub const SOCKET: &str = "control.sock";
 
@@ -32,7 +32,7 @@ pub struct MarkRequest {
 
 /// Serve one connection: read one request line, apply it, answer. True when the request asks
 /// the recording to stop.
-pub async fn serve(stream: tokio::net::UnixStream, pipe: &mut Pipeline) -> bool {
+pub async fn serve(stream: tokio::net::UnixStream, capture: &mut Capture) -> bool {
     let (rd, mut wr) = stream.into_split();
     let mut line = String::new();
     let mut rd = tokio::io::BufReader::new(rd);
@@ -45,7 +45,7 @@ pub async fn serve(stream: tokio::net::UnixStream, pipe: &mut Pipeline) -> bool 
                 stop = true;
                 "ok".to_string()
             }
-            Ok(req) => match pipe.marker(&req.label, req.phase, req.app.as_deref()) {
+            Ok(req) => match capture.marker(&req.label, req.phase, req.app.as_deref()) {
                 Ok(()) => {
                     stop = req.stop;
                     "ok".to_string()

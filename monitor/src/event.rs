@@ -5,6 +5,11 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::capability::{
+    AddrFamily, Capability, DeviceOp, ExitHow, FlushedAt, PathOrigin, PhaseReason, Proto, Scope,
+    StateSource, Writer,
+};
+
 /// Version of the event and session schema. Bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -68,6 +73,15 @@ pub enum Body {
 }
 
 impl Body {
+    /// The capability this event shows, if any (by its kind, from the capability table).
+    pub fn capability(&self) -> Option<Capability> {
+        let kind = self.kind();
+        crate::capability::SPECS
+            .iter()
+            .find(|s| s.event_kinds.contains(&kind))
+            .map(|s| s.capability)
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Body::Process(_) => "process",
@@ -155,9 +169,9 @@ impl Process {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Connect {
     /// `inet` or `inet6`.
-    pub family: String,
+    pub family: AddrFamily,
     /// `tcp`, `udp`, or `unknown` when the cgroup hook did not see the socket.
-    pub proto: String,
+    pub proto: Proto,
     pub daddr: IpAddr,
     pub dport: u16,
     /// 0 or -errno, as the syscall returned it.
@@ -167,7 +181,7 @@ pub struct Connect {
     pub error: Option<String>,
     /// Address scope: `loopback`, `private`, `link_local`, `multicast`, `unspecified`, `public`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub scope: Option<Scope>,
     /// ISO 3166 country code of a public destination (GeoIP database).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
@@ -182,10 +196,9 @@ pub struct Connect {
 pub struct FileOpen {
     /// Absolute path; `null` only when it could not be recovered (see `path_origin`).
     pub path: Option<String>,
-    /// Where the path came from: `syscall` (copied at entry, made absolute against the cwd or
-    /// directory fd), `proc_fd` (the kernel could not read it; recovered from /proc/PID/fd), or
-    /// `unrecovered`.
-    pub path_origin: String,
+    /// Where the path came from (docs/events.md: `syscall`, `syscall_exit`, `syscall_relative`,
+    /// `proc_fd`, `unrecovered`).
+    pub path_origin: PathOrigin,
     /// open(2) flags as numbers and as names.
     pub flags: u32,
     pub flags_text: String,
@@ -206,13 +219,13 @@ pub struct FileRead {
     /// Number of successful read-family calls (a 0-byte read at EOF counts).
     pub reads: u64,
     /// When the total was taken: `close`, `exit` (process ended) or `stop` (recording ended).
-    pub flushed_at: String,
+    pub flushed_at: FlushedAt,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Device {
     /// `open`, `stream_on` (VIDIOC_STREAMON ioctl) or `service_call` (binder, Android).
-    pub op: String,
+    pub op: DeviceOp,
     pub path: Option<String>,
     /// 0 / new fd, or -errno.
     pub result: i32,
@@ -225,13 +238,14 @@ pub struct AppState {
     pub oom_score_adj: i32,
     /// ActivityManager band name for the score.
     pub band: String,
-    /// `kernel` (oom_score_adj_update tracepoint) or `proc` (read when first seen).
-    pub source: String,
+    /// `kernel` (oom_score_adj_update tracepoint), `proc` (read when first seen) or `start`
+    /// (found when the recording started).
+    pub source: StateSource,
     /// Who wrote it (`kernel` source): `system` (a process outside the app: lmkd,
     /// system_server, ...) or `app` (the process itself or another process of its app). Only
     /// `system` writes (and the values found at start) move the app's phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub written_by: Option<String>,
+    pub written_by: Option<Writer>,
     /// The writing process (`kernel` source).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writer_pid: Option<u32>,
@@ -243,7 +257,7 @@ impl AppState {
     /// Does this score count as the app's state? Written by the system, or found at start
     /// (the app's own writes are recorded but do not count).
     pub fn counts(&self) -> bool {
-        self.written_by.as_deref() != Some("app")
+        self.written_by != Some(Writer::App)
     }
 }
 
@@ -266,13 +280,13 @@ pub struct PhaseChange {
     /// Why: `app_state` (a system-written oom_score_adj band; a relaunch too), `main_exited`
     /// (the process hosting the app's screen ended), `all_exited` (the app's last process
     /// ended), `marker`, `start`.
-    pub reason: String,
+    pub reason: PhaseReason,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// For `main_exited` / `all_exited`: how the process ended: `killed` (by `signal`),
     /// `exited` (with `exit_code`) or `unknown`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub how: Option<String>,
+    pub how: Option<ExitHow>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

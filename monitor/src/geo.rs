@@ -37,42 +37,7 @@ pub const ASN_FILES: &[&str] = &["asn.mmdb", "asn.csv"];
 /// Where a database's own credit line is kept: `<database file>.attribution`.
 const ATTRIBUTION_SUFFIX: &str = "attribution";
 
-/// Address scope, as written to `Connect::scope`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    Loopback,
-    Private,
-    LinkLocal,
-    Multicast,
-    Unspecified,
-    /// Carrier-grade NAT shared space, 100.64.0.0/10.
-    Cgnat,
-    /// Documentation ranges (TEST-NET-1/2/3, 2001:db8::/32, 3fff::/20).
-    Documentation,
-    /// 255.255.255.255.
-    Broadcast,
-    /// Other special-purpose space that is not routed on the internet (240.0.0.0/4,
-    /// benchmarking, IETF protocol assignments, 100::/64 discard, outside 2000::/3).
-    Reserved,
-    Public,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Loopback => "loopback",
-            Scope::Private => "private",
-            Scope::LinkLocal => "link_local",
-            Scope::Multicast => "multicast",
-            Scope::Unspecified => "unspecified",
-            Scope::Cgnat => "cgnat",
-            Scope::Documentation => "documentation",
-            Scope::Broadcast => "broadcast",
-            Scope::Reserved => "reserved",
-            Scope::Public => "public",
-        }
-    }
-}
+pub use crate::capability::Scope;
 
 /// The address a destination really is: IPv4-mapped IPv6 (`::ffff:a.b.c.d`) and NAT64
 /// well-known-prefix (`64:ff9b::a.b.c.d`, RFC 6052) addresses stand for their IPv4 address.
@@ -438,7 +403,7 @@ impl Geo {
     pub fn annotate(&self, c: &mut Connect) {
         let ip = effective_addr(c.daddr);
         let s = scope(ip);
-        c.scope = Some(s.as_str().to_string());
+        c.scope = Some(s);
         if s != Scope::Public {
             c.country = None;
             c.asn = None;
@@ -633,8 +598,12 @@ mod tests {
 
     fn connect(addr: &str) -> Connect {
         Connect {
-            family: if addr.contains(':') { "inet6" } else { "inet" }.into(),
-            proto: "tcp".into(),
+            family: if addr.contains(':') {
+                crate::event::AddrFamily::Inet6
+            } else {
+                crate::event::AddrFamily::Inet
+            },
+            proto: crate::event::Proto::Tcp,
             daddr: addr.parse().unwrap(),
             dport: 443,
             result: 0,
@@ -651,11 +620,11 @@ mod tests {
         let geo = Geo::default();
         let mut c = connect("127.0.0.1");
         geo.annotate(&mut c);
-        assert_eq!(c.scope.as_deref(), Some("loopback"));
+        assert_eq!(c.scope, Some(Scope::Loopback));
         assert_eq!((c.country, c.asn, c.as_org), (None, None, None));
         let mut c = connect("81.2.69.160");
         geo.annotate(&mut c);
-        assert_eq!(c.scope.as_deref(), Some("public"));
+        assert_eq!(c.scope, Some(Scope::Public));
         // No database loaded: what the recorder wrote stays.
         assert_eq!(c.country.as_deref(), Some("XX"));
         assert!(geo.attribution().is_empty());
@@ -718,7 +687,7 @@ mod tests {
         assert_eq!(
             look("89.160.20.112"),
             (
-                "public".into(),
+                Scope::Public,
                 Some("SE".into()),
                 Some(29518),
                 Some("Bredband2 AB".into())
@@ -726,12 +695,12 @@ mod tests {
         );
         assert_eq!(
             look("81.2.69.160"),
-            ("public".into(), Some("GB".into()), None, None)
+            (Scope::Public, Some("GB".into()), None, None)
         );
         assert_eq!(
             look("1.128.0.1"),
             (
-                "public".into(),
+                Scope::Public,
                 None,
                 Some(1221),
                 Some("Telstra Pty Ltd".into())
@@ -741,7 +710,7 @@ mod tests {
         assert_eq!(look("::ffff:89.160.20.113").1.as_deref(), Some("SE"));
         assert_eq!(look("2001:218::10").1.as_deref(), Some("JP"));
         // Private addresses never get geo data, even stale recorded values are cleared.
-        assert_eq!(look("10.0.2.3"), ("private".into(), None, None, None));
+        assert_eq!(look("10.0.2.3"), (Scope::Private, None, None, None));
         let attr = geo.attribution();
         assert!(attr.contains("MaxMind DB test data"), "{attr}");
         assert_eq!(geo.sources().len(), 2);

@@ -124,8 +124,8 @@ mod tests {
         let mut ev = Event {
             ts: Utc::now(),
             body: Body::Connect(Connect {
-                family: "inet".into(),
-                proto: "tcp".into(),
+                family: crate::event::AddrFamily::Inet,
+                proto: crate::event::Proto::Tcp,
                 daddr: "127.0.0.1".parse().unwrap(),
                 dport: 443,
                 result: 0,

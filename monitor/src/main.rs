@@ -1,15 +1,20 @@
 //! emuwatch: what an app collects while it is open, and what it keeps doing after it is closed.
+mod analysis;
+#[cfg(test)]
+mod architecture_tests;
 mod baseline;
+mod capability;
+mod capture;
 mod control;
 mod decode;
 mod doctor;
 mod enrich;
+mod escape;
 mod event;
 mod geo;
 mod kernel;
 mod live;
 mod phase;
-mod pipeline;
 mod record;
 mod report;
 mod scenario;

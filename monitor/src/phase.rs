@@ -17,7 +17,10 @@ use std::collections::{HashMap, HashSet};
 
 use crate::{
     enrich::android::{band, band_is_foreground},
-    event::{AppState, Body, Event, Phase, PhaseChange, ProcOp, Process},
+    event::{
+        AppState, Body, Event, ExitHow, Phase, PhaseChange, PhaseReason, ProcOp, Process,
+        StateSource,
+    },
 };
 
 /// A score in the foreground or visible bands (0-199): the app is on screen.
@@ -40,10 +43,10 @@ struct AppPhase {
 /// What changed an app's phase.
 struct Change {
     to: Phase,
-    reason: &'static str,
+    reason: PhaseReason,
     detail: String,
     /// How the process behind a close ended: (`how`, signal, exit code).
-    how: Option<(&'static str, Option<i32>, Option<i32>)>,
+    how: Option<(ExitHow, Option<i32>, Option<i32>)>,
 }
 
 #[derive(Default)]
@@ -57,18 +60,18 @@ pub struct PhaseTracker {
     app_of: HashMap<u32, String>,
 }
 
-fn how_ended(p: &Process) -> (&'static str, Option<i32>, Option<i32>) {
+fn how_ended(p: &Process) -> (ExitHow, Option<i32>, Option<i32>) {
     match (p.signal, p.exit_code) {
-        (Some(sig), _) => ("killed", Some(sig), None),
-        (None, Some(code)) => ("exited", None, Some(code)),
-        (None, None) => ("unknown", None, None),
+        (Some(sig), _) => (ExitHow::Killed, Some(sig), None),
+        (None, Some(code)) => (ExitHow::Exited, None, Some(code)),
+        (None, None) => (ExitHow::Unknown, None, None),
     }
 }
 
-fn how_text(how: (&str, Option<i32>, Option<i32>)) -> String {
+fn how_text(how: (ExitHow, Option<i32>, Option<i32>)) -> String {
     match how {
-        ("killed", Some(sig), _) => format!("killed by signal {sig}"),
-        ("exited", _, Some(code)) => format!("exited with code {code}"),
+        (ExitHow::Killed, Some(sig), _) => format!("killed by signal {sig}"),
+        (ExitHow::Exited, _, Some(code)) => format!("exited with code {code}"),
         _ => "ended (how is unknown)".into(),
     }
 }
@@ -166,7 +169,7 @@ impl PhaseTracker {
             let how = c.how;
             let mut e = self.change(&app, c.to, c.reason, Some(c.detail), &ev);
             if let (Body::Phase(p), Some((how, signal, exit_code))) = (&mut e.body, how) {
-                p.how = Some(how.into());
+                p.how = Some(how);
                 p.signal = signal;
                 p.exit_code = exit_code;
             }
@@ -185,7 +188,7 @@ impl PhaseTracker {
         if state.host == Some(pid) {
             return Some(Change {
                 to: Phase::Closed,
-                reason: "main_exited",
+                reason: PhaseReason::MainExited,
                 detail: format!(
                     "pid {pid}, the process hosting the app's screen, {}; {others} other process(es) of the app alive",
                     how_text(how)
@@ -196,7 +199,7 @@ impl PhaseTracker {
         if state.live.is_empty() {
             return Some(Change {
                 to: Phase::Closed,
-                reason: "all_exited",
+                reason: PhaseReason::AllExited,
                 detail: format!("pid {pid}, the app's last process, {}", how_text(how)),
                 how: Some(how),
             });
@@ -204,7 +207,7 @@ impl PhaseTracker {
         let to = state.phase_by_scores();
         (to != state.phase).then(|| Change {
             to,
-            reason: "app_state",
+            reason: PhaseReason::AppState,
             detail: format!("pid {pid} {}", how_text(how)),
             how: None,
         })
@@ -212,7 +215,7 @@ impl PhaseTracker {
 
     fn after_state(state: &mut AppPhase, pid: u32, s: &AppState) -> Option<Change> {
         let adj = s.oom_score_adj;
-        let kernel = s.source == "kernel";
+        let kernel = s.source == StateSource::Kernel;
         state.live.insert(pid, (adj >= 0).then_some(adj));
         // Which process hosts the screen: the one the system put on screen (the lowest score
         // when several are visible).
@@ -248,7 +251,7 @@ impl PhaseTracker {
             }
             return Some(Change {
                 to: Phase::Foreground,
-                reason: "app_state",
+                reason: PhaseReason::AppState,
                 detail: format!(
                     "relaunched: pid {pid} on screen, oom_score_adj {adj} ({}){by}",
                     s.band
@@ -260,7 +263,7 @@ impl PhaseTracker {
         };
         (to != state.phase).then(|| Change {
             to,
-            reason: "app_state",
+            reason: PhaseReason::AppState,
             detail: format!("pid {pid} oom_score_adj {adj} ({}){by}", s.band),
             how: None,
         })
@@ -271,7 +274,7 @@ impl PhaseTracker {
         &mut self,
         app: &str,
         to: Phase,
-        reason: &str,
+        reason: PhaseReason,
         detail: Option<String>,
         like: &Event,
     ) -> Option<Event> {
@@ -292,7 +295,7 @@ impl PhaseTracker {
         &mut self,
         app: &str,
         to: Phase,
-        reason: &str,
+        reason: PhaseReason,
         detail: Option<String>,
         like: &Event,
     ) -> Event {
@@ -304,7 +307,7 @@ impl PhaseTracker {
             body: Body::Phase(PhaseChange {
                 to,
                 from: Some(from),
-                reason: reason.into(),
+                reason,
                 detail,
                 how: None,
                 signal: None,
@@ -326,7 +329,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::event::{AppState, Connect, Process};
+    use crate::event::{AppState, Connect, Process, Writer};
 
     const APP: &str = "com.example.app";
 
@@ -358,27 +361,31 @@ mod tests {
         })
     }
 
-    /// A score written by `by` (`system`, `app`) or found at start (`by` = "start").
-    fn state_by(adj: i32, by: &str) -> Body {
-        let kernel = by != "start";
+    /// A score written by `by` (the system or the app), or found at start (`None`).
+    fn state_by(adj: i32, by: Option<Writer>) -> Body {
+        let kernel = by.is_some();
         Body::AppState(AppState {
             oom_score_adj: adj,
             band: crate::enrich::android::band(adj).into(),
-            source: if kernel { "kernel" } else { "start" }.into(),
-            written_by: kernel.then(|| by.to_string()),
+            source: if kernel {
+                StateSource::Kernel
+            } else {
+                StateSource::Start
+            },
+            written_by: by,
             writer_pid: kernel.then_some(1),
             writer_comm: kernel.then(|| "lmkd".into()),
         })
     }
 
     fn state(adj: i32) -> Body {
-        state_by(adj, "system")
+        state_by(adj, Some(Writer::System))
     }
 
     fn connect() -> Body {
         Body::Connect(Connect {
-            family: "inet".into(),
-            proto: "tcp".into(),
+            family: crate::event::AddrFamily::Inet,
+            proto: crate::event::Proto::Tcp,
             daddr: "127.0.0.1".parse().unwrap(),
             dport: 1,
             result: 0,
@@ -434,7 +441,7 @@ mod tests {
             "the daemon after close"
         );
         // The app's own writes never reopen it (nor move it at all).
-        let o = run(&mut t, ev(11, state_by(0, "app")));
+        let o = run(&mut t, ev(11, state_by(0, Some(Writer::App))));
         assert_eq!(o.len(), 1);
         assert_eq!(o[0].phase, Some(Phase::Closed));
     }
@@ -442,12 +449,12 @@ mod tests {
     #[test]
     fn the_apps_own_score_writes_do_not_move_the_phase() {
         let mut t = PhaseTracker::default();
-        run(&mut t, ev(10, state_by(0, "start")));
+        run(&mut t, ev(10, state_by(0, None)));
         run(&mut t, ev(10, proc_(ProcOp::Fork, Some(11))));
         // Chromium-like: the browser demotes its child and itself.
         for o in [
-            run(&mut t, ev(11, state_by(300, "app"))),
-            run(&mut t, ev(10, state_by(900, "app"))),
+            run(&mut t, ev(11, state_by(300, Some(Writer::App)))),
+            run(&mut t, ev(10, state_by(900, Some(Writer::App)))),
         ] {
             assert!(change(&o).is_none(), "{o:?}");
         }
@@ -471,7 +478,7 @@ mod tests {
     fn swipe_restart_relaunch() {
         let mut t = PhaseTracker::default();
         // A zygote child whose score is inherited from zygote (-1000: no information).
-        run(&mut t, ev(10, state_by(-1000, "start")));
+        run(&mut t, ev(10, state_by(-1000, None)));
         run(&mut t, ev(10, state(0)));
         run(&mut t, ev(20, state(500))); // pkg:remote
         run(&mut t, ev(30, state(200))); // pkg:push, a foreground service
@@ -482,20 +489,20 @@ mod tests {
         let c = change(&o).unwrap();
         assert_eq!((c.to, c.reason.as_str()), (Phase::Closed, "main_exited"));
         assert_eq!(
-            (c.how.as_deref(), c.signal, c.exit_code),
-            (Some("killed"), Some(9), None)
+            (c.how, c.signal, c.exit_code),
+            (Some(ExitHow::Killed), Some(9), None)
         );
         run(&mut t, ev(20, killed(9)));
         assert_eq!(phase_now(&mut t, 30), Phase::Closed);
         // The service's exit and a restarted job process leave it closed.
         run(&mut t, ev(30, proc_(ProcOp::Exit, None)));
-        run(&mut t, ev(40, state_by(0, "start")));
+        run(&mut t, ev(40, state_by(0, None)));
         let o = run(&mut t, ev(40, state(500)));
         assert!(change(&o).is_none());
         assert_eq!(phase_now(&mut t, 40), Phase::Closed);
         // Nor does a value found when a process is first seen; the system putting a new
         // process on screen does (a relaunch, whatever its pid).
-        run(&mut t, ev(50, state_by(0, "start")));
+        run(&mut t, ev(50, state_by(0, None)));
         assert_eq!(phase_now(&mut t, 50), Phase::Closed);
         let o = run(&mut t, ev(50, state(0)));
         let c = change(&o).unwrap();
@@ -533,10 +540,13 @@ mod tests {
         let o = run(&mut t, ev(10, state(0)));
         assert!(matches!(&o[0].body, Body::Phase(p) if p.to == Phase::Foreground));
         let like = ev(10, connect());
-        let e = t.set(APP, Phase::Closed, "marker", None, &like).unwrap();
+        let e = t
+            .set(APP, Phase::Closed, PhaseReason::Marker, None, &like)
+            .unwrap();
         assert_eq!(e.phase, Some(Phase::Closed));
         assert!(
-            t.set(APP, Phase::Closed, "marker", None, &like).is_none(),
+            t.set(APP, Phase::Closed, PhaseReason::Marker, None, &like)
+                .is_none(),
             "no change, no event"
         );
     }

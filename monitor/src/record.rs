@@ -1,4 +1,4 @@
-//! `emuwatch record`: choose targets, load and attach the probes, run the pipeline until the
+//! `emuwatch record`: choose targets, load and attach the probes, run the capture until the
 //! targets have exited, the duration is over, or Ctrl-C / SIGTERM.
 use std::{
     collections::BTreeMap,
@@ -14,6 +14,7 @@ use tokio::{
 };
 
 use crate::{
+    capture::Capture,
     enrich::{
         Enricher,
         android::{PER_USER_RANGE, PackagesList},
@@ -24,7 +25,6 @@ use crate::{
     geo::Geo,
     kernel::{Kernel, LoadOptions, ProbeChoice, TargetMaps, system},
     live::LiveView,
-    pipeline::Pipeline,
     session::{Lost, SessionInfo, SessionWriter, TargetSpec, hostname},
 };
 
@@ -131,7 +131,7 @@ fn resolve_program(prog: &str) -> Option<PathBuf> {
 
 /// Fork a child that waits until it has been made a target, then execs `argv` (with stdout and
 /// stderr sent to `output` when given). (std's spawn cannot do this: it blocks until the child
-/// has exec'd.) Returns (pid, release pipe).
+/// has exec'd.) Returns (pid, release capture).
 fn spawn_held(argv: &[String], output: Option<&Path>) -> Result<(u32, std::fs::File)> {
     use std::{ffi::CString, os::fd::AsRawFd};
     let prog = resolve_program(&argv[0])
@@ -304,11 +304,11 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         geo,
         system::monotonic_to_realtime_offset(),
     );
-    let mut pipe = Pipeline::new(enricher, writer, LiveView::new(opts.quiet), fd_reads, lost);
-    pipe.live_pids.extend(maps.tgids.iter().copied());
+    let mut capture = Capture::new(enricher, writer, LiveView::new(opts.quiet), fd_reads, lost);
+    capture.live_pids.extend(maps.tgids.iter().copied());
     for &tgid in &maps.tgids {
         if let Some(adj) = crate::enrich::read_oom_score_adj(tgid) {
-            pipe.enricher.procs.seed_adj(tgid, adj);
+            capture.enricher.procs.seed_adj(tgid, adj);
         }
     }
 
@@ -318,27 +318,28 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         let (pid, mut release) = spawn_held(&target.command, opts.command_output.as_deref())?;
         // The child is held before exec: its score now is its score at its first event.
         if let Some(adj) = crate::enrich::read_oom_score_adj(pid) {
-            pipe.enricher.procs.seed_adj(pid, adj);
+            capture.enricher.procs.seed_adj(pid, adj);
         }
         if let Ok(cwd) = std::env::current_dir() {
-            pipe.enricher
+            capture
+                .enricher
                 .procs
                 .seed_cwd(pid, cwd.to_string_lossy().into_owned());
         }
         kernel.add_target_tgid(pid)?;
-        pipe.live_pids.insert(pid);
+        capture.live_pids.insert(pid);
         target.pids.push(pid);
-        pipe.writer.info.target.pids.push(pid);
+        capture.writer.info.target.pids.push(pid);
         use std::io::Write;
         release.write_all(b"g").context("release child")?;
         drop(release);
         child = Some(pid);
     }
-    pipe.writer.write_info()?;
+    capture.writer.write_info()?;
     let stop_when_exited =
         opts.stop_when_targets_exit && (!target.command.is_empty() || !target.pids.is_empty());
 
-    let sock_path = pipe.writer.dir().join(crate::control::SOCKET);
+    let sock_path = capture.writer.dir().join(crate::control::SOCKET);
     let _ = std::fs::remove_file(&sock_path);
     let control = tokio::net::UnixListener::bind(&sock_path)
         .with_context(|| format!("create the control socket {}", sock_path.display()))?;
@@ -359,15 +360,15 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                drain(guard.get_inner_mut(), &mut pipe)?;
+                drain(guard.get_inner_mut(), &mut capture)?;
                 guard.clear_ready();
             }
             _ = tick.tick() => {
-                drain(ring.get_mut(), &mut pipe)?;
+                drain(ring.get_mut(), &mut capture)?;
             }
             conn = control.accept() => {
                 if let Ok((stream, _)) = conn
-                    && crate::control::serve(stream, &mut pipe).await
+                    && crate::control::serve(stream, &mut capture).await
                 {
                     break "stop_request";
                 }
@@ -376,12 +377,12 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
             _ = sigint.recv() => break "signal",
             _ = tokio::time::sleep_until(sleep_until) => break "duration",
         }
-        pipe.writer.flush()?;
-        pipe.live.tick();
+        capture.writer.flush()?;
+        capture.live.tick();
         let now = tokio::time::Instant::now();
         if now.duration_since(last_lost) >= Duration::from_secs(1) {
             last_lost = now;
-            pipe.check_lost()?;
+            capture.check_lost()?;
         }
         if (stop_when_exited || child.is_some())
             && now.duration_since(last_sweep) >= Duration::from_millis(200)
@@ -391,8 +392,8 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
                 child = None; // the rest of its tree is followed through events
             }
             // Exits seen as events remove pids; this catches processes whose exit was lost.
-            pipe.live_pids.retain(|p| alive(*p));
-            if stop_when_exited && pipe.live_pids.is_empty() && child.is_none() {
+            capture.live_pids.retain(|p| alive(*p));
+            if stop_when_exited && capture.live_pids.is_empty() && child.is_none() {
                 break "targets_exited";
             }
         }
@@ -401,12 +402,12 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     drop(control);
     let _ = std::fs::remove_file(&sock_path);
     // Everything the targets did is in the ring buffer by now: take the rest.
-    drain(ring.get_mut(), &mut pipe)?;
-    pipe.flush_all_reads()?;
-    pipe.check_lost()?;
-    pipe.live.finish();
+    drain(ring.get_mut(), &mut capture)?;
+    capture.flush_all_reads()?;
+    capture.check_lost()?;
+    capture.live.finish();
     drop(kernel); // detach probes before the final write
-    let mut writer = pipe.writer;
+    let mut writer = capture.writer;
     writer.info.ended_at = Some(Utc::now());
     writer.info.stop_reason = Some(stop_reason.into());
     writer.info.complete = writer.info.lost.total == 0 && writer.info.lost.undecodable == 0;
@@ -415,9 +416,9 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     Ok(RecordOutcome { dir, info })
 }
 
-fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, pipe: &mut Pipeline) -> Result<()> {
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, capture: &mut Capture) -> Result<()> {
     while let Some(item) = ring.next() {
-        pipe.record(&item)?;
+        capture.ingest(&item)?;
     }
     Ok(())
 }

@@ -97,6 +97,39 @@ mod opt_ts {
     }
 }
 
+/// `run.json` in the session: what the run did, and what `baseline save` needs to make the
+/// session's baseline independent of the run's scratch directory.
+#[derive(Serialize, Deserialize)]
+pub struct RunInfo {
+    pub scenario: String,
+    pub scenario_file: String,
+    /// The `{work}` directory of the run (removed at its end).
+    pub work_dir: String,
+    /// The file category rules the run used (`[record] categories`), if not the built-in ones.
+    #[serde(default)]
+    pub categories: Option<String>,
+    #[serde(default)]
+    pub steps: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub expectations: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub baseline: Option<serde_json::Value>,
+    #[serde(default)]
+    pub errors: Vec<String>,
+    #[serde(default)]
+    pub exit_code: u8,
+}
+
+impl RunInfo {
+    pub const FILE: &str = "run.json";
+
+    /// The run.json of a session, if it has one.
+    pub fn read(session: &Path) -> Option<RunInfo> {
+        let b = std::fs::read(session.join(Self::FILE)).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+}
+
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())

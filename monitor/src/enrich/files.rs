@@ -7,6 +7,8 @@ use std::{
 
 use anyhow::{Result, bail};
 
+use super::live_proc::ProcSource;
+
 /// Default device patterns (glob syntax; `*` matches within one path component).
 pub const DEFAULT_CAMERA: &[&str] = &["/dev/video*", "/dev/media*", "/dev/v4l-subdev*"];
 pub const DEFAULT_MICROPHONE: &[&str] = &["/dev/snd/pcm*c"];
@@ -102,16 +104,12 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-fn readlink(p: String) -> Option<String> {
-    std::fs::read_link(p)
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
-}
-
 /// (tgid, fd) -> path of files opened by targets while recording.
 #[derive(Default)]
 pub struct FdTable {
     paths: HashMap<(u32, i32), String>,
+    /// Where fds and working directories not seen opened are looked up (/proc).
+    pub proc: ProcSource,
 }
 
 impl FdTable {
@@ -128,7 +126,7 @@ impl FdTable {
         self.paths
             .get(&(tgid, fd))
             .cloned()
-            .or_else(|| readlink(format!("/proc/{tgid}/fd/{fd}")))
+            .or_else(|| self.proc.fd_path(tgid, fd))
     }
 
     pub fn forget_process(&mut self, tgid: u32) {
@@ -142,8 +140,7 @@ impl FdTable {
             return Some(normalize(Path::new(path)).to_string_lossy().into_owned());
         }
         let base = if dfd == monitor_common::file::AT_FDCWD {
-            cwd.map(str::to_string)
-                .or_else(|| readlink(format!("/proc/{tgid}/cwd")))?
+            cwd.map(str::to_string).or_else(|| self.proc.cwd(tgid))?
         } else {
             self.path_of(tgid, dfd)?
         };

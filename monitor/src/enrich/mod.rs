@@ -2,6 +2,7 @@
 //! device classes and band names.
 pub mod android;
 pub mod files;
+pub mod live_proc;
 pub mod process;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -15,10 +16,14 @@ use monitor_common::{
 
 use crate::{
     decode::{Raw, cstr},
-    event::{self, Body, Event, ProcOp, error_of},
+    event::{
+        self, AddrFamily, Body, DeviceOp, Event, FlushedAt, PathOrigin, ProcOp, Proto, StateSource,
+        Writer, error_of,
+    },
     geo::Geo,
 };
 use files::{DeviceClass, DevicePatterns, FdTable, open_flags_text};
+use live_proc::ProcSource;
 use process::ProcessTable;
 
 pub struct Enricher {
@@ -33,11 +38,7 @@ pub struct Enricher {
 
 /// A live process's current oom_score_adj.
 pub fn read_oom_score_adj(tgid: u32) -> Option<i32> {
-    std::fs::read_to_string(format!("/proc/{tgid}/oom_score_adj"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    ProcSource::Live.oom_score_adj(tgid)
 }
 
 pub fn wall_time(offset_ns: i128, mono_ns: u64) -> DateTime<Utc> {
@@ -61,13 +62,28 @@ impl Enricher {
         }
     }
 
-    /// An event about the task in `h`.
-    fn event(&mut self, h: &Header, body: Body, out: &mut Vec<Event>) {
+    /// Facts about live processes from `src` instead of /proc (tests: recorded answers).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn with_proc_source(mut self, src: ProcSource) -> Self {
+        self.procs.proc = src.clone();
+        self.fds.proc = src;
+        self
+    }
+
+    /// The process of `h`; one seen for the first time gets its start score line first.
+    fn known(&mut self, h: &Header, out: &mut Vec<Event>) -> process::ProcInfo {
         let comm = cstr(&h.comm);
         let (info, first_seen) = self.procs.lookup(h.tgid, h.uid, &comm);
         if first_seen {
             self.first_seen(h.tgid, h.tid, h.uid, &comm, h.ts_ns, out);
         }
+        info
+    }
+
+    /// An event about the task in `h`.
+    fn event(&mut self, h: &Header, body: Body, out: &mut Vec<Event>) {
+        let comm = cstr(&h.comm);
+        let info = self.known(h, out);
         out.push(Event {
             ts: wall_time(self.clock_offset_ns, h.ts_ns),
             body,
@@ -95,9 +111,9 @@ impl Enricher {
         out: &mut Vec<Event>,
     ) {
         let (adj, source) = match self.procs.take_seeded_adj(tgid) {
-            Some(adj) => (adj, "start"),
-            None => match read_oom_score_adj(tgid) {
-                Some(adj) => (adj, "proc"),
+            Some(adj) => (adj, StateSource::Start),
+            None => match self.procs.proc.oom_score_adj(tgid) {
+                Some(adj) => (adj, StateSource::Proc),
                 None => return,
             },
         };
@@ -107,7 +123,7 @@ impl Enricher {
             body: Body::AppState(event::AppState {
                 oom_score_adj: adj,
                 band: android::band(adj).to_string(),
-                source: source.into(),
+                source,
                 written_by: None,
                 writer_pid: None,
                 writer_comm: None,
@@ -127,7 +143,7 @@ impl Enricher {
             Raw::Fork(h, f) => {
                 // Make sure the parent is known before the child inherits from it.
                 let comm = cstr(&h.comm);
-                let _ = self.procs.lookup(h.tgid, h.uid, &comm);
+                self.known(&h, out);
                 self.procs.fork(h.tgid, f.child_tgid, h.uid, &comm);
                 let body = Body::Process(event::Process {
                     child_pid: Some(f.child_tgid),
@@ -165,23 +181,23 @@ impl Enricher {
             Raw::Connect(h, c) => {
                 let (family, daddr) = match c.family {
                     AF_INET => (
-                        "inet",
+                        AddrFamily::Inet,
                         IpAddr::V4(Ipv4Addr::new(
                             c.daddr[0], c.daddr[1], c.daddr[2], c.daddr[3],
                         )),
                     ),
-                    AF_INET6 => ("inet6", IpAddr::V6(Ipv6Addr::from(c.daddr))),
+                    AF_INET6 => (AddrFamily::Inet6, IpAddr::V6(Ipv6Addr::from(c.daddr))),
                     _ => return,
                 };
                 // IPPROTO_TCP = 6, IPPROTO_UDP = 17; SOCK_STREAM = 1, SOCK_DGRAM = 2.
                 let proto = match (c.protocol, c.sock_type) {
-                    (6, _) | (0, 1) => "tcp",
-                    (17, _) | (0, 2) => "udp",
-                    _ => "unknown",
+                    (6, _) | (0, 1) => Proto::Tcp,
+                    (17, _) | (0, 2) => Proto::Udp,
+                    _ => Proto::Unknown,
                 };
                 let mut connect = event::Connect {
-                    family: family.into(),
-                    proto: proto.into(),
+                    family,
+                    proto,
                     daddr,
                     dport: c.dport,
                     result: c.result,
@@ -197,8 +213,7 @@ impl Enricher {
             }
             Raw::FileOpen(h, o) => self.file_open(h, o, out),
             Raw::Chdir(h, c) => {
-                let comm = cstr(&h.comm);
-                let (info, _) = self.procs.lookup(h.tgid, h.uid, &comm);
+                let info = self.known(&h, out);
                 let new_cwd = if c.syscall == SYS_FCHDIR {
                     self.fds.path_of(h.tgid, c.dfd)
                 } else if c.path_status != PATH_FAULT && c.path_len > 0 {
@@ -207,11 +222,7 @@ impl Enricher {
                 } else {
                     None
                 };
-                let new_cwd = new_cwd.or_else(|| {
-                    std::fs::read_link(format!("/proc/{}/cwd", h.tgid))
-                        .ok()
-                        .map(|p| p.to_string_lossy().into_owned())
-                });
+                let new_cwd = new_cwd.or_else(|| self.procs.proc.cwd(h.tgid));
                 if c.result == 0
                     && let Some(cwd) = &new_cwd
                 {
@@ -231,7 +242,7 @@ impl Enricher {
                     fd: r.fd,
                     bytes: r.bytes,
                     reads: r.reads,
-                    flushed_at: "close".into(),
+                    flushed_at: FlushedAt::Close,
                 });
                 self.event(&h, body, out);
             }
@@ -239,7 +250,7 @@ impl Enricher {
                 let path = self.fds.path_of(h.tgid, i.fd);
                 // VIDIOC_STREAMON only exists on V4L2 devices: this is a camera stream.
                 let body = Body::Camera(event::Device {
-                    op: "stream_on".into(),
+                    op: DeviceOp::StreamOn,
                     path,
                     result: i.result,
                     error: error_of(i.result),
@@ -251,7 +262,7 @@ impl Enricher {
                 // Android: the thread name is the last 15 bytes of the process name, argv[0]
                 // the whole name (`pkg:remote`).
                 let process_name = (h.tid == h.tgid)
-                    .then(|| process::argv0(h.tgid))
+                    .then(|| self.procs.proc.argv0(h.tgid))
                     .flatten()
                     .filter(|a| !name.is_empty() && a.ends_with(name.as_str()));
                 let body = Body::Process(event::Process {
@@ -288,13 +299,13 @@ impl Enricher {
             }
             Raw::Binder(h, b) => {
                 // Only calls to a camera service are reported (as camera use).
-                let argv0 = std::fs::read(format!("/proc/{}/cmdline", b.to_proc))
+                let argv0 = u32::try_from(b.to_proc)
                     .ok()
-                    .map(|c| cstr(&c))
+                    .and_then(|p| self.procs.proc.argv0(p))
                     .unwrap_or_default();
                 if self.devices.is_camera_service(&argv0) {
                     let body = Body::Camera(event::Device {
-                        op: "service_call".into(),
+                        op: DeviceOp::ServiceCall,
                         path: Some(format!(
                             "binder:{argv0} (pid {}, code {})",
                             b.to_proc, b.code
@@ -315,11 +326,7 @@ impl Enricher {
                         .procs
                         .get(a.target_tgid)
                         .map(|p| p.uid)
-                        .or_else(|| {
-                            procfs::process::Process::new(a.target_tgid as i32)
-                                .and_then(|p| p.uid())
-                                .ok()
-                        })
+                        .or_else(|| self.procs.proc.uid(a.target_tgid))
                         .unwrap_or(h.uid),
                     ..h
                 };
@@ -333,8 +340,8 @@ impl Enricher {
                 let body = Body::AppState(event::AppState {
                     oom_score_adj: a.oom_score_adj,
                     band: android::band(a.oom_score_adj).to_string(),
-                    source: "kernel".into(),
-                    written_by: Some(if by_app { "app" } else { "system" }.into()),
+                    source: StateSource::Kernel,
+                    written_by: Some(if by_app { Writer::App } else { Writer::System }),
                     writer_pid: Some(h.tgid),
                     writer_comm: Some(cstr(&h.comm)),
                 });
@@ -344,23 +351,21 @@ impl Enricher {
     }
 
     fn file_open(&mut self, h: Header, o: monitor_common::file::FileOpen, out: &mut Vec<Event>) {
-        let (info, _) = self.procs.lookup(h.tgid, h.uid, &cstr(&h.comm));
+        let info = self.known(&h, out);
         let cwd = info.cwd;
         let raw_path = (o.path_status != PATH_FAULT && o.path_len > 0).then(|| cstr(&o.path));
         let (path, origin) = match raw_path.as_deref().filter(|p| !p.is_empty()) {
             Some(p) => match self.fds.absolute(h.tgid, o.dfd, p, cwd.as_deref()) {
-                Some(abs) if o.path_status == PATH_AT_EXIT => (Some(abs), "syscall_exit"),
-                Some(abs) => (Some(abs), "syscall"),
+                Some(abs) if o.path_status == PATH_AT_EXIT => (Some(abs), PathOrigin::SyscallExit),
+                Some(abs) => (Some(abs), PathOrigin::Syscall),
                 // Relative path whose base is gone: keep what the process passed.
-                None => (Some(p.to_string()), "syscall_relative"),
+                None => (Some(p.to_string()), PathOrigin::SyscallRelative),
             },
-            None if o.result >= 0 => {
-                match std::fs::read_link(format!("/proc/{}/fd/{}", h.tgid, o.result)) {
-                    Ok(p) => (Some(p.to_string_lossy().into_owned()), "proc_fd"),
-                    Err(_) => (None, "unrecovered"),
-                }
-            }
-            None => (None, "unrecovered"),
+            None if o.result >= 0 => match self.procs.proc.fd_path(h.tgid, o.result) {
+                Some(p) => (Some(p), PathOrigin::ProcFd),
+                None => (None, PathOrigin::Unrecovered),
+            },
+            None => (None, PathOrigin::Unrecovered),
         };
         if o.result >= 0
             && let Some(p) = &path
@@ -371,7 +376,7 @@ impl Enricher {
         let body = match device {
             Some(class) => {
                 let d = event::Device {
-                    op: "open".into(),
+                    op: DeviceOp::Open,
                     path,
                     result: o.result,
                     error: error_of(o.result),
@@ -383,7 +388,7 @@ impl Enricher {
             }
             None => Body::FileOpen(event::FileOpen {
                 path,
-                path_origin: origin.into(),
+                path_origin: origin,
                 flags: o.flags,
                 flags_text: open_flags_text(o.flags),
                 result: o.result,
@@ -407,7 +412,7 @@ impl Enricher {
         fd: i32,
         bytes: u64,
         reads: u64,
-        why: &str,
+        why: FlushedAt,
         out: &mut Vec<Event>,
     ) {
         let path = self.fds.closed(tgid, fd);
@@ -419,7 +424,7 @@ impl Enricher {
                 fd,
                 bytes,
                 reads,
-                flushed_at: why.into(),
+                flushed_at: why,
             }),
             pid: tgid,
             tid: tgid,
@@ -431,3 +436,6 @@ impl Enricher {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

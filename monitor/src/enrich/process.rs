@@ -2,7 +2,10 @@
 //! processes that existed before the recording, from /proc.
 use std::collections::HashMap;
 
-use super::android::{PackagesList, is_isolated_uid, package_from_argv0};
+use super::{
+    android::{PackagesList, is_isolated_uid, package_from_argv0},
+    live_proc::ProcSource,
+};
 
 #[derive(Debug, Clone)]
 pub struct ProcInfo {
@@ -25,27 +28,8 @@ pub struct ProcessTable {
     /// oom_score_adj read when recording started (targets by pid, the spawned command while it
     /// was still held): exact, unlike a /proc read when the first event is processed.
     seeded_adj: HashMap<u32, i32>,
-}
-
-/// argv[0] of a live process, from /proc.
-pub fn argv0(tgid: u32) -> Option<String> {
-    proc_facts(tgid).0
-}
-
-/// argv[0] and ppid of a live process, from /proc.
-fn proc_facts(tgid: u32) -> (Option<String>, Option<u32>) {
-    let Ok(p) = procfs::process::Process::new(tgid as i32) else {
-        return (None, None);
-    };
-    let argv0 = p.cmdline().ok().and_then(|c| c.into_iter().next());
-    let ppid = p.stat().ok().map(|s| s.ppid as u32);
-    (argv0, ppid)
-}
-
-fn proc_cwd(tgid: u32) -> Option<String> {
-    std::fs::read_link(format!("/proc/{tgid}/cwd"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
+    /// Where facts about processes first seen come from (/proc).
+    pub proc: ProcSource,
 }
 
 impl ProcessTable {
@@ -55,6 +39,7 @@ impl ProcessTable {
             packages,
             seeded_cwd: HashMap::new(),
             seeded_adj: HashMap::new(),
+            proc: ProcSource::Live,
         }
     }
 
@@ -79,7 +64,7 @@ impl ProcessTable {
         if let Some(p) = self.procs.get(&tgid) {
             return (p.clone(), false);
         }
-        let (argv0, ppid) = proc_facts(tgid);
+        let (argv0, ppid) = self.proc.facts(tgid);
         let ppid = ppid.unwrap_or(0);
         // A child of a known process inherits its app (double-forked daemons included).
         let app = match self.procs.get(&ppid) {
@@ -89,7 +74,7 @@ impl ProcessTable {
         let cwd = self
             .seeded_cwd
             .remove(&tgid)
-            .or_else(|| proc_cwd(tgid))
+            .or_else(|| self.proc.cwd(tgid))
             .or_else(|| self.procs.get(&ppid).and_then(|p| p.cwd.clone()));
         let info = ProcInfo {
             ppid,
@@ -150,7 +135,7 @@ impl ProcessTable {
         if let Some(p) = self.procs.get_mut(&tgid) {
             p.comm = comm.to_string();
         }
-        let (argv0, _) = proc_facts(tgid);
+        let (argv0, _) = self.proc.facts(tgid);
         if let Some(pkg) = argv0.as_deref().and_then(package_from_argv0)
             && self.packages.package_of_uid(uid).is_none()
             && let Some(p) = self.procs.get_mut(&tgid)
@@ -179,5 +164,80 @@ impl ProcessTable {
 
     pub fn get(&self, tgid: u32) -> Option<&ProcInfo> {
         self.procs.get(&tgid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, sync::Arc};
+
+    use super::*;
+    use crate::enrich::live_proc::Recorded;
+
+    const PKG_UID: u32 = 10123;
+
+    /// A table whose /proc answers are recorded (pids above any pid_max).
+    fn table(r: Recorded) -> ProcessTable {
+        let packages = PackagesList::parse(
+            "com.example.app 10123 0 /data/user/0/com.example.app default:targetSdkVersion=34 3003\n",
+        )
+        .unwrap();
+        let mut t = ProcessTable::new(packages);
+        t.proc = ProcSource::Recorded(Arc::new(r));
+        t
+    }
+
+    #[test]
+    fn first_seen_processes_are_identified_by_uid_argv0_or_comm() {
+        let mut t = table(Recorded {
+            argv0: HashMap::from([(4_000_000_002, "com.other.app:push".into())]),
+            ..Recorded::default()
+        });
+        let (p, first) = t.lookup(4_000_000_001, PKG_UID, "app");
+        assert!(first);
+        assert_eq!(p.app, "com.example.app", "the package of its uid");
+        assert!(!t.lookup(4_000_000_001, PKG_UID, "app").1, "seen once");
+        assert_eq!(t.lookup(4_000_000_002, 2000, "push").0.app, "com.other.app");
+        assert_eq!(t.lookup(4_000_000_003, 1000, "curl").0.app, "curl");
+        assert_eq!(
+            t.lookup(4_000_000_004, 99_000, "iso").0.app,
+            "isolated:99000"
+        );
+    }
+
+    #[test]
+    fn children_inherit_app_and_cwd_unless_their_uid_names_a_package() {
+        let mut t = table(Recorded {
+            ppid: HashMap::from([(4_000_000_003, 4_000_000_001)]),
+            cwd: HashMap::from([(4_000_000_001, "/work".into())]),
+            ..Recorded::default()
+        });
+        t.lookup(4_000_000_001, 1000, "daemon");
+        t.fork(4_000_000_001, 4_000_000_002, 1000, "daemon");
+        let child = t.get(4_000_000_002).unwrap();
+        assert_eq!(
+            (child.app.as_str(), child.ppid, child.cwd.as_deref()),
+            ("daemon", 4_000_000_001, Some("/work"))
+        );
+        // First seen without its fork: the recorded parent is known, so it inherits too.
+        let (p, _) = t.lookup(4_000_000_003, 1000, "worker");
+        assert_eq!(
+            (p.app.as_str(), p.cwd.as_deref()),
+            ("daemon", Some("/work"))
+        );
+        // A zygote-like fork into a package uid is the package's.
+        t.fork(4_000_000_001, 4_000_000_005, PKG_UID, "app");
+        assert_eq!(t.get(4_000_000_005).unwrap().app, "com.example.app");
+    }
+
+    #[test]
+    fn setuid_to_a_package_uid_moves_the_process_to_that_app() {
+        let mut t = table(Recorded::default());
+        t.lookup(4_000_000_001, 0, "zygote64");
+        t.setuid(4_000_000_001, PKG_UID);
+        let p = t.get(4_000_000_001).unwrap();
+        assert_eq!((p.app.as_str(), p.uid), ("com.example.app", PKG_UID));
+        t.exit(4_000_000_001);
+        assert!(t.get(4_000_000_001).unwrap().exited);
     }
 }

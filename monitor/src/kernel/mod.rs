@@ -20,7 +20,8 @@ use monitor_common::{
 pub use probes::{BtfUse, CgroupHooks, Plan, ProbeStatus, SyscallProbes};
 
 /// The compiled kernel programs (built by build.rs from ../monitor-ebpf).
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor.bpf.o"));
+pub(crate) static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor.bpf.o"));
 
 /// Loss counter slots, as monitor-ebpf's `maps::loss` numbers them.
 pub const LOSS_REASONS: [(u32, &str); 4] = [

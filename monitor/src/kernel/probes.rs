@@ -47,13 +47,64 @@ pub enum Needs {
     Cgroup,
 }
 
+/// What a probe serves: the `family` of a probe in `doctor` and `session.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Process,
+    /// `network` in sessions from before the families were named after the capabilities.
+    #[serde(alias = "network")]
+    Connect,
+    File,
+    Camera,
+    AppState,
+    /// The raw-syscalls programs: every syscall family at once.
+    Syscalls,
+}
+
+impl Family {
+    #[cfg(test)]
+    pub const ALL: [Family; 6] = [
+        Family::Process,
+        Family::Connect,
+        Family::File,
+        Family::Camera,
+        Family::AppState,
+        Family::Syscalls,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Process => "process",
+            Family::Connect => "connect",
+            Family::File => "file",
+            Family::Camera => "camera",
+            Family::AppState => "app_state",
+            Family::Syscalls => "syscalls",
+        }
+    }
+
+    /// Served by the raw-syscalls programs as well as by its own.
+    pub fn is_syscall(self) -> bool {
+        matches!(
+            self,
+            Family::Process | Family::Connect | Family::File | Family::Camera
+        )
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeSpec {
     /// Program (function) name in monitor-ebpf.
     pub program: &'static str,
-    /// Capability it serves: process, connect, file, camera, app_state, syscalls (the raw path
-    /// serves process, connect, file and camera at once).
-    pub family: &'static str,
+    /// What it serves (the raw path serves process, connect, file and camera at once).
+    pub family: Family,
     pub needs: Needs,
     pub hook: Hook,
     /// Recording refuses to start without it (when it is part of the plan).
@@ -74,7 +125,7 @@ const RAW_HINT: &str = "needs BPF raw tracepoints (Linux 4.17+); the classic raw
 pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sched_process_fork",
-        family: "process",
+        family: Family::Process,
         needs: Btf,
         hook: BtfTracepoint("sched_process_fork"),
         required: true,
@@ -82,7 +133,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sched_process_exec",
-        family: "process",
+        family: Family::Process,
         needs: Always,
         hook: Tracepoint("sched", "sched_process_exec"),
         required: true,
@@ -90,7 +141,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sched_process_exit",
-        family: "process",
+        family: Family::Process,
         needs: BtfExitGroupDead,
         hook: BtfTracepoint("sched_process_exit"),
         required: true,
@@ -98,7 +149,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_execve",
-        family: "process",
+        family: Family::Process,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_execve"),
         required: true,
@@ -106,7 +157,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_execveat",
-        family: "process",
+        family: Family::Process,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_execveat"),
         required: true,
@@ -114,7 +165,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_execve",
-        family: "process",
+        family: Family::Process,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_execve"),
         required: true,
@@ -122,7 +173,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_execveat",
-        family: "process",
+        family: Family::Process,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_execveat"),
         required: true,
@@ -130,7 +181,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "task_rename",
-        family: "process",
+        family: Family::Process,
         needs: Always,
         hook: Tracepoint("task", "task_rename"),
         required: true,
@@ -138,7 +189,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_setuid",
-        family: "process",
+        family: Family::Process,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_setuid"),
         required: true,
@@ -146,7 +197,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_setreuid",
-        family: "process",
+        family: Family::Process,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_setreuid"),
         required: true,
@@ -154,7 +205,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_setresuid",
-        family: "process",
+        family: Family::Process,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_setresuid"),
         required: true,
@@ -162,7 +213,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_connect",
-        family: "connect",
+        family: Family::Connect,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_connect"),
         required: true,
@@ -170,7 +221,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "cgroup_connect4",
-        family: "connect",
+        family: Family::Connect,
         needs: Cgroup,
         hook: CgroupSockAddr("connect4"),
         required: false,
@@ -178,7 +229,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "cgroup_connect6",
-        family: "connect",
+        family: Family::Connect,
         needs: Cgroup,
         hook: CgroupSockAddr("connect6"),
         required: false,
@@ -186,7 +237,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_connect",
-        family: "connect",
+        family: Family::Connect,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_connect"),
         required: true,
@@ -194,7 +245,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_openat",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_openat"),
         required: true,
@@ -202,7 +253,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_openat",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_openat"),
         required: true,
@@ -210,7 +261,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_openat2",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_openat2"),
         required: false,
@@ -218,7 +269,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_openat2",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_openat2"),
         required: false,
@@ -226,7 +277,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_open",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_open"),
         required: false,
@@ -234,7 +285,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_open",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_open"),
         required: false,
@@ -242,7 +293,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_chdir",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_chdir"),
         required: true,
@@ -250,7 +301,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_chdir",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_chdir"),
         required: true,
@@ -258,7 +309,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_fchdir",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_fchdir"),
         required: true,
@@ -266,7 +317,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_fchdir",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_fchdir"),
         required: true,
@@ -274,7 +325,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_read",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_read"),
         required: true,
@@ -282,7 +333,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_read",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_read"),
         required: true,
@@ -290,7 +341,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_pread64",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_pread64"),
         required: true,
@@ -298,7 +349,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_pread64",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_pread64"),
         required: true,
@@ -306,7 +357,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_readv",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_readv"),
         required: true,
@@ -314,7 +365,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_readv",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_readv"),
         required: true,
@@ -322,7 +373,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_preadv",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_preadv"),
         required: true,
@@ -330,7 +381,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_preadv",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_preadv"),
         required: true,
@@ -338,7 +389,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_preadv2",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_preadv2"),
         required: false,
@@ -346,7 +397,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_preadv2",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_preadv2"),
         required: false,
@@ -354,7 +405,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_close",
-        family: "file",
+        family: Family::File,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_close"),
         required: true,
@@ -362,7 +413,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_ioctl",
-        family: "camera",
+        family: Family::Camera,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_ioctl"),
         required: true,
@@ -370,7 +421,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_ioctl",
-        family: "camera",
+        family: Family::Camera,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_ioctl"),
         required: true,
@@ -378,7 +429,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "binder_transaction",
-        family: "camera",
+        family: Family::Camera,
         needs: Always,
         hook: Tracepoint("binder", "binder_transaction"),
         required: false,
@@ -386,7 +437,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "oom_score_adj_update",
-        family: "app_state",
+        family: Family::AppState,
         needs: Always,
         hook: Tracepoint("oom", "oom_score_adj_update"),
         required: true,
@@ -394,7 +445,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_socket",
-        family: "connect",
+        family: Family::Connect,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_enter_socket"),
         required: false,
@@ -402,7 +453,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_socket",
-        family: "connect",
+        family: Family::Connect,
         needs: PerSyscall,
         hook: Tracepoint("syscalls", "sys_exit_socket"),
         required: false,
@@ -410,7 +461,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sched_process_exit_1arg",
-        family: "process",
+        family: Family::Process,
         needs: BtfExitTaskOnly,
         hook: BtfTracepoint("sched_process_exit"),
         required: true,
@@ -418,7 +469,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "task_newtask",
-        family: "process",
+        family: Family::Process,
         needs: NoBtf,
         hook: Tracepoint("task", "task_newtask"),
         required: true,
@@ -426,7 +477,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sched_process_exit_tp",
-        family: "process",
+        family: Family::Process,
         needs: NoBtf,
         hook: Tracepoint("sched", "sched_process_exit"),
         required: true,
@@ -434,7 +485,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_exit_group",
-        family: "process",
+        family: Family::Process,
         needs: PerSyscallNoBtf,
         hook: Tracepoint("syscalls", "sys_enter_exit_group"),
         required: false,
@@ -442,7 +493,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_exit",
-        family: "process",
+        family: Family::Process,
         needs: PerSyscallNoBtf,
         hook: Tracepoint("syscalls", "sys_enter_exit"),
         required: false,
@@ -450,7 +501,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "raw_sys_enter",
-        family: "syscalls",
+        family: Family::Syscalls,
         needs: Raw,
         hook: RawTracepoint("sys_enter"),
         required: true,
@@ -458,7 +509,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "raw_sys_exit",
-        family: "syscalls",
+        family: Family::Syscalls,
         needs: Raw,
         hook: RawTracepoint("sys_exit"),
         required: true,
@@ -466,7 +517,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "tp_raw_sys_enter",
-        family: "syscalls",
+        family: Family::Syscalls,
         needs: RawFallback,
         hook: Tracepoint("raw_syscalls", "sys_enter"),
         required: true,
@@ -474,7 +525,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "tp_raw_sys_exit",
-        family: "syscalls",
+        family: Family::Syscalls,
         needs: RawFallback,
         hook: Tracepoint("raw_syscalls", "sys_exit"),
         required: true,
@@ -612,7 +663,7 @@ impl Plan {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeStatus {
     pub program: String,
-    pub family: String,
+    pub family: Family,
     /// e.g. `tracepoint syscalls/sys_enter_connect`.
     pub attach_point: String,
     pub required: bool,
@@ -693,7 +744,7 @@ fn status(
     let r = attach_one(ebpf, spec, btf, cgroup2);
     ProbeStatus {
         program: spec.program.to_string(),
-        family: spec.family.to_string(),
+        family: spec.family,
         attach_point,
         required: spec.required,
         attached: r.is_ok(),
@@ -794,7 +845,7 @@ mod tests {
     }
 
     #[test]
-    fn every_program_in_the_table_exists_once() {
+    fn no_program_has_two_rows() {
         let mut seen = std::collections::HashSet::new();
         for p in PROBES {
             assert!(seen.insert(p.program), "{} twice", p.program);

@@ -10,32 +10,22 @@ use std::{
 };
 
 use super::{
-    Report,
-    categories::CategoryInfo,
-    summary::{AppOf, AppReport, Endpoint, Finding, Occurrence, Summary, human_bytes},
-    text::{escape, pretty_ts, secs_text},
+    text::{pretty_ts, secs_text},
     timeline::{self, MarkKind},
 };
-use crate::event::Phase;
+use crate::{
+    analysis::{
+        Analysis,
+        categories::CategoryInfo,
+        history::AppOf,
+        summary::{AppReport, Endpoint, Finding, Occurrence, Summary, human_bytes},
+    },
+    escape::{esc, escape},
+    event::{Phase, Scope},
+};
 
 /// Rows per file category in the page (the JSON report has every path).
 const MAX_FILE_ROWS: usize = 500;
-
-/// HTML-escape text or an attribute value (quoted with `"` or `'`).
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A string from the monitored app, for HTML: control characters visible, then escaped.
 fn t(s: &str) -> String {
@@ -173,9 +163,11 @@ fn opt(s: Option<&str>) -> String {
 }
 
 fn country_cell(e: &Endpoint) -> String {
-    match (&e.country, e.scope.as_deref()) {
+    match (&e.country, e.scope) {
         (Some(c), _) => t(c),
-        (None, Some(s)) if s != "public" => format!(r#"<span class="muted">{}</span>"#, t(s)),
+        (None, Some(s)) if s != Scope::Public => {
+            format!(r#"<span class="muted">{}</span>"#, s.as_str())
+        }
         _ => r#"<span class="muted">-</span>"#.into(),
     }
 }
@@ -201,9 +193,9 @@ fn finding_what(f: &Finding) -> String {
                 geo.push(t(o));
             }
             if geo.is_empty() {
-                let scope = match e.scope.as_deref() {
-                    Some("public") => "public, no geo data".to_string(),
-                    Some(s) => t(s),
+                let scope = match e.scope {
+                    Some(Scope::Public) => "public, no geo data".to_string(),
+                    Some(s) => s.to_string(),
                     None => "unknown scope".to_string(),
                 };
                 geo.push(format!(r#"<span class="muted">{scope}</span>"#));
@@ -250,7 +242,7 @@ fn findings_table(o: &mut String, findings: &[Finding]) {
             ph = f.phase.as_str(),
             n = i + 1,
             badge = badge_phase(f.phase),
-            kind = t(f.kind),
+            kind = t(f.kind.as_str()),
             what = finding_what(f),
             count = f.seen.count,
             delay = if delay.is_empty() {
@@ -386,7 +378,7 @@ fn app_section(
                 } else {
                     format!("{} &rarr; {}", badge_phase(tr.from), badge_phase(tr.to))
                 },
-                t(&tr.reason),
+                t(tr.reason.as_str()),
                 tr.detail
                     .as_deref()
                     .map(|d| format!(": {}", t(d)))
@@ -404,7 +396,7 @@ fn app_section(
                 o,
                 r#"<tr class="lc-{k}"><td class="num">{w}</td><td>{k}</td><td>{d}</td></tr>"#,
                 w = secs_text(l.t_s),
-                k = esc(l.kind),
+                k = l.kind,
                 d = t(&l.text)
             );
         }
@@ -423,7 +415,7 @@ fn app_section(
                 r#"<tr><td class="mono">{}</td><td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
                 e.address,
                 e.port,
-                t(&e.proto),
+                t(e.proto.as_str()),
                 country_cell(e),
                 e.asn
                     .map(|n| format!("AS{n}"))
@@ -450,7 +442,11 @@ fn app_section(
                 r#"<tr><td>{}</td><td class="path mono">{}</td><td>{}</td><td class="num">{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td><td>{}</td></tr>"#,
                 d.kind,
                 opt(d.path.as_deref()),
-                d.ops.iter().map(|x| t(x)).collect::<Vec<_>>().join(", "),
+                d.ops
+                    .iter()
+                    .map(|x| t(x.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 d.seen.count,
                 phases_cell(&d.seen),
                 secs_text(d.seen.first_s),
@@ -687,7 +683,7 @@ fn head_facts(o: &mut String, s: &Summary) {
     o.push_str("</dl>");
 }
 
-pub fn render(r: &Report) -> String {
+pub fn render(r: &Analysis) -> String {
     let s = &r.summary;
     let nonce = nonce();
     let apps: Vec<String> = s.apps.iter().map(|a| escape(&a.app)).collect();

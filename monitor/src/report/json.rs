@@ -2,7 +2,7 @@
 //! every string, so names from the monitored app cannot break the document.
 use anyhow::Result;
 
-use super::summary::Summary;
+use crate::analysis::summary::Summary;
 
 pub fn render(s: &Summary) -> Result<String> {
     let mut text = serde_json::to_string_pretty(s)?;

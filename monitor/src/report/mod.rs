@@ -1,32 +1,22 @@
 //! `emuwatch report SESSION`: what each app did, split by phase, background collection first.
 //! Works offline on a session directory; see docs/report.md.
 //!
-//! - `summary`: the report's content (and the `summary.json` schema); `phases`: apps, time
-//!   frame and phase history;
-//! - `categories`: file categories from a rule file (built-in `categories.toml`);
-//! - `facts`: the events as (app, phase, what) facts, for scenario expectations and baselines;
-//! - `text`, `json`, `html` (+ `timeline`, the SVG picture): the output formats.
-pub mod categories;
-pub mod facts;
+//! The renderers only render what `analysis` found: `text`, `json` (the `summary.json`
+//! document), `html` (+ `timeline`, the SVG picture).
 pub mod html;
 pub mod json;
-pub mod lifecycle;
-pub mod phases;
-pub mod summary;
 pub mod text;
 pub mod timeline;
 
-use std::{
-    io::Write,
-    path::{Path, PathBuf},
-    process::ExitCode,
-};
+use std::{io::Write, path::PathBuf, process::ExitCode};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
-use crate::{event::Body, geo::Geo, session};
-use categories::Categories;
+use crate::{
+    analysis::{self, Analysis, categories::Categories},
+    geo::Geo,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -59,49 +49,7 @@ pub struct ReportArgs {
     pub categories: Option<PathBuf>,
 }
 
-/// Everything a renderer needs.
-pub struct Report {
-    pub summary: summary::Summary,
-    /// The session's events, connects re-annotated with the geo databases.
-    pub events: Vec<crate::event::Event>,
-    pub frame: summary::Frame,
-}
-
-/// Load a session, enrich it and compute the report.
-pub fn build(dir: &Path, geo: &Geo, cats: &Categories) -> Result<Report> {
-    if !dir.exists() {
-        bail!("session directory {} does not exist", dir.display());
-    }
-    if !dir.is_dir() {
-        bail!("{} is not a session directory", dir.display());
-    }
-    let (info, mut events) = session::load(dir)?;
-    // Scope is always recomputed; country/ASN only where a database is loaded (otherwise the
-    // recorded values stay).
-    for ev in &mut events {
-        if let Body::Connect(c) = &mut ev.body {
-            geo.annotate(c);
-        }
-    }
-    let cx = summary::Context {
-        dir: &dir.display().to_string(),
-        info: &info,
-        events: &events,
-        geo_enriched: geo.has_data(),
-        geo_sources: geo.sources().to_vec(),
-        geo_attribution: geo.attribution(),
-        categories: cats,
-    };
-    let summary = summary::build(&cx);
-    let frame = summary::Frame::new(&info, &events);
-    Ok(Report {
-        summary,
-        events,
-        frame,
-    })
-}
-
-pub fn render(r: &Report, format: Format) -> Result<String> {
+pub fn render(r: &Analysis, format: Format) -> Result<String> {
     Ok(match format {
         Format::Text => text::render(&r.summary),
         Format::Json => json::render(&r.summary)?,
@@ -116,7 +64,7 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
         None => Categories::builtin(),
     };
     let geo = Geo::from_env_and_defaults(a.geoip_country.clone(), a.geoip_asn.clone())?;
-    let report = build(&a.session, &geo, &cats)?;
+    let report = analysis::analyse(&a.session, &geo, &cats)?;
     let out = render(&report, a.format)?;
     match &a.out {
         Some(p) if p.as_os_str() != "-" => {

@@ -5,12 +5,16 @@
 //! for any session length.
 use std::{collections::BTreeMap, fmt::Write};
 
-use super::{
-    html::esc,
-    summary::{AppReport, Frame, MarkerItem, human_bytes},
-    text::{ellipsize, escape, secs_text},
+use super::text::secs_text;
+use crate::{
+    analysis::{
+        history::Frame,
+        lifecycle::LifecycleKind,
+        summary::{AppReport, MarkerItem, human_bytes},
+    },
+    escape::{ellipsize, esc, escape},
+    event::{Body, Event, Phase, ProcOp},
 };
-use crate::event::{Body, Event, Phase, ProcOp};
 
 const WIDTH: f64 = 1080.0;
 const X0: f64 = 206.0;
@@ -156,7 +160,7 @@ fn tick_label(s: f64, step: f64) -> String {
 fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
     let what = match &ev.body {
         Body::Connect(c) => {
-            let mut s = format!("connect {}:{}/{}", c.daddr, c.dport, escape(&c.proto));
+            let mut s = format!("connect {}:{}/{}", c.daddr, c.dport, c.proto);
             if let Some(cc) = &c.country {
                 let _ = write!(s, " {}", escape(cc));
             }
@@ -194,7 +198,7 @@ fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
         Body::Camera(d) | Body::Microphone(d) => format!(
             "{} {} {}{}",
             ev.body.kind(),
-            escape(&d.op),
+            d.op,
             escape(d.path.as_deref().unwrap_or("(unknown device)")),
             d.error
                 .as_deref()
@@ -217,7 +221,7 @@ fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
             "oom_score_adj {} ({}, {})",
             a.oom_score_adj,
             escape(&a.band),
-            escape(&a.source)
+            a.source
         ),
         other => other.kind().to_string(),
     };
@@ -400,8 +404,7 @@ pub fn svg(
     // Lifecycle: launches, restarts and relaunches (a flag on the process's lane), closes
     // (a cross on the lane of the process whose end closed the app).
     for l in &app.lifecycle {
-        let (Some(pid), "launch" | "restart" | "relaunch" | "close" | "survived") = (l.pid, l.kind)
-        else {
+        let (Some(pid), false) = (l.pid, l.kind == LifecycleKind::OnScreen) else {
             continue;
         };
         let Some(&lane) = lane_of.get(&pid) else {
@@ -410,14 +413,14 @@ pub fn svg(
         let lx = x(l.t_s);
         let cy = TOP + lane as f64 * LANE_H + LANE_H / 2.0;
         let shape = match l.kind {
-            "close" => format!(
+            LifecycleKind::Close => format!(
                 r#"<path d="M{a:.1},{b:.1}L{c:.1},{d:.1}M{a:.1},{d:.1}L{c:.1},{b:.1}"/>"#,
                 a = lx - 5.0,
                 b = cy - 5.0,
                 c = lx + 5.0,
                 d = cy + 5.0
             ),
-            "survived" => format!(r#"<circle cx="{lx:.1}" cy="{cy:.1}" r="6"/>"#),
+            LifecycleKind::Survived => format!(r#"<circle cx="{lx:.1}" cy="{cy:.1}" r="6"/>"#),
             _ => format!(
                 r#"<polygon points="{lx:.1},{:.1} {:.1},{:.1} {lx:.1},{:.1}"/>"#,
                 cy - 7.0,
@@ -429,7 +432,7 @@ pub fn svg(
         let _ = write!(
             o,
             r#"<g class="lc lc-{k}" tabindex="0"><title>{t}</title>{shape}</g>"#,
-            k = esc(l.kind),
+            k = l.kind,
             t = esc(&format!("{} {}", secs_text(l.t_s), escape(&l.text)))
         );
     }
@@ -441,7 +444,7 @@ pub fn svg(
             "{} {} ({}{})",
             secs_text(t.t_s),
             t.change_text(),
-            escape(&t.reason),
+            t.reason,
             t.detail
                 .as_deref()
                 .map(|d| format!(": {}", escape(d)))

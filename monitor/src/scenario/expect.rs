@@ -5,16 +5,17 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 
-use super::{Expectation, Kind};
+use super::Expectation;
 use crate::{
-    event::Phase,
-    report::{
+    analysis::{
         categories::Categories,
         facts::{Fact, What, for_each_fact},
-        phases::Frame,
+        history::Frame,
         summary::{endpoint_label, geo_words, human_bytes},
-        text::escape,
     },
+    capability::Capability,
+    escape::escape,
+    event::{Phase, Scope},
 };
 
 /// Offending items listed per expectation, at most.
@@ -77,8 +78,8 @@ fn contribution(
 ) -> Option<(String, String, u64, u64)> {
     let flt = &e.filter;
     match (&f.what, e.kind) {
-        (What::Connect(ep), Kind::Connect) => {
-            let public = ep.scope.as_deref() == Some("public");
+        (What::Connect(ep), Capability::Connect) => {
+            let public = ep.scope == Some(Scope::Public);
             if let Some(c) = &flt.countries
                 && !ep.country.as_ref().is_some_and(|x| c.contains(x))
             {
@@ -100,7 +101,7 @@ fn contribution(
                 return None;
             }
             if let Some(s) = &flt.scopes
-                && !ep.scope.as_ref().is_some_and(|x| s.contains(x))
+                && !ep.scope.is_some_and(|x| s.contains(&x))
             {
                 return None;
             }
@@ -110,13 +111,18 @@ fn contribution(
             } else {
                 geo
             };
-            Some((format!("connect to {}", endpoint_label(ep)), detail, 1, 0))
+            Some((
+                Capability::Connect.subject(Some(&endpoint_label(ep))),
+                detail,
+                1,
+                0,
+            ))
         }
-        (What::Device { kind, path, op }, Kind::Camera | Kind::Microphone)
-            if *kind == e.kind.as_str() =>
+        (What::Device { kind, path, op }, Capability::Camera | Capability::Microphone)
+            if *kind == e.kind =>
         {
             if let Some(o) = &flt.ops
-                && !o.iter().any(|x| x == op)
+                && !o.contains(op)
             {
                 return None;
             }
@@ -125,12 +131,7 @@ fn contribution(
             {
                 return None;
             }
-            Some((
-                format!("{kind} {}", path.unwrap_or("(unknown device)")),
-                op.to_string(),
-                1,
-                0,
-            ))
+            Some((kind.subject(*path), op.to_string(), 1, 0))
         }
         (
             What::File {
@@ -140,7 +141,7 @@ fn contribution(
                 bytes,
                 ..
             },
-            Kind::File,
+            Capability::File,
         ) => {
             let cat = &cats.all()[*category].name;
             if let Some(c) = &flt.categories
@@ -154,7 +155,7 @@ fn contribution(
                 return None;
             }
             Some((
-                format!("file {}", path.unwrap_or("(unknown path)")),
+                Capability::File.subject(*path),
                 cat.clone(),
                 u64::from(*open),
                 *bytes,
@@ -219,22 +220,10 @@ fn outcome(e: &Expectation, acc: BTreeMap<(Phase, String, String), Item>) -> Out
             bytes <= limit,
             format!("{} read (limit {})", human_bytes(bytes), human_bytes(limit)),
         ),
-        None => {
-            let (one, many) = match e.kind {
-                Kind::Connect => ("connect", "connects"),
-                Kind::Camera => ("camera access", "camera accesses"),
-                Kind::Microphone => ("microphone access", "microphone accesses"),
-                Kind::File => ("file open", "file opens"),
-            };
-            (
-                count <= e.max,
-                format!(
-                    "{count} {} (limit {})",
-                    if count == 1 { one } else { many },
-                    e.max
-                ),
-            )
-        }
+        None => (
+            count <= e.max,
+            format!("{} (limit {})", e.kind.count_text(count), e.max),
+        ),
     };
     let mut list: Vec<((Phase, String, String), Item)> = acc.into_iter().collect();
     list.sort_by(|a, b| {

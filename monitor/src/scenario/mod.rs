@@ -19,7 +19,10 @@ use std::{
 use serde::{Deserialize, Deserializer, de};
 use toml::Spanned;
 
-use crate::event::Phase;
+use crate::{
+    capability::{Capability, ExpectField},
+    event::{DeviceOp, Phase, Scope},
+};
 
 /// A scenario file error: `file:line:column: message`.
 #[derive(Debug)]
@@ -478,31 +481,11 @@ impl Step {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Connect,
-    Camera,
-    Microphone,
-    File,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Connect => "connect",
-            Kind::Camera => "camera",
-            Kind::Microphone => "microphone",
-            Kind::File => "file",
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawExpect {
     name: Option<String>,
-    kind: Kind,
+    kind: Capability,
     phases: Option<Vec<Phase>>,
     app: Option<String>,
     countries: Option<Vec<String>>,
@@ -525,10 +508,10 @@ pub struct Filter {
     pub allowed_countries: Option<Vec<String>>,
     pub asns: Option<Vec<u32>>,
     pub allowed_asns: Option<Vec<u32>>,
-    pub scopes: Option<Vec<String>>,
+    pub scopes: Option<Vec<Scope>>,
     pub categories: Option<Vec<String>>,
     pub path: Option<glob::Pattern>,
-    pub ops: Option<Vec<String>>,
+    pub ops: Option<Vec<DeviceOp>>,
 }
 
 /// "At most `max` (default 0) events of `kind` matching the filter in `phases`", or for files
@@ -537,7 +520,7 @@ pub struct Filter {
 pub struct Expectation {
     pub name: String,
     pub line: usize,
-    pub kind: Kind,
+    pub kind: Capability,
     pub phases: Vec<Phase>,
     pub app: Option<String>,
     pub filter: Filter,
@@ -545,20 +528,6 @@ pub struct Expectation {
     pub max_bytes: Option<u64>,
 }
 
-/// Address scopes a destination can have (geo.rs `Scope`).
-const SCOPES: &[&str] = &[
-    "loopback",
-    "private",
-    "link_local",
-    "multicast",
-    "unspecified",
-    "cgnat",
-    "documentation",
-    "broadcast",
-    "reserved",
-    "public",
-];
-const DEVICE_OPS: &[&str] = &["open", "stream_on", "service_call"];
 const ALL_PHASES: [Phase; 3] = [Phase::Foreground, Phase::Background, Phase::Closed];
 
 #[derive(Debug)]
@@ -795,12 +764,13 @@ fn wait_name(k: WaitKind) -> &'static str {
 
 fn expectation(r: RawExpect, line: usize) -> Result<Expectation, String> {
     let kind = r.kind;
-    let only = |field: &str, present: bool, kinds: &[Kind]| -> Result<(), String> {
-        if present && !kinds.contains(&kind) {
+    let only = |field: ExpectField, present: bool| -> Result<(), String> {
+        if present && !kind.takes(field) {
             return Err(format!(
-                "`{field}` does not apply to kind = \"{}\" (only to {})",
+                "`{}` does not apply to kind = \"{}\" (only to {})",
+                field.name(),
                 kind.as_str(),
-                kinds
+                Capability::taking(field)
                     .iter()
                     .map(|k| k.as_str())
                     .collect::<Vec<_>>()
@@ -809,24 +779,16 @@ fn expectation(r: RawExpect, line: usize) -> Result<Expectation, String> {
         }
         Ok(())
     };
-    only("countries", r.countries.is_some(), &[Kind::Connect])?;
-    only(
-        "allowed_countries",
-        r.allowed_countries.is_some(),
-        &[Kind::Connect],
-    )?;
-    only("asns", r.asns.is_some(), &[Kind::Connect])?;
-    only("allowed_asns", r.allowed_asns.is_some(), &[Kind::Connect])?;
-    only("scopes", r.scopes.is_some(), &[Kind::Connect])?;
-    only("category", r.category.is_some(), &[Kind::File])?;
-    only("categories", r.categories.is_some(), &[Kind::File])?;
-    only("max_bytes", r.max_bytes.is_some(), &[Kind::File])?;
-    only("ops", r.ops.is_some(), &[Kind::Camera, Kind::Microphone])?;
-    only(
-        "path",
-        r.path.is_some(),
-        &[Kind::File, Kind::Camera, Kind::Microphone],
-    )?;
+    only(ExpectField::Countries, r.countries.is_some())?;
+    only(ExpectField::AllowedCountries, r.allowed_countries.is_some())?;
+    only(ExpectField::Asns, r.asns.is_some())?;
+    only(ExpectField::AllowedAsns, r.allowed_asns.is_some())?;
+    only(ExpectField::Scopes, r.scopes.is_some())?;
+    only(ExpectField::Category, r.category.is_some())?;
+    only(ExpectField::Categories, r.categories.is_some())?;
+    only(ExpectField::MaxBytes, r.max_bytes.is_some())?;
+    only(ExpectField::Ops, r.ops.is_some())?;
+    only(ExpectField::Path, r.path.is_some())?;
     if r.max.is_some() && r.max_bytes.is_some() {
         return Err("give `max` (a count) or `max_bytes`, not both".into());
     }
@@ -849,28 +811,47 @@ fn expectation(r: RawExpect, line: usize) -> Result<Expectation, String> {
         })
         .transpose()
     };
-    if let Some(s) = r
-        .scopes
-        .iter()
-        .flatten()
-        .find(|s| !SCOPES.contains(&s.as_str()))
-    {
-        return Err(format!(
-            "`scopes`: unknown scope {s:?} (one of {})",
-            SCOPES.join(", ")
-        ));
-    }
-    if let Some(o) = r
-        .ops
-        .iter()
-        .flatten()
-        .find(|o| !DEVICE_OPS.contains(&o.as_str()))
-    {
-        return Err(format!(
-            "`ops`: unknown operation {o:?} (one of {})",
-            DEVICE_OPS.join(", ")
-        ));
-    }
+    let scopes = match r.scopes {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .map(|s| {
+                    Scope::ALL
+                        .iter()
+                        .copied()
+                        .find(|x| x.as_str() == s)
+                        .ok_or_else(|| {
+                            format!(
+                                "`scopes`: unknown scope {s:?} (one of {})",
+                                Scope::ALL
+                                    .iter()
+                                    .map(|x| x.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let ops = match r.ops {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .map(|o| {
+                    DeviceOp::DOC_ORDER
+                        .into_iter()
+                        .find(|d| d.as_str() == o)
+                        .ok_or_else(|| {
+                            format!(
+                                "`ops`: unknown operation {o:?} (one of {})",
+                                DeviceOp::DOC_ORDER.map(DeviceOp::as_str).join(", ")
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
     let phases = match r.phases {
         Some(p) if p.is_empty() => return Err("`phases` is empty".into()),
         Some(mut p) => {
@@ -885,10 +866,10 @@ fn expectation(r: RawExpect, line: usize) -> Result<Expectation, String> {
         allowed_countries: countries(r.allowed_countries, "allowed_countries")?,
         asns: r.asns,
         allowed_asns: r.allowed_asns,
-        scopes: r.scopes,
+        scopes,
         categories: r.category.map(|c| vec![c]).or(r.categories),
         path: r.path.map(|g| g.0),
-        ops: r.ops,
+        ops,
     };
     let mut e = Expectation {
         name: String::new(),
@@ -916,6 +897,7 @@ impl Expectation {
             what.push_str(&format!(" [{}]", c.join(", ")));
         }
         if let Some(o) = &f.ops {
+            let o: Vec<&str> = o.iter().map(|x| x.as_str()).collect();
             what.push_str(&format!(" ({})", o.join(", ")));
         }
         if let Some(p) = &f.path {
@@ -934,12 +916,13 @@ impl Expectation {
             what.push_str(&format!(" to an ASN outside {}", asn_list(a)));
         }
         if let Some(s) = &f.scopes {
+            let s: Vec<&str> = s.iter().map(|x| x.as_str()).collect();
             what.push_str(&format!(" to {} addresses", s.join("/")));
         }
         let mut name = match self.max_bytes {
             Some(b) => format!(
                 "at most {} read from {what}",
-                crate::report::summary::human_bytes(b)
+                crate::analysis::summary::human_bytes(b)
             ),
             None if self.max == 0 => format!("no {what}"),
             None => format!("at most {} {what}", self.max),

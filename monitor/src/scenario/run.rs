@@ -11,22 +11,24 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde::{Deserialize, Serialize};
 
 use super::{
-    Kind, Scenario, Target, Vars,
+    Scenario, Target, Vars,
     expect::{self, Outcome},
     junit::{Case, CaseResult, Suite},
     steps::{AppWatch, Runner, StepResult},
 };
 use crate::{
+    analysis::{self, categories::Categories},
     baseline::{self, Baseline, DEFAULT_THRESHOLD_PCT, RULES, parse_pct},
     control::{self, MarkRequest},
     enrich::android::PackagesList,
+    escape::escape,
     geo::Geo,
+    kernel::probes::Family,
     record::{self, RecordOptions},
-    report::{self, Format, categories::Categories, text::escape},
-    session::{SessionInfo, TargetSpec},
+    report::{self, Format},
+    session::{RunInfo, SessionInfo, TargetSpec},
 };
 
 #[derive(Args, Debug)]
@@ -55,39 +57,6 @@ pub struct RunArgs {
     pub check: bool,
     #[command(flatten)]
     pub probes: crate::kernel::ProbeChoice,
-}
-
-/// `run.json` in the session: what the run did, and what `baseline save` needs to make the
-/// session's baseline independent of the run's scratch directory.
-#[derive(Serialize, Deserialize)]
-pub struct RunInfo {
-    pub scenario: String,
-    pub scenario_file: String,
-    /// The `{work}` directory of the run (removed at its end).
-    pub work_dir: String,
-    /// The file category rules the run used (`[record] categories`), if not the built-in ones.
-    #[serde(default)]
-    pub categories: Option<String>,
-    #[serde(default)]
-    pub steps: Vec<serde_json::Value>,
-    #[serde(default)]
-    pub expectations: Vec<serde_json::Value>,
-    #[serde(default)]
-    pub baseline: Option<serde_json::Value>,
-    #[serde(default)]
-    pub errors: Vec<String>,
-    #[serde(default)]
-    pub exit_code: u8,
-}
-
-impl RunInfo {
-    pub const FILE: &str = "run.json";
-
-    /// The run.json of a session, if it has one.
-    pub fn read(session: &Path) -> Option<RunInfo> {
-        let b = std::fs::read(session.join(Self::FILE)).ok()?;
-        serde_json::from_slice(&b).ok()
-    }
 }
 
 fn resolve(p: &str, base: &Path) -> PathBuf {
@@ -142,14 +111,6 @@ fn wait_attached(session: &Path, ended: &AtomicBool) -> bool {
     }
 }
 
-fn needed_families(kind: Kind) -> &'static [&'static str] {
-    match kind {
-        Kind::Connect => &["connect"],
-        Kind::Camera | Kind::Microphone => &["file", "camera"],
-        Kind::File => &["file"],
-    }
-}
-
 /// Required probes that did not attach, and probe families an expectation needs of which no
 /// probe attached.
 fn missing_probes(info: &SessionInfo, sc: &Scenario) -> Vec<String> {
@@ -170,12 +131,12 @@ fn missing_probes(info: &SessionInfo, sc: &Scenario) -> Vec<String> {
         })
         .collect();
     for e in &sc.expect {
-        for fam in needed_families(e.kind) {
+        for &fam in e.kind.spec().families {
             // The raw-syscalls programs serve every syscall family at once.
-            let attached = info
-                .probes
-                .iter()
-                .any(|p| (&p.family == fam || p.family == "syscalls") && p.attached);
+            let attached = info.probes.iter().any(|p| {
+                (p.family == fam || (p.family == Family::Syscalls && fam.is_syscall()))
+                    && p.attached
+            });
             let line = format!(
                 "no {fam} probe attached (needed by expectation {:?})",
                 e.name
@@ -468,7 +429,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     }
 
     // Reports, expectations, baseline.
-    let rep = report::build(&out, &geo, &cats)?;
+    let rep = analysis::analyse(&out, &geo, &cats)?;
     let mut reports = Vec::new();
     for (fmt, name) in [
         (Format::Text, "report.txt"),

@@ -190,7 +190,7 @@ impl Runner<'_> {
                     "  {stage} {}/{}  {}  {status} ({:.1}s)",
                     i + 1,
                     steps.len(),
-                    crate::report::text::escape(&what),
+                    crate::escape::escape(&what),
                     res.secs
                 );
             }

@@ -9,20 +9,18 @@ use std::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use super::phases::{AppOf, Frame, format_ts, phase_of, secs};
 use super::{
     categories::{AppCategories, Categories, CategoryInfo},
-    phases::{PhaseTrack, phase_tracks},
+    history::{AppOf, Frame, PhaseTrack, format_ts, phase_of, phase_tracks, secs},
 };
 use crate::{
-    event::{Body, Event, Phase, ProcOp},
+    capability::{Capability, Category},
+    event::{Body, DeviceOp, Event, Phase, PhaseReason, ProcOp, Proto, Scope},
     geo::SourceInfo,
     session::{SessionInfo, TargetSpec},
 };
 
 pub const SCHEMA_VERSION: u32 = 1;
-/// The app of events that carry none (and whose process no other event names).
-pub const UNATTRIBUTED: &str = "(unattributed)";
 
 #[derive(Serialize)]
 pub struct Summary {
@@ -136,7 +134,7 @@ pub struct Finding {
     /// `background` or `closed`.
     pub phase: Phase,
     /// `connect`, `camera`, `microphone` or `file`.
-    pub kind: &'static str,
+    pub kind: Capability,
     /// One line for people.
     pub what: String,
     /// What is known besides the target: country / ASN / organisation (or the scope) of a
@@ -159,15 +157,15 @@ pub struct Finding {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ops: Option<Vec<String>>,
+    pub ops: Option<Vec<DeviceOp>>,
 }
 
 #[derive(Serialize, Clone)]
 pub struct Endpoint {
     pub address: IpAddr,
     pub port: u16,
-    pub proto: String,
-    pub scope: Option<String>,
+    pub proto: Proto,
+    pub scope: Option<Scope>,
     pub country: Option<String>,
     pub asn: Option<u32>,
     pub as_org: Option<String>,
@@ -203,7 +201,7 @@ pub struct Transition {
     pub t_s: f64,
     pub from: Phase,
     pub to: Phase,
-    pub reason: String,
+    pub reason: PhaseReason,
     pub detail: Option<String>,
 }
 
@@ -231,54 +229,28 @@ impl AppReport {
             .count();
         let closed = self.findings.len() - bg;
         let mut parts = Vec::new();
-        let connects: Vec<&Finding> = self
-            .findings
-            .iter()
-            .filter(|f| f.kind == "connect")
-            .collect();
-        if !connects.is_empty() {
-            let n: u64 = connects.iter().map(|f| f.seen.count).sum();
-            let mut dests: Vec<&str> = connects.iter().map(|f| f.target.as_str()).collect();
-            dests.sort_unstable();
-            dests.dedup();
-            let mut countries: Vec<&str> = connects
-                .iter()
-                .filter_map(|f| f.destination.as_ref()?.country.as_deref())
-                .collect();
-            countries.sort_unstable();
-            countries.dedup();
-            parts.push(format!(
-                "{n} connect{} to {} destination{}{}",
-                if n == 1 { "" } else { "s" },
-                dests.len(),
-                if dests.len() == 1 { "" } else { "s" },
-                if countries.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", countries.join(", "))
-                }
-            ));
-        }
-        for kind in ["camera", "microphone"] {
-            let n: u64 = self
-                .findings
-                .iter()
-                .filter(|f| f.kind == kind)
-                .map(|f| f.seen.count)
-                .sum();
-            if n > 0 {
-                parts.push(format!("{kind} x{n}"));
+        for cap in Capability::ALL {
+            let found: Vec<&Finding> = self.findings.iter().filter(|f| f.kind == cap).collect();
+            if found.is_empty() {
+                continue;
             }
-        }
-        let mut cats: Vec<&str> = self
-            .findings
-            .iter()
-            .filter_map(|f| f.category.as_deref())
-            .collect();
-        cats.sort_unstable();
-        cats.dedup();
-        if !cats.is_empty() {
-            parts.push(format!("files: {}", cats.join(", ")));
+            parts.push(match cap.spec().category {
+                Category::Network => destinations_words(&found),
+                Category::Devices => {
+                    let n: u64 = found.iter().map(|f| f.seen.count).sum();
+                    format!("{cap} x{n}")
+                }
+                Category::Files => {
+                    let mut cats: Vec<&str> =
+                        found.iter().filter_map(|f| f.category.as_deref()).collect();
+                    cats.sort_unstable();
+                    cats.dedup();
+                    if cats.is_empty() {
+                        continue;
+                    }
+                    format!("files: {}", cats.join(", "))
+                }
+            });
         }
         format!(
             "{} background-collection finding{} ({bg} in background, {closed} after close): {}",
@@ -287,6 +259,31 @@ impl AppReport {
             parts.join("; ")
         )
     }
+}
+
+/// "3 connects to 2 destinations (CN, US)".
+fn destinations_words(connects: &[&Finding]) -> String {
+    let n: u64 = connects.iter().map(|f| f.seen.count).sum();
+    let mut dests: Vec<&str> = connects.iter().map(|f| f.target.as_str()).collect();
+    dests.sort_unstable();
+    dests.dedup();
+    let mut countries: Vec<&str> = connects
+        .iter()
+        .filter_map(|f| f.destination.as_ref()?.country.as_deref())
+        .collect();
+    countries.sort_unstable();
+    countries.dedup();
+    format!(
+        "{n} connect{} to {} destination{}{}",
+        if n == 1 { "" } else { "s" },
+        dests.len(),
+        if dests.len() == 1 { "" } else { "s" },
+        if countries.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", countries.join(", "))
+        }
+    )
 }
 
 #[derive(Serialize)]
@@ -310,9 +307,9 @@ pub struct CountryRow {
 #[derive(Serialize)]
 pub struct DeviceAccess {
     /// `camera` or `microphone`.
-    pub kind: &'static str,
+    pub kind: Capability,
     pub path: Option<String>,
-    pub ops: Vec<String>,
+    pub ops: Vec<DeviceOp>,
     #[serde(flatten)]
     pub seen: Occurrence,
     pub results: BTreeMap<String, u64>,
@@ -419,7 +416,7 @@ struct DestAcc {
 
 #[derive(Default)]
 struct DevAcc {
-    ops: BTreeSet<String>,
+    ops: BTreeSet<DeviceOp>,
     seen: Seen,
     results: BTreeMap<String, u64>,
 }
@@ -462,16 +459,28 @@ impl FileAcc {
     }
 }
 
-#[derive(Default)]
 struct FindAcc {
-    what_kind: &'static str,
     target: String,
     endpoint: Option<Endpoint>,
     category: Option<String>,
-    ops: BTreeSet<String>,
+    ops: BTreeSet<DeviceOp>,
     file: FileAcc,
     seen: Seen,
     results: BTreeMap<String, u64>,
+}
+
+impl FindAcc {
+    fn new(target: String) -> FindAcc {
+        FindAcc {
+            target,
+            endpoint: None,
+            category: None,
+            ops: BTreeSet::new(),
+            file: FileAcc::default(),
+            seen: Seen::default(),
+            results: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -487,10 +496,10 @@ struct ProcAcc {
 
 #[derive(Default)]
 struct AppAcc {
-    dests: BTreeMap<(IpAddr, u16, String), DestAcc>,
-    devices: BTreeMap<(&'static str, Option<String>), DevAcc>,
+    dests: BTreeMap<(IpAddr, u16, Proto), DestAcc>,
+    devices: BTreeMap<(Capability, Option<String>), DevAcc>,
     files: BTreeMap<Option<String>, FileAcc>,
-    findings: BTreeMap<(Phase, &'static str, String), FindAcc>,
+    findings: BTreeMap<(Phase, Capability, String), FindAcc>,
     procs: BTreeMap<u32, ProcAcc>,
     phase_events: BTreeMap<Phase, PhaseCounts>,
 }
@@ -499,7 +508,7 @@ struct AppAcc {
 struct PhaseCounts {
     events: u64,
     connects: u64,
-    destinations: BTreeSet<(IpAddr, u16, String)>,
+    destinations: BTreeSet<(IpAddr, u16, Proto)>,
     file_opens: u64,
     files_read: u64,
     bytes_read: u64,
@@ -512,8 +521,8 @@ pub fn endpoint(c: &crate::event::Connect) -> Endpoint {
     Endpoint {
         address: c.daddr,
         port: c.dport,
-        proto: c.proto.clone(),
-        scope: c.scope.clone(),
+        proto: c.proto,
+        scope: c.scope,
         country: c.country.clone(),
         asn: c.asn,
         as_org: c.as_org.clone(),
@@ -555,7 +564,7 @@ pub fn geo_words(e: &Endpoint) -> String {
         (None, None) => {}
     }
     if parts.is_empty()
-        && let Some(s) = e.scope.as_deref().filter(|s| *s != "public")
+        && let Some(s) = e.scope.filter(|s| *s != Scope::Public)
     {
         parts.push(s.to_string());
     }
@@ -638,9 +647,9 @@ pub fn build(cx: &Context) -> Summary {
                 _ => {}
             },
             Body::Connect(c) => {
-                let key = (c.daddr, c.dport, c.proto.clone());
+                let key = (c.daddr, c.dport, c.proto);
                 pc.connects += 1;
-                pc.destinations.insert(key.clone());
+                pc.destinations.insert(key);
                 let d = acc.dests.entry(key).or_default();
                 d.endpoint = Some(endpoint(c));
                 d.seen.add(ev);
@@ -649,12 +658,11 @@ pub fn build(cx: &Context) -> Summary {
                     .or_default() += 1;
                 if phase != Phase::Foreground {
                     let e = endpoint(c);
+                    let target = endpoint_label(&e);
                     let f = acc
                         .findings
-                        .entry((phase, "connect", endpoint_label(&e)))
-                        .or_default();
-                    f.what_kind = "connect";
-                    f.target = endpoint_label(&e);
+                        .entry((phase, Capability::Connect, target.clone()))
+                        .or_insert_with(|| FindAcc::new(target));
                     f.endpoint = Some(e);
                     f.seen.add(ev);
                     *f.results
@@ -663,27 +671,28 @@ pub fn build(cx: &Context) -> Summary {
                 }
             }
             Body::Camera(d) | Body::Microphone(d) => {
-                let kind = ev.body.kind();
-                if kind == "camera" {
+                let kind = ev.body.capability().expect("a device event");
+                if kind == Capability::Camera {
                     pc.camera += 1;
                 } else {
                     pc.microphone += 1;
                 }
                 let a = acc.devices.entry((kind, d.path.clone())).or_default();
-                a.ops.insert(d.op.clone());
+                a.ops.insert(d.op);
                 a.seen.add(ev);
                 *a.results
                     .entry(result_key(d.result, d.error.as_deref()))
                     .or_default() += 1;
                 if phase != Phase::Foreground {
-                    let target = d.path.clone().unwrap_or_else(|| "(unknown device)".into());
+                    let target = d
+                        .path
+                        .clone()
+                        .unwrap_or_else(|| kind.spec().unknown_target.into());
                     let f = acc
                         .findings
                         .entry((phase, kind, target.clone()))
-                        .or_default();
-                    f.what_kind = kind;
-                    f.target = target;
-                    f.ops.insert(d.op.clone());
+                        .or_insert_with(|| FindAcc::new(target));
+                    f.ops.insert(d.op);
                     f.seen.add(ev);
                     *f.results
                         .entry(result_key(d.result, d.error.as_deref()))
@@ -718,13 +727,13 @@ pub fn build(cx: &Context) -> Summary {
                 f.add(ev);
                 let cat = &cx.categories.all()[f.category];
                 if phase != Phase::Foreground && cat.sensitive {
-                    let target = path.clone().unwrap_or_else(|| "(unknown path)".into());
+                    let target = path
+                        .clone()
+                        .unwrap_or_else(|| Capability::File.spec().unknown_target.into());
                     let fa = acc
                         .findings
-                        .entry((phase, "file", target.clone()))
-                        .or_default();
-                    fa.what_kind = "file";
-                    fa.target = target;
+                        .entry((phase, Capability::File, target.clone()))
+                        .or_insert_with(|| FindAcc::new(target));
                     fa.category = Some(cat.name.clone());
                     fa.file.add(ev);
                     fa.seen.add(ev);
@@ -864,20 +873,20 @@ fn app_report(
         .map(|((phase, kind, _), f)| {
             let (after_left, after_closed) = after(f.seen.first, phase);
             let (what, detail, bytes, ops) = match kind {
-                "connect" => {
+                Capability::Connect => {
                     let e = f
                         .endpoint
                         .as_ref()
                         .expect("connect findings carry an endpoint");
                     let detail = geo_words(e);
                     let what = if detail.is_empty() {
-                        format!("connect to {}", endpoint_label(e))
+                        kind.subject(Some(&endpoint_label(e)))
                     } else {
-                        format!("connect to {} ({detail})", endpoint_label(e))
+                        format!("{} ({detail})", kind.subject(Some(&endpoint_label(e))))
                     };
                     (what, detail, None, None)
                 }
-                "file" => {
+                Capability::File => {
                     let fa = &f.file;
                     let verb = if fa.bytes > 0 || fa.read_records > 0 {
                         "read"
@@ -903,11 +912,15 @@ fn app_report(
                     );
                     (what, detail, Some(fa.bytes), None)
                 }
-                _ => {
-                    let ops: Vec<String> = f.ops.iter().cloned().collect();
-                    let detail = ops.join(", ");
+                Capability::Camera | Capability::Microphone => {
+                    let ops: Vec<DeviceOp> = f.ops.iter().copied().collect();
+                    let detail = ops
+                        .iter()
+                        .map(|o| o.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     (
-                        format!("{kind} {} ({detail})", f.target),
+                        format!("{} ({detail})", kind.subject(Some(&f.target))),
                         detail,
                         None,
                         Some(ops),
@@ -915,13 +928,13 @@ fn app_report(
                 }
             };
             let mut seen = f.seen.out(frame);
-            if kind == "file" {
+            if kind == Capability::File {
                 // One access is one open (or, when the open was not seen, one read record).
                 seen.count = (f.file.opens + f.file.failed_opens).max(f.file.read_records);
             }
             Finding {
                 phase,
-                kind: f.what_kind,
+                kind,
                 what,
                 detail,
                 target: f.target,
@@ -990,7 +1003,7 @@ fn app_report(
             t_s: frame.s(c.at),
             from: c.from,
             to: c.to,
-            reason: c.reason.clone(),
+            reason: c.reason,
             detail: c.detail.clone(),
         })
         .collect();
@@ -1014,7 +1027,7 @@ fn app_report(
     let mut countries: BTreeMap<Option<String>, (u64, u64, BTreeSet<u32>)> = BTreeMap::new();
     for d in destinations
         .iter()
-        .filter(|d| d.endpoint.scope.as_deref() == Some("public"))
+        .filter(|d| d.endpoint.scope == Some(Scope::Public))
     {
         let row = countries.entry(d.endpoint.country.clone()).or_default();
         row.0 += d.seen.count;

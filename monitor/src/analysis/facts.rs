@@ -6,18 +6,21 @@ use std::collections::HashMap;
 
 use super::{
     categories::{AppCategories, Categories},
-    phases::{AppOf, phase_of},
+    history::{AppOf, phase_of},
     summary::{Endpoint, endpoint},
 };
-use crate::event::{Body, Event, Phase};
+use crate::{
+    capability::Capability,
+    event::{Body, DeviceOp, Event, Phase},
+};
 
 pub enum What<'a> {
     Connect(Endpoint),
-    /// `camera` or `microphone`; `op` is `open`, `stream_on` or `service_call`.
+    /// `camera` or `microphone`.
     Device {
-        kind: &'static str,
+        kind: Capability,
         path: Option<&'a str>,
-        op: &'a str,
+        op: DeviceOp,
     },
     /// A file open (an attempt: failed ones count too) or a `file_read` total.
     File {
@@ -45,9 +48,9 @@ pub fn for_each_fact(events: &[Event], cats: &Categories, mut f: impl FnMut(Fact
         let what = match &ev.body {
             Body::Connect(c) => What::Connect(endpoint(c)),
             Body::Camera(d) | Body::Microphone(d) => What::Device {
-                kind: ev.body.kind(),
+                kind: ev.body.capability().expect("a device event"),
                 path: d.path.as_deref(),
-                op: &d.op,
+                op: d.op,
             },
             Body::FileOpen(_) | Body::FileRead(_) => {
                 let (path, open, bytes) = match &ev.body {

@@ -1,12 +1,14 @@
-//! Time and phase bookkeeping shared by the report builder and the timeline: which app an
+//! Time and phase bookkeeping shared by the analysis and the timeline: which app an
 //! event belongs to, the session's time frame, and each app's phase history.
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::summary::UNATTRIBUTED;
+/// The app of events that carry none (and whose process no other event names).
+pub const UNATTRIBUTED: &str = "(unattributed)";
+
 use crate::{
-    event::{Body, Event, Phase, PhaseChange},
+    event::{Body, Event, Phase, PhaseChange, PhaseReason},
     session::SessionInfo,
 };
 
@@ -82,7 +84,7 @@ pub struct Change {
     /// From the event, or else the phase before it.
     pub from: Phase,
     pub to: Phase,
-    pub reason: String,
+    pub reason: PhaseReason,
     pub detail: Option<String>,
 }
 
@@ -108,7 +110,7 @@ impl PhaseTrack {
                 at,
                 from: p.from.unwrap_or(cur),
                 to: p.to,
-                reason: p.reason.clone(),
+                reason: p.reason,
                 detail: p.detail.clone(),
             });
             cur = p.to;
@@ -181,18 +183,22 @@ mod tests {
 
     #[test]
     fn phase_track_spans_and_offsets() {
-        let change = |from, to, reason: &str| PhaseChange {
+        let change = |from, to, reason| PhaseChange {
             to,
             from,
-            reason: reason.into(),
+            reason,
             detail: None,
             how: None,
             signal: None,
             exit_code: None,
         };
         let (a, b) = (
-            change(Some(Phase::Foreground), Phase::Background, "app_state"),
-            change(None, Phase::Closed, "main_exited"),
+            change(
+                Some(Phase::Foreground),
+                Phase::Background,
+                PhaseReason::AppState,
+            ),
+            change(None, Phase::Closed, PhaseReason::MainExited),
         );
         let track = PhaseTrack::new(vec![(t(10.0), &a), (t(25.0), &b)]);
         let frame = Frame {

@@ -1,5 +1,5 @@
-//! The one-directional pipeline: kernel record -> decode -> enrich -> sinks (session file,
-//! live view). Loss counters and leftover read aggregates are pulled from the kernel here too.
+//! The capture stage: ring-buffer records -> decode -> enrich -> phase -> sinks (session file,
+//! live view), one direction. Loss counters and leftover read aggregates are pulled from the kernel here too.
 use std::collections::HashSet;
 
 use anyhow::Result;
@@ -10,14 +10,14 @@ use monitor_common::file::{FdKey, ReadAgg};
 use crate::{
     decode::{Raw, decode},
     enrich::Enricher,
-    event::{Body, Event, Lost, Marker, Phase, ProcOp},
+    event::{Body, Event, FlushedAt, Lost, Marker, Phase, PhaseReason, ProcOp},
     kernel::LOSS_REASONS,
     live::LiveView,
     phase::PhaseTracker,
     session::SessionWriter,
 };
 
-pub struct Pipeline {
+pub struct Capture {
     pub enricher: Enricher,
     pub writer: SessionWriter,
     pub live: LiveView,
@@ -33,7 +33,7 @@ pub struct Pipeline {
     stamped: Vec<Event>,
 }
 
-impl Pipeline {
+impl Capture {
     pub fn new(
         enricher: Enricher,
         writer: SessionWriter,
@@ -41,7 +41,7 @@ impl Pipeline {
         fd_reads: HashMap<MapData, FdKey, ReadAgg>,
         lost: PerCpuArray<MapData, u64>,
     ) -> Self {
-        Pipeline {
+        Capture {
             enricher,
             writer,
             live,
@@ -56,7 +56,7 @@ impl Pipeline {
     }
 
     /// One ring-buffer record.
-    pub fn record(&mut self, bytes: &[u8]) -> Result<()> {
+    pub fn ingest(&mut self, bytes: &[u8]) -> Result<()> {
         match decode(bytes) {
             Ok(raw) => self.raw(raw),
             Err(e) => {
@@ -83,7 +83,7 @@ impl Pipeline {
         self.enricher.enrich(raw, &mut out);
         if let Some(tgid) = exited {
             self.live_pids.remove(&tgid);
-            self.flush_reads(Some(tgid), "exit", &mut out)?;
+            self.flush_reads(Some(tgid), FlushedAt::Exit, &mut out)?;
             self.enricher.fds.forget_process(tgid);
         }
         for ev in out.drain(..) {
@@ -137,9 +137,9 @@ impl Pipeline {
                 None => self.phases.apps(),
             };
             for a in apps {
-                if let Some(ev) = self
-                    .phases
-                    .set(&a, to, "marker", Some(label.to_string()), &base)
+                if let Some(ev) =
+                    self.phases
+                        .set(&a, to, PhaseReason::Marker, Some(label.to_string()), &base)
                 {
                     self.sink(&ev)?;
                 }
@@ -152,7 +152,7 @@ impl Pipeline {
     pub fn flush_reads(
         &mut self,
         tgid: Option<u32>,
-        why: &str,
+        why: FlushedAt,
         out: &mut Vec<Event>,
     ) -> Result<()> {
         let keys: Vec<FdKey> = self
@@ -168,7 +168,7 @@ impl Pipeline {
                     let why = if tgid.is_none()
                         && self.enricher.procs.get(k.tgid).is_some_and(|p| p.exited)
                     {
-                        "exit"
+                        FlushedAt::Exit
                     } else {
                         why
                     };
@@ -183,7 +183,7 @@ impl Pipeline {
     /// At the end of a recording: every read total still in the kernel.
     pub fn flush_all_reads(&mut self) -> Result<()> {
         let mut out = Vec::new();
-        self.flush_reads(None, "stop", &mut out)?;
+        self.flush_reads(None, FlushedAt::Stop, &mut out)?;
         for ev in out {
             self.emit(ev)?;
         }

@@ -7,19 +7,36 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::phases::{Frame, PhaseTrack, format_ts, secs};
+use super::history::{Frame, PhaseTrack, format_ts, secs};
 use crate::{
     enrich::android::band,
-    event::{Body, Event, Phase, ProcOp},
+    event::{Body, Event, ExitHow, FlushedAt, Phase, PhaseReason, ProcOp},
 };
+
+crate::capability::values! {
+    /// What a lifecycle item is about.
+    LifecycleKind {
+        /// A process started from outside the app (zygote child taking its uid, the command).
+        Launch => "launch",
+        /// A period on screen.
+        OnScreen => "on_screen",
+        /// The app was closed.
+        Close => "close",
+        /// A process alive at the close that went on.
+        Survived => "survived",
+        /// A process started after the close (a service, job or alarm).
+        Restart => "restart",
+        /// The system put the app on screen again after a close.
+        Relaunch => "relaunch",
+    }
+}
 
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct LifecycleItem {
     pub ts: String,
     /// Seconds since the session started.
     pub t_s: f64,
-    /// `launch`, `on_screen`, `close`, `survived`, `restart`, `relaunch`.
-    pub kind: &'static str,
+    pub kind: LifecycleKind,
     /// The process it is about (`on_screen`: the one put on screen, when known).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
@@ -78,7 +95,7 @@ impl Proc {
     }
 }
 
-fn item(frame: Frame, at: DateTime<Utc>, kind: &'static str, text: String) -> LifecycleItem {
+fn item(frame: Frame, at: DateTime<Utc>, kind: LifecycleKind, text: String) -> LifecycleItem {
     LifecycleItem {
         ts: format_ts(&at),
         t_s: frame.s(at),
@@ -163,7 +180,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
             let mut it = item(
                 frame,
                 *start,
-                "on_screen",
+                LifecycleKind::OnScreen,
                 format!(
                     "on screen for {} (to {})",
                     secs_words(secs(*start, *end)),
@@ -186,38 +203,42 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
             let pid = phase_pid(events, Phase::Closed, c.at);
             let proc_ = pid.and_then(|p| procs.get(&p));
             let name = proc_.map(Proc::name);
-            let (how, signal, exit_code) = match c.reason.as_str() {
-                "marker" => ("marker".to_string(), None, None),
-                _ => close_how(events, pid, c.at),
+            // `None`: closed by a marker.
+            let (how, signal, exit_code) = match c.reason {
+                PhaseReason::Marker => (None, None, None),
+                _ => {
+                    let (h, s, e) = close_how(events, pid, c.at);
+                    (Some(h), s, e)
+                }
             };
             let what = match (&name, pid) {
                 (Some(n), Some(p)) => format!("`{n}` (pid {p})"),
                 _ => "the app".to_string(),
             };
-            let text = match (how.as_str(), signal, exit_code) {
-                ("marker", ..) => format!(
+            let text = match (how, signal, exit_code) {
+                (None, ..) => format!(
                     "closed by a marker{}",
                     c.detail
                         .as_deref()
                         .map(|d| format!(" ({d})"))
                         .unwrap_or_default()
                 ),
-                ("killed", Some(9), _) => format!(
+                (Some(ExitHow::Killed), Some(9), _) => format!(
                     "closed: {what} killed by SIGKILL (swiped away, or killed by the system){}",
-                    which(&c.reason)
+                    which(c.reason)
                 ),
-                ("killed", Some(s), _) => {
-                    format!("closed: {what} killed by signal {s}{}", which(&c.reason))
+                (Some(ExitHow::Killed), Some(s), _) => {
+                    format!("closed: {what} killed by signal {s}{}", which(c.reason))
                 }
-                ("exited", _, Some(code)) => {
-                    format!("closed: {what} exited with code {code}{}", which(&c.reason))
+                (Some(ExitHow::Exited), _, Some(code)) => {
+                    format!("closed: {what} exited with code {code}{}", which(c.reason))
                 }
-                _ => format!("closed: {what} ended{}", which(&c.reason)),
+                _ => format!("closed: {what} ended{}", which(c.reason)),
             };
-            let mut it = item(frame, c.at, "close", text);
+            let mut it = item(frame, c.at, LifecycleKind::Close, text);
             it.pid = pid;
             it.name = name;
-            it.how = Some(how);
+            it.how = Some(how.map_or("marker", ExitHow::as_str).to_string());
             it.signal = signal;
             it.exit_code = exit_code;
             out.push(it);
@@ -251,7 +272,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
                 let mut it = item(
                     frame,
                     c.at,
-                    "survived",
+                    LifecycleKind::Survived,
                     format!("survived the close: `{}`, pid {spid}{band_words}", p.name()),
                 );
                 it.pid = Some(spid);
@@ -268,7 +289,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
         track.changes.iter().find(|c| {
             c.from == Phase::Closed
                 && c.to == Phase::Foreground
-                && c.reason == "app_state"
+                && c.reason == PhaseReason::AppState
                 && phase_pid(events, Phase::Foreground, c.at) == Some(pid)
         })
     };
@@ -294,7 +315,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
                     let mut it = item(
                         frame,
                         rl.at,
-                        "relaunch",
+                        LifecycleKind::Relaunch,
                         format!(
                             "relaunched {} after close as `{}`, pid {pid} ({origin})",
                             secs_words(secs(cl, rl.at)),
@@ -307,7 +328,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
                     let mut it = item(
                         frame,
                         first,
-                        "restart",
+                        LifecycleKind::Restart,
                         format!(
                             "restarted {} after close as `{}`, pid {pid} ({origin})",
                             secs_words(after),
@@ -321,7 +342,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
             _ => item(
                 frame,
                 first,
-                "launch",
+                LifecycleKind::Launch,
                 format!("launched `{}`, pid {pid} ({origin})", p.name()),
             ),
         };
@@ -341,27 +362,28 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
 fn is_activity(e: &Event) -> bool {
     match &e.body {
         Body::Process(p) => p.op != ProcOp::Exit,
-        Body::FileRead(r) => r.flushed_at == "close",
+        Body::FileRead(r) => r.flushed_at == FlushedAt::Close,
         Body::AppState(_) | Body::Phase(_) | Body::Marker(_) | Body::Lost(_) => false,
         _ => true,
     }
 }
 
-fn which(reason: &str) -> &'static str {
+fn which(reason: PhaseReason) -> &'static str {
     match reason {
-        "main_exited" => ", the process hosting its screen",
-        "all_exited" => ", its last process",
+        PhaseReason::MainExited => ", the process hosting its screen",
+        PhaseReason::AllExited => ", its last process",
         _ => "",
     }
 }
 
-fn order(kind: &str) -> u8 {
+/// Of items at the same instant, which comes first.
+fn order(kind: LifecycleKind) -> u8 {
     match kind {
-        "launch" | "restart" => 0,
-        "close" => 1,
-        "survived" => 2,
-        "relaunch" => 3,
-        _ => 4,
+        LifecycleKind::Launch | LifecycleKind::Restart => 0,
+        LifecycleKind::Close => 1,
+        LifecycleKind::Survived => 2,
+        LifecycleKind::Relaunch => 3,
+        LifecycleKind::OnScreen => 4,
     }
 }
 
@@ -378,10 +400,10 @@ fn close_how(
     events: &[&Event],
     pid: Option<u32>,
     at: DateTime<Utc>,
-) -> (String, Option<i32>, Option<i32>) {
+) -> (ExitHow, Option<i32>, Option<i32>) {
     let from_phase = events.iter().find_map(|e| match &e.body {
         Body::Phase(p) if p.to == Phase::Closed && e.ts == at && Some(e.pid) == pid => {
-            p.how.clone().map(|h| (h, p.signal, p.exit_code))
+            p.how.map(|h| (h, p.signal, p.exit_code))
         }
         _ => None,
     });
@@ -394,12 +416,12 @@ fn close_how(
         .find_map(|e| match &e.body {
             Body::Process(p) if p.op == ProcOp::Exit && Some(e.pid) == pid && e.ts <= at => {
                 Some(match (p.signal, p.exit_code) {
-                    (Some(s), _) => ("killed".to_string(), Some(s), None),
-                    (None, Some(c)) => ("exited".to_string(), None, Some(c)),
-                    _ => ("unknown".to_string(), None, None),
+                    (Some(s), _) => (ExitHow::Killed, Some(s), None),
+                    (None, Some(c)) => (ExitHow::Exited, None, Some(c)),
+                    _ => (ExitHow::Unknown, None, None),
                 })
             }
             _ => None,
         })
-        .unwrap_or(("unknown".to_string(), None, None))
+        .unwrap_or((ExitHow::Unknown, None, None))
 }

@@ -1,0 +1,427 @@
+//! The vocabulary of what emuwatch reports an app doing: one declaration per capability
+//! ([`SPECS`]). Its name (in findings, scenario expectations, baselines), the event kinds that
+//! carry it, the probe families that produce those events, the report category it is counted
+//! under, how a finding and a count of it read, and which scenario expectation fields apply to
+//! it are all read from here; the rest of the program derives from the table. Tests check that
+//! each capability has its probe-table rows, schema doc entry, category and wording.
+//!
+//! The closed sets of values that events carry (connect protocol, where a path came from, why a
+//! read total was taken, device operations, ...) are here too, as enums whose serde names are
+//! the strings of the schema (docs/events.md).
+use serde::{Deserialize, Serialize};
+
+use crate::kernel::probes::Family;
+
+/// Something an app does that a report finds and a scenario can expect: the `kind` of a
+/// finding, of a device access, of a baseline device and of an `[[expect]]`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    Connect,
+    Camera,
+    Microphone,
+    File,
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Where a capability is counted in a report (and what kind of data it reveals).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Category {
+    /// Destinations and countries.
+    Network,
+    /// Camera and microphone accesses.
+    Devices,
+    /// File categories (docs/categories.md).
+    Files,
+}
+
+/// A field of a scenario `[[expect]]` besides `name`, `kind`, `phases`, `app` and `max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectField {
+    Countries,
+    AllowedCountries,
+    Asns,
+    AllowedAsns,
+    Scopes,
+    Category,
+    Categories,
+    MaxBytes,
+    Ops,
+    Path,
+}
+
+impl ExpectField {
+    #[cfg(test)]
+    pub const ALL: [ExpectField; 10] = [
+        ExpectField::Countries,
+        ExpectField::AllowedCountries,
+        ExpectField::Asns,
+        ExpectField::AllowedAsns,
+        ExpectField::Scopes,
+        ExpectField::Category,
+        ExpectField::Categories,
+        ExpectField::MaxBytes,
+        ExpectField::Ops,
+        ExpectField::Path,
+    ];
+
+    /// Its name in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExpectField::Countries => "countries",
+            ExpectField::AllowedCountries => "allowed_countries",
+            ExpectField::Asns => "asns",
+            ExpectField::AllowedAsns => "allowed_asns",
+            ExpectField::Scopes => "scopes",
+            ExpectField::Category => "category",
+            ExpectField::Categories => "categories",
+            ExpectField::MaxBytes => "max_bytes",
+            ExpectField::Ops => "ops",
+            ExpectField::Path => "path",
+        }
+    }
+}
+
+/// Everything the program knows about one capability.
+#[derive(Debug)]
+pub struct Spec {
+    pub capability: Capability,
+    /// Its name in findings, scenario files and baselines.
+    pub name: &'static str,
+    /// The event kinds (`kind` in events.jsonl) that carry it.
+    pub event_kinds: &'static [&'static str],
+    /// Probe families whose programs produce those events (any attached one will do; the
+    /// raw-syscalls programs serve every syscall family).
+    pub families: &'static [Family],
+    pub category: Category,
+    /// One occurrence and several, in counts ("1 connect", "3 camera accesses").
+    pub one: &'static str,
+    pub many: &'static str,
+    /// Scenario expectation fields that apply to it.
+    pub expect_fields: &'static [ExpectField],
+    /// The target of a finding whose path/address is unknown.
+    pub unknown_target: &'static str,
+}
+
+use ExpectField as F;
+
+pub const SPECS: [Spec; 4] = [
+    Spec {
+        capability: Capability::Connect,
+        name: "connect",
+        event_kinds: &["connect"],
+        families: &[Family::Connect],
+        category: Category::Network,
+        one: "connect",
+        many: "connects",
+        expect_fields: &[
+            F::Countries,
+            F::AllowedCountries,
+            F::Asns,
+            F::AllowedAsns,
+            F::Scopes,
+        ],
+        unknown_target: "(unknown destination)",
+    },
+    Spec {
+        capability: Capability::Camera,
+        name: "camera",
+        event_kinds: &["camera"],
+        families: &[Family::File, Family::Camera],
+        category: Category::Devices,
+        one: "camera access",
+        many: "camera accesses",
+        expect_fields: &[F::Ops, F::Path],
+        unknown_target: "(unknown device)",
+    },
+    Spec {
+        capability: Capability::Microphone,
+        name: "microphone",
+        event_kinds: &["microphone"],
+        families: &[Family::File, Family::Camera],
+        category: Category::Devices,
+        one: "microphone access",
+        many: "microphone accesses",
+        expect_fields: &[F::Ops, F::Path],
+        unknown_target: "(unknown device)",
+    },
+    Spec {
+        capability: Capability::File,
+        name: "file",
+        event_kinds: &["file_open", "file_read"],
+        families: &[Family::File],
+        category: Category::Files,
+        one: "file open",
+        many: "file opens",
+        expect_fields: &[F::Category, F::Categories, F::MaxBytes, F::Path],
+        unknown_target: "(unknown path)",
+    },
+];
+
+impl Capability {
+    pub const ALL: [Capability; 4] = [
+        Capability::Connect,
+        Capability::Camera,
+        Capability::Microphone,
+        Capability::File,
+    ];
+
+    pub fn spec(self) -> &'static Spec {
+        &SPECS[self as usize]
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// "1 connect", "3 camera accesses".
+    pub fn count_text(self, n: u64) -> String {
+        let s = self.spec();
+        format!("{n} {}", if n == 1 { s.one } else { s.many })
+    }
+
+    /// What one occurrence is, for people: `connect to 1.2.3.4:443/tcp`, `camera /dev/video0`,
+    /// `file /proc/cpuinfo` (`None`: the path or address is unknown).
+    pub fn subject(self, target: Option<&str>) -> String {
+        let target = target.unwrap_or(self.spec().unknown_target);
+        match self {
+            Capability::Connect => format!("connect to {target}"),
+            _ => format!("{self} {target}"),
+        }
+    }
+
+    /// Does this scenario expectation field apply to it?
+    pub fn takes(self, field: ExpectField) -> bool {
+        self.spec().expect_fields.contains(&field)
+    }
+
+    /// The capabilities a field applies to.
+    pub fn taking(field: ExpectField) -> Vec<Capability> {
+        Capability::ALL
+            .into_iter()
+            .filter(|c| c.takes(field))
+            .collect()
+    }
+}
+
+/// A closed set of values an event field takes: an enum whose serde names are the schema's
+/// strings, with `as_str` (the same name) and `Display`.
+macro_rules! values {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $s:literal,)+ }) => {
+        $(#[$m])*
+        #[derive(
+            serde::Serialize, serde::Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+        )]
+        pub enum $name {
+            $($(#[$vm])* #[serde(rename = $s)] $v,)+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            #[allow(dead_code)]
+            pub const ALL: &[$name] = &[$($name::$v,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$v => $s,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use values;
+
+values! {
+    /// `connect`: the destination's address scope (geo.rs decides it).
+    Scope {
+        Loopback => "loopback",
+        Private => "private",
+        LinkLocal => "link_local",
+        Multicast => "multicast",
+        Unspecified => "unspecified",
+        /// Carrier-grade NAT shared space, 100.64.0.0/10.
+        Cgnat => "cgnat",
+        /// Documentation ranges (TEST-NET-1/2/3, 2001:db8::/32, 3fff::/20).
+        Documentation => "documentation",
+        /// 255.255.255.255.
+        Broadcast => "broadcast",
+        /// Other special-purpose space that is not routed on the internet (240.0.0.0/4,
+        /// benchmarking, IETF protocol assignments, 100::/64 discard, outside 2000::/3).
+        Reserved => "reserved",
+        Public => "public",
+    }
+}
+
+values! {
+    /// `connect`: the socket's address family.
+    AddrFamily {
+        Inet => "inet",
+        Inet6 => "inet6",
+    }
+}
+
+values! {
+    /// `connect`: the protocol (`unknown` when neither the cgroup hook nor `socket()` told it).
+    /// Declared in alphabetical order: destinations sort by it.
+    Proto {
+        Tcp => "tcp",
+        Udp => "udp",
+        Unknown => "unknown",
+    }
+}
+
+values! {
+    /// `file_open`: where the path came from.
+    PathOrigin {
+        /// Copied at entry, made absolute against the cwd or directory fd.
+        Syscall => "syscall",
+        /// The string's page was not resident at entry; copied at syscall exit.
+        SyscallExit => "syscall_exit",
+        /// Relative, and its base was unknown: the path as passed.
+        SyscallRelative => "syscall_relative",
+        /// The kernel could not read it; recovered from /proc/PID/fd.
+        ProcFd => "proc_fd",
+        Unrecovered => "unrecovered",
+    }
+}
+
+values! {
+    /// `file_read`: when the total was taken.
+    FlushedAt {
+        /// The fd was closed.
+        Close => "close",
+        /// The process ended with it open.
+        Exit => "exit",
+        /// The recording ended.
+        Stop => "stop",
+    }
+}
+
+values! {
+    /// `camera` / `microphone`: the operation. Declared in alphabetical order: reports list a
+    /// device's operations sorted by name.
+    DeviceOp {
+        /// The device node was opened.
+        Open => "open",
+        /// A binder transaction to a camera service (Android).
+        ServiceCall => "service_call",
+        /// A `VIDIOC_STREAMON` ioctl.
+        StreamOn => "stream_on",
+    }
+}
+
+impl DeviceOp {
+    /// In the order the docs list them.
+    pub const DOC_ORDER: [DeviceOp; 3] =
+        [DeviceOp::Open, DeviceOp::StreamOn, DeviceOp::ServiceCall];
+}
+
+values! {
+    /// `app_state`: where the score came from.
+    StateSource {
+        /// The `oom_score_adj_update` tracepoint.
+        Kernel => "kernel",
+        /// Read from /proc when the process was first seen.
+        Proc => "proc",
+        /// Found when the recording started.
+        Start => "start",
+    }
+}
+
+values! {
+    /// `app_state`: who wrote the score.
+    Writer {
+        /// A process outside the app (lmkd, system_server, ...): moves the app's phase.
+        System => "system",
+        /// The process itself or another process of its app: recorded, does not count.
+        App => "app",
+    }
+}
+
+values! {
+    /// `phase`: why the app's phase changed.
+    PhaseReason {
+        /// A system-written oom_score_adj band (a relaunch too).
+        AppState => "app_state",
+        /// The process hosting the app's screen ended.
+        MainExited => "main_exited",
+        /// The app's last process ended.
+        AllExited => "all_exited",
+        Marker => "marker",
+        Start => "start",
+    }
+}
+
+values! {
+    /// `phase` (closes): how the process ended.
+    ExitHow {
+        /// By `signal`.
+        Killed => "killed",
+        /// With `exit_code`.
+        Exited => "exited",
+        Unknown => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_in_declaration_order() {
+        for (i, s) in SPECS.iter().enumerate() {
+            assert_eq!(s.capability as usize, i, "{}", s.name);
+            assert_eq!(Capability::ALL[i], s.capability);
+        }
+    }
+
+    #[test]
+    fn names_are_the_serde_names() {
+        for c in Capability::ALL {
+            assert_eq!(
+                serde_json::to_value(c).unwrap(),
+                serde_json::Value::String(c.as_str().into())
+            );
+        }
+        for op in DeviceOp::DOC_ORDER {
+            assert_eq!(
+                serde_json::to_value(op).unwrap(),
+                serde_json::Value::String(op.as_str().into())
+            );
+        }
+    }
+
+    #[test]
+    fn every_expectation_field_applies_to_some_capability() {
+        for f in ExpectField::ALL {
+            assert!(!Capability::taking(f).is_empty(), "{}", f.name());
+        }
+    }
+
+    #[test]
+    fn values_pad_like_strings() {
+        assert_eq!(format!("[{:<6}]", Proto::Tcp), "[tcp   ]");
+        assert_eq!(format!("[{:>8}]", Capability::File), "[    file]");
+    }
+
+    #[test]
+    fn counts_read_in_singular_and_plural() {
+        assert_eq!(Capability::Connect.count_text(1), "1 connect");
+        assert_eq!(Capability::Camera.count_text(2), "2 camera accesses");
+    }
+}
+
+#[cfg(test)]
+#[path = "capability_tests.rs"]
+mod completeness;

@@ -1,0 +1,256 @@
+//! The enricher on recorded raw records, with recorded /proc answers (`ProcSource::Recorded`):
+//! no /proc read, whatever processes exist on the machine running the tests.
+use std::{collections::HashMap, sync::Arc};
+
+use monitor_common::{
+    Header, connect, file,
+    file::{AT_FDCWD, PATH_FAULT, PATH_LEN, PATH_OK, SYS_OPENAT},
+    kind, process,
+};
+
+use super::{
+    Enricher,
+    android::PackagesList,
+    files::DevicePatterns,
+    live_proc::{ProcSource, Recorded},
+    process::ProcessTable,
+};
+use crate::{
+    decode::Raw,
+    event::{AddrFamily, Body, DeviceOp, Event, FlushedAt, PathOrigin, ProcOp, Proto, StateSource},
+    geo::Geo,
+};
+
+/// pids far above any pid_max: a /proc read for them could only fail.
+const APP: u32 = 4_000_000_001;
+const CHILD: u32 = 4_000_000_002;
+
+fn header(kind: u32, tgid: u32, comm: &str) -> Header {
+    let mut c = [0u8; 16];
+    c[..comm.len()].copy_from_slice(comm.as_bytes());
+    Header {
+        kind,
+        tid: tgid,
+        tgid,
+        uid: 10123,
+        gid: 10123,
+        _pad: 0,
+        ts_ns: 1_000,
+        cgroup_id: 1,
+        comm: c,
+    }
+}
+
+fn enricher(recorded: Recorded) -> Enricher {
+    let packages = PackagesList::parse(
+        "com.example.app 10123 0 /data/user/0/com.example.app default:targetSdkVersion=34 3003\n",
+    )
+    .unwrap();
+    Enricher::new(
+        ProcessTable::new(packages),
+        DevicePatterns::new(&[]).unwrap(),
+        Geo::default(),
+        0,
+    )
+    .with_proc_source(ProcSource::Recorded(Arc::new(recorded)))
+}
+
+fn run(e: &mut Enricher, raw: Raw) -> Vec<Event> {
+    let mut out = Vec::new();
+    e.enrich(raw, &mut out);
+    out
+}
+
+fn open(tgid: u32, path: &str, result: i32, status: u8) -> Raw {
+    let mut p = [0u8; PATH_LEN];
+    p[..path.len()].copy_from_slice(path.as_bytes());
+    Raw::FileOpen(
+        header(kind::FILE_OPEN, tgid, "app"),
+        file::FileOpen {
+            result,
+            dfd: AT_FDCWD,
+            flags: 0,
+            path_len: path.len() as u32,
+            syscall: SYS_OPENAT,
+            path_status: status,
+            _pad: [0; 6],
+            user_path: 0,
+            path: p,
+        },
+    )
+}
+
+#[test]
+fn a_process_first_seen_by_an_open_gets_its_app_cwd_and_score_from_proc() {
+    let mut e = enricher(Recorded {
+        ppid: HashMap::from([(APP, 1)]),
+        argv0: HashMap::from([(APP, "com.example.app".into())]),
+        cwd: HashMap::from([(APP, "/data/user/0/com.example.app".into())]),
+        oom_score_adj: HashMap::from([(APP, 0)]),
+        ..Recorded::default()
+    });
+    let out = run(&mut e, open(APP, "databases/app.db", 5, PATH_OK));
+    // The score found for a process seen for the first time, then the open.
+    let Body::AppState(s) = &out[0].body else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (s.oom_score_adj, s.band.as_str(), s.source),
+        (0, "foreground", StateSource::Proc)
+    );
+    let Body::FileOpen(o) = &out[1].body else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        o.path.as_deref(),
+        Some("/data/user/0/com.example.app/databases/app.db")
+    );
+    assert_eq!(o.path_origin, PathOrigin::Syscall);
+    assert_eq!(out[1].app.as_deref(), Some("com.example.app"));
+    assert_eq!((out[1].pid, out[1].ppid), (APP, 1));
+}
+
+#[test]
+fn a_forked_child_inherits_app_and_cwd_and_its_reads_get_the_path() {
+    let mut e = enricher(Recorded {
+        argv0: HashMap::from([(APP, "com.example.app".into())]),
+        cwd: HashMap::from([(APP, "/data/app".into())]),
+        ..Recorded::default()
+    });
+    run(
+        &mut e,
+        Raw::Fork(
+            header(kind::FORK, APP, "app"),
+            process::Fork {
+                child_tgid: CHILD,
+                _pad: 0,
+            },
+        ),
+    );
+    let out = run(&mut e, open(CHILD, "cache/x", 7, PATH_OK));
+    let Body::FileOpen(o) = &out[0].body else {
+        panic!("{out:?}")
+    };
+    assert_eq!(o.path.as_deref(), Some("/data/app/cache/x"));
+    assert_eq!(
+        (out[0].app.as_deref(), out[0].ppid),
+        (Some("com.example.app"), APP)
+    );
+    let out = run(
+        &mut e,
+        Raw::FileRead(
+            header(kind::FILE_READ, CHILD, "app"),
+            file::FileRead {
+                fd: 7,
+                reason: file::FLUSH_CLOSE,
+                _pad: [0; 3],
+                bytes: 4096,
+                reads: 2,
+            },
+        ),
+    );
+    let Body::FileRead(r) = &out[0].body else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (r.path.as_deref(), r.bytes, r.flushed_at),
+        (Some("/data/app/cache/x"), 4096, FlushedAt::Close)
+    );
+}
+
+#[test]
+fn an_unreadable_path_is_recovered_from_the_fd_or_marked_unrecovered() {
+    let mut e = enricher(Recorded {
+        fds: HashMap::from([((APP, 9), "/sdcard/DCIM/a.jpg".into())]),
+        ..Recorded::default()
+    });
+    let out = run(&mut e, open(APP, "", 9, PATH_FAULT));
+    let o = out
+        .iter()
+        .find_map(|e| match &e.body {
+            Body::FileOpen(o) => Some(o),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        (o.path.as_deref(), o.path_origin),
+        (Some("/sdcard/DCIM/a.jpg"), PathOrigin::ProcFd)
+    );
+    let out = run(&mut e, open(APP, "", 10, PATH_FAULT));
+    let Body::FileOpen(o) = &out[0].body else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (o.path.as_deref(), o.path_origin),
+        (None, PathOrigin::Unrecovered)
+    );
+}
+
+#[test]
+fn a_camera_node_open_is_a_camera_event_and_a_connect_gets_proto_and_scope() {
+    let mut e = enricher(Recorded::default());
+    let out = run(&mut e, open(APP, "/dev/video0", 4, PATH_OK));
+    let Body::Camera(d) = &out[0].body else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (d.op, d.path.as_deref()),
+        (DeviceOp::Open, Some("/dev/video0"))
+    );
+    let mut daddr = [0u8; 16];
+    daddr[..4].copy_from_slice(&[192, 0, 2, 1]);
+    let out = run(
+        &mut e,
+        Raw::Connect(
+            header(kind::CONNECT, APP, "app"),
+            connect::Connect {
+                fd: 3,
+                result: -111,
+                family: connect::AF_INET,
+                dport: 443,
+                protocol: 0,
+                sock_type: 2,
+                flags: 0,
+                _pad: 0,
+                addrlen: 16,
+                daddr,
+            },
+        ),
+    );
+    let Body::Connect(c) = &out[0].body else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (c.family, c.proto, c.daddr.to_string(), c.dport),
+        (AddrFamily::Inet, Proto::Udp, "192.0.2.1".to_string(), 443)
+    );
+    assert_eq!(
+        (c.error.as_deref(), c.scope),
+        (Some("ECONNREFUSED"), Some(crate::geo::Scope::Documentation))
+    );
+}
+
+#[test]
+fn exit_status_decodes_code_and_signal() {
+    let mut e = enricher(Recorded::default());
+    let exit = |code| {
+        Raw::Exit(
+            header(kind::EXIT, APP, "app"),
+            process::Exit {
+                exit_code: code,
+                _pad: 0,
+            },
+        )
+    };
+    let ev = run(&mut e, exit(7 << 8));
+    let ev = ev.last().unwrap();
+    let Body::Process(p) = &ev.body else {
+        panic!("{ev:?}")
+    };
+    assert_eq!((p.op, p.exit_code, p.signal), (ProcOp::Exit, Some(7), None));
+    let ev = run(&mut e, exit(9));
+    let Body::Process(p) = &ev.last().unwrap().body else {
+        panic!()
+    };
+    assert_eq!((p.exit_code, p.signal), (None, Some(9)));
+}

@@ -140,9 +140,12 @@ pub fn run(k: &'static Kernel) -> Result<()> {
     write_script(
         &script,
         &format!(
+            // The session is written to the guest's tmpfs (its control socket cannot live on
+            // 9p) and copied to the share for the checks here.
             "set -e\n{emu} doctor --syscall-probes raw\n\
-             {emu} record --quiet --syscall-probes raw --out {session} -- {simapp} steps \
-             read={data},4096 connect=tcp4,127.0.0.1,{CLOSED_PORT} fail=/nonexistent/emuwatch > {out}\n",
+             {emu} record --quiet --syscall-probes raw --out /tmp/smoke -- {simapp} steps \
+             read={data},4096 connect=tcp4,127.0.0.1,{CLOSED_PORT} fail=/nonexistent/emuwatch > {out}\n\
+             mkdir -p {session}\ncp /tmp/smoke/session.json /tmp/smoke/events.jsonl {session}/\n",
             emu = q(&emuwatch),
             simapp = q(&simapp),
             session = q(&session),

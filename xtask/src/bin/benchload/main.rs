@@ -188,7 +188,9 @@ fn syscall_loop(args: &[String]) {
     let fd = match call.as_str() {
         "getppid" => -1,
         "write-null" => unsafe { libc::open(null.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) },
-        other => die(&format!("--call: unknown syscall {other} (getppid, write-null)")),
+        other => die(&format!(
+            "--call: unknown syscall {other} (getppid, write-null)"
+        )),
     };
     if call == "write-null" && fd < 0 {
         die("open /dev/null");

@@ -876,6 +876,28 @@ fn markdown(r: &Results, analysis: &str) -> String {
     s
 }
 
+/// How many runs of a section had other tracers' BPF programs on the machine.
+fn other_tracers_note(s: &mut String, samples: &[Sample]) {
+    let with = samples.iter().filter(|x| x.other_bpf_holders > 0).count();
+    let most = samples
+        .iter()
+        .map(|x| x.other_bpf_holders)
+        .max()
+        .unwrap_or(0);
+    if with > 0 {
+        let _ = writeln!(
+            s,
+            "**Other tracers were attached**: in {with} of these {} runs, other processes on the \
+             machine held BPF programs (up to {most} at once; `other_bpf_holders` in the JSON). \
+             Their hooks were on the workloads' syscalls in every condition, \"no tracer\" \
+             included, so the absolute cost of a hook over no tracer reads low wherever theirs \
+             had already put syscalls on the tracing slow path; conditions measured side by side \
+             still compare.\n",
+            samples.len()
+        );
+    }
+}
+
 /// The per-workload table of the overhead and raw sections.
 fn detail_table(
     s: &mut String,
@@ -966,6 +988,7 @@ fn raw_section(s: &mut String, r: &Results) {
          full capture.\n",
         r.big_ring
     );
+    other_tracers_note(s, &r.raw_samples);
     let _ = writeln!(
         s,
         "| workload | condition | median s | min-max s | x no tracer | ratio to its floor | target | met? |\n| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"
@@ -1060,6 +1083,7 @@ fn hook_type_section(s: &mut String, r: &Results) {
          a syscall it does not record). {reps} interleaved repetitions. *Extra ns per syscall* \
          is (median - no tracer's median) / syscalls made ((a) makes 3 per iteration).\n"
     );
+    other_tracers_note(s, &r.hook_type_samples);
     let _ = writeln!(
         s,
         "| workload | condition | median s | min-max s | spread | x no tracer | extra ns per syscall |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |"

@@ -276,6 +276,10 @@ pub struct Sample {
     /// TCP SYNs retransmitted on the machine during the run: each one stalled a connect for
     /// a second (a dropped SYN), which no tracer causes.
     pub syn_retransmits: u64,
+    /// Other processes holding BPF programs just before the run (other tracers on the
+    /// machine, whose hooks every condition's syscalls also went through).
+    #[serde(default)]
+    pub other_bpf_holders: usize,
 }
 
 /// The tracer side of one run.
@@ -563,6 +567,7 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir)?;
     let busy_before = settle();
+    let other_bpf_holders = super::setup::bpf_holders(std::process::id()).len();
     let mut wl = Command::new(&ctx.benchload)
         .args(&w.args)
         .arg("--hold")
@@ -610,6 +615,7 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
         made_reads: r["reads"].as_u64().unwrap_or(0),
         made_connects: r["connects"].as_u64().unwrap_or(0),
         busy_before,
+        other_bpf_holders,
         syn_retransmits: syn_during,
         ..Default::default()
     };

@@ -189,7 +189,7 @@ impl Load {
 }
 
 /// Processes other than this one with a BPF program or link open.
-fn bpf_holders(me: u32) -> Vec<String> {
+pub fn bpf_holders(me: u32) -> Vec<String> {
     let mut out = Vec::new();
     for (pid, comm, _) in process_ticks() {
         if pid == me {

@@ -10,6 +10,7 @@
 //! cargo xtask bench [--quick] [--reps N] [--out DIR]
 //!                   [--only overhead,sweep,report,profile,raw,hooktype]
 //!                   [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE]
+//!                   [--nice N]
 //! cargo xtask bench floor SESSION_DIR -- CMD ARGS   (CMD with the no-op floor attached to
 //!                                                    the hooks SESSION_DIR's recording used)
 //! cargo xtask bench --render docs/benchmarks.json    (BENCHMARKS.md again from the results)
@@ -18,7 +19,10 @@
 //! unless `--out` says otherwise, so it never replaces the published figures. With `--only`,
 //! the sections not run are kept from the `benchmarks.json` already in the output directory
 //! (which must come from a run of the same mode), and the results say which run measured
-//! which section, with the machine's load at the start and end of each.
+//! which section, with the machine's load at the start and end of each. `--nice N` starts
+//! every workload, tracer and the loopback listener at that niceness, each in its own session
+//! (its own scheduler autogroup): on a machine shared with other CPU-bound jobs, `--nice -20`
+//! keeps them from taking the measured processes' CPU.
 //! Not part of `cargo xtask test`: the figures depend on the machine and take minutes.
 mod floor;
 mod output;
@@ -61,6 +65,8 @@ pub struct Ctx {
     /// `--ring-buffer` of the "larger ring buffer" condition.
     pub big_ring: String,
     pub keep_runs: bool,
+    /// `--nice`: the niceness (in its own session) of every process the bench measures.
+    pub nice: Option<i32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -135,6 +141,7 @@ struct Options {
     keep_runs: bool,
     emuwatch_args: Vec<String>,
     big_ring: String,
+    nice: Option<i32>,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -147,6 +154,7 @@ fn parse(args: &[String]) -> Result<Options> {
         keep_runs: false,
         emuwatch_args: Vec::new(),
         big_ring: "64M".into(),
+        nice: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -171,6 +179,7 @@ fn parse(args: &[String]) -> Result<Options> {
                 o.emuwatch_args.push(value()?.clone());
             }
             "--big-ring" => o.big_ring = value()?.clone(),
+            "--nice" => o.nice = Some(value()?.parse().context("--nice")?),
             "-h" | "--help" => {
                 eprintln!("{}", USAGE);
                 std::process::exit(0);
@@ -181,7 +190,7 @@ fn parse(args: &[String]) -> Result<Options> {
     Ok(o)
 }
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile,raw,hooktype] [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE]
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile,raw,hooktype] [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE] [--nice N]
        cargo xtask bench floor SESSION_DIR -- CMD ARGS
        cargo xtask bench --render docs/benchmarks.json";
 
@@ -258,14 +267,13 @@ fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
     let mut bg = Background(Vec::new());
     let port_file = work.join("port");
     let benchload = bin.join("emuwatch-benchload");
-    bg.0.push(
-        Command::new(&benchload)
-            .args(["serve", "--port-file"])
-            .arg(&port_file)
-            .stdin(Stdio::piped())
-            .spawn()
-            .context("start the loopback listener")?,
-    );
+    let mut serve = Command::new(&benchload);
+    serve
+        .args(["serve", "--port-file"])
+        .arg(&port_file)
+        .stdin(Stdio::piped());
+    setup::boost(&mut serve, opts.nice);
+    bg.0.push(serve.spawn().context("start the loopback listener")?);
     let t = Instant::now();
     let port = loop {
         if let Ok(p) = std::fs::read_to_string(&port_file)
@@ -302,6 +310,7 @@ fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
         emuwatch_args: opts.emuwatch_args.clone(),
         big_ring: opts.big_ring.clone(),
         keep_runs: opts.keep_runs,
+        nice: opts.nice,
     };
     // One short recording: warms up, and tells which hooks emuwatch attaches here (and one
     // on the raw path when that is measured).

@@ -138,6 +138,12 @@ pub struct Summary {
     pub lost_reported_worst: Option<u64>,
     pub tracer_cpu_s: Option<f64>,
     pub tracer_peak_rss_mib: Option<f64>,
+    /// The workload's own CPU time (user + system, children included): the hooks run in its
+    /// syscalls and are charged to it, while time spent waiting for a CPU is not.
+    #[serde(default)]
+    pub cpu_median_s: Option<f64>,
+    #[serde(default)]
+    pub cpu_vs_floor: Option<f64>,
 }
 
 /// Medians per workload and condition, in `conds` order; `x floor` is against each
@@ -145,17 +151,20 @@ pub struct Summary {
 pub fn summarize(samples: &[Sample], workloads: &[Workload], conds: &[Cond]) -> Vec<Summary> {
     let mut out = Vec::new();
     for w in workloads {
-        let med = |c: Cond| {
+        let med_of = |c: Cond, f: fn(&Sample) -> f64| {
             let v: Vec<f64> = samples
                 .iter()
                 .filter(|s| s.workload == w.key && s.cond == c.key())
-                .map(|s| s.elapsed_s)
+                .map(f)
                 .collect();
             stats::median(&v)
         };
+        let med = |c: Cond| med_of(c, |s| s.elapsed_s);
         let base = med(Cond::None);
         for &c in conds {
             let floor = med(c.floor());
+            let cpu_floor = med_of(c.floor(), |s| s.workload_cpu_s);
+            let cpu = med_of(c, |s| s.workload_cpu_s);
             let ss: Vec<&Sample> = samples
                 .iter()
                 .filter(|s| s.workload == w.key && s.cond == c.key())
@@ -224,6 +233,8 @@ pub fn summarize(samples: &[Sample], workloads: &[Workload], conds: &[Cond]) -> 
                     .iter()
                     .filter_map(|s| s.tracer_peak_rss_mib)
                     .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b)))),
+                cpu_median_s: Some(cpu),
+                cpu_vs_floor: (cpu_floor > 0.0).then(|| cpu / cpu_floor),
             });
         }
     }

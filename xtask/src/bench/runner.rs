@@ -290,7 +290,8 @@ struct Tracer {
     _floor: Option<floor::Floor>,
 }
 
-fn spawn_logged(cmd: &mut Command, out: &Path, err: &Path) -> Result<Child> {
+fn spawn_logged(ctx: &Ctx, cmd: &mut Command, out: &Path, err: &Path) -> Result<Child> {
+    super::setup::boost(cmd, ctx.nice);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::from(File::create(out)?))
         .stderr(Stdio::from(File::create(err)?))
@@ -396,7 +397,7 @@ impl Tracer {
                 c.args(["--ring-buffer", &ctx.big_ring]);
             }
             c.args(target);
-            spawn_logged(&mut c, &out, &err)
+            spawn_logged(ctx, &mut c, &out, &err)
         };
         let pid_s = wpid.to_string();
         t.child = match cond {
@@ -427,12 +428,13 @@ impl Tracer {
                 if !w.multi_process {
                     c.args(["-p", &pid_s]);
                 }
-                Some(spawn_logged(&mut c, &out, &err)?)
+                Some(spawn_logged(ctx, &mut c, &out, &err)?)
             }
             Cond::Bpftrace => {
                 let mut c = Command::new("bpftrace");
                 c.arg("-o").arg(&out).arg(&ctx.bpftrace_script).arg(&pid_s);
                 Some(spawn_logged(
+                    ctx,
                     &mut c,
                     &run_dir.join("bpftrace.stdout"),
                     &err,
@@ -441,7 +443,12 @@ impl Tracer {
             Cond::Strace => {
                 let mut c = Command::new("strace");
                 c.args(["-f", "-o"]).arg(&out).args(["-p", &pid_s]);
-                Some(spawn_logged(&mut c, &run_dir.join("strace.stdout"), &err)?)
+                Some(spawn_logged(
+                    ctx,
+                    &mut c,
+                    &run_dir.join("strace.stdout"),
+                    &err,
+                )?)
             }
         };
         // Wait until it is attached.
@@ -568,13 +575,13 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
     std::fs::create_dir_all(&run_dir)?;
     let busy_before = settle();
     let other_bpf_holders = super::setup::bpf_holders(std::process::id()).len();
-    let mut wl = Command::new(&ctx.benchload)
-        .args(&w.args)
+    let mut wl = Command::new(&ctx.benchload);
+    wl.args(&w.args)
         .arg("--hold")
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("start the workload")?;
+        .stdout(Stdio::piped());
+    super::setup::boost(&mut wl, ctx.nice);
+    let mut wl = wl.spawn().context("start the workload")?;
     let wpid = wl.id();
     let mut tracer = match Tracer::start(ctx, cond, w, wpid, &run_dir) {
         Ok(t) => t,

@@ -433,20 +433,21 @@ pub fn run(args: &[String]) -> Result<()> {
             .collect()
     };
     let no_skip = |_: &runner::Workload, _: runner::Cond| false;
+    let keys = |ws: &[runner::Workload]| ws.iter().map(|w| w.key).collect::<Vec<_>>();
     if want("overhead") {
         let ws = overhead::workloads(&ctx, &sizes);
         results.workloads = describe(&ws);
         let conds = runner::Cond::OVERHEAD;
         results.samples =
             overhead::run(&ctx, &ws, &conds, &no_skip, sizes.reps, sizes.strace_reps)?;
-        results.summaries = overhead::summarize(&results.samples, &ws, &conds);
+        results.summaries = overhead::summarize(&results.samples, &keys(&ws), &conds);
     }
     if want("raw") {
         let ws = overhead::workloads(&ctx, &sizes);
         results.raw_workloads = describe(&ws);
         let conds = runner::Cond::RAW;
         results.raw_samples = overhead::run(&ctx, &ws, &conds, &no_skip, sizes.reps, 0)?;
-        results.raw_summaries = overhead::summarize(&results.raw_samples, &ws, &conds);
+        results.raw_summaries = overhead::summarize(&results.raw_samples, &keys(&ws), &conds);
     }
     if want("hooktype") {
         let ws = overhead::hook_type_workloads(&ctx, &sizes);
@@ -457,7 +458,8 @@ pub fn run(args: &[String]) -> Result<()> {
         let skip = |w: &runner::Workload, c: runner::Cond| c.is_emuwatch() && w.key == "open";
         results.hook_type_samples =
             overhead::run(&ctx, &ws, &conds, &skip, sizes.hook_type_reps.max(1), 0)?;
-        results.hook_type_summaries = overhead::summarize(&results.hook_type_samples, &ws, &conds);
+        results.hook_type_summaries =
+            overhead::summarize(&results.hook_type_samples, &keys(&ws), &conds);
     }
     if want("sweep") {
         results.sweep = sweep::run(&ctx, &sizes.sweep_rates, sizes.sweep_seconds)?;

@@ -149,6 +149,31 @@ pub fn keep_sections(new: &mut Results, old: Results, ran: &[String]) {
         .collect();
 }
 
+/// The summaries again from the samples (figures a newer bench derives, e.g. paired ratios,
+/// for results an older one wrote; the same figures otherwise).
+fn resummarize(r: &mut Results) {
+    let keys =
+        |ws: &[(String, String)]| -> Vec<String> { ws.iter().map(|(k, _)| k.clone()).collect() };
+    let again = |samples: &[Sample], ws: &[(String, String)], conds: &[Cond]| {
+        let k = keys(ws);
+        let k: Vec<&str> = k.iter().map(String::as_str).collect();
+        super::overhead::summarize(samples, &k, conds)
+    };
+    if !r.samples.is_empty() {
+        r.summaries = again(&r.samples, &r.workloads, &Cond::OVERHEAD);
+    }
+    if !r.raw_samples.is_empty() {
+        r.raw_summaries = again(&r.raw_samples, &r.raw_workloads, &Cond::RAW);
+    }
+    if !r.hook_type_samples.is_empty() {
+        r.hook_type_summaries = again(
+            &r.hook_type_samples,
+            &r.hook_type_workloads,
+            &Cond::HOOK_TYPE,
+        );
+    }
+}
+
 /// Which run measured `section` (1-based, with its description), when there are several.
 fn measured_in(r: &Results, section: &str) -> Option<String> {
     if r.runs.len() < 2 {
@@ -546,6 +571,7 @@ fn kept_analysis(md: &Path) -> String {
 /// e.g. after editing the analysis block; the targets are re-evaluated from the figures.
 pub fn render(json_path: &Path) -> Result<()> {
     let mut r = read(json_path)?;
+    resummarize(&mut r);
     r.targets = targets(&r);
     let md = json_path.with_file_name("BENCHMARKS.md");
     write(&r, &md, json_path)?;
@@ -1013,7 +1039,7 @@ fn raw_section(s: &mut String, r: &Results) {
     other_tracers_note(s, &r.raw_samples);
     let _ = writeln!(
         s,
-        "| workload | condition | median s | min-max s | x no tracer | ratio to its floor | workload CPU s | CPU ratio to its floor | target | met? |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
+        "| workload | condition | median s | min-max s | x no tracer | ratio to its floor | per-repetition ratio, median (min-max) | workload CPU s | CPU ratio to its floor | target | met? |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
     );
     for (key, _) in &r.raw_workloads {
         let capture = raw_capture(r, key);
@@ -1052,9 +1078,14 @@ fn raw_section(s: &mut String, r: &Results) {
                 Some(Cond::None) => ("—".into(), "—".into()),
                 _ => (format!("{:.2}", x.vs_floor), cpu_ratio(x)),
             };
+            let paired = match (c, x.paired_vs_floor) {
+                (Some(Cond::None), _) | (_, None) => "—".into(),
+                (Some(c), _) if c.floor() == c => "—".into(),
+                (_, Some([m, lo, hi])) => format!("{m:.2} ({lo:.2}-{hi:.2})"),
+            };
             let _ = writeln!(
                 s,
-                "| {key} | {} | {:.3} | {:.3}-{:.3} | {:.2} | {ratio} | {} | {cpu} | {target} | {met} |",
+                "| {key} | {} | {:.3} | {:.3}-{:.3} | {:.2} | {ratio} | {paired} | {} | {cpu} | {target} | {met} |",
                 raw_label(x),
                 x.median_s,
                 x.min_s,
@@ -1066,8 +1097,10 @@ fn raw_section(s: &mut String, r: &Results) {
     }
     let _ = writeln!(
         s,
-        "\nTargets are judged on wall-clock medians (the workload's own timing, as everywhere in \
-         this file). *Workload CPU s* is the median of the workload's own CPU time (user + \
+        "\nTargets are judged on the ratio of wall-clock medians (the workload's own timing, as \
+         everywhere in this file). *Per-repetition ratio*: each repetition of a condition against \
+         its floor's run in the same repetition (the two ran within a minute or so of each \
+         other); its range shows how far one pair can be from the median on this machine. *Workload CPU s* is the median of the workload's own CPU time (user + \
          system, its children included): the hooks run inside its syscalls and are charged to \
          it, while time spent waiting for a CPU that another job holds is not, so on a loaded \
          machine it is the steadier measure of what the hooks cost; it does not show what \
@@ -1243,6 +1276,7 @@ mod tests {
             tracer_peak_rss_mib: None,
             cpu_median_s: Some(median_s),
             cpu_vs_floor: Some(median_s / floor_s),
+            paired_vs_floor: None,
         }
     }
 

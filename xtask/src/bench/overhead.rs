@@ -144,17 +144,21 @@ pub struct Summary {
     pub cpu_median_s: Option<f64>,
     #[serde(default)]
     pub cpu_vs_floor: Option<f64>,
+    /// Each repetition against the floor's run in the same repetition (measured minutes
+    /// apart at most): median, min, max of those ratios.
+    #[serde(default)]
+    pub paired_vs_floor: Option<[f64; 3]>,
 }
 
 /// Medians per workload and condition, in `conds` order; `x floor` is against each
 /// condition's own floor (`Cond::floor`).
-pub fn summarize(samples: &[Sample], workloads: &[Workload], conds: &[Cond]) -> Vec<Summary> {
+pub fn summarize(samples: &[Sample], workloads: &[&str], conds: &[Cond]) -> Vec<Summary> {
     let mut out = Vec::new();
-    for w in workloads {
+    for &key in workloads {
         let med_of = |c: Cond, f: fn(&Sample) -> f64| {
             let v: Vec<f64> = samples
                 .iter()
-                .filter(|s| s.workload == w.key && s.cond == c.key())
+                .filter(|s| s.workload == key && s.cond == c.key())
                 .map(f)
                 .collect();
             stats::median(&v)
@@ -167,7 +171,7 @@ pub fn summarize(samples: &[Sample], workloads: &[Workload], conds: &[Cond]) -> 
             let cpu = med_of(c, |s| s.workload_cpu_s);
             let ss: Vec<&Sample> = samples
                 .iter()
-                .filter(|s| s.workload == w.key && s.cond == c.key())
+                .filter(|s| s.workload == key && s.cond == c.key())
                 .collect();
             if ss.is_empty() {
                 continue;
@@ -198,7 +202,7 @@ pub fn summarize(samples: &[Sample], workloads: &[Workload], conds: &[Cond]) -> 
             };
             let captures = c.captures() && (c.records_connects() || ss[0].made_opens > 0);
             out.push(Summary {
-                workload: w.key.into(),
+                workload: key.into(),
                 cond: c.key().into(),
                 label: c.label().into(),
                 reps: ss.len(),
@@ -235,6 +239,21 @@ pub fn summarize(samples: &[Sample], workloads: &[Workload], conds: &[Cond]) -> 
                     .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b)))),
                 cpu_median_s: Some(cpu),
                 cpu_vs_floor: (cpu_floor > 0.0).then(|| cpu / cpu_floor),
+                paired_vs_floor: {
+                    let r: Vec<f64> = ss
+                        .iter()
+                        .filter_map(|s| {
+                            let f = samples.iter().find(|f| {
+                                f.workload == key && f.cond == c.floor().key() && f.rep == s.rep
+                            })?;
+                            (f.elapsed_s > 0.0).then(|| s.elapsed_s / f.elapsed_s)
+                        })
+                        .collect();
+                    (!r.is_empty()).then(|| {
+                        let (lo, hi) = stats::min_max(&r);
+                        [stats::median(&r), lo, hi]
+                    })
+                },
             });
         }
     }

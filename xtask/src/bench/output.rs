@@ -198,6 +198,9 @@ pub struct Target {
     pub measured: String,
     /// None: not measured in this run.
     pub met: Option<bool>,
+    /// The section of the results it is judged on.
+    #[serde(default)]
+    pub section: String,
 }
 
 impl Target {
@@ -297,12 +300,14 @@ pub fn targets(r: &Results) -> Vec<Target> {
                     config(e)
                 ),
                 met: Some(ratio <= 1.10),
+                section: String::new(),
             }
         }
         (None, Some(_)) if a(Cond::Emuwatch).is_some() => Target {
             goal: G1.into(),
             measured: "no configuration captured everything".into(),
             met: Some(false),
+            section: String::new(),
         },
         _ => not_run(G1),
     });
@@ -320,6 +325,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
                     config(e)
                 ),
                 met: Some(ratio >= 4.0),
+                section: String::new(),
             }
         }
         _ => not_run(G2),
@@ -358,6 +364,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
                 }
             ),
             met: Some(lossless_200k),
+            section: String::new(),
         }
     });
     // 4. untargeted workloads pay no more than the floor
@@ -383,6 +390,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
                 ratios.join(", ")
             ),
             met: Some(ok),
+            section: String::new(),
         }
     });
     // 5. userspace <= 0.3 core at 50k events/s, peak RSS <= 64 MiB
@@ -408,6 +416,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
                     p.offered_per_s / 1e3
                 ),
                 met: Some(cores <= 0.3 && rss <= 64.0),
+                section: String::new(),
             }
         }
         None => not_run("userspace <= 0.3 core at 50k events/s, peak RSS <= 64 MiB"),
@@ -426,6 +435,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
                 x.median_s, x.peak_rss_mib, x.events
             ),
             met: Some(x.median_s <= 3.0),
+            section: String::new(),
         },
         Some(x) => Target {
             goal: "`report` on 1M events <= 3 s".into(),
@@ -434,6 +444,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
                 x.events, x.median_s
             ),
             met: None,
+            section: String::new(),
         },
         None => not_run("`report` on 1M events <= 3 s"),
     });
@@ -475,6 +486,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
                 parts.join(", ")
             ),
             met: Some(ok),
+            section: String::new(),
         }
     });
     // 8. raw path: untargeted <= 1.05x its own floor
@@ -501,6 +513,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
                 parts.join(", ")
             ),
             met: Some(ok),
+            section: String::new(),
         }
     });
     // 9. the raw path's default hook type is the cheaper one
@@ -533,8 +546,16 @@ pub fn targets(r: &Results) -> Vec<Target> {
             goal: G9.into(),
             measured: format!("empty raw_tp vs empty classic: {}", parts.join("; ")),
             met: Some(ok),
+            section: String::new(),
         }
     });
+    // The section each target is judged on, in the order above.
+    let sections = [
+        "overhead", "overhead", "sweep", "overhead", "sweep", "report", "raw", "raw", "hooktype",
+    ];
+    for (t, s) in t.iter_mut().zip(sections) {
+        t.section = s.into();
+    }
     t
 }
 
@@ -543,6 +564,7 @@ fn not_run(goal: &str) -> Target {
         goal: goal.into(),
         measured: "not measured in this run".into(),
         met: None,
+        section: String::new(),
     }
 }
 
@@ -685,9 +707,31 @@ fn markdown(r: &Results, analysis: &str) -> String {
     s.push('\n');
 
     let _ = writeln!(s, "## Targets\n");
-    let _ = writeln!(s, "| target | measured | verdict |\n| --- | --- | --- |");
+    if r.runs.len() > 1 {
+        let _ = writeln!(
+            s,
+            "| target | measured | verdict | run |\n| --- | --- | --- | ---: |"
+        );
+    } else {
+        let _ = writeln!(s, "| target | measured | verdict |\n| --- | --- | --- |");
+    }
     for t in &r.targets {
-        let _ = writeln!(s, "| {} | {} | **{}** |", t.goal, t.measured, t.verdict());
+        let run = r
+            .runs
+            .iter()
+            .position(|run| run.sections.contains(&t.section))
+            .map_or("—".to_string(), |i| (i + 1).to_string());
+        if r.runs.len() > 1 {
+            let _ = writeln!(
+                s,
+                "| {} | {} | **{}** | {run} |",
+                t.goal,
+                t.measured,
+                t.verdict()
+            );
+        } else {
+            let _ = writeln!(s, "| {} | {} | **{}** |", t.goal, t.measured, t.verdict());
+        }
     }
     s.push('\n');
 

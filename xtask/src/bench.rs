@@ -419,6 +419,11 @@ pub fn run(args: &[String]) -> Result<()> {
         targets: Vec::new(),
         duration_s: 0.0,
         raw_hooks: ctx.raw_hooks.clone(),
+        raw_reference_hooks: if want("raw") {
+            ctx.hooks.clone()
+        } else {
+            Vec::new()
+        },
         raw_workloads: Vec::new(),
         raw_samples: Vec::new(),
         raw_summaries: Vec::new(),

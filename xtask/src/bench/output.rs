@@ -38,6 +38,10 @@ pub struct Results {
     /// The raw-syscalls path's attach points (`emuwatch record --syscall-probes raw`).
     #[serde(default)]
     pub raw_hooks: Vec<String>,
+    /// The per-syscall attach points in the run that measured the raw section (its
+    /// per-syscall floor); `hooks` are the overhead section's.
+    #[serde(default)]
+    pub raw_reference_hooks: Vec<String>,
     #[serde(default)]
     pub raw_workloads: Vec<(String, String)>,
     #[serde(default)]
@@ -115,6 +119,7 @@ fn with_runs(mut r: Results) -> Results {
 pub fn keep_sections(new: &mut Results, old: Results, ran: &[String]) {
     let kept = |s: &str| !ran.iter().any(|r| r == s);
     if kept("overhead") {
+        new.hooks = old.hooks;
         new.workloads = old.workloads;
         new.samples = old.samples;
         new.summaries = old.summaries;
@@ -130,6 +135,7 @@ pub fn keep_sections(new: &mut Results, old: Results, ran: &[String]) {
     }
     if kept("raw") {
         new.raw_hooks = old.raw_hooks;
+        new.raw_reference_hooks = old.raw_reference_hooks;
         new.raw_workloads = old.raw_workloads;
         new.raw_samples = old.raw_samples;
         new.raw_summaries = old.raw_summaries;
@@ -956,6 +962,15 @@ fn markdown(r: &Results, analysis: &str) -> String {
     for h in &r.hooks {
         let _ = writeln!(s, "- `{h}`");
     }
+    if !r.raw_reference_hooks.is_empty() && r.raw_reference_hooks != r.hooks {
+        let _ = writeln!(
+            s,
+            "\nHooks emuwatch attached on the per-syscall path in the run that measured the raw section (and the per-syscall floor there used):\n"
+        );
+        for h in &r.raw_reference_hooks {
+            let _ = writeln!(s, "- `{h}`");
+        }
+    }
     if !r.raw_hooks.is_empty() {
         let _ = writeln!(
             s,
@@ -970,10 +985,13 @@ fn markdown(r: &Results, analysis: &str) -> String {
 
 /// How many runs of a section had other tracers' BPF programs on the machine.
 fn other_tracers_note(s: &mut String, samples: &[Sample]) {
-    let with = samples.iter().filter(|x| x.other_bpf_holders > 0).count();
+    let with = samples
+        .iter()
+        .filter(|x| x.other_bpf_holders.is_some_and(|n| n > 0))
+        .count();
     let most = samples
         .iter()
-        .map(|x| x.other_bpf_holders)
+        .filter_map(|x| x.other_bpf_holders)
         .max()
         .unwrap_or(0);
     if with > 0 {

@@ -278,8 +278,9 @@ pub struct Sample {
     pub syn_retransmits: u64,
     /// Other processes holding BPF programs just before the run (other tracers on the
     /// machine, whose hooks every condition's syscalls also went through).
+    /// (None: not recorded, by an older bench.)
     #[serde(default)]
-    pub other_bpf_holders: usize,
+    pub other_bpf_holders: Option<usize>,
 }
 
 /// The tracer side of one run.
@@ -574,7 +575,7 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir)?;
     let busy_before = settle();
-    let other_bpf_holders = super::setup::bpf_holders(std::process::id()).len();
+    let other_bpf_holders = Some(super::setup::bpf_holders(std::process::id()).len());
     let mut wl = Command::new(&ctx.benchload);
     wl.args(&w.args)
         .arg("--hold")

@@ -1,17 +1,28 @@
 //! `cargo xtask bench`: emuwatch's overhead and throughput side by side with strace, bpftrace,
-//! libbpf-tools opensnoop and a no-op floor, and the cost of `emuwatch report`. Installs what
-//! it compares against, builds emuwatch in release, runs every condition with interleaved
-//! repetitions, and writes `docs/BENCHMARKS.md` + `docs/benchmarks.json`.
+//! libbpf-tools opensnoop and a no-op floor, and the cost of `emuwatch report`; the
+//! raw-syscalls path (`--syscall-probes raw`) next to the per-syscall one, each against its own
+//! floor; and the raw path's candidate hook types (raw_tp vs the classic `raw_syscalls`
+//! tracepoints). Installs what it compares against, builds emuwatch in release, runs every
+//! condition with interleaved repetitions, and writes `docs/BENCHMARKS.md` +
+//! `docs/benchmarks.json`.
 //!
 //! ```text
-//! cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile]
+//! cargo xtask bench [--quick] [--reps N] [--out DIR]
+//!                   [--only overhead,sweep,report,profile,raw,hooktype]
 //!                   [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE]
+//!                   [--nice N]
 //! cargo xtask bench floor SESSION_DIR -- CMD ARGS   (CMD with the no-op floor attached to
 //!                                                    the hooks SESSION_DIR's recording used)
 //! cargo xtask bench --render docs/benchmarks.json    (BENCHMARKS.md again from the results)
 //! ```
 //! `--quick` (smaller workloads, 2 repetitions, a short sweep) writes to `target/bench/`
-//! unless `--out` says otherwise, so it never replaces the published figures.
+//! unless `--out` says otherwise, so it never replaces the published figures. With `--only`,
+//! the sections not run are kept from the `benchmarks.json` already in the output directory
+//! (which must come from a run of the same mode), and the results say which run measured
+//! which section, with the machine's load at the start and end of each. `--nice N` starts
+//! every workload, tracer and the loopback listener at that niceness, each in its own session
+//! (its own scheduler autogroup): on a machine shared with other CPU-bound jobs, `--nice -20`
+//! keeps them from taking the measured processes' CPU.
 //! Not part of `cargo xtask test`: the figures depend on the machine and take minutes.
 mod floor;
 mod output;
@@ -40,6 +51,8 @@ pub struct Ctx {
     pub work: PathBuf,
     /// emuwatch's attach points, as its session.json lists them (the floor uses the same).
     pub hooks: Vec<String>,
+    /// The same with `--syscall-probes raw` (empty unless the raw section runs).
+    pub raw_hooks: Vec<String>,
     /// The process `emuwatch record --pid` targets while the workload runs untargeted.
     pub other_pid: u32,
     pub port: u16,
@@ -52,6 +65,8 @@ pub struct Ctx {
     /// `--ring-buffer` of the "larger ring buffer" condition.
     pub big_ring: String,
     pub keep_runs: bool,
+    /// `--nice`: the niceness (in its own session) of every process the bench measures.
+    pub nice: Option<i32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -67,6 +82,12 @@ pub struct Sizes {
     pub sweep_seconds: f64,
     pub report_events: Vec<u64>,
     pub report_runs: usize,
+    /// Iterations of the uncaptured-syscall loop (hook-type section).
+    #[serde(default)]
+    pub syscall_n: u64,
+    /// Repetitions of the hook-type section (cheap runs, small differences: more of them).
+    #[serde(default)]
+    pub hook_type_reps: usize,
 }
 
 impl Sizes {
@@ -86,6 +107,8 @@ impl Sizes {
             sweep_seconds: 2.0,
             report_events: vec![100_000, 1_000_000],
             report_runs: 3,
+            syscall_n: 2_000_000,
+            hook_type_reps: 7,
         }
     }
 
@@ -101,11 +124,13 @@ impl Sizes {
             sweep_seconds: 1.0,
             report_events: vec![10_000, 100_000],
             report_runs: 1,
+            syscall_n: 200_000,
+            hook_type_reps: 2,
         }
     }
 }
 
-const SECTIONS: [&str; 4] = ["overhead", "sweep", "report", "profile"];
+pub const SECTIONS: [&str; 6] = ["overhead", "sweep", "report", "profile", "raw", "hooktype"];
 
 struct Options {
     quick: bool,
@@ -116,6 +141,7 @@ struct Options {
     keep_runs: bool,
     emuwatch_args: Vec<String>,
     big_ring: String,
+    nice: Option<i32>,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -128,6 +154,7 @@ fn parse(args: &[String]) -> Result<Options> {
         keep_runs: false,
         emuwatch_args: Vec::new(),
         big_ring: "64M".into(),
+        nice: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -152,6 +179,7 @@ fn parse(args: &[String]) -> Result<Options> {
                 o.emuwatch_args.push(value()?.clone());
             }
             "--big-ring" => o.big_ring = value()?.clone(),
+            "--nice" => o.nice = Some(value()?.parse().context("--nice")?),
             "-h" | "--help" => {
                 eprintln!("{}", USAGE);
                 std::process::exit(0);
@@ -162,7 +190,7 @@ fn parse(args: &[String]) -> Result<Options> {
     Ok(o)
 }
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile] [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE]
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile,raw,hooktype] [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE] [--nice N]
        cargo xtask bench floor SESSION_DIR -- CMD ARGS
        cargo xtask bench --render docs/benchmarks.json";
 
@@ -239,14 +267,13 @@ fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
     let mut bg = Background(Vec::new());
     let port_file = work.join("port");
     let benchload = bin.join("emuwatch-benchload");
-    bg.0.push(
-        Command::new(&benchload)
-            .args(["serve", "--port-file"])
-            .arg(&port_file)
-            .stdin(Stdio::piped())
-            .spawn()
-            .context("start the loopback listener")?,
-    );
+    let mut serve = Command::new(&benchload);
+    serve
+        .args(["serve", "--port-file"])
+        .arg(&port_file)
+        .stdin(Stdio::piped());
+    setup::boost(&mut serve, opts.nice);
+    bg.0.push(serve.spawn().context("start the loopback listener")?);
     let t = Instant::now();
     let port = loop {
         if let Ok(p) = std::fs::read_to_string(&port_file)
@@ -272,6 +299,7 @@ fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
         benchload,
         work: work.clone(),
         hooks: Vec::new(),
+        raw_hooks: Vec::new(),
         other_pid,
         port,
         small_file,
@@ -282,19 +310,29 @@ fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
         emuwatch_args: opts.emuwatch_args.clone(),
         big_ring: opts.big_ring.clone(),
         keep_runs: opts.keep_runs,
+        nice: opts.nice,
     };
-    // One short recording: warms up, and tells which hooks emuwatch attaches here.
-    let probe = work.join("probe-session");
-    let st = Command::new(&ctx.emuwatch)
-        .args(["record", "--quiet", "--out"])
-        .arg(&probe)
-        .args(["--", "true"])
-        .status()
-        .context("run emuwatch")?;
-    if !st.success() {
-        bail!("emuwatch record failed ({st}): run `emuwatch doctor`");
+    // One short recording: warms up, and tells which hooks emuwatch attaches here (and one
+    // on the raw path when that is measured).
+    let probe = |name: &str, extra: &[&str]| -> Result<Vec<String>> {
+        let dir = work.join(name);
+        let st = Command::new(&ctx.emuwatch)
+            .args(["record", "--quiet"])
+            .args(extra)
+            .arg("--out")
+            .arg(&dir)
+            .args(["--", "true"])
+            .status()
+            .context("run emuwatch")?;
+        if !st.success() {
+            bail!("emuwatch record {extra:?} failed ({st}): run `emuwatch doctor`");
+        }
+        attach_points(&dir)
+    };
+    ctx.hooks = probe("probe-session", &[])?;
+    if opts.only.iter().any(|s| s == "raw" || s == "hooktype") {
+        ctx.raw_hooks = probe("probe-session-raw", &["--syscall-probes", "raw"])?;
     }
-    ctx.hooks = attach_points(&probe)?;
     Ok((ctx, bg))
 }
 
@@ -314,6 +352,38 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let started = Instant::now();
     setup::chdir_root()?;
+    let mode = if opts.quick { "quick" } else { "full" };
+    let out_dir = opts.out.clone().unwrap_or_else(|| {
+        if opts.quick {
+            crate::root().join("target/bench")
+        } else {
+            crate::root().join("docs")
+        }
+    });
+    let md = out_dir.join("BENCHMARKS.md");
+    let json = out_dir.join("benchmarks.json");
+    // Sections not run this time are kept from the results already there (checked now, not
+    // after minutes of measuring).
+    let kept = if SECTIONS.iter().any(|s| !opts.only.iter().any(|o| o == s)) && json.is_file() {
+        let old = output::read(&json)?;
+        if old.mode != mode {
+            bail!(
+                "{} holds a {} run; a {mode} run with --only would mix sizes in one file: use --out DIR",
+                json.display(),
+                old.mode
+            );
+        }
+        Some(old)
+    } else {
+        None
+    };
+    let load_start = setup::load();
+    eprintln!(
+        "bench: load at start: {} (other busy processes: {}; other processes with BPF programs: {})",
+        load_start.loadavg,
+        load_start.others_text(),
+        load_start.tracers_text()
+    );
     if opts.install {
         setup::install()?;
     }
@@ -331,7 +401,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let want = |s: &str| opts.only.iter().any(|o| o == s);
 
     let mut results = output::Results {
-        mode: if opts.quick { "quick" } else { "full" }.into(),
+        mode: mode.into(),
         command: std::iter::once("cargo xtask bench".to_string())
             .chain(args.iter().cloned())
             .collect::<Vec<_>>()
@@ -348,15 +418,53 @@ pub fn run(args: &[String]) -> Result<()> {
         profiles: Vec::new(),
         targets: Vec::new(),
         duration_s: 0.0,
+        raw_hooks: ctx.raw_hooks.clone(),
+        raw_reference_hooks: if want("raw") {
+            ctx.hooks.clone()
+        } else {
+            Vec::new()
+        },
+        raw_workloads: Vec::new(),
+        raw_samples: Vec::new(),
+        raw_summaries: Vec::new(),
+        hook_type_workloads: Vec::new(),
+        hook_type_samples: Vec::new(),
+        hook_type_summaries: Vec::new(),
+        runs: Vec::new(),
     };
+    let describe = |ws: &[runner::Workload]| -> Vec<(String, String)> {
+        ws.iter()
+            .map(|w| (w.key.to_string(), overhead::describe(w.key, &sizes)))
+            .collect()
+    };
+    let no_skip = |_: &runner::Workload, _: runner::Cond| false;
+    let keys = |ws: &[runner::Workload]| ws.iter().map(|w| w.key).collect::<Vec<_>>();
     if want("overhead") {
         let ws = overhead::workloads(&ctx, &sizes);
-        results.workloads = ws
-            .iter()
-            .map(|w| (w.key.to_string(), overhead::describe(w.key, &sizes)))
-            .collect();
-        results.samples = overhead::run(&ctx, &ws, sizes.reps, sizes.strace_reps)?;
-        results.summaries = overhead::summarize(&results.samples, &ws);
+        results.workloads = describe(&ws);
+        let conds = runner::Cond::OVERHEAD;
+        results.samples =
+            overhead::run(&ctx, &ws, &conds, &no_skip, sizes.reps, sizes.strace_reps)?;
+        results.summaries = overhead::summarize(&results.samples, &keys(&ws), &conds);
+    }
+    if want("raw") {
+        let ws = overhead::workloads(&ctx, &sizes);
+        results.raw_workloads = describe(&ws);
+        let conds = runner::Cond::RAW;
+        results.raw_samples = overhead::run(&ctx, &ws, &conds, &no_skip, sizes.reps, 0)?;
+        results.raw_summaries = overhead::summarize(&results.raw_samples, &keys(&ws), &conds);
+    }
+    if want("hooktype") {
+        let ws = overhead::hook_type_workloads(&ctx, &sizes);
+        results.hook_type_workloads = describe(&ws);
+        let conds = runner::Cond::HOOK_TYPE;
+        // emuwatch itself only where the workload's syscalls are all uncaptured ones: on (a)
+        // the raw section has it.
+        let skip = |w: &runner::Workload, c: runner::Cond| c.is_emuwatch() && w.key == "open";
+        results.hook_type_samples =
+            overhead::run(&ctx, &ws, &conds, &skip, sizes.hook_type_reps.max(1), 0)?;
+        results.hook_type_summaries =
+            overhead::summarize(&results.hook_type_samples, &keys(&ws), &conds);
     }
     if want("sweep") {
         results.sweep = sweep::run(&ctx, &sizes.sweep_rates, sizes.sweep_seconds)?;
@@ -380,17 +488,33 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     results.duration_s = started.elapsed().as_secs_f64();
+    let load_end = setup::load();
+    eprintln!(
+        "bench: load at end: {} (other busy processes: {}; other processes with BPF programs: {})",
+        load_end.loadavg,
+        load_end.others_text(),
+        load_end.tracers_text()
+    );
+    let this_run = output::RunInfo {
+        sections: SECTIONS
+            .iter()
+            .filter(|s| want(s))
+            .map(|s| s.to_string())
+            .collect(),
+        command: results.command.clone(),
+        mode: results.mode.clone(),
+        machine: results.machine.clone(),
+        sizes: sizes.clone(),
+        duration_s: results.duration_s,
+        load_start: Some(load_start),
+        load_end: Some(load_end),
+    };
+    if let Some(old) = kept {
+        output::keep_sections(&mut results, old, &this_run.sections);
+    }
+    results.runs.push(this_run);
     results.targets = output::targets(&results);
-    let out_dir = opts.out.clone().unwrap_or_else(|| {
-        if opts.quick {
-            crate::root().join("target/bench")
-        } else {
-            crate::root().join("docs")
-        }
-    });
     std::fs::create_dir_all(&out_dir)?;
-    let md = out_dir.join("BENCHMARKS.md");
-    let json = out_dir.join("benchmarks.json");
     output::write(&results, &md, &json)?;
     for t in &results.targets {
         eprintln!(

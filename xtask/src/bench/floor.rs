@@ -7,7 +7,8 @@
 //! It is loaded with raw bpf(2) calls rather than with bpftrace (whose empty probes still run
 //! bpftrace's own prologue) or a second aya object (a second eBPF build), so it is exactly
 //! `r0 = 0; exit` per hook and nothing else. emuwatch's `tp_btf` sched hooks are matched by
-//! raw tracepoints on the same kernel tracepoints (same invocation path, no BTF needed).
+//! raw tracepoints on the same kernel tracepoints (same invocation path, no BTF needed), and
+//! its `raw_tp` hooks (the raw-syscalls path: `sys_enter`/`sys_exit`) by the same.
 use std::{
     ffi::CString,
     fs::File,
@@ -179,7 +180,8 @@ pub struct Floor {
 }
 
 /// Attach a no-op program to each of `attach_points`, written the way emuwatch's session.json
-/// names them: `tracepoint CAT/NAME`, `tp_btf NAME`, `cgroup_sock_addr connect4 at DIR`.
+/// names them: `tracepoint CAT/NAME`, `tp_btf NAME`, `raw_tp NAME`,
+/// `cgroup_sock_addr connect4 at DIR`.
 pub fn attach(attach_points: &[String]) -> Result<Floor> {
     let tracefs = tracefs()?;
     let tp = load(PROG_TYPE_TRACEPOINT, 0, 0, "floor_tp")?;
@@ -193,7 +195,9 @@ pub fn attach(attach_points: &[String]) -> Result<Floor> {
                 let (cat, name) = cat_name.split_once('/').context("tracepoint CAT/NAME")?;
                 fds.extend(tracepoint(&tp, &tracefs, cat, name)?);
             }
-            (Some("tp_btf"), Some(name)) => fds.push(raw_tracepoint(&raw, name)?),
+            // emuwatch's raw_tp programs (the raw-syscalls path) and its tp_btf ones both run
+            // from the tracepoint's BPF hook without a record: a raw tracepoint matches either.
+            (Some("tp_btf" | "raw_tp"), Some(name)) => fds.push(raw_tracepoint(&raw, name)?),
             (Some("cgroup_sock_addr"), Some(hook)) => {
                 let dir = ap
                     .split(" at ")

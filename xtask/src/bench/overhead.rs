@@ -66,8 +66,40 @@ pub fn workloads(ctx: &Ctx, sizes: &Sizes) -> Vec<Workload> {
     ]
 }
 
+/// The hook-type section's workloads: (a), and a loop of a syscall emuwatch does not capture.
+pub fn hook_type_workloads(ctx: &Ctx, sizes: &Sizes) -> Vec<Workload> {
+    let mut ws: Vec<Workload> = workloads(ctx, sizes)
+        .into_iter()
+        .filter(|w| w.key == "open")
+        .collect();
+    ws.push(Workload {
+        key: "getppid",
+        args: ["syscall", "--call", "getppid", "--n"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([sizes.syscall_n.to_string()])
+            .collect(),
+        filter: Vec::new(),
+        multi_process: false,
+    });
+    ws
+}
+
+/// Syscalls per iteration of a workload (for the cost per syscall), where it is fixed.
+pub fn syscalls_per_op(key: &str) -> Option<f64> {
+    match key {
+        "open" => Some(3.0),
+        "getppid" => Some(1.0),
+        _ => None,
+    }
+}
+
 pub fn describe(key: &str, sizes: &Sizes) -> String {
     match key {
+        "getppid" => format!(
+            "(d) getppid(2), a syscall emuwatch does not capture, x{}",
+            sizes.syscall_n
+        ),
         "open" => format!(
             "(a) open + read(4 KiB) + close of a 100-byte file, x{}",
             sizes.open_n
@@ -106,25 +138,40 @@ pub struct Summary {
     pub lost_reported_worst: Option<u64>,
     pub tracer_cpu_s: Option<f64>,
     pub tracer_peak_rss_mib: Option<f64>,
+    /// The workload's own CPU time (user + system, children included): the hooks run in its
+    /// syscalls and are charged to it, while time spent waiting for a CPU is not.
+    #[serde(default)]
+    pub cpu_median_s: Option<f64>,
+    #[serde(default)]
+    pub cpu_vs_floor: Option<f64>,
+    /// Each repetition against the floor's run in the same repetition (measured minutes
+    /// apart at most): median, min, max of those ratios.
+    #[serde(default)]
+    pub paired_vs_floor: Option<[f64; 3]>,
 }
 
-pub fn summarize(samples: &[Sample], workloads: &[Workload]) -> Vec<Summary> {
+/// Medians per workload and condition, in `conds` order; `x floor` is against each
+/// condition's own floor (`Cond::floor`).
+pub fn summarize(samples: &[Sample], workloads: &[&str], conds: &[Cond]) -> Vec<Summary> {
     let mut out = Vec::new();
-    for w in workloads {
-        let med = |c: Cond| {
+    for &key in workloads {
+        let med_of = |c: Cond, f: fn(&Sample) -> f64| {
             let v: Vec<f64> = samples
                 .iter()
-                .filter(|s| s.workload == w.key && s.cond == c.key())
-                .map(|s| s.elapsed_s)
+                .filter(|s| s.workload == key && s.cond == c.key())
+                .map(f)
                 .collect();
             stats::median(&v)
         };
+        let med = |c: Cond| med_of(c, |s| s.elapsed_s);
         let base = med(Cond::None);
-        let floor = med(Cond::Floor);
-        for c in Cond::ALL {
+        for &c in conds {
+            let floor = med(c.floor());
+            let cpu_floor = med_of(c.floor(), |s| s.workload_cpu_s);
+            let cpu = med_of(c, |s| s.workload_cpu_s);
             let ss: Vec<&Sample> = samples
                 .iter()
-                .filter(|s| s.workload == w.key && s.cond == c.key())
+                .filter(|s| s.workload == key && s.cond == c.key())
                 .collect();
             if ss.is_empty() {
                 continue;
@@ -155,7 +202,7 @@ pub fn summarize(samples: &[Sample], workloads: &[Workload]) -> Vec<Summary> {
             };
             let captures = c.captures() && (c.records_connects() || ss[0].made_opens > 0);
             out.push(Summary {
-                workload: w.key.into(),
+                workload: key.into(),
                 cond: c.key().into(),
                 label: c.label().into(),
                 reps: ss.len(),
@@ -190,37 +237,65 @@ pub fn summarize(samples: &[Sample], workloads: &[Workload]) -> Vec<Summary> {
                     .iter()
                     .filter_map(|s| s.tracer_peak_rss_mib)
                     .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b)))),
+                cpu_median_s: Some(cpu),
+                cpu_vs_floor: (cpu_floor > 0.0).then(|| cpu / cpu_floor),
+                paired_vs_floor: {
+                    let r: Vec<f64> = ss
+                        .iter()
+                        .filter_map(|s| {
+                            let f = samples.iter().find(|f| {
+                                f.workload == key && f.cond == c.floor().key() && f.rep == s.rep
+                            })?;
+                            (f.elapsed_s > 0.0).then(|| s.elapsed_s / f.elapsed_s)
+                        })
+                        .collect();
+                    (!r.is_empty()).then(|| {
+                        let (lo, hi) = stats::min_max(&r);
+                        [stats::median(&r), lo, hi]
+                    })
+                },
             });
         }
     }
     out
 }
 
-/// Every workload under every condition, `reps` times, interleaved (strace only in the first
-/// `strace_reps`).
+/// Every workload under every condition of `conds` (except the pairs `skip` names), `reps`
+/// times, interleaved (strace only in the first `strace_reps`).
 pub fn run(
     ctx: &Ctx,
     workloads: &[Workload],
+    conds: &[Cond],
+    skip: &dyn Fn(&Workload, Cond) -> bool,
     reps: usize,
     strace_reps: usize,
 ) -> Result<Vec<Sample>> {
     let mut samples = Vec::new();
-    let per_rep = workloads.len() * (Cond::ALL.len() - 1);
-    let total = reps * per_rep + strace_reps.min(reps) * workloads.len();
+    let runs = |w: &Workload, c: Cond, rep: usize| {
+        !(skip(w, c) || (c == Cond::Strace && rep >= strace_reps))
+    };
+    let total = (0..reps)
+        .map(|rep| {
+            workloads
+                .iter()
+                .map(|w| conds.iter().filter(|&&c| runs(w, c, rep)).count())
+                .sum::<usize>()
+        })
+        .sum::<usize>();
     let mut done = 0;
     for rep in 0..reps {
         for w in workloads {
-            let mut order = Cond::ALL.to_vec();
-            order.rotate_left(rep % Cond::ALL.len());
+            let mut order = conds.to_vec();
+            order.rotate_left(rep % conds.len());
             for c in order {
-                if c == Cond::Strace && rep >= strace_reps {
+                if !runs(w, c, rep) {
                     continue;
                 }
                 done += 1;
                 let t = std::time::Instant::now();
                 let s = run_one(ctx, c, w, rep)?;
                 eprintln!(
-                    "bench: [{done}/{total}] {:8} {:17} rep {rep}: {:.3} s{} ({:.1} s)",
+                    "bench: [{done}/{total}] {:8} {:21} rep {rep}: {:.3} s{} ({:.1} s)",
                     w.key,
                     c.key(),
                     s.elapsed_s,

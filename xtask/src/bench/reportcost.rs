@@ -72,6 +72,7 @@ pub fn run(ctx: &Ctx, sizes: &[u64], formats: &[&str], runs: usize) -> Result<Ve
                     // session's own country/ASN fields are used.
                     .env_remove("EMUWATCH_GEOIP_COUNTRY")
                     .env_remove("EMUWATCH_GEOIP_ASN");
+                super::setup::boost(&mut c, ctx.nice);
                 c
             };
             timed(&mut mk())?;

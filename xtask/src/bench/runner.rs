@@ -36,10 +36,30 @@ pub enum Cond {
     Bpftrace,
     /// `strace -f -p WORKLOAD`.
     Strace,
+    /// `emuwatch record --syscall-probes raw --pid WORKLOAD` (the Android-kernel path).
+    EmuwatchRaw,
+    /// The same with `Ctx::big_ring`.
+    EmuwatchRawBigRing,
+    /// `emuwatch record --syscall-probes raw --pid OTHER`: the workload is not a target.
+    EmuwatchRawOther,
+    /// No-op programs on the raw path's hooks (`Ctx::raw_hooks`).
+    FloorRaw,
+    /// No-op raw_tp programs on `sys_enter` and `sys_exit` only (hook-type comparison).
+    FloorRawTp,
+    /// No-op programs on the classic `raw_syscalls/sys_enter` and `sys_exit` tracepoints only.
+    FloorTpRawSyscalls,
 }
 
+/// The hooks of the classic-tracepoint variant of the raw path, and of its raw_tp default.
+pub const TP_RAW_SYSCALLS_HOOKS: [&str; 2] = [
+    "tracepoint raw_syscalls/sys_enter",
+    "tracepoint raw_syscalls/sys_exit",
+];
+pub const RAW_TP_HOOKS: [&str; 2] = ["raw_tp sys_enter", "raw_tp sys_exit"];
+
 impl Cond {
-    pub const ALL: [Cond; 9] = [
+    /// The overhead section: emuwatch (per-syscall path) next to the other tools.
+    pub const OVERHEAD: [Cond; 9] = [
         Cond::None,
         Cond::Emuwatch,
         Cond::EmuwatchBigRing,
@@ -50,6 +70,53 @@ impl Cond {
         Cond::Bpftrace,
         Cond::Strace,
     ];
+
+    /// The raw section: both syscall paths, each with its own floor, in one run.
+    pub const RAW: [Cond; 9] = [
+        Cond::None,
+        Cond::Floor,
+        Cond::Emuwatch,
+        Cond::EmuwatchBigRing,
+        Cond::EmuwatchOther,
+        Cond::FloorRaw,
+        Cond::EmuwatchRaw,
+        Cond::EmuwatchRawBigRing,
+        Cond::EmuwatchRawOther,
+    ];
+
+    /// The hook-type section: empty programs on each candidate hook of the raw path (and the
+    /// per-syscall floor for reference), emuwatch's raw path where the workload's syscalls are
+    /// ones it does not capture.
+    pub const HOOK_TYPE: [Cond; 6] = [
+        Cond::None,
+        Cond::Floor,
+        Cond::FloorRawTp,
+        Cond::FloorTpRawSyscalls,
+        Cond::EmuwatchRawOther,
+        Cond::EmuwatchRaw,
+    ];
+
+    pub const EVERY: [Cond; 15] = [
+        Cond::None,
+        Cond::Emuwatch,
+        Cond::EmuwatchBigRing,
+        Cond::EmuwatchOther,
+        Cond::EmuwatchAll,
+        Cond::Floor,
+        Cond::Opensnoop,
+        Cond::Bpftrace,
+        Cond::Strace,
+        Cond::EmuwatchRaw,
+        Cond::EmuwatchRawBigRing,
+        Cond::EmuwatchRawOther,
+        Cond::FloorRaw,
+        Cond::FloorRawTp,
+        Cond::FloorTpRawSyscalls,
+    ];
+
+    pub fn from_key(key: &str) -> Option<Cond> {
+        Cond::EVERY.into_iter().find(|c| c.key() == key)
+    }
 
     pub fn key(self) -> &'static str {
         match self {
@@ -62,6 +129,12 @@ impl Cond {
             Cond::Opensnoop => "opensnoop",
             Cond::Bpftrace => "bpftrace",
             Cond::Strace => "strace",
+            Cond::EmuwatchRaw => "emuwatch_raw",
+            Cond::EmuwatchRawBigRing => "emuwatch_raw_big_ring",
+            Cond::EmuwatchRawOther => "emuwatch_raw_other",
+            Cond::FloorRaw => "floor_raw",
+            Cond::FloorRawTp => "floor_raw_tp",
+            Cond::FloorTpRawSyscalls => "floor_tp_raw_syscalls",
         }
     }
 
@@ -76,7 +149,46 @@ impl Cond {
             Cond::Opensnoop => "libbpf-tools opensnoop",
             Cond::Bpftrace => "bpftrace, equivalent script",
             Cond::Strace => "strace -f",
+            Cond::EmuwatchRaw => "emuwatch raw path, workload is the target",
+            Cond::EmuwatchRawBigRing => {
+                "emuwatch raw path, workload is the target, larger ring buffer"
+            }
+            Cond::EmuwatchRawOther => "emuwatch raw path, another target (workload untargeted)",
+            Cond::FloorRaw => "raw-path no-op floor (the raw path's hooks, empty programs)",
+            Cond::FloorRawTp => "empty raw_tp programs on sys_enter + sys_exit",
+            Cond::FloorTpRawSyscalls => {
+                "empty programs on tracepoints raw_syscalls/sys_enter + sys_exit"
+            }
         }
+    }
+
+    /// The floor this condition is compared with: the no-op programs on its own hooks.
+    pub fn floor(self) -> Cond {
+        match self {
+            Cond::EmuwatchRaw | Cond::EmuwatchRawBigRing | Cond::EmuwatchRawOther => Cond::FloorRaw,
+            Cond::FloorRaw | Cond::FloorRawTp | Cond::FloorTpRawSyscalls => self,
+            _ => Cond::Floor,
+        }
+    }
+
+    /// emuwatch on the raw-syscalls path (`--syscall-probes raw`).
+    pub fn raw_path(self) -> bool {
+        matches!(
+            self,
+            Cond::EmuwatchRaw | Cond::EmuwatchRawBigRing | Cond::EmuwatchRawOther
+        )
+    }
+
+    /// emuwatch with the workload as its target (stops by itself when the target exits).
+    pub fn targeted(self) -> bool {
+        matches!(
+            self,
+            Cond::Emuwatch | Cond::EmuwatchBigRing | Cond::EmuwatchRaw | Cond::EmuwatchRawBigRing
+        )
+    }
+
+    pub fn big_ring(self) -> bool {
+        matches!(self, Cond::EmuwatchBigRing | Cond::EmuwatchRawBigRing)
     }
 
     /// Does this condition record the workload's events (so delivered/lost mean something)?
@@ -86,6 +198,8 @@ impl Cond {
             Cond::Emuwatch
                 | Cond::EmuwatchBigRing
                 | Cond::EmuwatchAll
+                | Cond::EmuwatchRaw
+                | Cond::EmuwatchRawBigRing
                 | Cond::Opensnoop
                 | Cond::Bpftrace
                 | Cond::Strace
@@ -95,7 +209,13 @@ impl Cond {
     pub fn is_emuwatch(self) -> bool {
         matches!(
             self,
-            Cond::Emuwatch | Cond::EmuwatchBigRing | Cond::EmuwatchOther | Cond::EmuwatchAll
+            Cond::Emuwatch
+                | Cond::EmuwatchBigRing
+                | Cond::EmuwatchOther
+                | Cond::EmuwatchAll
+                | Cond::EmuwatchRaw
+                | Cond::EmuwatchRawBigRing
+                | Cond::EmuwatchRawOther
         )
     }
 
@@ -107,7 +227,12 @@ impl Cond {
     pub fn records_reads(self) -> bool {
         matches!(
             self,
-            Cond::Emuwatch | Cond::EmuwatchBigRing | Cond::EmuwatchAll | Cond::Bpftrace
+            Cond::Emuwatch
+                | Cond::EmuwatchBigRing
+                | Cond::EmuwatchAll
+                | Cond::EmuwatchRaw
+                | Cond::EmuwatchRawBigRing
+                | Cond::Bpftrace
         )
     }
 }
@@ -151,6 +276,11 @@ pub struct Sample {
     /// TCP SYNs retransmitted on the machine during the run: each one stalled a connect for
     /// a second (a dropped SYN), which no tracer causes.
     pub syn_retransmits: u64,
+    /// Other processes holding BPF programs just before the run (other tracers on the
+    /// machine, whose hooks every condition's syscalls also went through).
+    /// (None: not recorded, by an older bench.)
+    #[serde(default)]
+    pub other_bpf_holders: Option<usize>,
 }
 
 /// The tracer side of one run.
@@ -161,7 +291,8 @@ struct Tracer {
     _floor: Option<floor::Floor>,
 }
 
-fn spawn_logged(cmd: &mut Command, out: &Path, err: &Path) -> Result<Child> {
+fn spawn_logged(ctx: &Ctx, cmd: &mut Command, out: &Path, err: &Path) -> Result<Child> {
+    super::setup::boost(cmd, ctx.nice);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::from(File::create(out)?))
         .stderr(Stdio::from(File::create(err)?))
@@ -260,33 +391,51 @@ impl Tracer {
                 .arg("--device")
                 .arg(format!("camera={}", ctx.device_glob))
                 .args(&ctx.emuwatch_args);
-            if cond == Cond::EmuwatchBigRing {
+            if cond.raw_path() {
+                c.args(["--syscall-probes", "raw"]);
+            }
+            if cond.big_ring() {
                 c.args(["--ring-buffer", &ctx.big_ring]);
             }
             c.args(target);
-            spawn_logged(&mut c, &out, &err)
+            spawn_logged(ctx, &mut c, &out, &err)
         };
         let pid_s = wpid.to_string();
         t.child = match cond {
             Cond::None => None,
-            Cond::Floor => {
-                t._floor = Some(floor::attach(&ctx.hooks)?);
+            Cond::Floor | Cond::FloorRaw | Cond::FloorRawTp | Cond::FloorTpRawSyscalls => {
+                let hooks: Vec<String> = match cond {
+                    Cond::Floor => ctx.hooks.clone(),
+                    Cond::FloorRaw => ctx.raw_hooks.clone(),
+                    Cond::FloorRawTp => RAW_TP_HOOKS.map(String::from).to_vec(),
+                    _ => TP_RAW_SYSCALLS_HOOKS.map(String::from).to_vec(),
+                };
+                if hooks.is_empty() {
+                    bail!("{}: no hooks to attach to", cond.key());
+                }
+                t._floor = Some(floor::attach(&hooks)?);
                 None
             }
-            Cond::Emuwatch | Cond::EmuwatchBigRing => Some(emuwatch(vec!["--pid".into(), pid_s])?),
-            Cond::EmuwatchOther => Some(emuwatch(vec!["--pid".into(), ctx.other_pid.to_string()])?),
+            Cond::Emuwatch
+            | Cond::EmuwatchBigRing
+            | Cond::EmuwatchRaw
+            | Cond::EmuwatchRawBigRing => Some(emuwatch(vec!["--pid".into(), pid_s])?),
+            Cond::EmuwatchOther | Cond::EmuwatchRawOther => {
+                Some(emuwatch(vec!["--pid".into(), ctx.other_pid.to_string()])?)
+            }
             Cond::EmuwatchAll => Some(emuwatch(vec!["--all".into()])?),
             Cond::Opensnoop => {
                 let mut c = Command::new("opensnoop");
                 if !w.multi_process {
                     c.args(["-p", &pid_s]);
                 }
-                Some(spawn_logged(&mut c, &out, &err)?)
+                Some(spawn_logged(ctx, &mut c, &out, &err)?)
             }
             Cond::Bpftrace => {
                 let mut c = Command::new("bpftrace");
                 c.arg("-o").arg(&out).arg(&ctx.bpftrace_script).arg(&pid_s);
                 Some(spawn_logged(
+                    ctx,
                     &mut c,
                     &run_dir.join("bpftrace.stdout"),
                     &err,
@@ -295,7 +444,12 @@ impl Tracer {
             Cond::Strace => {
                 let mut c = Command::new("strace");
                 c.args(["-f", "-o"]).arg(&out).args(["-p", &pid_s]);
-                Some(spawn_logged(&mut c, &run_dir.join("strace.stdout"), &err)?)
+                Some(spawn_logged(
+                    ctx,
+                    &mut c,
+                    &run_dir.join("strace.stdout"),
+                    &err,
+                )?)
             }
         };
         // Wait until it is attached.
@@ -304,15 +458,12 @@ impl Tracer {
             let pid = child.id();
             loop {
                 let ready = match cond {
-                    Cond::Emuwatch
-                    | Cond::EmuwatchBigRing
-                    | Cond::EmuwatchOther
-                    | Cond::EmuwatchAll => emuwatch_ready(&session),
+                    c if c.is_emuwatch() => emuwatch_ready(&session),
                     Cond::Opensnoop | Cond::Bpftrace => bpf_tool_ready(pid),
                     Cond::Strace => {
                         std::fs::read_to_string(&err).is_ok_and(|s| s.contains("attached"))
                     }
-                    Cond::None | Cond::Floor => true,
+                    _ => true,
                 };
                 if ready {
                     break;
@@ -424,13 +575,14 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir)?;
     let busy_before = settle();
-    let mut wl = Command::new(&ctx.benchload)
-        .args(&w.args)
+    let other_bpf_holders = Some(super::setup::bpf_holders(std::process::id()).len());
+    let mut wl = Command::new(&ctx.benchload);
+    wl.args(&w.args)
         .arg("--hold")
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("start the workload")?;
+        .stdout(Stdio::piped());
+    super::setup::boost(&mut wl, ctx.nice);
+    let mut wl = wl.spawn().context("start the workload")?;
     let wpid = wl.id();
     let mut tracer = match Tracer::start(ctx, cond, w, wpid, &run_dir) {
         Ok(t) => t,
@@ -471,6 +623,7 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
         made_reads: r["reads"].as_u64().unwrap_or(0),
         made_connects: r["connects"].as_u64().unwrap_or(0),
         busy_before,
+        other_bpf_holders,
         syn_retransmits: syn_during,
         ..Default::default()
     };
@@ -486,10 +639,8 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
     if let Some(child) = &mut tracer.child {
         let (signal, timeout) = match cond {
             // Stops by itself once its targets have exited (and has drained everything).
-            Cond::Emuwatch | Cond::EmuwatchBigRing => (None, Duration::from_secs(300)),
-            Cond::EmuwatchOther | Cond::EmuwatchAll => {
-                (Some(libc::SIGTERM), Duration::from_secs(300))
-            }
+            c if c.targeted() => (None, Duration::from_secs(300)),
+            c if c.is_emuwatch() => (Some(libc::SIGTERM), Duration::from_secs(300)),
             Cond::Opensnoop | Cond::Bpftrace => (Some(libc::SIGINT), Duration::from_secs(30)),
             // Detaches when its tracee exits.
             _ => (None, Duration::from_secs(120)),

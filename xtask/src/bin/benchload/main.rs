@@ -13,6 +13,10 @@
 //!                         [--seconds S]
 //!     N x (open F, one read of CHUNK bytes, close); --no-read: open+close only; --seconds:
 //!     stop after S seconds if N has not been reached
+//! emuwatch-benchload syscall --call getppid|write-null --n N
+//!     N x one syscall emuwatch does not capture (getppid(2), or a 1-byte write(2) to
+//!     /dev/null opened once beforehand): what a tracer on every syscall costs the syscalls it
+//!     does not record
 //! emuwatch-benchload connect --addr 127.0.0.1:PORT --n N [--rate OPS_PER_S]
 //!     N x (socket, connect, close) to a loopback listener
 //! emuwatch-benchload mix --procs K --rounds R --data DIR --device PATH --addr 127.0.0.1:PORT
@@ -174,6 +178,33 @@ fn open_loop(args: &[String]) {
         made.reads = made.opens;
     }
     report(elapsed, &made, &[std::process::id()], n);
+}
+
+/// One uncaptured syscall per iteration, with the raw call (no libc caching, no buffering).
+fn syscall_loop(args: &[String]) {
+    let call: String = need(args, "--call");
+    let n: u64 = need(args, "--n");
+    let null = cpath("/dev/null");
+    let fd = match call.as_str() {
+        "getppid" => -1,
+        "write-null" => unsafe { libc::open(null.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) },
+        other => die(&format!(
+            "--call: unknown syscall {other} (getppid, write-null)"
+        )),
+    };
+    if call == "write-null" && fd < 0 {
+        die("open /dev/null");
+    }
+    let byte = [0u8; 1];
+    hold(args);
+    let (elapsed, n) = paced(n, None, None, || {
+        if fd < 0 {
+            unsafe { libc::syscall(libc::SYS_getppid) };
+        } else {
+            unsafe { libc::syscall(libc::SYS_write, fd, byte.as_ptr(), 1usize) };
+        }
+    });
+    report(elapsed, &Made::default(), &[std::process::id()], n);
 }
 
 /// Close with a reset (SO_LINGER 0): no TIME_WAIT on either side. Tens of thousands of
@@ -347,6 +378,7 @@ fn main() {
     let rest = args.get(1..).unwrap_or(&[]);
     match args.first().map(String::as_str) {
         Some("open") => open_loop(rest),
+        Some("syscall") => syscall_loop(rest),
         Some("connect") => connect_loop(rest),
         Some("mix") => mix(rest),
         Some("mix-child") => mix_child(rest),
@@ -354,7 +386,7 @@ fn main() {
         Some("count") => count::main(rest),
         Some("synth-session") => synth::main(rest),
         _ => die(
-            "usage: emuwatch-benchload open|connect|mix|serve|count|synth-session ... (see the source header)",
+            "usage: emuwatch-benchload open|syscall|connect|mix|serve|count|synth-session ... (see the source header)",
         ),
     }
 }

@@ -169,6 +169,16 @@ fn bad_scenarios_are_one_line_errors_with_position() {
             ":5:18:",
             "unknown variant `fast`, expected one of `auto`, `raw`, `per-syscall`",
         ),
+        (
+            "name = 'x'\n[target]\ncommand = \"true\"\n[record]\npoll = \"0ms\"\n",
+            ":5:8:",
+            "must be above 0",
+        ),
+        (
+            "name = 'x'\n[target]\ncommand = \"true\"\n[record]\nduration = \"99999999999999999999h\"\n",
+            ":5:12:",
+            "longest duration",
+        ),
     ] {
         let f = tmp.path().join("bad.toml");
         std::fs::write(&f, text).unwrap();

@@ -136,7 +136,7 @@ struct RecordArgs {
     #[arg(long, value_name = "BYTES")]
     wakeup_bytes: Option<u64>,
     /// How often to poll the ring buffer.
-    #[arg(long, default_value = "5ms", value_parser = record::parse_duration)]
+    #[arg(long, default_value = "5ms", value_parser = record::parse_poll)]
     poll: Duration,
     /// Extra camera/microphone device patterns (camera=GLOB, microphone=GLOB) or Android camera
     /// service process names (camera-service=NAME). Repeatable.

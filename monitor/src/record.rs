@@ -443,7 +443,24 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("{s:?} is not a duration"));
     }
+    // Far beyond any recording, and far below where Duration and Instant arithmetic overflow.
+    if secs > MAX_DURATION.as_secs_f64() {
+        return Err(format!(
+            "{s:?} is longer than the longest duration emuwatch takes (366 days)"
+        ));
+    }
     Ok(Duration::from_secs_f64(secs))
+}
+
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The ring buffer's poll period: a duration above zero, at most a second.
+pub fn parse_poll(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() || d > Duration::from_secs(1) {
+        return Err(format!("poll period {s:?} must be above 0 and at most 1s"));
+    }
+    Ok(d)
 }
 
 /// Parse `4M`, `256K`, `1048576` into bytes.
@@ -481,6 +498,23 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5 parsecs").is_err());
+        // Huge values are errors, not a panic in Duration::from_secs_f64 or Instant + d.
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(parse_duration("1e400").is_err());
+        assert!(parse_duration("366d").is_err(), "no day unit");
+        assert_eq!(
+            parse_duration("8784h").unwrap(),
+            Duration::from_secs(366 * 24 * 3600)
+        );
+        assert!(parse_duration("8785h").is_err());
+    }
+
+    #[test]
+    fn poll_periods() {
+        assert_eq!(parse_poll("5ms").unwrap(), Duration::from_millis(5));
+        for bad in ["0", "0ms", "2s", "99999999999999999999h"] {
+            assert!(parse_poll(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -171,6 +171,18 @@ impl TryFrom<String> for Dur {
     }
 }
 
+/// A poll period: a `Dur` above zero, at most 1s.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PollDur(pub Duration);
+
+impl TryFrom<String> for PollDur {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        crate::record::parse_poll(&s).map(PollDur)
+    }
+}
+
 /// A ring buffer size: `"8M"`.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(try_from = "String")]
@@ -341,7 +353,7 @@ pub struct RecordSection {
     pub devices: Vec<Template>,
     pub ring_buffer: Option<Size>,
     /// How often to poll the ring buffer (default 5ms), as `emuwatch record --poll`.
-    pub poll: Option<Dur>,
+    pub poll: Option<PollDur>,
     /// Pending bytes that wake the reader (default: a quarter of the ring buffer).
     pub wakeup_bytes: Option<u64>,
     /// Android's packages.list (default /data/system/packages.list).

@@ -193,6 +193,28 @@ fn timeout() -> Result<Duration> {
     }
 }
 
+/// Boot `k` from `image` + `initrd` with the repository shared, running `script`; the console
+/// goes to `log`, each line printed after `prefix`.
+fn boot_with(
+    k: &Kernel,
+    image: &Path,
+    initrd: &Path,
+    script: &Path,
+    log: &Path,
+    prefix: &str,
+) -> Result<qemu::Outcome> {
+    qemu::boot(&qemu::Boot {
+        arch: k.arch,
+        kernel: image,
+        initrd,
+        repo: &root(),
+        script,
+        log,
+        prefix,
+        timeout: timeout()?,
+    })
+}
+
 /// Single-quoted for sh.
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -358,16 +380,7 @@ fn run_capture(
     let prefix = format!("[{} {label}]", k.name);
     eprintln!("\nxtask: ==== {prefix} ====");
     let log = dir.join("console.log");
-    let o = qemu::boot(&qemu::Boot {
-        arch: k.arch,
-        kernel: image,
-        initrd,
-        repo: &repo,
-        script: &script,
-        log: &log,
-        prefix: &prefix,
-        timeout: timeout()?,
-    })?;
+    let o = boot_with(k, image, initrd, &script, &log, &prefix)?;
     let counts = test_counts(&o.lines);
     let failures = failures(&o.lines);
     let why = match (o.rc, counts) {
@@ -575,16 +588,14 @@ fn boot(k: &'static Kernel, cmd: &[String]) -> Result<()> {
     };
     write_script(&script, &body)?;
     let log = run.join("console.log");
-    let o = qemu::boot(&qemu::Boot {
-        arch: k.arch,
-        kernel: &p.image(),
-        initrd: &initrd,
-        repo: &repo,
-        script: &script,
-        log: &log,
-        prefix: &format!("[{}]", k.name),
-        timeout: timeout()?,
-    })?;
+    let o = boot_with(
+        k,
+        &p.image(),
+        &initrd,
+        &script,
+        &log,
+        &format!("[{}]", k.name),
+    )?;
     eprintln!(
         "xtask: {} ({} {}): uname {}, BTF {}, boot {}, total {:.1}s, console log {}",
         k.name,

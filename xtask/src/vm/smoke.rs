@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use super::{Kernel, initramfs, kernels, qemu, sh_quote, timeout, write_script};
+use super::{Kernel, boot_with, initramfs, kernels, qemu, sh_quote, write_script};
 use crate::root;
 
 /// Bytes of the file the workload reads, and the loopback port nothing listens on.
@@ -154,16 +154,14 @@ pub fn run(k: &'static Kernel) -> Result<()> {
         ),
     )?;
     let log = run.join("console.log");
-    let o = qemu::boot(&qemu::Boot {
-        arch: k.arch,
-        kernel: &p.image(),
-        initrd: &initrd,
-        repo: &repo,
-        script: &script,
-        log: &log,
-        prefix: &format!("[{} smoke]", k.name),
-        timeout: timeout()?,
-    })?;
+    let o = boot_with(
+        k,
+        &p.image(),
+        &initrd,
+        &script,
+        &log,
+        &format!("[{} smoke]", k.name),
+    )?;
     if o.rc != Some(0) {
         bail!(
             "{} smoke: the guest command failed (rc {:?}{}); console tail:\n{}",

@@ -1,6 +1,7 @@
 //! `connect()` payload: address from `sys_enter_connect`, result from `sys_exit_connect`,
 //! socket protocol from the cgroup `connect4`/`connect6` hook that runs in between.
 
+pub const AF_UNIX: u16 = 1;
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 
@@ -27,4 +28,7 @@ pub struct Connect {
     pub addrlen: u32,
     /// IPv4 in the first 4 bytes, or IPv6; network byte order.
     pub daddr: [u8; 16],
+    /// Kernel-side connection id (unique per recording; 0: not tracked), carried by the
+    /// `NetData` events of the same socket.
+    pub conn_id: u64,
 }

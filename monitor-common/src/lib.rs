@@ -10,6 +10,7 @@ pub mod app_state;
 pub mod connect;
 pub mod device;
 pub mod file;
+pub mod net_data;
 pub mod process;
 pub mod syscall;
 
@@ -45,6 +46,11 @@ pub mod kind {
     /// A task took a new uid (setuid/setreuid/setresuid returned 0) and is a target after it,
     /// `process::Setuid` payload. A zygote child becomes its app's process this way.
     pub const SETUID: u32 = 12;
+    /// Bytes a target sent: the first send on a stream connection, a DNS query, a dnsproxyd
+    /// command (`net_data::NetData` payload).
+    pub const NET_SEND: u32 = 14;
+    /// Bytes a target received on a DNS socket (`net_data::NetData` payload).
+    pub const NET_RECV: u32 = 15;
 }
 
 /// Common part of every event: who did it and when.
@@ -91,7 +97,10 @@ pub mod config {
     /// Non-zero: the `TARGET_APP_IDS` map has entries worth looking up (`uid % 100000`,
     /// Android's app id: `--package` targets the app in every Android user).
     pub const HAVE_APP_IDS: u32 = 6;
-    pub const SLOTS: u32 = 8;
+    /// Non-zero: copy the bytes that name destinations (DNS, first bytes of connections,
+    /// dnsproxyd commands); `--names off` leaves it 0.
+    pub const NAMES: u32 = 8;
+    pub const SLOTS: u32 = 16;
 }
 
 #[cfg(feature = "user")]
@@ -100,4 +109,5 @@ mod user {
     unsafe impl aya::Pod for Header {}
     unsafe impl aya::Pod for file::FdKey {}
     unsafe impl aya::Pod for file::ReadAgg {}
+    unsafe impl aya::Pod for net_data::ConnState {}
 }

@@ -31,6 +31,21 @@ pub mod op {
     pub const SETUID: u8 = 14;
     pub const SETREUID: u8 = 15;
     pub const SETRESUID: u8 = 16;
+    /// Socket sends and receives that may carry a name (DNS, TLS ClientHello, HTTP request):
+    /// `net_data` capture. With `--names off` userspace leaves them out of the table.
+    pub const WRITE: u8 = 17;
+    pub const WRITEV: u8 = 18;
+    pub const SENDTO: u8 = 19;
+    pub const SENDMSG: u8 = 20;
+    pub const SENDMMSG: u8 = 21;
+    pub const RECVFROM: u8 = 22;
+    pub const RECVMSG: u8 = 23;
+    /// read(2) itself: a file read (as `READ`) that may also be a DNS answer read from a TCP
+    /// resolver connection. Userspace maps it to `READ` with `--names off`.
+    pub const READ_NET: u8 = 24;
+
+    /// The ops of name capture (`--names off` drops them; `READ_NET` becomes `READ`).
+    pub const NAMES: [u8; 7] = [WRITE, WRITEV, SENDTO, SENDMSG, SENDMMSG, RECVFROM, RECVMSG];
 }
 
 /// One architecture's syscall numbers for the ops emuwatch captures.
@@ -60,14 +75,20 @@ pub struct PtRegs {
 pub const X86_64: SyscallTable = SyscallTable {
     machine: "x86_64",
     entries: &[
-        ("read", 0, op::READ),
+        ("read", 0, op::READ_NET),
+        ("write", 1, op::WRITE),
         ("open", 2, op::OPEN),
         ("close", 3, op::CLOSE),
         ("ioctl", 16, op::IOCTL),
         ("pread64", 17, op::READ),
         ("readv", 19, op::READ),
+        ("writev", 20, op::WRITEV),
         ("socket", 41, op::SOCKET),
         ("connect", 42, op::CONNECT),
+        ("sendto", 44, op::SENDTO),
+        ("recvfrom", 45, op::RECVFROM),
+        ("sendmsg", 46, op::SENDMSG),
+        ("recvmsg", 47, op::RECVMSG),
         ("execve", 59, op::EXECVE),
         ("exit", 60, op::EXIT),
         ("setuid", 105, op::SETUID),
@@ -78,6 +99,7 @@ pub const X86_64: SyscallTable = SyscallTable {
         ("exit_group", 231, op::EXIT_GROUP),
         ("openat", 257, op::OPENAT),
         ("preadv", 295, op::READ),
+        ("sendmmsg", 307, op::SENDMMSG),
         ("execveat", 322, op::EXECVE),
         ("preadv2", 327, op::READ),
         ("openat2", 437, op::OPENAT2),
@@ -101,8 +123,10 @@ pub const AARCH64: SyscallTable = SyscallTable {
         ("fchdir", 50, op::FCHDIR),
         ("openat", 56, op::OPENAT),
         ("close", 57, op::CLOSE),
-        ("read", 63, op::READ),
+        ("read", 63, op::READ_NET),
+        ("write", 64, op::WRITE),
         ("readv", 65, op::READ),
+        ("writev", 66, op::WRITEV),
         ("pread64", 67, op::READ),
         ("preadv", 69, op::READ),
         ("exit", 93, op::EXIT),
@@ -112,7 +136,12 @@ pub const AARCH64: SyscallTable = SyscallTable {
         ("setresuid", 147, op::SETRESUID),
         ("socket", 198, op::SOCKET),
         ("connect", 203, op::CONNECT),
+        ("sendto", 206, op::SENDTO),
+        ("recvfrom", 207, op::RECVFROM),
+        ("sendmsg", 211, op::SENDMSG),
+        ("recvmsg", 212, op::RECVMSG),
         ("execve", 221, op::EXECVE),
+        ("sendmmsg", 269, op::SENDMMSG),
         ("execveat", 281, op::EXECVE),
         ("preadv2", 286, op::READ),
         ("openat2", 437, op::OPENAT2),

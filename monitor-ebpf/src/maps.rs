@@ -8,6 +8,7 @@ use monitor_common::{
     connect::Connect,
     device::Ioctl,
     file::{FdKey, FileOpen, ReadAgg},
+    net_data::{ConnState, PendingRecv},
     syscall::SYSCALL_SLOTS,
 };
 
@@ -97,6 +98,19 @@ pub static PENDING_SOCKET: HashMap<u32, u32> = HashMap::with_max_entries(4096, 0
 /// Types of inet sockets targets created while recording, by (tgid, fd).
 #[map]
 pub static SOCK_TYPES: LruHashMap<FdKey, u32> = LruHashMap::with_max_entries(16384, 0);
+
+/// Sockets targets connected while recording (and unconnected DNS sockets), by (tgid, fd):
+/// their connection id and whether their first bytes were copied (`net_data`).
+#[map]
+pub static SOCK_CONNS: LruHashMap<FdKey, ConnState> = LruHashMap::with_max_entries(16384, 0);
+
+/// A receive in flight on a DNS socket, by thread id.
+#[map]
+pub static PENDING_RECV: LruHashMap<u32, PendingRecv> = LruHashMap::with_max_entries(4096, 0);
+
+/// Per-CPU sequence of connection ids (`net_data::next_conn_id`).
+#[map]
+pub static CONN_SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// The raw-syscalls path's dispatch table: syscall number -> `monitor_common::syscall::op`,
 /// filled by userspace for the running architecture.

@@ -757,6 +757,9 @@ mod tests {
             country: country.map(str::to_string),
             asn: None,
             as_org: None,
+            conn_id: None,
+            host: None,
+            host_source: None,
             connects,
         }
     }

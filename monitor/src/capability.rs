@@ -282,6 +282,47 @@ values! {
 }
 
 values! {
+    /// `connect`: where its `host` came from.
+    HostSource {
+        /// The app's own DNS answer for the address (within its TTL).
+        Dns => "dns",
+        /// The TLS server name sent on this connection.
+        Sni => "sni",
+        /// The HTTP Host header sent on this connection.
+        Http => "http",
+    }
+}
+
+values! {
+    /// `dns`: a query sent or an answer received.
+    DnsDir {
+        Query => "query",
+        Answer => "answer",
+    }
+}
+
+values! {
+    /// `dns`: how the name was seen.
+    DnsVia {
+        /// A DNS message on port 53 (UDP or TCP).
+        Dns => "dns",
+        /// A request written to Android's `/dev/socket/dnsproxyd` (netd resolves it).
+        Dnsproxyd => "dnsproxyd",
+    }
+}
+
+values! {
+    /// `tls`: what the ClientHello says about the server name.
+    SniStatus {
+        Present => "present",
+        /// No server_name extension: the name is not sent.
+        Absent => "absent",
+        /// Encrypted Client Hello: only the outer (public) name is seen.
+        Ech => "ech",
+    }
+}
+
+values! {
     /// `file_open`: where the path came from.
     PathOrigin {
         /// Copied at entry, made absolute against the cwd or directory fd.

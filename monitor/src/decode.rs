@@ -1,8 +1,8 @@
 //! Turning ring-buffer records into typed kernel structs. The only place that reads raw bytes.
 use monitor_common::{
     Event, Header, app_state::AppState, connect::Connect, device::Binder, device::Ioctl,
-    file::FileOpen, file::FileRead, kind, process::Exec, process::Exit, process::Fork,
-    process::Rename, process::Setuid,
+    file::FileOpen, file::FileRead, kind, net_data::NetData, process::Exec, process::Exit,
+    process::Fork, process::Rename, process::Setuid,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +21,10 @@ pub enum Raw {
     Rename(Header, Rename),
     /// A target's uid change (the header has the new uid).
     Setuid(Header, Setuid),
+    /// Bytes a target sent (first bytes of a connection, DNS query, dnsproxyd command).
+    NetSend(Header, NetData),
+    /// Bytes a target received on a DNS socket.
+    NetRecv(Header, NetData),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -78,6 +82,8 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         kind::BINDER => as_!(Binder, Binder),
         kind::RENAME => as_!(Rename, Rename),
         kind::SETUID => as_!(Setuid, Setuid),
+        kind::NET_SEND => as_!(NetSend, NetData),
+        kind::NET_RECV => as_!(NetRecv, NetData),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -116,8 +122,12 @@ pub mod tests {
     fn layout_matches_the_kernel_side() {
         // The kernel writes these exact sizes; a change here must be made on both sides.
         assert_eq!(std::mem::size_of::<Header>(), 56);
-        assert_eq!(std::mem::size_of::<Connect>(), 36);
-        assert_eq!(std::mem::size_of::<Event<Connect>>(), 96);
+        assert_eq!(std::mem::size_of::<Connect>(), 48);
+        assert_eq!(std::mem::size_of::<Event<Connect>>(), 104);
+        assert_eq!(
+            std::mem::size_of::<NetData>(),
+            48 + monitor_common::net_data::DATA_LEN
+        );
         assert_eq!(
             std::mem::size_of::<FileOpen>(),
             32 + monitor_common::file::PATH_LEN
@@ -141,6 +151,7 @@ pub mod tests {
                 _pad: 0,
                 addrlen: 28,
                 daddr,
+                conn_id: 5,
             },
         };
         match decode(&bytes_of(&ev)).unwrap() {

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use crate::capability::{
-    AddrFamily, Capability, DeviceOp, ExitHow, FlushedAt, PathOrigin, PhaseReason, Proto, Scope,
-    StateSource, Writer,
+    AddrFamily, Capability, DeviceOp, DnsDir, DnsVia, ExitHow, FlushedAt, HostSource, PathOrigin,
+    PhaseReason, Proto, Scope, SniStatus, StateSource, Writer,
 };
 
 /// Version of the event and session schema. Bump on any incompatible change.
@@ -64,6 +64,12 @@ pub enum Body {
     FileRead(FileRead),
     Camera(Device),
     Microphone(Device),
+    /// A DNS query or answer of the process (or its request to Android's dnsproxyd).
+    Dns(Dns),
+    /// The TLS ClientHello opening a connection: the server name asked for.
+    Tls(Tls),
+    /// The first HTTP request on a connection: method, Host and path (never the body).
+    Http(Http),
     AppState(AppState),
     Lost(Lost),
     /// The app's phase changed (also a timeline event).
@@ -90,6 +96,9 @@ impl Body {
             Body::FileRead(_) => "file_read",
             Body::Camera(_) => "camera",
             Body::Microphone(_) => "microphone",
+            Body::Dns(_) => "dns",
+            Body::Tls(_) => "tls",
+            Body::Http(_) => "http",
             Body::AppState(_) => "app_state",
             Body::Lost(_) => "lost",
             Body::Phase(_) => "phase",
@@ -190,6 +199,98 @@ pub struct Connect {
     pub asn: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_org: Option<String>,
+    /// The connection's id in this session (1, 2, ...), shared with its `tls` / `http` events;
+    /// absent when name capture is off or the connect failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn_id: Option<u64>,
+    /// The destination's name: the name this app most recently resolved to `daddr` (within
+    /// the answer's TTL), else the TLS server name or HTTP Host sent on this connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Where `host` came from: `dns`, `sni` or `http`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_source: Option<HostSource>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Dns {
+    /// `query` (sent) or `answer` (received).
+    pub dir: DnsDir,
+    /// `dns` (a DNS message to or from port 53) or `dnsproxyd` (an Android app's request to
+    /// netd's resolver socket; netd sends the DNS packets).
+    pub via: DnsVia,
+    /// The name asked for (escaped: see docs/events.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Record type asked for (`A`, `AAAA`, ...); the dnsproxyd command (`getaddrinfo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qtype: Option<String>,
+    /// Answers: `noerror`, `nxdomain`, `servfail`, `refused`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// Answer records in order (CNAME chain first, as the server sent them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<DnsAnswer>,
+    /// The resolver's address and port (`dns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver_port: Option<u16>,
+    /// `udp` or `tcp`.
+    pub proto: Proto,
+    /// The socket's connection id when it was connected while recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn_id: Option<u64>,
+    /// The whole message was read (false: the copy of `DATA_LEN` bytes cut it short, or it
+    /// was malformed past the question).
+    pub complete: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct DnsAnswer {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub ttl: u32,
+    /// The address (A, AAAA) or the name (CNAME); absent for other types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Tls {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn_id: Option<u64>,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    /// The server name (SNI); absent: see `sni_status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// `present`, `absent` (no server_name extension), or `ech` (Encrypted Client Hello: `sni`
+    /// is the outer, public name; the real one is not seen).
+    pub sni_status: SniStatus,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alpn: Vec<String>,
+    /// Versions offered, from supported_versions when present (`TLS1.3`, `TLS1.2`, ...).
+    pub versions: Vec<String>,
+    /// The ClientHello was read to the end of its extensions.
+    pub complete: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Http {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn_id: Option<u64>,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    pub method: String,
+    /// The Host header as sent (absent: none in the bytes copied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The request target (path and query string), at most 256 characters.
+    pub path: String,
+    /// The target was longer than 256 characters (or the copy ended inside it).
+    pub path_truncated: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

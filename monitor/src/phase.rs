@@ -394,6 +394,9 @@ mod tests {
             country: None,
             asn: None,
             as_org: None,
+            conn_id: None,
+            host: None,
+            host_source: None,
         })
     }
 

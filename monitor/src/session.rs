@@ -284,6 +284,8 @@ pub fn load(dir: &Path) -> Result<(SessionInfo, Vec<Event>)> {
             lines.len()
         );
     }
+    // Connects named by the TLS server name or HTTP Host sent after them.
+    crate::enrich::names::annotate(&mut events);
     Ok((info, events))
 }
 

@@ -9,10 +9,13 @@ use aya_ebpf::{
     programs::{SockAddrContext, TracePointContext},
 };
 use monitor_common::{
-    connect::{AF_INET, AF_INET6, Connect, SEEN_BY_CGROUP},
+    connect::{AF_INET, AF_INET6, AF_UNIX, Connect, SEEN_BY_CGROUP},
     file::FdKey,
     kind,
+    net_data::{CONN_DNSPROXY, CONN_INET, ConnState},
 };
+
+use super::net_data;
 
 use crate::{
     args::{SysArgs, TpArgs},
@@ -62,6 +65,7 @@ pub fn connect_enter(a: &impl SysArgs) {
         _pad: 0,
         addrlen: addrlen as u32,
         daddr: [0; 16],
+        conn_id: 0,
     };
     // sockaddr_in6 is a superset of sockaddr_in's prefix; read what the family needs.
     if family == AF_INET {
@@ -132,11 +136,35 @@ pub fn connect_exit(ret: i64) {
     let Some(pending) = (unsafe { PENDING_CONNECT.get(&task.tid) }) else {
         return;
     };
-    if let Some(mut entry) = reserve::<Connect>(kind::CONNECT, &task) {
+    // A connection that is (or is becoming) established gets an id and is followed for its
+    // first bytes (`net_data`); EINPROGRESS: a non-blocking connect under way.
+    let follow = net_data::enabled() && (ret == 0 || ret == -115);
+    let conn_id = if follow { net_data::next_conn_id() } else { 0 };
+    if follow {
+        let state = ConnState {
+            conn_id,
+            daddr: pending.daddr,
+            family: pending.family,
+            dport: pending.dport,
+            kind: if pending.family == AF_UNIX {
+                CONN_DNSPROXY
+            } else {
+                CONN_INET
+            },
+            sock_type: pending.sock_type,
+            sent: 0,
+            _pad: 0,
+        };
+        net_data::track(task.tgid, pending.fd as u32, &state);
+    }
+    if pending.family != AF_UNIX
+        && let Some(mut entry) = reserve::<Connect>(kind::CONNECT, &task)
+    {
         unsafe {
             let ev = entry.as_mut_ptr();
             copy_payload(&raw mut (*ev).payload, pending);
             (*ev).payload.result = ret as i32;
+            (*ev).payload.conn_id = conn_id;
         }
         submit(entry);
     }

@@ -171,7 +171,7 @@ open_family! {
 /// tracked. The argument is read only for possible targets (on the raw path, reading it is a
 /// helper call, and read() is the hottest syscall of every other task).
 #[inline(always)]
-pub fn read_enter(a: &impl SysArgs) {
+pub fn read_enter(a: &impl SysArgs, net: bool) {
     let task = current_ids();
     if !maybe_target(task.tgid) {
         return;
@@ -183,6 +183,10 @@ pub fn read_enter(a: &impl SysArgs) {
     };
     // Only fds opened by a target while recording are in FD_READS: this one lookup is the filter.
     if unsafe { FD_READS.get(&key) }.is_none() {
+        // read(2) on a socket: a DNS answer on a TCP resolver connection?
+        if net {
+            super::net_data::read_enter(&task, a);
+        }
         return;
     }
     let v = READ_PENDING | fd as u32 as u64;
@@ -229,26 +233,30 @@ pub fn read_exit(ret: i64) {
 }
 
 macro_rules! read_family {
-    ($($enter:ident, $exit:ident, $enter_tp:literal, $exit_tp:literal;)*) => {$(
+    ($($enter:ident, $exit:ident, $enter_tp:literal, $exit_tp:literal, $net:literal;)*) => {$(
         #[tracepoint(category = "syscalls", name = $enter_tp)]
         pub fn $enter(ctx: TracePointContext) -> u32 {
-            read_enter(&TpArgs(&ctx));
+            read_enter(&TpArgs(&ctx), $net);
             0
         }
         #[tracepoint(category = "syscalls", name = $exit_tp)]
         pub fn $exit(ctx: TracePointContext) -> u32 {
-            read_exit(field(&ctx, 16));
+            let ret = field(&ctx, 16);
+            read_exit(ret);
+            if $net {
+                super::net_data::recv_exit(ret);
+            }
             0
         }
     )*};
 }
 
 read_family! {
-    sys_enter_read, sys_exit_read, "sys_enter_read", "sys_exit_read";
-    sys_enter_pread64, sys_exit_pread64, "sys_enter_pread64", "sys_exit_pread64";
-    sys_enter_readv, sys_exit_readv, "sys_enter_readv", "sys_exit_readv";
-    sys_enter_preadv, sys_exit_preadv, "sys_enter_preadv", "sys_exit_preadv";
-    sys_enter_preadv2, sys_exit_preadv2, "sys_enter_preadv2", "sys_exit_preadv2";
+    sys_enter_read, sys_exit_read, "sys_enter_read", "sys_exit_read", true;
+    sys_enter_pread64, sys_exit_pread64, "sys_enter_pread64", "sys_exit_pread64", false;
+    sys_enter_readv, sys_exit_readv, "sys_enter_readv", "sys_exit_readv", false;
+    sys_enter_preadv, sys_exit_preadv, "sys_enter_preadv", "sys_exit_preadv", false;
+    sys_enter_preadv2, sys_exit_preadv2, "sys_enter_preadv2", "sys_exit_preadv2", false;
 }
 
 /// close(fd): sends the fd's read aggregate, if it was read, and forgets the socket type.
@@ -264,6 +272,7 @@ pub fn close_enter(a: &impl SysArgs) {
         fd: fd as u32,
     };
     let _ = SOCK_TYPES.remove(&key);
+    super::net_data::forget(task.tgid, fd as u32);
     let Some(agg) = (unsafe { FD_READS.get(&key) }).copied() else {
         return;
     };

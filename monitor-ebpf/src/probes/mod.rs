@@ -4,5 +4,6 @@ pub mod app_state;
 pub mod connect;
 pub mod device;
 pub mod file;
+pub mod net_data;
 pub mod process;
 pub mod raw_syscalls;

@@ -13,7 +13,7 @@ use aya_ebpf::{
 };
 use monitor_common::{file, process::setuid, syscall::op};
 
-use super::{connect, device, file as files, process};
+use super::{connect, device, file as files, net_data, process};
 use crate::{
     args::{RegsArgs, SysArgs, TpArgs},
     emit::{current_ids, field},
@@ -35,7 +35,15 @@ fn enter(op: u8, a: &impl SysArgs) {
         op::OPEN => files::open_family_enter(file::SYS_OPEN, a),
         op::CHDIR => files::open_family_enter(file::SYS_CHDIR, a),
         op::FCHDIR => files::open_family_enter(file::SYS_FCHDIR, a),
-        op::READ => files::read_enter(a),
+        op::READ => files::read_enter(a, false),
+        op::READ_NET => files::read_enter(a, true),
+        op::WRITE => net_data::write_enter(a),
+        op::WRITEV => net_data::writev_enter(a),
+        op::SENDTO => net_data::sendto_enter(a),
+        op::SENDMSG => net_data::sendmsg_enter(a),
+        op::SENDMMSG => net_data::sendmmsg_enter(a),
+        op::RECVFROM => net_data::recvfrom_enter(a),
+        op::RECVMSG => net_data::recvmsg_enter(a),
         op::CLOSE => files::close_enter(a),
         op::CONNECT => connect::connect_enter(a),
         op::IOCTL => device::ioctl_enter(a),
@@ -52,6 +60,11 @@ fn exit(op: u8, ret: i64) {
     match op {
         op::OPENAT | op::OPENAT2 | op::OPEN | op::CHDIR | op::FCHDIR => files::open_exit(ret),
         op::READ => files::read_exit(ret),
+        op::READ_NET => {
+            files::read_exit(ret);
+            net_data::recv_exit(ret);
+        }
+        op::RECVFROM | op::RECVMSG => net_data::recv_exit(ret),
         op::CONNECT => connect::connect_exit(ret),
         op::IOCTL => device::ioctl_exit(ret),
         op::EXECVE => process::exec_exit(),

@@ -3,7 +3,9 @@
 pub mod android;
 pub mod files;
 pub mod live_proc;
+pub mod names;
 pub mod process;
+pub mod wire;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -32,6 +34,8 @@ pub struct Enricher {
     geo: Geo,
     pub fds: FdTable,
     devices: DevicePatterns,
+    /// Connection ids and each app's DNS answers.
+    names: names::Names,
     /// Added to kernel monotonic timestamps to get wall-clock time.
     clock_offset_ns: i128,
 }
@@ -58,6 +62,7 @@ impl Enricher {
             geo,
             fds: FdTable::default(),
             devices,
+            names: names::Names::default(),
             clock_offset_ns,
         }
     }
@@ -195,6 +200,8 @@ impl Enricher {
                     (17, _) | (0, 2) => Proto::Udp,
                     _ => Proto::Unknown,
                 };
+                let app = self.known(&h, out).app;
+                let host = self.names.host_for(&app, daddr, h.ts_ns);
                 let mut connect = event::Connect {
                     family,
                     proto,
@@ -206,6 +213,9 @@ impl Enricher {
                     country: None,
                     asn: None,
                     as_org: None,
+                    conn_id: self.names.conn_id(c.conn_id),
+                    host_source: host.as_ref().map(|_| event::HostSource::Dns),
+                    host,
                 };
                 self.geo.annotate(&mut connect);
                 let body = Body::Connect(connect);
@@ -296,6 +306,12 @@ impl Enricher {
                     ..event::Process::op(ProcOp::Setuid)
                 });
                 self.event(&h, body, out);
+            }
+            Raw::NetSend(h, d) | Raw::NetRecv(h, d) => {
+                let app = self.known(&h, out).app;
+                if let Some(body) = self.names.body(&app, h.ts_ns, &d) {
+                    self.event(&h, body, out);
+                }
             }
             Raw::Binder(h, b) => {
                 // Only calls to a camera service are reported (as camera use).

@@ -214,6 +214,7 @@ fn a_camera_node_open_is_a_camera_event_and_a_connect_gets_proto_and_scope() {
                 _pad: 0,
                 addrlen: 16,
                 daddr,
+                conn_id: 0,
             },
         ),
     );

@@ -17,7 +17,7 @@ use monitor_common::{
     syscall,
 };
 
-pub use probes::{BtfUse, CgroupHooks, Plan, ProbeStatus, SyscallProbes};
+pub use probes::{BtfUse, CgroupHooks, NameCapture, Plan, ProbeStatus, SyscallProbes};
 
 /// The compiled kernel programs (built by build.rs from ../monitor-ebpf).
 pub(crate) static EBPF_OBJECT: &[u8] =
@@ -58,6 +58,10 @@ pub struct ProbeChoice {
         default_value = "auto"
     )]
     pub cgroup_hooks: CgroupHooks,
+    /// Name capture: bounded copies of DNS messages, of the first bytes of each connection (TLS
+    /// ClientHello, HTTP request) and of dnsproxyd commands (auto), or none (off).
+    #[arg(long, value_enum, env = "EMUWATCH_NAMES", default_value = "auto")]
+    pub names: NameCapture,
 }
 
 pub struct LoadOptions {
@@ -137,6 +141,7 @@ impl Kernel {
             },
             exit_tracepoint_args: if offsets.is_some() { exit_args } else { 0 },
             cgroup_hooks: opts.probes.cgroup_hooks == CgroupHooks::Auto,
+            names: opts.probes.names == NameCapture::Auto,
         };
         let o = offsets;
         let (pid, tgid, exit_code, signal, live) = o
@@ -213,6 +218,12 @@ impl Kernel {
                 if plan.btf && (op == syscall::op::EXIT || op == syscall::op::EXIT_GROUP) {
                     continue;
                 }
+                // Without name capture, socket sends/receives are not dispatched at all.
+                let op = match op {
+                    syscall::op::READ_NET if !plan.names => syscall::op::READ,
+                    o if !plan.names && syscall::op::NAMES.contains(&o) => continue,
+                    o => o,
+                };
                 ops.set(nr, op, 0)?;
             }
         }
@@ -220,6 +231,7 @@ impl Kernel {
             Array::try_from(ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
         cfg.set(config::WAKEUP_BYTES, opts.wakeup_bytes, 0)?;
         cfg.set(config::SELF_TGID, std::process::id() as u64, 0)?;
+        cfg.set(config::NAMES, plan.names as u64, 0)?;
         Ok(Kernel {
             ebpf,
             probes: Vec::new(),

@@ -45,6 +45,9 @@ pub enum Needs {
     PerSyscallNoBtf,
     /// cgroup connect hooks not turned off.
     Cgroup,
+    /// The per-syscall path with name capture on (`--names auto`): the socket send/receive
+    /// tracepoints (on the raw path the same calls are entries of the dispatch table).
+    PerSyscallNames,
 }
 
 /// What a probe serves: the `family` of a probe in `doctor` and `session.json`.
@@ -120,6 +123,7 @@ const TP_HINT: &str = "needs tracepoints and tracefs (CONFIG_FTRACE_SYSCALLS for
 const BTF_HINT: &str = "needs kernel BTF (/sys/kernel/btf/vmlinux); without it emuwatch uses classic tracepoints (`--btf off` forces that)";
 const CG_HINT: &str = "costs: connects get their protocol from socket() of sockets created while recording only (others: \"unknown\"), and the address from user memory only. Needs cgroup v2 and CONFIG_CGROUP_BPF (on Android, netd's programs at the cgroup root may refuse a second one)";
 const SOCKET_HINT: &str = "costs: connect protocol unknown where the cgroup hooks are also missing";
+const NAMES_HINT: &str = "costs: destinations are not named from DNS answers, TLS server names or HTTP requests sent with this call (`--names off` turns name capture off on purpose)";
 const RAW_HINT: &str = "needs BPF raw tracepoints (Linux 4.17+); the classic raw_syscalls tracepoints are tried instead";
 
 pub const PROBES: &[ProbeSpec] = &[
@@ -460,6 +464,78 @@ pub const PROBES: &[ProbeSpec] = &[
         hint: SOCKET_HINT,
     },
     ProbeSpec {
+        program: "sys_enter_write",
+        family: Family::Connect,
+        needs: PerSyscallNames,
+        hook: Tracepoint("syscalls", "sys_enter_write"),
+        required: false,
+        hint: NAMES_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_writev",
+        family: Family::Connect,
+        needs: PerSyscallNames,
+        hook: Tracepoint("syscalls", "sys_enter_writev"),
+        required: false,
+        hint: NAMES_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_sendto",
+        family: Family::Connect,
+        needs: PerSyscallNames,
+        hook: Tracepoint("syscalls", "sys_enter_sendto"),
+        required: false,
+        hint: NAMES_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_sendmsg",
+        family: Family::Connect,
+        needs: PerSyscallNames,
+        hook: Tracepoint("syscalls", "sys_enter_sendmsg"),
+        required: false,
+        hint: NAMES_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_sendmmsg",
+        family: Family::Connect,
+        needs: PerSyscallNames,
+        hook: Tracepoint("syscalls", "sys_enter_sendmmsg"),
+        required: false,
+        hint: NAMES_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_recvfrom",
+        family: Family::Connect,
+        needs: PerSyscallNames,
+        hook: Tracepoint("syscalls", "sys_enter_recvfrom"),
+        required: false,
+        hint: NAMES_HINT,
+    },
+    ProbeSpec {
+        program: "sys_exit_recvfrom",
+        family: Family::Connect,
+        needs: PerSyscallNames,
+        hook: Tracepoint("syscalls", "sys_exit_recvfrom"),
+        required: false,
+        hint: NAMES_HINT,
+    },
+    ProbeSpec {
+        program: "sys_enter_recvmsg",
+        family: Family::Connect,
+        needs: PerSyscallNames,
+        hook: Tracepoint("syscalls", "sys_enter_recvmsg"),
+        required: false,
+        hint: NAMES_HINT,
+    },
+    ProbeSpec {
+        program: "sys_exit_recvmsg",
+        family: Family::Connect,
+        needs: PerSyscallNames,
+        hook: Tracepoint("syscalls", "sys_exit_recvmsg"),
+        required: false,
+        hint: NAMES_HINT,
+    },
+    ProbeSpec {
         program: "sched_process_exit_1arg",
         family: Family::Process,
         needs: BtfExitTaskOnly,
@@ -556,6 +632,15 @@ pub enum BtfUse {
     Off,
 }
 
+/// `--names`: capture the bytes that name destinations (auto) or not (off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum NameCapture {
+    #[default]
+    Auto,
+    Off,
+}
+
 /// `--cgroup-hooks`: attach the cgroup connect hooks (auto) or not (off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -579,6 +664,9 @@ pub struct Plan {
     /// The cgroup connect hooks are tried (not turned off with `--cgroup-hooks off`).
     #[serde(default = "yes")]
     pub cgroup_hooks: bool,
+    /// Name capture (DNS, TLS server names, HTTP requests) is on (`--names auto`).
+    #[serde(default)]
+    pub names: bool,
 }
 
 fn yes() -> bool {
@@ -655,6 +743,7 @@ impl Plan {
             NoBtf => !self.btf,
             PerSyscallNoBtf => per_syscall && !self.btf,
             Cgroup => self.cgroup_hooks,
+            PerSyscallNames => per_syscall && self.names,
         }
     }
 }
@@ -863,6 +952,7 @@ mod tests {
                     btf_reason: String::new(),
                     exit_tracepoint_args: args,
                     cgroup_hooks: true,
+                    names: true,
                 };
                 let hooks: Vec<String> = PROBES
                     .iter()

@@ -1,0 +1,226 @@
+//! Naming destinations: `net_data` records become `dns`, `tls` and `http` events, each app's
+//! DNS answers become a name -> address table (respecting TTLs), and connects are named.
+//!
+//! A connect is named when it is written if the app resolved its address before (`dns`: the
+//! question name of the most recent answer that listed the address, while the answer's TTL
+//! plus [`TTL_GRACE_S`] runs). The TLS server name and the HTTP Host are sent after the
+//! connect, so they cannot be on its line: [`annotate`] names the connects of a loaded session
+//! from the `tls` / `http` events with the same `conn_id` (`sni` before `http`), for connects
+//! the DNS did not name. Every reader of a session (reports, baselines, scenarios) loads it
+//! through `session::load`, which calls it.
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use monitor_common::{
+    connect::{AF_INET, AF_INET6},
+    net_data::{DIR_SEND, NetData, WHY_DNS, WHY_DNSPROXY, WHY_FIRST},
+};
+
+use super::wire::{self, RData};
+use crate::event::{self, Body, DnsDir, DnsVia, Event, HostSource, Proto, SniStatus};
+
+/// Seconds an answer stays usable after its TTL ran out: a connect made right at expiry
+/// still uses the name it just got.
+pub const TTL_GRACE_S: u64 = 2;
+
+/// SOCK_STREAM.
+const SOCK_STREAM: u8 = 1;
+
+#[derive(Default)]
+pub struct Names {
+    /// Kernel connection id -> session id (1, 2, ... in order of first sight).
+    conn_ids: HashMap<u64, u64>,
+    /// Per app: address -> (name, valid until, monotonic ns).
+    tables: HashMap<String, HashMap<IpAddr, (String, u64)>>,
+}
+
+fn addr_of(family: u16, a: &[u8; 16]) -> Option<IpAddr> {
+    match family {
+        AF_INET => Some(IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))),
+        AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(*a))),
+        _ => None,
+    }
+}
+
+impl Names {
+    /// The session's id for a kernel connection id (0: none).
+    pub fn conn_id(&mut self, kernel_id: u64) -> Option<u64> {
+        if kernel_id == 0 {
+            return None;
+        }
+        let next = self.conn_ids.len() as u64 + 1;
+        Some(*self.conn_ids.entry(kernel_id).or_insert(next))
+    }
+
+    /// The name `app` most recently resolved to `addr`, if still valid at `now_ns`.
+    pub fn host_for(&self, app: &str, addr: IpAddr, now_ns: u64) -> Option<String> {
+        let (name, until) = self.tables.get(app)?.get(&addr)?;
+        (now_ns <= *until).then(|| name.clone())
+    }
+
+    fn learn(&mut self, app: &str, question: &str, answers: &[wire::Record], now_ns: u64) {
+        let table = self.tables.entry(app.to_string()).or_default();
+        for r in answers {
+            if let RData::Addr(a) = r.data {
+                let until = now_ns + (r.ttl as u64 + TTL_GRACE_S) * 1_000_000_000;
+                table.insert(a, (question.to_string(), until));
+            }
+        }
+    }
+
+    /// The event a `net_data` record makes, if its bytes parse (`None`: nothing recognisable,
+    /// e.g. the first bytes of a protocol other than TLS or HTTP).
+    pub fn body(&mut self, app: &str, ts_ns: u64, d: &NetData) -> Option<Body> {
+        let n = (d.captured as usize).min(d.data.len());
+        let bytes = &d.data[..n];
+        let conn_id = self.conn_id(d.conn_id);
+        let daddr = addr_of(d.family, &d.daddr);
+        match d.why {
+            WHY_DNSPROXY => {
+                let (cmd, name) = wire::parse_dnsproxyd(bytes)?;
+                Some(Body::Dns(event::Dns {
+                    dir: DnsDir::Query,
+                    via: DnsVia::Dnsproxyd,
+                    name,
+                    qtype: Some(cmd),
+                    result: None,
+                    answers: Vec::new(),
+                    resolver: None,
+                    resolver_port: None,
+                    proto: Proto::Unknown,
+                    conn_id: None,
+                    complete: n == d.len as usize,
+                }))
+            }
+            WHY_DNS => {
+                // DNS over TCP: each message has a 2-byte length in front.
+                let tcp = d.sock_type == SOCK_STREAM;
+                let msg = if tcp { bytes.get(2..)? } else { bytes };
+                let m = wire::parse_dns(msg)?;
+                let (name, qtype) = match &m.question {
+                    Some((n, t)) => (Some(n.clone()), Some(wire::type_name(*t))),
+                    None => (None, None),
+                };
+                let answer = d.dir != DIR_SEND;
+                if answer
+                    && m.rcode == 0
+                    && let Some(q) = &name
+                {
+                    self.learn(app, q, &m.answers, ts_ns);
+                }
+                let whole = if tcp {
+                    u16::from_be_bytes([bytes[0], bytes[1]]) as usize + 2 <= n
+                } else {
+                    n == d.len as usize
+                };
+                Some(Body::Dns(event::Dns {
+                    dir: if answer {
+                        DnsDir::Answer
+                    } else {
+                        DnsDir::Query
+                    },
+                    via: DnsVia::Dns,
+                    name,
+                    qtype,
+                    result: answer.then(|| wire::rcode_name(m.rcode)),
+                    answers: m
+                        .answers
+                        .iter()
+                        .map(|r| event::DnsAnswer {
+                            name: r.name.clone(),
+                            rtype: wire::type_name(r.rtype),
+                            ttl: r.ttl,
+                            data: match &r.data {
+                                RData::Addr(a) => Some(a.to_string()),
+                                RData::Name(n) => Some(n.clone()),
+                                RData::Other => None,
+                            },
+                        })
+                        .collect(),
+                    resolver: daddr,
+                    resolver_port: Some(d.dport),
+                    proto: if tcp { Proto::Tcp } else { Proto::Udp },
+                    conn_id,
+                    complete: whole && m.complete,
+                }))
+            }
+            WHY_FIRST => {
+                let daddr = daddr?;
+                if let Some(h) = wire::parse_client_hello(bytes) {
+                    let sni_status = if h.ech {
+                        SniStatus::Ech
+                    } else if h.sni.is_some() {
+                        SniStatus::Present
+                    } else {
+                        SniStatus::Absent
+                    };
+                    return Some(Body::Tls(event::Tls {
+                        conn_id,
+                        daddr,
+                        dport: d.dport,
+                        sni: h.sni,
+                        sni_status,
+                        alpn: h.alpn,
+                        versions: h.versions,
+                        complete: h.complete,
+                    }));
+                }
+                let r = wire::parse_http(bytes)?;
+                Some(Body::Http(event::Http {
+                    conn_id,
+                    daddr,
+                    dport: d.dport,
+                    method: r.method,
+                    host: r.host,
+                    path: r.path,
+                    path_truncated: r.path_truncated,
+                }))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Name the connects of a session that DNS did not name, from the `tls` (`sni`) and `http`
+/// (`Host`, without its port) events of the same connection.
+pub fn annotate(events: &mut [Event]) {
+    let mut by_conn: HashMap<u64, (String, HostSource)> = HashMap::new();
+    for e in events.iter() {
+        let (id, name, source) = match &e.body {
+            Body::Tls(t) => match (t.conn_id, &t.sni) {
+                (Some(id), Some(sni)) => (id, sni.clone(), HostSource::Sni),
+                _ => continue,
+            },
+            Body::Http(h) => match (h.conn_id, &h.host) {
+                (Some(id), Some(host)) => (
+                    id,
+                    wire::host_without_port(host).to_string(),
+                    HostSource::Http,
+                ),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        if name.is_empty() {
+            continue;
+        }
+        let slot = by_conn.entry(id).or_insert((name.clone(), source));
+        if source == HostSource::Sni && slot.1 == HostSource::Http {
+            *slot = (name, source);
+        }
+    }
+    if by_conn.is_empty() {
+        return;
+    }
+    for e in events.iter_mut() {
+        if let Body::Connect(c) = &mut e.body
+            && c.host.is_none()
+            && let Some((name, source)) = c.conn_id.and_then(|id| by_conn.get(&id))
+        {
+            c.host = Some(name.clone());
+            c.host_source = Some(*source);
+        }
+    }
+}

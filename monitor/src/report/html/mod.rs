@@ -82,7 +82,7 @@ fn head_facts(o: &mut String, s: &Summary) {
             esc(&pretty_ts(&ss.started_at)),
             ss.duration_s,
             match (&ss.ended_at, &ss.stop_reason) {
-                (Some(_), Some(r)) => format!("stopped: {}", t(r)),
+                (Some(_), Some(r)) => format!("stopped: {r}"),
                 (Some(_), None) => "ended".into(),
                 (None, _) => "<b>not finished</b>".into(),
             }
@@ -117,7 +117,7 @@ fn head_facts(o: &mut String, s: &Summary) {
             let reasons: Vec<String> = c
                 .lost_by_reason
                 .iter()
-                .map(|(k, v)| format!("{} {v}", t(k)))
+                .map(|(k, v)| format!("{k} {v}"))
                 .collect();
             format!(
                 "<b>{}</b>{} · undecodable {} — <b>incomplete</b>",

@@ -264,6 +264,51 @@ values! {
 }
 
 values! {
+    /// `session.json`: why the recording ended.
+    StopReason {
+        /// Every target process exited.
+        TargetsExited => "targets_exited",
+        /// `--duration` (or a scenario's `[record] duration`) passed.
+        Duration => "duration",
+        /// SIGINT or SIGTERM.
+        Signal => "signal",
+        /// A stop request over the control socket (`emuwatch run` when its steps are done).
+        StopRequest => "stop_request",
+        /// An error stopped the recording (the error was printed).
+        Error => "error",
+    }
+}
+
+values! {
+    /// `lost` events and `session.json` `lost.by_reason`: why the kernel could not deliver
+    /// events. Declared in the order of the kernel's loss counter slots
+    /// (monitor-ebpf `maps::loss`); `slot` maps one to the other.
+    LossReason {
+        /// The ring buffer was full.
+        RingBufferFull => "ring_buffer_full",
+        /// A per-thread pending-syscall map was full.
+        PendingMapFull => "pending_map_full",
+        /// The per-fd read aggregate map was full: reads on that file were not counted.
+        FdTableFull => "fd_table_full",
+        /// A 32-bit (compat) target's syscall on the raw path: not decoded.
+        CompatSyscallNotDecoded => "compat_syscall_not_decoded",
+    }
+}
+
+impl LossReason {
+    /// The kernel's loss counter slot for this reason.
+    pub fn slot(self) -> u32 {
+        use monitor_common::loss;
+        match self {
+            LossReason::RingBufferFull => loss::RINGBUF_FULL,
+            LossReason::PendingMapFull => loss::PENDING_FULL,
+            LossReason::FdTableFull => loss::FD_TABLE_FULL,
+            LossReason::CompatSyscallNotDecoded => loss::COMPAT_SYSCALL,
+        }
+    }
+}
+
+values! {
     /// `connect`: the socket's address family.
     AddrFamily {
         Inet => "inet",

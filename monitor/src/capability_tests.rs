@@ -227,3 +227,15 @@ fn every_program_of_the_ebpf_object_has_one_probe_table_row() {
         );
     }
 }
+
+#[test]
+fn every_kernel_loss_slot_has_one_reason() {
+    use crate::capability::LossReason;
+    let mut slots: Vec<u32> = LossReason::ALL.iter().map(|r| r.slot()).collect();
+    slots.sort_unstable();
+    let all: Vec<u32> = (0..monitor_common::loss::SLOTS).collect();
+    assert_eq!(
+        slots, all,
+        "LossReason must name each kernel loss slot exactly once"
+    );
+}

@@ -23,14 +23,6 @@ pub use probes::{BtfUse, CgroupHooks, NameCapture, Plan, ProbeStatus, SyscallPro
 pub(crate) static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor.bpf.o"));
 
-/// Loss counter slots, as monitor-ebpf's `maps::loss` numbers them.
-pub const LOSS_REASONS: [(u32, &str); 4] = [
-    (0, "ring_buffer_full"),
-    (1, "pending_map_full"),
-    (2, "fd_table_full"),
-    (3, "compat_syscall_not_decoded"),
-];
-
 /// Which hooks to use, on `record`, `doctor` and `run` (environment variables give the
 /// defaults, so a whole test suite can be run on either path).
 #[derive(Debug, Clone, Copy, Default, clap::Args)]

@@ -69,9 +69,22 @@ pub fn forget(tgid: u32, fd: u32) {
     let _ = SOCK_CONNS.remove(&FdKey { tgid, fd });
 }
 
-/// Copy `len` bytes of user memory at `buf` into a `NetData` record and send it.
+/// Copy `len` bytes of user memory at `buf` into a `NetData` record and send it. `tail`: a
+/// second iovec sent after a 2-byte first one (the length prefix of DNS over TCP, which
+/// glibc writes as its own iovec); copied after those 2 bytes.
 #[inline(always)]
-fn emit(task: &Ids, fd: u32, s: &ConnState, dir: u8, why: u8, syscall: u8, buf: u64, len: u64) {
+#[allow(clippy::too_many_arguments)]
+fn emit(
+    task: &Ids,
+    fd: u32,
+    s: &ConnState,
+    dir: u8,
+    why: u8,
+    syscall: u8,
+    buf: u64,
+    len: u64,
+    tail: Option<(u64, u64)>,
+) {
     let Some(mut entry) = reserve::<NetData>(
         if dir == DIR_SEND {
             kind::NET_SEND
@@ -87,10 +100,11 @@ fn emit(task: &Ids, fd: u32, s: &ConnState, dir: u8, why: u8, syscall: u8, buf: 
         let p = &raw mut (*ev).payload;
         (*p).conn_id = s.conn_id;
         (*p).fd = fd as i32;
-        (*p).len = if len > u32::MAX as u64 {
+        let total = len + tail.map_or(0, |t| t.1);
+        (*p).len = if total > u32::MAX as u64 {
             u32::MAX
         } else {
-            len as u32
+            total as u32
         };
         (*p).dport = s.dport;
         (*p).family = s.family;
@@ -113,6 +127,23 @@ fn emit(task: &Ids, fd: u32, s: &ConnState, dir: u8, why: u8, syscall: u8, buf: 
             );
             if r == 0 {
                 captured = n as u32;
+            }
+        }
+        if let Some((tbuf, tlen)) = tail
+            && captured == 2
+        {
+            let mut m = tlen;
+            if m > (DATA_LEN - 2) as u64 {
+                m = (DATA_LEN - 2) as u64;
+            }
+            if m > 0
+                && generated::bpf_probe_read_user(
+                    (&raw mut (*p).data).cast::<u8>().add(2).cast(),
+                    m as u32,
+                    tbuf as *const core::ffi::c_void,
+                ) == 0
+            {
+                captured += m as u32;
             }
         }
         (*p).captured = captured;
@@ -140,9 +171,10 @@ fn user_addr(sa: u64) -> Option<(u16, u16, [u8; 16])> {
     Some((family, port, addr))
 }
 
-/// A send of `len` bytes at `buf` on `fd`; `dest` is the `sockaddr` a sendto/sendmsg named.
+/// A send of `len` bytes at `buf` on `fd`; `dest` is the `sockaddr` a sendto/sendmsg named;
+/// `tail`: see `emit`.
 #[inline(always)]
-fn send(syscall: u8, fd: u64, buf: u64, len: u64, dest: u64) {
+fn send(syscall: u8, fd: u64, buf: u64, len: u64, dest: u64, tail: Option<(u64, u64)>) {
     let task = current_ids();
     if !maybe_target(task.tgid) {
         return;
@@ -167,7 +199,9 @@ fn send(syscall: u8, fd: u64, buf: u64, len: u64, dest: u64) {
         };
         st.sent = 1;
         let copy = *st;
-        emit(&task, fd as u32, &copy, DIR_SEND, why, syscall, buf, len);
+        emit(
+            &task, fd as u32, &copy, DIR_SEND, why, syscall, buf, len, tail,
+        );
         return;
     }
     // An unconnected datagram to port 53: a DNS query. Track the socket so its answer is read.
@@ -191,31 +225,44 @@ fn send(syscall: u8, fd: u64, buf: u64, len: u64, dest: u64) {
         _pad: 0,
     };
     track(task.tgid, fd as u32, &st);
-    emit(&task, fd as u32, &st, DIR_SEND, WHY_DNS, syscall, buf, len);
+    emit(
+        &task, fd as u32, &st, DIR_SEND, WHY_DNS, syscall, buf, len, None,
+    );
 }
 
 /// write(fd, buf, count), sendto(fd, buf, len, flags, addr, addrlen).
 #[inline(always)]
 pub fn write_enter(a: &impl SysArgs) {
-    send(SYS_WRITE, a.arg(0), a.arg(1), a.arg(2), 0);
+    send(SYS_WRITE, a.arg(0), a.arg(1), a.arg(2), 0, None);
 }
 
 #[inline(always)]
 pub fn sendto_enter(a: &impl SysArgs) {
-    send(SYS_SENDTO, a.arg(0), a.arg(1), a.arg(2), a.arg(4));
+    send(SYS_SENDTO, a.arg(0), a.arg(1), a.arg(2), a.arg(4), None);
 }
 
-/// writev(fd, iov, iovcnt): the first iovec.
+/// writev(fd, iov, iovcnt): the first iovec (and the second after a 2-byte first one). glibc
+/// sends its A and AAAA queries over TCP in one writev of four iovecs (length, query, length,
+/// query): the second pair is a message of its own.
 #[inline(always)]
 pub fn writev_enter(a: &impl SysArgs) {
     if !maybe_target(current_ids().tgid) {
         return;
     }
     let iov = a.arg(1);
-    let Ok(v) = (unsafe { bpf_probe_read_user(iov as *const [u64; 2]) }) else {
+    let cnt = a.arg(2);
+    let Ok(v) = (unsafe { bpf_probe_read_user(iov as *const [u64; 4]) }) else {
         return;
     };
-    send(SYS_WRITEV, a.arg(0), v[0], v[1], 0);
+    let tail = (cnt >= 2 && v[1] == 2).then_some((v[2], v[3]));
+    send(SYS_WRITEV, a.arg(0), v[0], v[1], 0, tail);
+    if cnt >= 4
+        && v[1] == 2
+        && let Ok(w) = (unsafe { bpf_probe_read_user((iov + 32) as *const [u64; 4]) })
+        && w[1] == 2
+    {
+        send(SYS_WRITEV, a.arg(0), w[0], w[1], 0, Some((w[2], w[3])));
+    }
 }
 
 /// `struct user_msghdr`: msg_name @0, msg_iov @16 (the first iovec is sent).
@@ -233,7 +280,7 @@ pub fn sendmsg_enter(a: &impl SysArgs) {
         return;
     }
     if let Some((name, buf, len)) = msg_parts(a.arg(1)) {
-        send(SYS_SENDMSG, a.arg(0), buf, len, name);
+        send(SYS_SENDMSG, a.arg(0), buf, len, name, None);
     }
 }
 
@@ -249,12 +296,12 @@ pub fn sendmmsg_enter(a: &impl SysArgs) {
     if vlen >= 1
         && let Some((name, buf, len)) = msg_parts(vec)
     {
-        send(SYS_SENDMMSG, a.arg(0), buf, len, name);
+        send(SYS_SENDMMSG, a.arg(0), buf, len, name, None);
     }
     if vlen >= 2
         && let Some((name, buf, len)) = msg_parts(vec + 64)
     {
-        send(SYS_SENDMMSG, a.arg(0), buf, len, name);
+        send(SYS_SENDMMSG, a.arg(0), buf, len, name, None);
     }
 }
 
@@ -339,6 +386,7 @@ pub fn recv_exit(ret: i64) {
         p.syscall,
         p.buf,
         n,
+        None,
     );
 }
 

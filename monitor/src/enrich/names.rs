@@ -95,9 +95,16 @@ impl Names {
                 }))
             }
             WHY_DNS => {
-                // DNS over TCP: each message has a 2-byte length in front.
+                // DNS over TCP: each message has a 2-byte length in front, which a resolver
+                // may read on its own (glibc reads it, then the message): a 2-byte read is
+                // that length; a read that does not start with it is the message alone.
                 let tcp = d.sock_type == SOCK_STREAM;
-                let msg = if tcp { bytes.get(2..)? } else { bytes };
+                if tcp && d.len <= 2 {
+                    return None;
+                }
+                let prefixed =
+                    tcp && n >= 2 && u16::from_be_bytes([bytes[0], bytes[1]]) as u32 + 2 == d.len;
+                let msg = if prefixed { &bytes[2..] } else { bytes };
                 let m = wire::parse_dns(msg)?;
                 let (name, qtype) = match &m.question {
                     Some((n, t)) => (Some(n.clone()), Some(wire::type_name(*t))),
@@ -110,11 +117,7 @@ impl Names {
                 {
                     self.learn(app, q, &m.answers, ts_ns);
                 }
-                let whole = if tcp {
-                    u16::from_be_bytes([bytes[0], bytes[1]]) as usize + 2 <= n
-                } else {
-                    n == d.len as usize
-                };
+                let whole = n == d.len as usize;
                 Some(Body::Dns(event::Dns {
                     dir: if answer {
                         DnsDir::Answer

@@ -46,6 +46,15 @@ fn results_text(r: &std::collections::BTreeMap<String, u64>) -> String {
         .join(", ")
 }
 
+/// `name (source)` of a destination, `-` without one.
+fn host_cell(e: &Endpoint) -> String {
+    match (&e.host, e.host_source) {
+        (Some(h), Some(s)) => format!("{} ({s})", escape(h)),
+        (Some(h), None) => escape(h),
+        _ => "-".into(),
+    }
+}
+
 fn geo_cells(e: &Endpoint) -> (String, String, String) {
     let country = e
         .country
@@ -357,6 +366,38 @@ fn render_app(o: &mut String, a: &AppReport) {
         &rows,
         60,
     );
+    for p in &a.phases {
+        if p.hosts.is_empty() && p.dns_lookups.is_empty() {
+            continue;
+        }
+        let hosts: Vec<String> = p
+            .hosts
+            .iter()
+            .map(|(h, n)| format!("{} ({n})", escape(h)))
+            .collect();
+        let _ = writeln!(
+            o,
+            "  names {}: {}{}",
+            p.phase.as_str(),
+            if hosts.is_empty() {
+                "-".to_string()
+            } else {
+                hosts.join(", ")
+            },
+            if p.dns_lookups.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; looked up: {}",
+                    p.dns_lookups
+                        .iter()
+                        .map(|n| escape(n))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+    }
     for t in &a.transitions {
         let _ = writeln!(
             o,
@@ -394,6 +435,7 @@ fn render_app(o: &mut String, a: &AppReport) {
             .map(|d| {
                 let (country, asn, org) = geo_cells(&d.endpoint);
                 vec![
+                    host_cell(&d.endpoint),
                     d.endpoint.address.to_string(),
                     d.endpoint.port.to_string(),
                     d.endpoint.proto.to_string(),
@@ -412,6 +454,7 @@ fn render_app(o: &mut String, a: &AppReport) {
             o,
             "  ",
             &[
+                "name",
                 "address",
                 "port",
                 "proto",
@@ -424,7 +467,7 @@ fn render_app(o: &mut String, a: &AppReport) {
                 "last",
                 "result",
             ],
-            &[1, 6],
+            &[2, 7],
             &rows,
             40,
         );

@@ -159,8 +159,40 @@ fn tick_label(s: f64, step: f64) -> String {
 /// One line describing an event for the mark's tooltip; every app string escaped.
 fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
     let what = match &ev.body {
+        Body::Http(h) => format!(
+            "http {} {}{}{} ({}:{})",
+            escape(&h.method),
+            h.host.as_deref().map(escape).unwrap_or_default(),
+            escape(&h.path),
+            if h.path_truncated { "..." } else { "" },
+            h.daddr,
+            h.dport
+        ),
+        Body::Tls(t) => format!(
+            "tls {} ({}:{}, {})",
+            t.sni
+                .as_deref()
+                .map(escape)
+                .unwrap_or_else(|| format!("(server name {})", t.sni_status)),
+            t.daddr,
+            t.dport,
+            t.versions.join("/")
+        ),
+        Body::Dns(d) => format!(
+            "dns {} {} {}{}",
+            d.dir,
+            d.qtype.as_deref().map(escape).unwrap_or_default(),
+            d.name.as_deref().map(escape).unwrap_or_default(),
+            d.result
+                .as_deref()
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default()
+        ),
         Body::Connect(c) => {
-            let mut s = format!("connect {}:{}/{}", c.daddr, c.dport, c.proto);
+            let mut s = match &c.host {
+                Some(h) => format!("connect {} {}:{}/{}", escape(h), c.daddr, c.dport, c.proto),
+                None => format!("connect {}:{}/{}", c.daddr, c.dport, c.proto),
+            };
             if let Some(cc) = &c.country {
                 let _ = write!(s, " {}", escape(cc));
             }
@@ -237,7 +269,8 @@ fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
 
 fn mark_kind(ev: &Event, sensitive: bool) -> Option<MarkKind> {
     Some(match &ev.body {
-        Body::Connect(_) => MarkKind::Connect,
+        Body::Connect(_) | Body::Http(_) | Body::Tls(_) => MarkKind::Connect,
+        Body::Dns(d) if d.dir == crate::event::DnsDir::Query => MarkKind::Connect,
         Body::Camera(_) => MarkKind::Camera,
         Body::Microphone(_) => MarkKind::Microphone,
         Body::FileOpen(_) | Body::FileRead(_) if sensitive => MarkKind::FileSensitive,

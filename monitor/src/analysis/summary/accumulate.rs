@@ -13,7 +13,7 @@ use crate::{
         history::{Frame, format_ts, phase_of},
     },
     capability::Capability,
-    event::{Body, DeviceOp, Event, Phase, ProcOp, Proto},
+    event::{Body, DeviceOp, DnsDir, Event, Phase, ProcOp, Proto},
 };
 
 pub(super) fn result_key(result: i32, error: Option<&str>) -> String {
@@ -153,7 +153,7 @@ pub(super) struct ProcAcc {
 
 #[derive(Default)]
 pub(super) struct AppAcc {
-    pub(super) dests: BTreeMap<(IpAddr, u16, Proto), DestAcc>,
+    pub(super) dests: BTreeMap<(Option<String>, IpAddr, u16, Proto), DestAcc>,
     pub(super) devices: BTreeMap<(Capability, Option<String>), DevAcc>,
     pub(super) files: BTreeMap<Option<String>, FileAcc>,
     pub(super) findings: BTreeMap<(Phase, Capability, String), FindAcc>,
@@ -166,6 +166,10 @@ pub(super) struct PhaseCounts {
     pub(super) events: u64,
     pub(super) connects: u64,
     pub(super) destinations: BTreeSet<(IpAddr, u16, Proto)>,
+    /// Connects per destination name.
+    pub(super) hosts: BTreeMap<String, u64>,
+    /// Names looked up (DNS queries, dnsproxyd requests).
+    pub(super) lookups: BTreeSet<String>,
     pub(super) file_opens: u64,
     pub(super) files_read: u64,
     pub(super) bytes_read: u64,
@@ -217,7 +221,13 @@ impl AppAcc {
                 let key = (c.daddr, c.dport, c.proto);
                 pc.connects += 1;
                 pc.destinations.insert(key);
-                let d = acc.dests.entry(key).or_default();
+                if let Some(h) = &c.host {
+                    *pc.hosts.entry(h.clone()).or_default() += 1;
+                }
+                let d = acc
+                    .dests
+                    .entry((c.host.clone(), c.daddr, c.dport, c.proto))
+                    .or_default();
                 d.endpoint = Some(endpoint(c));
                 d.seen.add(ev);
                 *d.results
@@ -235,6 +245,11 @@ impl AppAcc {
                     *f.results
                         .entry(result_key(c.result, c.error.as_deref()))
                         .or_default() += 1;
+                }
+            }
+            Body::Dns(d) if d.dir == DnsDir::Query => {
+                if let Some(n) = &d.name {
+                    pc.lookups.insert(n.clone());
                 }
             }
             Body::Camera(d) | Body::Microphone(d) => {

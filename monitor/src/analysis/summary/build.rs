@@ -376,6 +376,8 @@ fn phase_summaries(
                 events: c.events,
                 connects: c.connects,
                 destinations: c.destinations.len() as u64,
+                hosts: c.hosts.clone(),
+                dns_lookups: c.lookups.iter().cloned().collect(),
                 file_opens: c.file_opens,
                 files_read: c.files_read,
                 bytes_read: c.bytes_read,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::categories::CategoryInfo;
 use crate::{
     capability::{Capability, Category},
-    event::{DeviceOp, LossReason, Phase, PhaseReason, Proto, Scope, StopReason},
+    event::{DeviceOp, HostSource, LossReason, Phase, PhaseReason, Proto, Scope, StopReason},
     geo::SourceInfo,
     session::TargetSpec,
 };
@@ -160,6 +160,11 @@ pub struct Finding {
 
 #[derive(Serialize, Clone)]
 pub struct Endpoint {
+    /// The destination's name (docs/events.md `host`), shown before the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_source: Option<HostSource>,
     pub address: IpAddr,
     pub port: u16,
     pub proto: Proto,
@@ -185,6 +190,10 @@ pub struct PhaseSummary {
     pub events: u64,
     pub connects: u64,
     pub destinations: u64,
+    /// Destination names connected to in this phase, with their connects.
+    pub hosts: BTreeMap<String, u64>,
+    /// Names looked up in this phase (DNS queries, dnsproxyd requests).
+    pub dns_lookups: Vec<String>,
     pub file_opens: u64,
     pub files_read: u64,
     pub bytes_read: u64,
@@ -359,6 +368,8 @@ pub struct ProcessSummary {
 
 pub fn endpoint(c: &crate::event::Connect) -> Endpoint {
     Endpoint {
+        host: c.host.clone(),
+        host_source: c.host_source,
         address: c.daddr,
         port: c.dport,
         proto: c.proto,
@@ -369,10 +380,15 @@ pub fn endpoint(c: &crate::event::Connect) -> Endpoint {
     }
 }
 
+/// `name (address:port/proto)` when the destination has a name, else `address:port/proto`.
 pub fn endpoint_label(e: &Endpoint) -> String {
-    match e.address {
+    let addr = match e.address {
         IpAddr::V6(a) => format!("[{a}]:{}/{}", e.port, e.proto),
         IpAddr::V4(a) => format!("{a}:{}/{}", e.port, e.proto),
+    };
+    match &e.host {
+        Some(h) => format!("{h} ({addr})"),
+        None => addr,
     }
 }
 

@@ -127,6 +127,42 @@ fn phases(o: &mut String, a: &AppReport) {
         );
     }
     o.push_str("</tbody></table>");
+    let named: Vec<_> = a
+        .phases
+        .iter()
+        .filter(|p| !p.hosts.is_empty() || !p.dns_lookups.is_empty())
+        .collect();
+    if !named.is_empty() {
+        o.push_str(r#"<table class="names"><thead><tr><th>Phase</th><th>Names connected to (connects)</th><th>Names looked up</th></tr></thead><tbody>"#);
+        for p in named {
+            let hosts: Vec<String> = p
+                .hosts
+                .iter()
+                .map(|(h, n)| format!(r#"<span class="mono">{}</span> ({n})"#, t(h)))
+                .collect();
+            let lookups: Vec<String> = p
+                .dns_lookups
+                .iter()
+                .map(|h| format!(r#"<span class="mono">{}</span>"#, t(h)))
+                .collect();
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                badge_phase(p.phase),
+                if hosts.is_empty() {
+                    "-".into()
+                } else {
+                    hosts.join(", ")
+                },
+                if lookups.is_empty() {
+                    "-".into()
+                } else {
+                    lookups.join(", ")
+                }
+            );
+        }
+        o.push_str("</tbody></table>");
+    }
     if !a.transitions.is_empty() {
         o.push_str(r#"<table><thead><tr><th class="num">When</th><th>Change</th><th>Reason</th></tr></thead><tbody>"#);
         for tr in &a.transitions {
@@ -174,12 +210,18 @@ fn destinations(o: &mut String, a: &AppReport) {
     if a.destinations.is_empty() {
         o.push_str(r#"<p class="none">No connects.</p>"#);
     } else {
-        o.push_str(r#"<table><thead><tr><th>Address</th><th class="num">Port</th><th>Proto</th><th>Country</th><th>ASN</th><th>Organisation</th><th class="num">Count</th><th>Phases</th><th class="num">First</th><th class="num">Last</th><th>Result</th></tr></thead><tbody>"#);
+        o.push_str(r#"<table><thead><tr><th>Name</th><th>Address</th><th class="num">Port</th><th>Proto</th><th>Country</th><th>ASN</th><th>Organisation</th><th class="num">Count</th><th>Phases</th><th class="num">First</th><th class="num">Last</th><th>Result</th></tr></thead><tbody>"#);
         for d in &a.destinations {
             let e = &d.endpoint;
             let _ = write!(
                 o,
-                r#"<tr><td class="mono">{}</td><td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
+                r#"<tr><td class="mono">{}</td><td class="mono">{}</td><td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
+                match (&e.host, e.host_source) {
+                    (Some(h), Some(src)) =>
+                        format!(r#"{} <span class="muted">({})</span>"#, t(h), src.as_str()),
+                    (Some(h), None) => t(h),
+                    _ => r#"<span class="muted">-</span>"#.into(),
+                },
                 e.address,
                 e.port,
                 t(e.proto.as_str()),

@@ -57,6 +57,10 @@ pub struct Profile {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Dest {
+    /// The destination's name where it has one: then it is compared by name (and port and
+    /// protocol), not by address, which churns on CDNs; `address` is the first one seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub address: IpAddr,
     /// Absent for loopback destinations: test servers listen on random ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,8 +99,15 @@ pub struct Dev {
 }
 
 impl Dest {
-    /// `127.0.0.1/tcp (loopback)`, `216.160.83.56:443/tcp (US, AS209 Qwest)`.
+    /// `127.0.0.1/tcp (loopback)`, `216.160.83.56:443/tcp (US, AS209 Qwest)`; a named one by
+    /// its name only: `api.example.com:443/tcp`.
     pub fn label(&self) -> String {
+        if let Some(h) = &self.host {
+            return match self.port {
+                Some(p) => format!("{h}:{p}/{}", self.proto),
+                None => format!("{h}/{}", self.proto),
+            };
+        }
         let addr = match (self.address, self.port) {
             (IpAddr::V6(a), Some(p)) => format!("[{a}]:{p}"),
             (a, Some(p)) => format!("{a}:{p}"),
@@ -144,7 +155,7 @@ impl Baseline {
         work: Option<&str>,
         scenario: Option<String>,
     ) -> Baseline {
-        type DestKey = (IpAddr, Option<u16>, Proto);
+        type DestKey = (Option<String>, Option<IpAddr>, Option<u16>, Proto);
         #[derive(Default)]
         struct Acc {
             dests: BTreeMap<DestKey, Dest>,
@@ -161,10 +172,12 @@ impl Baseline {
             match f.what {
                 What::Connect(ep) => {
                     let port = (ep.scope != Some(Scope::Loopback)).then_some(ep.port);
+                    let by_addr = ep.host.is_none().then_some(ep.address);
                     let d = acc
                         .dests
-                        .entry((ep.address, port, ep.proto))
+                        .entry((ep.host.clone(), by_addr, port, ep.proto))
                         .or_insert_with(|| Dest {
+                            host: ep.host.clone(),
                             address: ep.address,
                             port,
                             proto: ep.proto,
@@ -746,6 +759,7 @@ mod tests {
 
     fn dest(addr: &str, port: Option<u16>, country: Option<&str>, connects: u64) -> Dest {
         Dest {
+            host: None,
             address: addr.parse().unwrap(),
             port,
             proto: Proto::Tcp,
@@ -757,9 +771,6 @@ mod tests {
             country: country.map(str::to_string),
             asn: None,
             as_org: None,
-            conn_id: None,
-            host: None,
-            host_source: None,
             connects,
         }
     }
@@ -814,6 +825,37 @@ mod tests {
         assert_eq!(same.regressions, 0);
         assert!(same.apps.is_empty());
         assert!(same.render_text().contains("no differences"));
+    }
+
+    #[test]
+    fn named_destinations_compare_by_name_not_address() {
+        let named = |addr: &str, host: &str| Dest {
+            host: Some(host.into()),
+            ..dest(addr, Some(443), Some("US"), 2)
+        };
+        let a = base(
+            vec![named("216.160.83.56", "cdn.example.test")],
+            Phase::Closed,
+        );
+        // The CDN answered with another address: no difference.
+        let b = base(
+            vec![named("216.160.83.57", "cdn.example.test")],
+            Phase::Closed,
+        );
+        let d = diff(&a, &b, "a", "b", 100.0);
+        assert_eq!(d.regressions, 0, "{}", d.render_text());
+        // Another name on the same address: new.
+        let c = base(
+            vec![named("216.160.83.56", "log.tracker.test")],
+            Phase::Closed,
+        );
+        let d = diff(&a, &c, "a", "c", 100.0);
+        let new: Vec<&str> = d.apps[0].phases[0]
+            .new
+            .iter()
+            .map(|i| i.what.as_str())
+            .collect();
+        assert_eq!(new, ["log.tracker.test:443/tcp"], "{}", d.render_text());
     }
 
     #[test]

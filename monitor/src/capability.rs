@@ -48,6 +48,7 @@ pub enum ExpectField {
     Asns,
     AllowedAsns,
     Scopes,
+    Hosts,
     Category,
     Categories,
     MaxBytes,
@@ -57,12 +58,13 @@ pub enum ExpectField {
 
 impl ExpectField {
     #[cfg(test)]
-    pub const ALL: [ExpectField; 10] = [
+    pub const ALL: [ExpectField; 11] = [
         ExpectField::Countries,
         ExpectField::AllowedCountries,
         ExpectField::Asns,
         ExpectField::AllowedAsns,
         ExpectField::Scopes,
+        ExpectField::Hosts,
         ExpectField::Category,
         ExpectField::Categories,
         ExpectField::MaxBytes,
@@ -78,6 +80,7 @@ impl ExpectField {
             ExpectField::Asns => "asns",
             ExpectField::AllowedAsns => "allowed_asns",
             ExpectField::Scopes => "scopes",
+            ExpectField::Hosts => "hosts",
             ExpectField::Category => "category",
             ExpectField::Categories => "categories",
             ExpectField::MaxBytes => "max_bytes",
@@ -114,7 +117,7 @@ pub const SPECS: [Spec; 4] = [
     Spec {
         capability: Capability::Connect,
         name: "connect",
-        event_kinds: &["connect"],
+        event_kinds: &["connect", "dns", "tls", "http"],
         families: &[Family::Connect],
         category: Category::Network,
         one: "connect",
@@ -125,6 +128,7 @@ pub const SPECS: [Spec; 4] = [
             F::Asns,
             F::AllowedAsns,
             F::Scopes,
+            F::Hosts,
         ],
         unknown_target: "(unknown destination)",
     },

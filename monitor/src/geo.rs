@@ -612,6 +612,9 @@ mod tests {
             country: Some("XX".into()),
             asn: Some(1),
             as_org: Some("stale".into()),
+            conn_id: None,
+            host: None,
+            host_source: None,
         }
     }
 

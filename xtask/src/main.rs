@@ -99,7 +99,11 @@ fn test(args: &[String]) -> Result<()> {
     if opts.kernels.is_empty() {
         // chromium: the HTML report is checked in a real browser; setpriv (util-linux): run
         // test children under other uids.
-        apt_install(&[("chromium", "chromium"), ("setpriv", "util-linux")])?;
+        apt_install(&[
+            ("chromium", "chromium"),
+            ("setpriv", "util-linux"),
+            ("curl", "curl"),
+        ])?;
         run(cargo().args(["fmt", "--all", "--", "--check"]))?;
         run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
         run(cargo().args(["test", "--workspace"]).args(&opts.rest))?;

@@ -174,6 +174,8 @@ fn host_packages(kernels: &[&Kernel]) -> Result<()> {
         ("zstd", "zstd"),
         ("depmod", "kmod"),
         ("setpriv", "util-linux"),
+        // The names capture test's real TLS/HTTP client, copied into the guests.
+        ("curl", "curl"),
     ];
     if kernels.iter().any(|k| k.arch == Arch::Amd64) {
         pkgs.push(("qemu-system-x86_64", "qemu-system-x86"));

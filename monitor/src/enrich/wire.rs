@@ -543,7 +543,7 @@ mod tests {
     #[test]
     fn hostile_labels_are_escaped_and_bounded() {
         let mut m = header(1, 0x0100, 1, 0);
-        m.push(9);
+        m.push(8);
         m.extend_from_slice(b"a\nb\x1b[.\"<");
         m.push(3);
         m.extend_from_slice(b"t\\t");

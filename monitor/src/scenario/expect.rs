@@ -105,6 +105,14 @@ fn contribution(
             {
                 return None;
             }
+            if let Some(h) = &flt.hosts
+                && !ep
+                    .host
+                    .as_deref()
+                    .is_some_and(|x| h.iter().any(|p| p.matches(x)))
+            {
+                return None;
+            }
             let geo = geo_words(ep);
             let detail = if geo.is_empty() {
                 "no country or ASN known".to_string()

@@ -505,6 +505,7 @@ struct RawExpect {
     asns: Option<Vec<u32>>,
     allowed_asns: Option<Vec<u32>>,
     scopes: Option<Vec<String>>,
+    hosts: Option<Vec<String>>,
     category: Option<String>,
     categories: Option<Vec<String>>,
     path: Option<Glob>,
@@ -521,9 +522,48 @@ pub struct Filter {
     pub asns: Option<Vec<u32>>,
     pub allowed_asns: Option<Vec<u32>>,
     pub scopes: Option<Vec<Scope>>,
+    /// Destination names: `name` (exactly, any case) or `*.suffix` (any name below it).
+    pub hosts: Option<Vec<HostPattern>>,
     pub categories: Option<Vec<String>>,
     pub path: Option<glob::Pattern>,
     pub ops: Option<Vec<DeviceOp>>,
+}
+
+/// A destination name pattern of `hosts`: `name` matches that name, `*.suffix` any name
+/// ending in `.suffix` (not `suffix` itself); both ignore case and a trailing dot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern(String);
+
+impl HostPattern {
+    pub fn parse(s: &str) -> Result<HostPattern, String> {
+        let t = s.trim().trim_end_matches('.').to_ascii_lowercase();
+        let body = t.strip_prefix("*.").unwrap_or(&t);
+        if body.is_empty()
+            || body.contains('*')
+            || !body
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(format!(
+                "`hosts`: {s:?} is not a host name or `*.domain` pattern"
+            ));
+        }
+        Ok(HostPattern(t))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn matches(&self, host: &str) -> bool {
+        let h = host.trim_end_matches('.').to_ascii_lowercase();
+        match self.0.strip_prefix("*.") {
+            Some(suffix) => h
+                .strip_suffix(suffix)
+                .is_some_and(|rest| rest.ends_with('.') && rest.len() > 1),
+            None => h == self.0,
+        }
+    }
 }
 
 /// "At most `max` (default 0) events of `kind` matching the filter in `phases`", or for files
@@ -796,6 +836,7 @@ fn expectation(r: RawExpect, line: usize) -> Result<Expectation, String> {
     only(ExpectField::Asns, r.asns.is_some())?;
     only(ExpectField::AllowedAsns, r.allowed_asns.is_some())?;
     only(ExpectField::Scopes, r.scopes.is_some())?;
+    only(ExpectField::Hosts, r.hosts.is_some())?;
     only(ExpectField::Category, r.category.is_some())?;
     only(ExpectField::Categories, r.categories.is_some())?;
     only(ExpectField::MaxBytes, r.max_bytes.is_some())?;
@@ -879,6 +920,10 @@ fn expectation(r: RawExpect, line: usize) -> Result<Expectation, String> {
         asns: r.asns,
         allowed_asns: r.allowed_asns,
         scopes,
+        hosts: r
+            .hosts
+            .map(|v| v.iter().map(|h| HostPattern::parse(h)).collect())
+            .transpose()?,
         categories: r.category.map(|c| vec![c]).or(r.categories),
         path: r.path.map(|g| g.0),
         ops,
@@ -931,6 +976,10 @@ impl Expectation {
             let s: Vec<&str> = s.iter().map(|x| x.as_str()).collect();
             what.push_str(&format!(" to {} addresses", s.join("/")));
         }
+        if let Some(h) = &f.hosts {
+            let h: Vec<&str> = h.iter().map(|x| x.as_str()).collect();
+            what.push_str(&format!(" to {}", h.join(", ")));
+        }
         let mut name = match self.max_bytes {
             Some(b) => format!(
                 "at most {} read from {what}",
@@ -959,6 +1008,20 @@ fn asn_list(a: &[u32]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn host_patterns_match_names_and_domain_suffixes() {
+        let p = super::HostPattern::parse("*.Example-Tracker.com").unwrap();
+        assert!(p.matches("log-va.example-tracker.com"));
+        assert!(p.matches("A.B.EXAMPLE-TRACKER.COM."));
+        assert!(!p.matches("example-tracker.com"));
+        assert!(!p.matches("badexample-tracker.com"));
+        let p = super::HostPattern::parse("api.example.test").unwrap();
+        assert!(p.matches("API.example.test") && !p.matches("x.api.example.test"));
+        for bad in ["", "*", "*.", "a.*.b", "a b", "a/b", "x\u{1b}"] {
+            assert!(super::HostPattern::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
     use super::*;
 
     fn parse(text: &str) -> Result<Scenario, ScenarioError> {

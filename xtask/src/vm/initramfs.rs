@@ -15,7 +15,8 @@ use crate::{describe, run};
 
 /// Host tools the capture tests run that busybox lacks or does differently: `setpriv
 /// --reuid/--regid/--clear-groups` (busybox's has none of these), `bash -c 'exec -a …'`.
-const HOST_TOOLS: &[&str] = &["bash", "setpriv"];
+/// `curl`: the real TLS and HTTP client of the names test (its libraries come along).
+const HOST_TOOLS: &[&str] = &["bash", "setpriv", "curl"];
 
 /// PID 1. `VMBED_REPO` (the shared repository's path) and `VMBED_CMD` (a script in it) come
 /// from the kernel command line. Everything it needs that fails stops the guest with a

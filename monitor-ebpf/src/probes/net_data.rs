@@ -114,41 +114,33 @@ fn emit(
         (*p).syscall = syscall;
         (*p)._pad = 0;
         (*p).daddr = s.daddr;
-        let mut n = len;
-        if n > DATA_LEN as u64 {
-            n = DATA_LEN as u64;
-        }
-        let mut captured = 0u32;
-        if n > 0 && buf != 0 {
-            let r = generated::bpf_probe_read_user(
-                (&raw mut (*p).data).cast(),
-                n as u32,
-                buf as *const core::ffi::c_void,
-            );
-            if r == 0 {
-                captured = n as u32;
-            }
-        }
+        let data = (&raw mut (*p).data).cast::<u8>();
+        let mut captured = read_user_upto::<{ DATA_LEN as u64 }>(data, len, buf);
         if let Some((tbuf, tlen)) = tail
             && captured == 2
         {
-            let mut m = tlen;
-            if m > (DATA_LEN - 2) as u64 {
-                m = (DATA_LEN - 2) as u64;
-            }
-            if m > 0
-                && generated::bpf_probe_read_user(
-                    (&raw mut (*p).data).cast::<u8>().add(2).cast(),
-                    m as u32,
-                    tbuf as *const core::ffi::c_void,
-                ) == 0
-            {
-                captured += m as u32;
-            }
+            captured += read_user_upto::<{ DATA_LEN as u64 - 2 }>(data.add(2), tlen, tbuf);
         }
         (*p).captured = captured;
     }
     submit(entry);
+}
+
+/// Copy at most `CAP` (and at most `len`) bytes of user memory at `src` to `dst`; returns the
+/// bytes copied (0 when the memory could not be read). A function of its own (a BPF-to-BPF
+/// call): the clamped length stays in a register from the check to the helper call, which
+/// older verifiers (Linux 6.1) need to accept the size; inlined, LLVM reloaded it from a stack
+/// slot the verifier does not track.
+#[inline(never)]
+fn read_user_upto<const CAP: u64>(dst: *mut u8, len: u64, src: u64) -> u32 {
+    if len == 0 || src == 0 {
+        return 0;
+    }
+    let n = if len > CAP { CAP } else { len };
+    let r = unsafe {
+        generated::bpf_probe_read_user(dst.cast(), n as u32, src as *const core::ffi::c_void)
+    };
+    if r == 0 { n as u32 } else { 0 }
 }
 
 /// The port of a user `sockaddr` (inet families only), with its address.

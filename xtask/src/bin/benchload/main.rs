@@ -17,8 +17,9 @@
 //!     N x one syscall emuwatch does not capture (getppid(2), or a 1-byte write(2) to
 //!     /dev/null opened once beforehand): what a tracer on every syscall costs the syscalls it
 //!     does not record
-//! emuwatch-benchload connect --addr 127.0.0.1:PORT --n N [--rate OPS_PER_S]
-//!     N x (socket, connect, close) to a loopback listener
+//! emuwatch-benchload connect --addr 127.0.0.1:PORT --n N [--rate OPS_PER_S] [--send]
+//!     N x (socket, connect, close) to a loopback listener; `--send`: one write of an HTTP
+//!     request head (about 110 bytes) before the close
 //! emuwatch-benchload mix --procs K --rounds R --data DIR --device PATH --addr 127.0.0.1:PORT
 //!     K child processes, each R rounds of: 8 connects, open+read+close of every file in DIR,
 //!     open+close of a device node; plus oom_score_adj writes at start and end (app-like)
@@ -227,8 +228,18 @@ fn close_with_reset(fd: i32) {
 }
 
 fn connect_once(addr: &SocketAddr, made: &mut Made) {
+    connect_send_once(addr, None, made)
+}
+
+/// A connect, then (`send`) one write of an HTTP request line and headers: what name capture
+/// copies (the first bytes of a connection).
+fn connect_send_once(addr: &SocketAddr, send: Option<&[u8]>, made: &mut Made) {
     match TcpStream::connect(addr) {
-        Ok(s) => {
+        Ok(mut s) => {
+            if let Some(b) = send {
+                use std::io::Write;
+                let _ = s.write_all(b);
+            }
             close_with_reset(std::os::fd::AsRawFd::as_raw_fd(&s));
             drop(s)
         }
@@ -244,9 +255,15 @@ fn connect_loop(args: &[String]) {
     }
     let n: u64 = need(args, "--n");
     let rate: Option<f64> = arg(args, "--rate");
+    let send = args.iter().any(|a| a == "--send").then(|| {
+        format!("GET /collect?id=0123456789abcdef HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: emuwatch-benchload\r\nAccept: */*\r\n\r\n")
+            .into_bytes()
+    });
     let mut made = Made::default();
     hold(args);
-    let (elapsed, n) = paced(n, rate, None, || connect_once(&addr, &mut made));
+    let (elapsed, n) = paced(n, rate, None, || {
+        connect_send_once(&addr, send.as_deref(), &mut made)
+    });
     report(elapsed, &made, &[std::process::id()], n);
 }
 

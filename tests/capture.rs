@@ -2552,3 +2552,56 @@ fn destinations_are_named_by_dns_sni_and_http() {
         }
     }
 }
+
+/// Android: an app's `getaddrinfo` goes to netd over `/dev/socket/dnsproxyd`. The simulated
+/// app writes bionic's request there (in a mount namespace with a private /dev: the machine's
+/// /dev is never touched); the request is a `dns` event with `via: dnsproxyd` and the name.
+#[test]
+fn dnsproxyd_requests_name_what_the_app_resolves() {
+    require_root();
+    let tmp = tempdir();
+    let dir = tmp.path().join("session");
+    let output = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--out"])
+        .arg(&dir)
+        .args(["--", "unshare", "-m", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs none /dev && mkdir /dev/socket && exec {SIMAPP} steps dnsproxyd=log-va.example-tracker.test dnsproxyd=second.example.test"
+        ))
+        .output()
+        .expect("run emuwatch");
+    let sess = load(&dir, output);
+    assert!(sess.output.status.success(), "{}", sess.dump());
+    let did = sess.did("dnsproxyd");
+    assert_eq!(did.len(), 2, "{}", sess.dump());
+    let pid = did[0]["pid"].as_u64().unwrap();
+    let got: Vec<(String, String, String)> = sess
+        .by_pid("dns", pid)
+        .iter()
+        .map(|e| {
+            (
+                e["via"].as_str().unwrap().to_string(),
+                e["qtype"].as_str().unwrap().to_string(),
+                e["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = |n: &str| {
+        (
+            "dnsproxyd".to_string(),
+            "getaddrinfo".to_string(),
+            n.to_string(),
+        )
+    };
+    assert_eq!(
+        got,
+        [
+            want("log-va.example-tracker.test"),
+            want("second.example.test")
+        ],
+        "{}",
+        sess.dump()
+    );
+    // A unix socket is not a destination: no connect events for it.
+    assert!(sess.by_pid("connect", pid).is_empty(), "{}", sess.dump());
+}

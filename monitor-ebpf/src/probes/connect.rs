@@ -44,8 +44,11 @@ pub fn connect_enter(a: &impl SysArgs) {
     let sa = a.arg(1) as *const u8;
     let addrlen = a.arg(2);
     let family: u16 = unsafe { bpf_probe_read_user(sa as *const u16) }.unwrap_or(0);
-    if family != AF_INET && family != AF_INET6 {
-        return; // unix sockets, AF_UNSPEC disconnects, unreadable addresses
+    // A unix socket is followed only to Android's dnsproxyd (with name capture on): the
+    // app's `getaddrinfo` request names what it is about to connect to.
+    let dnsproxy = family == AF_UNIX && net_data::enabled() && net_data::is_dnsproxyd(sa);
+    if family != AF_INET && family != AF_INET6 && !dnsproxy {
+        return; // other unix sockets, AF_UNSPEC disconnects, unreadable addresses
     }
     // The socket's type, if it was created while recording: the protocol when the cgroup
     // hooks are missing (the hook overwrites it with the kernel's own view when it runs).

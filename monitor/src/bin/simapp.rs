@@ -23,6 +23,8 @@
 //!                             intermediate child has (like a detached app service)
 //!   waitfile=PATH             wait (up to 10 s) until PATH exists
 //!   touch=PATH                create PATH (a gate another process waits for)
+//!   dnsproxyd=NAME            `getaddrinfo NAME ...` to /dev/socket/dnsproxyd (Android's netd
+//!                             resolver socket; a listener stands in for netd if none)
 //!   pidfile=PATH              write this process's pid to PATH (whole, by rename)
 //!   fork=MS                   fork a child that sleeps MS milliseconds and exits
 //!   oomchild=N                write N to the last forked child's oom_score_adj (what Chromium
@@ -358,6 +360,33 @@ fn step(s: &str) -> String {
                 std::thread::sleep(Duration::from_millis(10));
             }
             format!("{{\"pid\":{},\"step\":\"waitfile\"}}", pid())
+        }
+        "dnsproxyd" => {
+            // Android's resolver client: bionic's getaddrinfo writes its request to netd's
+            // /dev/socket/dnsproxyd. Stands in for netd too (a listener thread) when no one
+            // listens there; tests run it in a mount namespace with a private /dev.
+            use std::os::unix::net::{UnixListener, UnixStream};
+            let path = "/dev/socket/dnsproxyd";
+            if !std::path::Path::new(path).exists() {
+                let l = UnixListener::bind(path).expect("bind /dev/socket/dnsproxyd");
+                std::thread::spawn(move || {
+                    for mut c in l.incoming().flatten() {
+                        let mut b = [0u8; 512];
+                        let _ = c.read(&mut b);
+                        let _ = c.write_all(b"222 0\0");
+                    }
+                });
+            }
+            let mut c = UnixStream::connect(path).expect("connect dnsproxyd");
+            c.write_all(format!("getaddrinfo {arg} ^ 1024 0 1 6\0").as_bytes())
+                .expect("write dnsproxyd");
+            let mut b = [0u8; 64];
+            let _ = c.read(&mut b);
+            format!(
+                "{{\"pid\":{},\"step\":\"dnsproxyd\",\"name\":{}}}",
+                pid(),
+                json_str(arg)
+            )
         }
         "touch" => {
             std::fs::write(arg, "").expect("touch");

@@ -236,3 +236,32 @@ fn every_kernel_loss_slot_has_one_reason() {
         "LossReason must name each kernel loss slot exactly once"
     );
 }
+
+#[test]
+fn every_capability_has_its_own_timeline_mark() {
+    let mut classes: Vec<&str> = crate::capability::SPECS
+        .iter()
+        .map(|s| s.mark_class)
+        .collect();
+    for s in &crate::capability::SPECS {
+        assert!(
+            s.mark_class.starts_with("k-"),
+            "{}: {}",
+            s.name,
+            s.mark_class
+        );
+        assert!(
+            s.mark_color.starts_with('#'),
+            "{}: {}",
+            s.name,
+            s.mark_color
+        );
+    }
+    classes.sort_unstable();
+    classes.dedup();
+    assert_eq!(
+        classes.len(),
+        crate::capability::SPECS.len(),
+        "mark classes must differ"
+    );
+}

@@ -67,6 +67,22 @@ pub struct Kernel {
     pub tracefs_mounted_by_us: bool,
     pub cgroup2: Option<PathBuf>,
     pub plan: Plan,
+    /// The attached programs' links, detached together when the `Kernel` is dropped.
+    links: Vec<probes::Link>,
+}
+
+impl Drop for Kernel {
+    /// Detach every program at once: each detach waits for the kernel's RCU grace period
+    /// (tens of ms), and detaches in parallel threads share their grace periods, where one
+    /// after another they add up to seconds.
+    fn drop(&mut self) {
+        let links = std::mem::take(&mut self.links);
+        std::thread::scope(|s| {
+            for link in links {
+                s.spawn(move || drop(link));
+            }
+        });
+    }
 }
 
 /// What to watch; written into the kernel's target maps before anything attaches.
@@ -219,6 +235,7 @@ impl Kernel {
             tracefs_mounted_by_us,
             cgroup2,
             plan,
+            links: Vec::new(),
         })
     }
 
@@ -299,6 +316,7 @@ impl Kernel {
             &self.plan,
             btf.as_ref(),
             self.cgroup2.as_deref(),
+            &mut self.links,
         );
         let missing: Vec<String> = self
             .probes

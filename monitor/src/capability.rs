@@ -109,6 +109,9 @@ pub struct Spec {
     pub expect_fields: &'static [ExpectField],
     /// The target of a finding whose path/address is unknown.
     pub unknown_target: &'static str,
+    /// Its marks on the HTML timeline: CSS class and colour (files: the sensitive ones).
+    pub mark_class: &'static str,
+    pub mark_color: &'static str,
 }
 
 use ExpectField as F;
@@ -131,6 +134,8 @@ pub const SPECS: [Spec; 4] = [
             F::Hosts,
         ],
         unknown_target: "(unknown destination)",
+        mark_class: "k-conn",
+        mark_color: "#2563eb",
     },
     Spec {
         capability: Capability::Camera,
@@ -142,6 +147,8 @@ pub const SPECS: [Spec; 4] = [
         many: "camera accesses",
         expect_fields: &[F::Ops, F::Path],
         unknown_target: "(unknown device)",
+        mark_class: "k-cam",
+        mark_color: "#dc2626",
     },
     Spec {
         capability: Capability::Microphone,
@@ -153,6 +160,8 @@ pub const SPECS: [Spec; 4] = [
         many: "microphone accesses",
         expect_fields: &[F::Ops, F::Path],
         unknown_target: "(unknown device)",
+        mark_class: "k-mic",
+        mark_color: "#ea580c",
     },
     Spec {
         capability: Capability::File,
@@ -164,6 +173,8 @@ pub const SPECS: [Spec; 4] = [
         many: "file opens",
         expect_fields: &[F::Category, F::Categories, F::MaxBytes, F::Path],
         unknown_target: "(unknown path)",
+        mark_class: "k-sfile",
+        mark_color: "#7c3aed",
     },
 ];
 

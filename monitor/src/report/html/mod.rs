@@ -29,7 +29,7 @@ mod assets;
 mod cells;
 
 use app::{MAX_FILE_ROWS, app_section};
-use assets::{CSS, SCRIPT};
+use assets::{CSS, SCRIPT, capability_css};
 use cells::*;
 
 fn nonce() -> String {
@@ -180,9 +180,10 @@ pub fn render(r: &Analysis) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="emuwatch {ver}">
 <title>emuwatch report: {title}</title>
-<style>{CSS}</style></head><body><main>
+<style>{CSS}{caps}</style></head><body><main>
 <h1>emuwatch report</h1><p class="sub">{apps} · session <code>{dir}</code></p>
 "#,
+        caps = capability_css(),
         ver = esc(s.generator.version),
         title = esc(&apps.join(", ")),
         apps = esc(&apps.join(", ")),

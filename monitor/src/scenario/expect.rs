@@ -272,3 +272,64 @@ fn outcome(e: &Expectation, acc: BTreeMap<(Phase, String, String), Item>) -> Out
         details,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        analysis::summary::Endpoint,
+        event::{Body, Event, HostSource, Proto},
+    };
+
+    fn connect_fact<'a>(ev: &'a Event, host: Option<&str>) -> Fact<'a> {
+        Fact {
+            app: "app",
+            phase: Phase::Closed,
+            ev,
+            what: What::Connect(Endpoint {
+                host: host.map(str::to_string),
+                host_source: host.map(|_| HostSource::Dns),
+                address: "192.0.2.7".parse().unwrap(),
+                port: 443,
+                proto: Proto::Tcp,
+                scope: Some(Scope::Documentation),
+                country: None,
+                asn: None,
+                as_org: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn hosts_filter_counts_only_matching_names() {
+        let s = crate::scenario::Scenario::parse(
+            "name = \"x\"\n[target]\npackage = \"a\"\n[[expect]]\nkind = \"connect\"\nhosts = [\"*.example-tracker.com\"]\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let e = &s.expect[0];
+        let cats = Categories::builtin();
+        let ev = Event {
+            ts: chrono::Utc::now(),
+            body: Body::Marker(crate::event::Marker { label: "x".into() }),
+            pid: 1,
+            tid: 1,
+            ppid: 0,
+            uid: 0,
+            comm: "app".into(),
+            app: Some("app".into()),
+            phase: Some(Phase::Closed),
+        };
+        let hit = contribution(
+            e,
+            &connect_fact(&ev, Some("log-va.example-tracker.com")),
+            &cats,
+        );
+        assert_eq!(
+            hit.map(|h| h.0),
+            Some("connect to log-va.example-tracker.com (192.0.2.7:443/tcp)".to_string())
+        );
+        assert!(contribution(e, &connect_fact(&ev, Some("example.com")), &cats).is_none());
+        assert!(contribution(e, &connect_fact(&ev, None), &cats).is_none());
+    }
+}

@@ -1075,6 +1075,29 @@ max_bytes = 1048576
     }
 
     #[test]
+    fn hosts_expectations_parse_and_apply_to_connects_only() {
+        let base = "name = \"x\"\n[target]\npackage = \"a\"\n[[expect]]\n";
+        let s = parse(&format!(
+            "{base}kind = \"connect\"\nhosts = [\"*.example-tracker.com\", \"api.example.test\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.expect[0].name,
+            "no connect to *.example-tracker.com, api.example.test"
+        );
+        let hosts = s.expect[0].filter.hosts.as_ref().unwrap();
+        assert!(hosts[0].matches("log-va.example-tracker.com"));
+        let e = parse(&format!("{base}kind = \"file\"\nhosts = [\"a.test\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`hosts` does not apply"), "{e}");
+        let e = parse(&format!("{base}kind = \"connect\"\nhosts = [\"a b\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a host name"), "{e}");
+    }
+
+    #[test]
     fn errors_have_line_and_column() {
         for (text, line, col, needle) in [
             (

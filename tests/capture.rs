@@ -2542,14 +2542,67 @@ fn destinations_are_named_by_dns_sni_and_http() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let text = String::from_utf8_lossy(&out.stdout);
-        for name in [
-            "tracker.names.test",
-            "api.names.test",
-            "sni-only.names.test",
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let app = &json["apps"][0];
+        let dests: Vec<(String, String, String)> = app["destinations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["address"] != "127.0.0.77")
+            .map(|d| {
+                (
+                    d["host"].as_str().unwrap_or("-").to_string(),
+                    d["host_source"].as_str().unwrap_or("-").to_string(),
+                    d["address"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let owned = |h: &str, s: &str, a: &str| (h.to_string(), s.to_string(), a.to_string());
+        assert_eq!(
+            dests,
+            [
+                owned("tracker.names.test", "dns", "127.0.0.78"),
+                owned("api.names.test", "dns", "127.0.0.79"),
+                owned("sni-only.names.test", "sni", "127.0.0.80"),
+            ],
+            "{}",
+            app["destinations"]
+        );
+        let fg = &app["phases"][0];
+        assert_eq!(fg["phase"], "foreground");
+        assert_eq!(fg["hosts"]["tracker.names.test"], 1, "{fg}");
+        assert_eq!(fg["hosts"]["sni-only.names.test"], 1, "{fg}");
+        // The text report names destinations first; the HTML timeline has the request path.
+        let text = Command::new(EMUWATCH)
+            .arg("report")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout);
+        for want in [
+            "tracker.names.test (dns)",
+            "sni-only.names.test (sni)",
+            "names foreground:",
         ] {
-            assert!(text.contains(name), "report has no {name}: {text}");
+            assert!(text.contains(want), "text report has no {want:?}: {text}");
         }
+        let html = tmp.path().join("r.html");
+        let o = Command::new(EMUWATCH)
+            .args(["report", "--format", "html", "--out"])
+            .arg(&html)
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let html = std::fs::read_to_string(&html).unwrap();
+        assert!(
+            html.contains("http GET tracker.names.test:"),
+            "HTML timeline has no HTTP request"
+        );
+        assert!(
+            html.contains("/collect?device_id=EMW-4242&amp;v=1"),
+            "HTML has no request path"
+        );
     }
 }
 

@@ -398,7 +398,19 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
                 child = None; // the rest of its tree is followed through events
             }
             // Exits seen as events remove pids; this catches processes whose exit was lost.
-            capture.live_pids.retain(|p| alive(*p));
+            // Whatever a dead process forked before it died is in the ring buffer by now:
+            // read it before dropping the dead, or a daemon it left behind is not yet known
+            // and the recording would stop under it.
+            let dead: Vec<u32> = capture
+                .live_pids
+                .iter()
+                .copied()
+                .filter(|p| !alive(*p))
+                .collect();
+            drain(ring.get_mut(), &mut capture)?;
+            for p in dead {
+                capture.live_pids.remove(&p);
+            }
             if stop_when_exited && capture.live_pids.is_empty() && child.is_none() {
                 break StopReason::TargetsExited;
             }

@@ -1,6 +1,6 @@
 //! Turning ring-buffer records into typed kernel structs. The only place that reads raw bytes.
 use monitor_common::{
-    Event, Header, app_state::AppState, connect::Connect, device::Binder, device::Ioctl,
+    Event, Header, app_state::AppState, binder::BinderCall, connect::Connect, device::Ioctl,
     file::FileOpen, file::FileRead, kind, process::Exec, process::Exit, process::Fork,
     process::Rename, process::Setuid,
 };
@@ -17,7 +17,8 @@ pub enum Raw {
     AppState(Header, AppState),
     /// chdir (path) or fchdir (`dfd`) of a target.
     Chdir(Header, FileOpen),
-    Binder(Header, Binder),
+    /// A binder transaction of a target (`BC_TRANSACTION(_SG)`).
+    BinderCall(Header, BinderCall),
     Rename(Header, Rename),
     /// A target's uid change (the header has the new uid).
     Setuid(Header, Setuid),
@@ -75,7 +76,7 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         kind::IOCTL => as_!(Ioctl, Ioctl),
         kind::APP_STATE => as_!(AppState, AppState),
         kind::CHDIR => as_!(Chdir, FileOpen),
-        kind::BINDER => as_!(Binder, Binder),
+        kind::BINDER_CALL => as_!(BinderCall, BinderCall),
         kind::RENAME => as_!(Rename, Rename),
         kind::SETUID => as_!(Setuid, Setuid),
         other => Err(DecodeError::UnknownKind(other)),

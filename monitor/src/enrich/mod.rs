@@ -297,25 +297,7 @@ impl Enricher {
                 });
                 self.event(&h, body, out);
             }
-            Raw::Binder(h, b) => {
-                // Only calls to a camera service are reported (as camera use).
-                let argv0 = u32::try_from(b.to_proc)
-                    .ok()
-                    .and_then(|p| self.procs.proc.argv0(p))
-                    .unwrap_or_default();
-                if self.devices.is_camera_service(&argv0) {
-                    let body = Body::Camera(event::Device {
-                        op: DeviceOp::ServiceCall,
-                        path: Some(format!(
-                            "binder:{argv0} (pid {}, code {})",
-                            b.to_proc, b.code
-                        )),
-                        result: 0,
-                        error: None,
-                    });
-                    self.event(&h, body, out);
-                }
-            }
+            Raw::BinderCall(h, c) => self.binder_call(h, c, out),
             Raw::AppState(h, a) => {
                 // Attribute to the process whose score changed; the header is the writer.
                 let target = Header {

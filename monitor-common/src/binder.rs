@@ -41,8 +41,9 @@ pub mod btd {
 }
 
 /// Bytes of the parcel copied: enough for the interface token of the longest AOSP interface
-/// names emuwatch's rules know and, after the service manager's token, a service name.
-pub const PARCEL_COPY: usize = 256;
+/// names emuwatch's rules know, a service name after the service manager's token and, in
+/// most content-provider queries, the `content://` URI after the caller's attribution.
+pub const PARCEL_COPY: usize = 512;
 /// Bytes of a service-manager reply copied: status and the flat_binder_object after it.
 pub const REPLY_COPY: usize = 48;
 /// Commands of one write buffer (or read buffer) looked at before giving up.

@@ -4,8 +4,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
-    COMM_LEN,
-    binder::BinderCall, TARGET_FILTER_SLOTS, config,
+    COMM_LEN, TARGET_FILTER_SLOTS,
+    binder::BinderCall,
+    config,
     connect::Connect,
     device::Ioctl,
     file::{FdKey, FileOpen, ReadAgg},

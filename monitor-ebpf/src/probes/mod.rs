@@ -7,4 +7,3 @@ pub mod device;
 pub mod file;
 pub mod process;
 pub mod raw_syscalls;
-

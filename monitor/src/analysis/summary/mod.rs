@@ -234,7 +234,7 @@ impl AppReport {
             }
             parts.push(match cap.spec().category {
                 Category::Network => destinations_words(&found),
-                Category::Devices => {
+                Category::Devices | Category::Services => {
                     let n: u64 = found.iter().map(|f| f.seen.count).sum();
                     format!("{cap} x{n}")
                 }

@@ -52,6 +52,13 @@ pub const MAX_COMMANDS: u32 = 8;
 /// `BinderCall::state` in the per-thread pending slot.
 pub const STATE_NONE: u32 = 0;
 pub const STATE_PENDING: u32 = 1;
+/// A service-manager lookup whose ioctl returned before its reply: the thread's next
+/// `BINDER_WRITE_READ` ioctls (up to `MAX_REPLY_WAITS`) are searched for it.
+pub const STATE_AWAIT_REPLY: u32 = 2;
+pub const MAX_REPLY_WAITS: u32 = 4;
+/// `BR_DEAD_REPLY` / `BR_FAILED_REPLY`: the call failed, no reply will come.
+pub const BR_DEAD_REPLY: u32 = 0x7205;
+pub const BR_FAILED_REPLY: u32 = 0x7211;
 
 /// One `BC_TRANSACTION` / `BC_TRANSACTION_SG` of a target. Parsed at ioctl entry, kept per
 /// thread, completed with the callee by `binder/binder_transaction` where that tracepoint
@@ -82,7 +89,8 @@ pub struct BinderCall {
     pub reply_copied: u32,
     /// Further transactions in the same write buffer, not decoded.
     pub more: u32,
-    pub _pad: u32,
+    /// Ioctls waited for the reply (`STATE_AWAIT_REPLY`).
+    pub waits: u32,
     /// Monotonic time at ioctl entry.
     pub enter_ns: u64,
     /// The caller's `struct binder_write_read *` (to find the reply at exit).

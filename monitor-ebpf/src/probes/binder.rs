@@ -12,8 +12,9 @@ use aya_ebpf::{
 };
 use monitor_common::{
     binder::{
-        BC_TRANSACTION, BC_TRANSACTION_SG, BR_REPLY, BinderCall, MAX_COMMANDS, PARCEL_COPY,
-        REPLY_COPY, STATE_NONE, STATE_PENDING, btd, bwr,
+        BC_TRANSACTION, BC_TRANSACTION_SG, BR_DEAD_REPLY, BR_FAILED_REPLY, BR_REPLY, BinderCall,
+        MAX_COMMANDS, MAX_REPLY_WAITS, PARCEL_COPY, REPLY_COPY, STATE_AWAIT_REPLY, STATE_NONE,
+        STATE_PENDING, TF_ONE_WAY, btd, bwr,
     },
     kind,
 };
@@ -82,6 +83,17 @@ pub fn write_read_enter(arg: u64, enter_ns: u64) {
         return;
     }
     let (at, more) = find_transaction(buf + consumed, buf + size);
+    if let Some(p) = PENDING_BINDER.get_ptr_mut(&task.tid)
+        && unsafe { (*p).state } == STATE_AWAIT_REPLY
+    {
+        if at == 0 {
+            // Still waiting for a lookup's reply: this ioctl's read buffer may have it.
+            unsafe { (*p).bwr = arg };
+            return;
+        }
+        // A new call before the reply came: send the lookup without it.
+        emit(&task, p);
+    }
     if at == 0 {
         return;
     }
@@ -101,6 +113,7 @@ pub fn write_read_enter(arg: u64, enter_ns: u64) {
         c.to_thread = 0;
         c.result = 0;
         c.more = more;
+        c.waits = 0;
         c.reply_copied = 0;
         c.enter_ns = enter_ns;
         c.bwr = arg;
@@ -162,7 +175,9 @@ pub fn transaction(ctx: &TracePointContext, to_proc_off: usize, to_thread_off: u
     }
 }
 
-/// ioctl exit of a possible target: send this thread's pending call, if any.
+/// ioctl exit of a possible target: send this thread's pending call, if any. A sync call to
+/// the service manager waits for its reply (`STATE_AWAIT_REPLY`) when this ioctl returned
+/// before it.
 #[inline(always)]
 pub fn write_read_exit(task: &Ids, ret: i64) {
     let Some(slot) = PENDING_BINDER.get_ptr_mut(&task.tid) else {
@@ -170,32 +185,50 @@ pub fn write_read_exit(task: &Ids, ret: i64) {
     };
     unsafe {
         let c = &mut *slot;
-        if c.state != STATE_PENDING {
+        if c.state == STATE_PENDING {
+            c.result = ret as i32;
+            if c.handle != 0 || ret != 0 || c.flags & TF_ONE_WAY != 0 {
+                emit(task, slot);
+                return;
+            }
+        } else if c.state != STATE_AWAIT_REPLY {
             return;
         }
-        c.result = ret as i32;
-        if c.handle == 0 && ret == 0 && c.flags & monitor_common::binder::TF_ONE_WAY == 0 {
-            read_reply(c);
+        let done = ret != 0 || read_reply(c) || c.waits >= MAX_REPLY_WAITS;
+        if done {
+            emit(task, slot);
+        } else {
+            c.state = STATE_AWAIT_REPLY;
+            c.waits += 1;
         }
-        if let Some(mut entry) = reserve::<BinderCall>(kind::BINDER_CALL, task) {
-            let ev = entry.as_mut_ptr();
-            copy_payload(&raw mut (*ev).payload, slot);
-            (*ev).header.ts_ns = c.enter_ns;
-            submit(entry);
-        }
-        c.state = STATE_NONE;
     }
 }
 
-/// The first bytes of the `BR_REPLY` parcel in the read buffer the driver just filled.
+/// Send the call in `slot` and free the slot. The record's time is the ioctl entry's.
 #[inline(always)]
-fn read_reply(c: &mut BinderCall) {
+fn emit(task: &Ids, slot: *mut BinderCall) {
+    unsafe {
+        if let Some(mut entry) = reserve::<BinderCall>(kind::BINDER_CALL, task) {
+            let ev = entry.as_mut_ptr();
+            copy_payload(&raw mut (*ev).payload, slot);
+            (*ev).payload.state = STATE_PENDING;
+            (*ev).header.ts_ns = (*slot).enter_ns;
+            submit(entry);
+        }
+        (*slot).state = STATE_NONE;
+    }
+}
+
+/// The first bytes of the `BR_REPLY` parcel in the read buffer the driver just filled. True
+/// when the call is over: its reply (or its failure) was there.
+#[inline(always)]
+fn read_reply(c: &mut BinderCall) -> bool {
     let Ok(b) = (unsafe { bpf_probe_read_user(c.bwr as *const [u64; 6]) }) else {
-        return;
+        return false;
     };
     let (consumed, buf) = (b[bwr::READ_CONSUMED / 8], b[bwr::READ_BUFFER / 8]);
     if consumed == 0 || buf == 0 {
-        return;
+        return false;
     }
     let end = buf + consumed;
     let mut p = buf;
@@ -209,10 +242,13 @@ fn read_reply(c: &mut BinderCall) {
             at = p + 4;
             break;
         }
+        if cmd == BR_DEAD_REPLY || cmd == BR_FAILED_REPLY {
+            return true;
+        }
         p += 4 + ioc_size(cmd);
     }
     if at == 0 {
-        return;
+        return false;
     }
     let size = user_u64(at + btd::DATA_SIZE as u64);
     let data = user_u64(at + btd::BUFFER as u64);
@@ -229,4 +265,5 @@ fn read_reply(c: &mut BinderCall) {
     {
         c.reply_copied = n;
     }
+    true
 }

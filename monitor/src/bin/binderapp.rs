@@ -68,10 +68,9 @@ fn pid() -> u32 {
     std::process::id()
 }
 
-/// An open, mapped binder fd.
+/// An open binder fd, mapped (the driver puts received parcels in the mapping).
 struct Binder {
     fd: i32,
-    map: *mut libc::c_void,
 }
 
 impl Binder {
@@ -96,14 +95,13 @@ impl Binder {
         if map == libc::MAP_FAILED {
             die(&format!("mmap binder: {}", std::io::Error::last_os_error()));
         }
-        Binder { fd, map }
+        Binder { fd }
     }
 
-    fn close(self) {
-        unsafe {
-            libc::munmap(self.map, MAP_SIZE);
-            libc::close(self.fd);
-        }
+    /// Close the fd inherited from the parent. Its mapping was not: the kernel marks binder
+    /// mappings VM_DONTCOPY, and the new fd's mapping may now sit at the same address.
+    fn close_inherited(self) {
+        unsafe { libc::close(self.fd) };
     }
 
     /// One BINDER_WRITE_READ: writes `w`, reads into `r`; returns the bytes read.
@@ -178,7 +176,10 @@ impl Parcel {
         put32(&mut self.data, ty);
         put32(&mut self.data, 0x17f); // FLAT_BINDER_FLAG_ACCEPTS_FDS | priority 0x7f
         put64(&mut self.data, value);
-        put64(&mut self.data, if ty == BINDER_TYPE_BINDER { value } else { 0 });
+        put64(
+            &mut self.data,
+            if ty == BINDER_TYPE_BINDER { value } else { 0 },
+        );
         self
     }
 }
@@ -346,11 +347,16 @@ fn ready(path: &str) {
 fn servicemanager(ready_file: &str) -> ! {
     let b = Binder::open();
     let zero: i32 = 0;
-    if unsafe { libc::ioctl(b.fd, BINDER_SET_CONTEXT_MGR as _, &zero) } != 0 {
-        die(&format!(
-            "BINDER_SET_CONTEXT_MGR: {} (is another service manager running?)",
-            std::io::Error::last_os_error()
-        ));
+    // The previous service manager's release is deferred by the kernel: retry a while.
+    let t = Instant::now();
+    while unsafe { libc::ioctl(b.fd, BINDER_SET_CONTEXT_MGR as _, &zero) } != 0 {
+        if t.elapsed() > Duration::from_secs(10) {
+            die(&format!(
+                "BINDER_SET_CONTEXT_MGR: {} (is another service manager running?)",
+                std::io::Error::last_os_error()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
     ready(ready_file);
     let mut names: HashMap<String, u32> = HashMap::new();
@@ -364,7 +370,10 @@ fn servicemanager(ready_file: &str) -> ! {
             reply.i32(-1);
             return reply;
         };
-        debug(&format!("servicemanager: code {} name {name:?} layout {layout}", t.code));
+        debug(&format!(
+            "servicemanager: code {} name {name:?} layout {layout}",
+            t.code
+        ));
         match t.code {
             // addService(name, binder, ...): the kernel turned the binder into our handle.
             3 => {
@@ -378,7 +387,10 @@ fn servicemanager(ready_file: &str) -> ! {
                     b.write_read(&w, &mut []);
                     names.insert(name, h);
                 } else {
-                    debug(&format!("addService {name:?}: no handle at {o}: {:x?}", &t.data));
+                    debug(&format!(
+                        "addService {name:?}: no handle at {o}: {:x?}",
+                        &t.data
+                    ));
                 }
                 reply.i32(0);
             }
@@ -425,7 +437,10 @@ fn string16(d: &[u8], o: usize) -> Option<(String, usize)> {
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .collect();
-    Some((String::from_utf16_lossy(&units), (o + 4 + 2 * len + 2 + 3) & !3))
+    Some((
+        String::from_utf16_lossy(&units),
+        (o + 4 + 2 * len + 2 + 3) & !3,
+    ))
 }
 
 fn services(ready_file: &str, names: &[String]) -> ! {
@@ -500,7 +515,7 @@ fn daemonize(app: &mut App) {
     }
     // A process of its own needs a binder fd of its own.
     let old = std::mem::replace(&mut app.binder, Binder::open());
-    old.close();
+    old.close_inherited();
     app.pending.clear();
     app.handles.clear();
     out(format!(
@@ -534,7 +549,9 @@ fn app(steps: &[String]) {
             "call" => {
                 let parts: Vec<&str> = v.split(',').collect();
                 if parts.len() < 3 {
-                    die(&format!("bad step {s:?}: call=NAME,INTERFACE,CODE[,oneway][,uri=U]"));
+                    die(&format!(
+                        "bad step {s:?}: call=NAME,INTERFACE,CODE[,oneway][,uri=U]"
+                    ));
                 }
                 let code: u32 = parts[2]
                     .parse()
@@ -584,6 +601,8 @@ fn main() {
         Some("servicemanager") if args.len() == 2 => servicemanager(&args[1]),
         Some("services") if args.len() >= 3 => services(&args[1], &args[2..]),
         Some("app") => app(&args[1..]),
-        _ => die("usage: emuwatch-binderapp servicemanager READY | services READY NAME... | app STEP..."),
+        _ => die(
+            "usage: emuwatch-binderapp servicemanager READY | services READY NAME... | app STEP...",
+        ),
     }
 }

@@ -5,7 +5,7 @@ use monitor_common::{
     process::Rename, process::Setuid,
 };
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Raw {
     Fork(Header, Fork),
     Exec(Header, Exec),
@@ -18,7 +18,7 @@ pub enum Raw {
     /// chdir (path) or fchdir (`dfd`) of a target.
     Chdir(Header, FileOpen),
     /// A binder transaction of a target (`BC_TRANSACTION(_SG)`).
-    BinderCall(Header, BinderCall),
+    BinderCall(Header, Box<BinderCall>),
     Rename(Header, Rename),
     /// A target's uid change (the header has the new uid).
     Setuid(Header, Setuid),
@@ -76,7 +76,10 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         kind::IOCTL => as_!(Ioctl, Ioctl),
         kind::APP_STATE => as_!(AppState, AppState),
         kind::CHDIR => as_!(Chdir, FileOpen),
-        kind::BINDER_CALL => as_!(BinderCall, BinderCall),
+        kind::BINDER_CALL => {
+            let e = read::<BinderCall>(bytes)?;
+            Ok(Raw::BinderCall(e.header, Box::new(e.payload)))
+        }
         kind::RENAME => as_!(Rename, Rename),
         kind::SETUID => as_!(Setuid, Setuid),
         other => Err(DecodeError::UnknownKind(other)),

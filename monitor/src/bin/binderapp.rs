@@ -156,7 +156,7 @@ impl Parcel {
             self.data.extend(u.to_le_bytes());
         }
         self.data.extend([0, 0]);
-        while self.data.len() % 4 != 0 {
+        while !self.data.len().is_multiple_of(4) {
             self.data.push(0);
         }
         self

@@ -371,7 +371,7 @@ mod tests {
                 p.extend(u.to_le_bytes());
             }
             p.extend([0, 0]);
-            while p.len() % 4 != 0 {
+            while !p.len().is_multiple_of(4) {
                 p.push(0);
             }
         };

@@ -314,7 +314,7 @@ impl Enricher {
                 });
                 self.event(&h, body, out);
             }
-            Raw::BinderCall(h, c) => self.binder_call(h, c, out),
+            Raw::BinderCall(h, c) => self.binder_call(h, &c, out),
             Raw::AppState(h, a) => {
                 // Attribute to the process whose score changed; the header is the writer.
                 let target = Header {
@@ -403,7 +403,7 @@ impl Enricher {
     fn binder_call(
         &mut self,
         h: Header,
-        c: monitor_common::binder::BinderCall,
+        c: &monitor_common::binder::BinderCall,
         out: &mut Vec<Event>,
     ) {
         use monitor_common::binder::{PARCEL_COPY, REPLY_COPY, TF_ONE_WAY};

@@ -116,6 +116,9 @@ pub struct Spec {
     pub expect_fields: &'static [ExpectField],
     /// The target of a finding whose path/address is unknown.
     pub unknown_target: &'static str,
+    /// Its marks on the HTML timeline: CSS class and colour (files: the sensitive ones).
+    pub mark_class: &'static str,
+    pub mark_color: &'static str,
 }
 
 use ExpectField as F;
@@ -137,6 +140,8 @@ pub const SPECS: [Spec; 11] = [
             F::Scopes,
         ],
         unknown_target: "(unknown destination)",
+        mark_class: "k-conn",
+        mark_color: "#2563eb",
     },
     Spec {
         capability: Capability::Camera,
@@ -148,6 +153,8 @@ pub const SPECS: [Spec; 11] = [
         many: "camera accesses",
         expect_fields: &[F::Ops, F::Path],
         unknown_target: "(unknown device)",
+        mark_class: "k-cam",
+        mark_color: "#dc2626",
     },
     Spec {
         capability: Capability::Microphone,
@@ -159,6 +166,8 @@ pub const SPECS: [Spec; 11] = [
         many: "microphone accesses",
         expect_fields: &[F::Ops, F::Path],
         unknown_target: "(unknown device)",
+        mark_class: "k-mic",
+        mark_color: "#ea580c",
     },
     Spec {
         capability: Capability::File,
@@ -170,6 +179,8 @@ pub const SPECS: [Spec; 11] = [
         many: "file opens",
         expect_fields: &[F::Category, F::Categories, F::MaxBytes, F::Path],
         unknown_target: "(unknown path)",
+        mark_class: "k-sfile",
+        mark_color: "#7c3aed",
     },
     Spec {
         capability: Capability::Location,
@@ -181,6 +192,8 @@ pub const SPECS: [Spec; 11] = [
         many: "location requests",
         expect_fields: &[F::Ops, F::Path],
         unknown_target: "(unknown service)",
+        mark_class: "k-loc",
+        mark_color: "#0d9488",
     },
     Spec {
         capability: Capability::DeviceIdentifier,
@@ -192,6 +205,8 @@ pub const SPECS: [Spec; 11] = [
         many: "device identifier reads",
         expect_fields: &[F::Ops, F::Path],
         unknown_target: "(unknown service)",
+        mark_class: "k-ident",
+        mark_color: "#be185d",
     },
     Spec {
         capability: Capability::Clipboard,
@@ -203,6 +218,8 @@ pub const SPECS: [Spec; 11] = [
         many: "clipboard accesses",
         expect_fields: &[F::Ops, F::Path],
         unknown_target: "(unknown service)",
+        mark_class: "k-clip",
+        mark_color: "#ca8a04",
     },
     Spec {
         capability: Capability::Contacts,
@@ -214,6 +231,8 @@ pub const SPECS: [Spec; 11] = [
         many: "contacts queries",
         expect_fields: &[F::Ops, F::Path],
         unknown_target: "(unknown service)",
+        mark_class: "k-contacts",
+        mark_color: "#4d7c0f",
     },
     Spec {
         capability: Capability::InstalledApps,
@@ -225,6 +244,8 @@ pub const SPECS: [Spec; 11] = [
         many: "installed-apps queries",
         expect_fields: &[F::Ops, F::Path],
         unknown_target: "(unknown service)",
+        mark_class: "k-apps",
+        mark_color: "#0369a1",
     },
     Spec {
         capability: Capability::Wifi,
@@ -236,6 +257,8 @@ pub const SPECS: [Spec; 11] = [
         many: "Wi-Fi queries",
         expect_fields: &[F::Ops, F::Path],
         unknown_target: "(unknown service)",
+        mark_class: "k-wifi",
+        mark_color: "#6d28d9",
     },
     Spec {
         capability: Capability::Accounts,
@@ -247,6 +270,8 @@ pub const SPECS: [Spec; 11] = [
         many: "accounts queries",
         expect_fields: &[F::Ops, F::Path],
         unknown_target: "(unknown service)",
+        mark_class: "k-accounts",
+        mark_color: "#9f1239",
     },
 ];
 
@@ -361,6 +386,51 @@ values! {
         /// benchmarking, IETF protocol assignments, 100::/64 discard, outside 2000::/3).
         Reserved => "reserved",
         Public => "public",
+    }
+}
+
+values! {
+    /// `session.json`: why the recording ended.
+    StopReason {
+        /// Every target process exited.
+        TargetsExited => "targets_exited",
+        /// `--duration` (or a scenario's `[record] duration`) passed.
+        Duration => "duration",
+        /// SIGINT or SIGTERM.
+        Signal => "signal",
+        /// A stop request over the control socket (`emuwatch run` when its steps are done).
+        StopRequest => "stop_request",
+        /// An error stopped the recording (the error was printed).
+        Error => "error",
+    }
+}
+
+values! {
+    /// `lost` events and `session.json` `lost.by_reason`: why the kernel could not deliver
+    /// events. Declared in the order of the kernel's loss counter slots
+    /// (monitor-ebpf `maps::loss`); `slot` maps one to the other.
+    LossReason {
+        /// The ring buffer was full.
+        RingBufferFull => "ring_buffer_full",
+        /// A per-thread pending-syscall map was full.
+        PendingMapFull => "pending_map_full",
+        /// The per-fd read aggregate map was full: reads on that file were not counted.
+        FdTableFull => "fd_table_full",
+        /// A 32-bit (compat) target's syscall on the raw path: not decoded.
+        CompatSyscallNotDecoded => "compat_syscall_not_decoded",
+    }
+}
+
+impl LossReason {
+    /// The kernel's loss counter slot for this reason.
+    pub fn slot(self) -> u32 {
+        use monitor_common::loss;
+        match self {
+            LossReason::RingBufferFull => loss::RINGBUF_FULL,
+            LossReason::PendingMapFull => loss::PENDING_FULL,
+            LossReason::FdTableFull => loss::FD_TABLE_FULL,
+            LossReason::CompatSyscallNotDecoded => loss::COMPAT_SYSCALL,
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! `emuwatch record`: choose targets, load and attach the probes, run the capture until the
 //! targets have exited, the duration is over, or Ctrl-C / SIGTERM.
+use crate::event::StopReason;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -292,7 +293,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     let attached = kernel.attach();
     writer.info.probes = kernel.probes.clone();
     if let Err(e) = attached {
-        writer.info.stop_reason = Some("error".into());
+        writer.info.stop_reason = Some(StopReason::Error);
         writer.info.ended_at = Some(Utc::now());
         writer.write_info()?;
         return Err(e);
@@ -352,6 +353,9 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         .map_err(|e| anyhow::anyhow!("register the ring buffer with the event loop: {e}"))?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    // The command's exit wakes the loop at once (no waiting for the next sweep).
+    let mut sigchld = signal(SignalKind::child())?;
+    let mut sweep_now = false;
     let mut tick = tokio::time::interval(opts.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
@@ -374,12 +378,13 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
                 if let Ok((stream, _)) = conn
                     && crate::control::serve(stream, &mut capture).await
                 {
-                    break "stop_request";
+                    break StopReason::StopRequest;
                 }
             }
-            _ = sigterm.recv() => break "signal",
-            _ = sigint.recv() => break "signal",
-            _ = tokio::time::sleep_until(sleep_until) => break "duration",
+            _ = sigterm.recv() => break StopReason::Signal,
+            _ = sigint.recv() => break StopReason::Signal,
+            _ = sigchld.recv() => sweep_now = true,
+            _ = tokio::time::sleep_until(sleep_until) => break StopReason::Duration,
         }
         capture.writer.flush()?;
         capture.live.tick();
@@ -389,16 +394,17 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
             capture.check_lost()?;
         }
         if (stop_when_exited || child.is_some())
-            && now.duration_since(last_sweep) >= Duration::from_millis(200)
+            && (sweep_now || now.duration_since(last_sweep) >= Duration::from_millis(200))
         {
             last_sweep = now;
+            sweep_now = false;
             if child.is_some_and(reaped) {
                 child = None; // the rest of its tree is followed through events
             }
             // Exits seen as events remove pids; this catches processes whose exit was lost.
             capture.live_pids.retain(|p| alive(*p));
             if stop_when_exited && capture.live_pids.is_empty() && child.is_none() {
-                break "targets_exited";
+                break StopReason::TargetsExited;
             }
         }
     };
@@ -413,7 +419,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     drop(kernel); // detach probes before the final write
     let mut writer = capture.writer;
     writer.info.ended_at = Some(Utc::now());
-    writer.info.stop_reason = Some(stop_reason.into());
+    writer.info.stop_reason = Some(stop_reason);
     writer.info.complete = writer.info.lost.total == 0 && writer.info.lost.undecodable == 0;
     let dir = writer.dir().to_path_buf();
     let info = writer.finish()?;

@@ -23,14 +23,6 @@ pub use probes::{BtfUse, CgroupHooks, Plan, ProbeStatus, SyscallProbes};
 pub(crate) static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor.bpf.o"));
 
-/// Loss counter slots, as monitor-ebpf's `maps::loss` numbers them.
-pub const LOSS_REASONS: [(u32, &str); 4] = [
-    (0, "ring_buffer_full"),
-    (1, "pending_map_full"),
-    (2, "fd_table_full"),
-    (3, "compat_syscall_not_decoded"),
-];
-
 /// Which hooks to use, on `record`, `doctor` and `run` (environment variables give the
 /// defaults, so a whole test suite can be run on either path).
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
@@ -75,6 +67,24 @@ pub struct Kernel {
     pub tracefs_mounted_by_us: bool,
     pub cgroup2: Option<PathBuf>,
     pub plan: Plan,
+    /// The attached programs' links, detached together when the `Kernel` is dropped.
+    links: Vec<probes::Link>,
+    /// The kernel BTF as aya reads it, being parsed (`None`: `--btf off`).
+    aya_btf: Option<std::thread::JoinHandle<Option<Btf>>>,
+}
+
+impl Drop for Kernel {
+    /// Detach every program at once: each detach waits for the kernel's RCU grace period
+    /// (tens of ms), and detaches in parallel threads share their grace periods, where one
+    /// after another they add up to seconds.
+    fn drop(&mut self) {
+        let links = std::mem::take(&mut self.links);
+        std::thread::scope(|s| {
+            for link in links {
+                s.spawn(move || drop(link));
+            }
+        });
+    }
 }
 
 /// What to watch; written into the kernel's target maps before anything attaches.
@@ -104,6 +114,10 @@ impl Kernel {
         // Fails without CAP_SYS_RESOURCE; harmless on >= 5.11 kernels, which account BPF
         // memory to the cgroup instead (doctor reports it).
         let _ = system::raise_memlock();
+        // aya's parse of the kernel BTF, for the tp_btf programs at attach, runs beside the
+        // rest of loading (the loader below parses its own copy).
+        let aya_btf = (opts.probes.btf == BtfUse::Auto)
+            .then(|| std::thread::spawn(|| Btf::from_sys_fs().ok()));
         let (tracefs, tracefs_mounted_by_us) = system::ensure_tracefs()?;
         let cgroup2 = system::cgroup2_mount()?;
         let (syscall_probes, syscall_probes_reason) =
@@ -112,11 +126,13 @@ impl Kernel {
             BtfUse::Auto => std::fs::read("/sys/kernel/btf/vmlinux").ok(),
             BtfUse::Off => None,
         };
-        let offsets = vmlinux.as_deref().and_then(btf::task_offsets);
-        let exit_args = vmlinux
-            .as_deref()
-            .and_then(|b| btf::tracepoint_args(b, "sched_process_exit"))
+        let parsed = vmlinux.as_deref().and_then(btf::Vmlinux::parse);
+        let offsets = parsed.as_ref().and_then(btf::task_offsets);
+        let exit_args = parsed
+            .as_ref()
+            .and_then(|v| v.tracepoint_args("sched_process_exit"))
             .unwrap_or(0) as u32;
+        drop(parsed);
         let plan = Plan {
             syscall_probes,
             syscall_probes_reason,
@@ -227,6 +243,8 @@ impl Kernel {
             tracefs_mounted_by_us,
             cgroup2,
             plan,
+            links: Vec::new(),
+            aya_btf,
         })
     }
 
@@ -300,13 +318,17 @@ impl Kernel {
     /// Attach every probe; fails (with the per-probe table kept in `self.probes`) when a
     /// required probe could not attach.
     pub fn attach(&mut self) -> Result<()> {
-        let btf = Btf::from_sys_fs().ok();
-        let btf = btf.filter(|_| self.plan.btf);
+        let btf = self
+            .aya_btf
+            .take()
+            .and_then(|h| h.join().ok().flatten())
+            .filter(|_| self.plan.btf);
         self.probes = probes::attach_all(
             &mut self.ebpf,
             &self.plan,
             btf.as_ref(),
             self.cgroup2.as_deref(),
+            &mut self.links,
         );
         let missing: Vec<String> = self
             .probes

@@ -136,7 +136,7 @@ pub fn build(cx: &Context) -> Summary {
             started_at: format_ts(&info.started_at),
             ended_at: info.ended_at.as_ref().map(format_ts),
             duration_s: secs(info.started_at, info.ended_at.unwrap_or(frame.end)),
-            stop_reason: info.stop_reason.clone(),
+            stop_reason: info.stop_reason,
             hostname: info.hostname.clone(),
             kernel: info.kernel.release.clone(),
             machine: info.kernel.machine.clone(),

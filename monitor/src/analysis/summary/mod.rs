@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::categories::CategoryInfo;
 use crate::{
     capability::{Capability, Category},
-    event::{DeviceOp, Phase, PhaseReason, Proto, Scope},
+    event::{DeviceOp, LossReason, Phase, PhaseReason, Proto, Scope, StopReason},
     geo::SourceInfo,
     session::TargetSpec,
 };
@@ -45,7 +45,7 @@ pub struct SessionSummary {
     pub started_at: String,
     pub ended_at: Option<String>,
     pub duration_s: f64,
-    pub stop_reason: Option<String>,
+    pub stop_reason: Option<StopReason>,
     pub hostname: String,
     pub kernel: String,
     pub machine: String,
@@ -64,7 +64,7 @@ pub struct Completeness {
     /// The recording ended normally (session.json has an end time).
     pub ended: bool,
     pub lost_total: u64,
-    pub lost_by_reason: BTreeMap<String, u64>,
+    pub lost_by_reason: BTreeMap<LossReason, u64>,
     pub undecodable: u64,
     /// Sum of the `lost` events in the timeline.
     pub lost_in_timeline: u64,

@@ -78,7 +78,7 @@ fn timeline(o: &mut String, timeline_svg: &str, lanes_hidden: usize) {
         o,
         r#"<div class="tl-wrap">{timeline_svg}</div><div class="legend">"#
     );
-    for k in MarkKind::ALL {
+    for k in MarkKind::all() {
         let _ = write!(
             o,
             r#"<span><i class="{}"></i>{}</span>"#,

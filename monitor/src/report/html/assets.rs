@@ -48,7 +48,6 @@ svg .marker line{stroke:#374151;stroke-dasharray:2 3}svg .marker text{fill:#3741
 svg .lc polygon{fill:#16a34a;stroke:#14532d;stroke-width:1}svg .lc-restart polygon{fill:#dc2626;stroke:#7f1d1d}svg .lc-relaunch polygon{fill:#2563eb;stroke:#1e3a8a}svg .lc-close path{stroke:#111827;stroke-width:2.5}svg .lc-survived circle{fill:none;stroke:#dc2626;stroke-width:2}
 table.lifecycle tr.lc-restart td,table.lifecycle tr.lc-survived td{color:#991b1b}
 svg .mk{cursor:pointer}svg .mk:hover,svg .mk:focus{outline:none;filter:drop-shadow(0 0 2px #111)}
-.k-conn{fill:#2563eb;background:#2563eb}.k-cam{fill:#dc2626;background:#dc2626}.k-mic{fill:#ea580c;background:#ea580c}.k-sfile{fill:#7c3aed;background:#7c3aed}
 .k-file{fill:#9ca3af;background:#9ca3af}.k-proc{fill:#111827;background:#111827}.k-state{fill:#0d9488;background:#0d9488}
 .legend{display:flex;flex-wrap:wrap;gap:6px 16px;margin:8px 2px;color:#374151;font-size:12.5px}
 .legend span{display:inline-flex;align-items:center;gap:6px}
@@ -71,3 +70,17 @@ pub(super) const SCRIPT: &str = r#"
   document.documentElement.setAttribute('data-ready','1');
 })();
 "#;
+
+/// The colours of the capabilities' timeline marks, from the capability table.
+pub(super) fn capability_css() -> String {
+    crate::capability::SPECS
+        .iter()
+        .map(|s| {
+            format!(
+                ".{c}{{fill:{k};background:{k}}}",
+                c = s.mark_class,
+                k = s.mark_color
+            )
+        })
+        .collect()
+}

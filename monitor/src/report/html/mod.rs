@@ -29,7 +29,7 @@ mod assets;
 mod cells;
 
 use app::{MAX_FILE_ROWS, app_section};
-use assets::{CSS, SCRIPT};
+use assets::{CSS, SCRIPT, capability_css};
 use cells::*;
 
 fn nonce() -> String {
@@ -82,7 +82,7 @@ fn head_facts(o: &mut String, s: &Summary) {
             esc(&pretty_ts(&ss.started_at)),
             ss.duration_s,
             match (&ss.ended_at, &ss.stop_reason) {
-                (Some(_), Some(r)) => format!("stopped: {}", t(r)),
+                (Some(_), Some(r)) => format!("stopped: {r}"),
                 (Some(_), None) => "ended".into(),
                 (None, _) => "<b>not finished</b>".into(),
             }
@@ -117,7 +117,7 @@ fn head_facts(o: &mut String, s: &Summary) {
             let reasons: Vec<String> = c
                 .lost_by_reason
                 .iter()
-                .map(|(k, v)| format!("{} {v}", t(k)))
+                .map(|(k, v)| format!("{k} {v}"))
                 .collect();
             format!(
                 "<b>{}</b>{} · undecodable {} — <b>incomplete</b>",
@@ -180,9 +180,10 @@ pub fn render(r: &Analysis) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="emuwatch {ver}">
 <title>emuwatch report: {title}</title>
-<style>{CSS}</style></head><body><main>
+<style>{CSS}{caps}</style></head><body><main>
 <h1>emuwatch report</h1><p class="sub">{apps} · session <code>{dir}</code></p>
 "#,
+        caps = capability_css(),
         ver = esc(s.generator.version),
         title = esc(&apps.join(", ")),
         apps = esc(&apps.join(", ")),

@@ -2478,7 +2478,10 @@ fn binder_calls_become_capabilities_per_phase() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("read the clipboard"), "{text}");
+    assert!(
+        text.contains("read the clipboard 3 times after close"),
+        "the headline: {text}"
+    );
 }
 
 /// Android 10 parcels (no `SYST` header; the service manager's reply is the binder alone),

@@ -310,14 +310,25 @@ impl Capability {
         let target = target.unwrap_or(self.spec().unknown_target);
         match self {
             Capability::Connect => format!("connect to {target}"),
-            Capability::Location => format!("asked for the location: {target}"),
-            Capability::DeviceIdentifier => format!("read a device identifier: {target}"),
-            Capability::Clipboard => format!("read the clipboard: {target}"),
-            Capability::Contacts => format!("queried the contacts: {target}"),
-            Capability::InstalledApps => format!("listed the installed apps: {target}"),
-            Capability::Wifi => format!("queried Wi-Fi: {target}"),
-            Capability::Accounts => format!("queried the accounts: {target}"),
+            c if c.spec().category == Category::Services => format!("{}: {target}", c.action()),
             _ => format!("{self} {target}"),
+        }
+    }
+
+    /// What the app did, for the report's headline: "read the clipboard" (3 times after close).
+    pub fn action(self) -> &'static str {
+        match self {
+            Capability::Connect => "connected",
+            Capability::Camera => "used the camera",
+            Capability::Microphone => "used the microphone",
+            Capability::File => "read files",
+            Capability::Location => "asked for the location",
+            Capability::DeviceIdentifier => "read a device identifier",
+            Capability::Clipboard => "read the clipboard",
+            Capability::Contacts => "queried the contacts",
+            Capability::InstalledApps => "listed the installed apps",
+            Capability::Wifi => "queried Wi-Fi",
+            Capability::Accounts => "queried the accounts",
         }
     }
 

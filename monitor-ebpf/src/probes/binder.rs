@@ -5,7 +5,7 @@
 //! the same ioctl in the caller's context and adds the callee. At ioctl exit the call is sent;
 //! for calls to handle 0 (the service manager) the reply's first bytes go with it, so userspace
 //! learns which handle names which service. Every other task pays the `cmd` comparison in
-//! `device::ioctl_enter` and, for binder ioctls, one array load of the target filter.
+//! `device::ioctl_enter` and, for binder ioctls, the target check (`is_current_target`).
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, generated},
     programs::TracePointContext,

@@ -350,7 +350,7 @@ impl Handles {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
 
     /// A parcel as libbinder writes it: `writeInterfaceToken` then a `String16`.

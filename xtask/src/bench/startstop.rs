@@ -46,9 +46,17 @@ fn now_s() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// The command the tools run: writes the wall-clock time it started into `stamp`.
-fn stamp_command(stamp: &Path) -> String {
-    format!("date +%s.%N > {}", stamp.display())
+/// The command the tools run, a script that writes the wall-clock time it started into
+/// `stamp` (bpftrace's `-c` splits its argument at spaces, without quoting).
+fn stamp_script(dir: &Path, stamp: &Path) -> Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("startstop-stamp.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ndate +%s.%N > {}\n", stamp.display()),
+    )?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    Ok(script)
 }
 
 /// Run `c` once: (start, total) in seconds.
@@ -78,6 +86,15 @@ fn time_one(mut c: Command, stamp: &Path) -> Result<(f64, f64)> {
     Ok(started - launched).map(|s| (s, total))
 }
 
+/// The tracefs category of tracepoint `name` (`sys_enter` → `raw_syscalls`).
+fn category_of(name: &str) -> Option<String> {
+    std::fs::read_dir("/sys/kernel/tracing/events")
+        .ok()?
+        .flatten()
+        .find(|d| d.path().join(name).is_dir())
+        .map(|d| d.file_name().to_string_lossy().into_owned())
+}
+
 /// The bpftrace script attaching empty programs to the tracepoints among `hooks` (emuwatch's
 /// attach points, `tracepoint cat/name`, `raw_tp name`, `tp_btf name`); cgroup hooks have no
 /// bpftrace equivalent and are left out.
@@ -89,7 +106,12 @@ fn bpftrace_script(hooks: &[String]) -> (String, usize) {
             (Some("tracepoint"), Some(p)) => {
                 probes.push(format!("tracepoint:{}", p.replace('/', ":")))
             }
-            (Some("raw_tp" | "tp_btf"), Some(p)) => probes.push(format!("rawtracepoint:{p}")),
+            // bpftrace 0.17 has no raw tracepoints: the classic tracepoint of that name.
+            (Some("raw_tp" | "tp_btf"), Some(p)) => {
+                if let Some(cat) = category_of(p) {
+                    probes.push(format!("tracepoint:{cat}:{p}"));
+                }
+            }
             _ => {}
         }
     }
@@ -100,6 +122,7 @@ fn bpftrace_script(hooks: &[String]) -> (String, usize) {
 pub fn run(ctx: &Ctx, reps: usize) -> Result<Vec<StartStop>> {
     let stamp = ctx.work.join("startstop.stamp");
     let out = ctx.work.join("startstop-session");
+    let cmd = stamp_script(&ctx.work, &stamp)?;
     let mut rows = Vec::new();
     for (path, hooks) in [("per-syscall", &ctx.hooks), ("raw", &ctx.raw_hooks)] {
         let mut row = StartStop {
@@ -114,7 +137,8 @@ pub fn run(ctx: &Ctx, reps: usize) -> Result<Vec<StartStop>> {
             let mut c = Command::new(&ctx.emuwatch);
             c.args(["record", "--quiet", "--syscall-probes", path, "--out"])
                 .arg(&out)
-                .args(["--", "sh", "-c", &stamp_command(&stamp)]);
+                .arg("--")
+                .arg(&cmd);
             let (s, t) = time_one(c, &stamp)?;
             row.start_s.push(s);
             row.total_s.push(t);
@@ -141,9 +165,10 @@ pub fn run(ctx: &Ctx, reps: usize) -> Result<Vec<StartStop>> {
         };
         for _ in 0..reps {
             let mut c = Command::new("bpftrace");
+            // bpftrace 0.17 runs only ELF files with -c.
             c.arg(&file)
                 .arg("-c")
-                .arg(format!("sh -c '{}'", stamp_command(&stamp)));
+                .arg(format!("/bin/sh {}", cmd.display()));
             let (s, t) = time_one(c, &stamp)?;
             row.start_s.push(s);
             row.total_s.push(t);
@@ -178,7 +203,7 @@ mod tests {
         assert_eq!(n, 3);
         assert_eq!(
             s,
-            "tracepoint:syscalls:sys_enter_openat { }\nrawtracepoint:sys_enter { }\nrawtracepoint:sched_process_fork { }\n"
+            "tracepoint:syscalls:sys_enter_openat { }\ntracepoint:raw_syscalls:sys_enter { }\ntracepoint:sched:sched_process_fork { }\n"
         );
     }
 }

@@ -49,6 +49,7 @@ pub struct RecordOptions {
     /// Where the target command's stdout and stderr go (default: inherited).
     pub command_output: Option<PathBuf>,
     pub probes: ProbeChoice,
+    pub binder: crate::enrich::binder::BinderChoice,
 }
 
 pub struct RecordOutcome {
@@ -252,6 +253,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         }
     }
     let devices = DevicePatterns::new(&opts.device_patterns)?;
+    let (binder_rules, android_api) = opts.binder.resolve()?;
     let geo = Geo::from_env_and_defaults(opts.geoip_country.clone(), opts.geoip_asn.clone())?;
 
     let dir = opts.out.clone().unwrap_or_else(default_session_dir);
@@ -285,6 +287,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         ring_buffer_bytes: opts.ring_bytes,
         tracefs_mounted_by_emuwatch: Some(kernel.tracefs_mounted_by_us),
         probe_plan: Some(kernel.plan.clone()),
+        android_api: Some(android_api.clone()),
     };
     let mut writer = SessionWriter::create(&dir, info)?;
     let attached = kernel.attach();
@@ -304,7 +307,8 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         devices,
         geo,
         system::monotonic_to_realtime_offset(),
-    );
+    )
+    .with_binder(Some(binder_rules), Some(android_api.level));
     let mut capture = Capture::new(enricher, writer, LiveView::new(opts.quiet), fd_reads, lost);
     capture.live_pids.extend(maps.tgids.iter().copied());
     for &tgid in &maps.tgids {

@@ -46,7 +46,7 @@ enum Cmd {
     /// Check what this kernel supports and whether every probe attaches.
     Doctor(kernel::ProbeChoice),
     /// Record a session: connects, file opens and reads, camera/microphone, app state.
-    Record(RecordArgs),
+    Record(Box<RecordArgs>),
     /// Report on a recorded session: background collection first, destinations, devices, files.
     Report(report::ReportArgs),
     /// Add a marker (and optionally a phase change) to a running recording.
@@ -154,6 +154,8 @@ struct RecordArgs {
     quiet: bool,
     #[command(flatten)]
     probes: kernel::ProbeChoice,
+    #[command(flatten)]
+    binder: enrich::binder::BinderChoice,
     /// Command to run as the target; recording stops when its whole process tree has exited.
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
@@ -224,6 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 stop_when_targets_exit: true,
                 command_output: None,
                 probes: a.probes,
+                binder: a.binder,
             };
             let quiet = opts.quiet;
             let rt = tokio::runtime::Builder::new_current_thread()

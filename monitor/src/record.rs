@@ -49,6 +49,7 @@ pub struct RecordOptions {
     /// Where the target command's stdout and stderr go (default: inherited).
     pub command_output: Option<PathBuf>,
     pub probes: ProbeChoice,
+    pub binder: crate::enrich::binder::BinderChoice,
 }
 
 pub struct RecordOutcome {
@@ -252,6 +253,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         }
     }
     let devices = DevicePatterns::new(&opts.device_patterns)?;
+    let (binder_rules, android_api) = opts.binder.resolve()?;
     let geo = Geo::from_env_and_defaults(opts.geoip_country.clone(), opts.geoip_asn.clone())?;
 
     let dir = opts.out.clone().unwrap_or_else(default_session_dir);
@@ -285,6 +287,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         ring_buffer_bytes: opts.ring_bytes,
         tracefs_mounted_by_emuwatch: Some(kernel.tracefs_mounted_by_us),
         probe_plan: Some(kernel.plan.clone()),
+        android_api: Some(android_api.clone()),
     };
     let mut writer = SessionWriter::create(&dir, info)?;
     let attached = kernel.attach();
@@ -304,7 +307,8 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         devices,
         geo,
         system::monotonic_to_realtime_offset(),
-    );
+    )
+    .with_binder(Some(binder_rules), Some(android_api.level));
     let mut capture = Capture::new(enricher, writer, LiveView::new(opts.quiet), fd_reads, lost);
     capture.live_pids.extend(maps.tgids.iter().copied());
     for &tgid in &maps.tgids {
@@ -398,7 +402,19 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
                 child = None; // the rest of its tree is followed through events
             }
             // Exits seen as events remove pids; this catches processes whose exit was lost.
-            capture.live_pids.retain(|p| alive(*p));
+            // Whatever a dead process forked before it died is in the ring buffer by now:
+            // read it before dropping the dead, or a daemon it left behind is not yet known
+            // and the recording would stop under it.
+            let dead: Vec<u32> = capture
+                .live_pids
+                .iter()
+                .copied()
+                .filter(|p| !alive(*p))
+                .collect();
+            drain(ring.get_mut(), &mut capture)?;
+            for p in dead {
+                capture.live_pids.remove(&p);
+            }
             if stop_when_exited && capture.live_pids.is_empty() && child.is_none() {
                 break StopReason::TargetsExited;
             }

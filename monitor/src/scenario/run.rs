@@ -58,6 +58,8 @@ pub struct RunArgs {
     pub check: bool,
     #[command(flatten)]
     pub probes: crate::kernel::ProbeChoice,
+    #[command(flatten)]
+    pub binder: crate::enrich::binder::BinderChoice,
 }
 
 fn resolve(p: &str, base: &Path) -> PathBuf {
@@ -349,6 +351,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         stop_when_targets_exit: false,
         command_output: Some(out.join("target.log")),
         probes: sc.record.probes(a.probes),
+        binder: a.binder.clone(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -98,7 +98,7 @@ fn test(args: &[String]) -> Result<()> {
     let t = Instant::now();
     if opts.kernels.is_empty() {
         // chromium: the HTML report is checked in a real browser; setpriv (util-linux): run
-        // test children under other uids.
+        // test children under other uids; curl: the names capture test's TLS/HTTP client.
         apt_install(&[
             ("chromium", "chromium"),
             ("setpriv", "util-linux"),

@@ -28,6 +28,9 @@ pub struct Capture {
     lost_seen: Vec<Vec<u64>>,
     /// Target processes alive as far as events tell (for "stop when the tree has exited").
     pub live_pids: HashSet<u32>,
+    /// The command emuwatch started and every process forked from it (as events tell): what
+    /// is stopped when the recording ends. Never a `--pid` target or anything else.
+    pub started: HashSet<u32>,
     buf: Vec<Event>,
     /// Events phase-stamped by `emit`, reused across calls.
     stamped: Vec<Event>,
@@ -50,6 +53,7 @@ impl Capture {
             lost,
             lost_seen: vec![Vec::new(); LOSS_REASONS.len()],
             live_pids: HashSet::new(),
+            started: HashSet::new(),
             buf: Vec::new(),
             stamped: Vec::new(),
         }
@@ -73,8 +77,11 @@ impl Capture {
 
     pub fn raw(&mut self, raw: Raw) -> Result<()> {
         let mut out = std::mem::take(&mut self.buf);
-        if let Raw::Fork(_, f) = &raw {
+        if let Raw::Fork(h, f) = &raw {
             self.live_pids.insert(f.child_tgid);
+            if self.started.contains(&h.tgid) {
+                self.started.insert(f.child_tgid);
+            }
         }
         let exited = match &raw {
             Raw::Exit(h, _) => Some(h.tgid),
@@ -83,6 +90,7 @@ impl Capture {
         self.enricher.enrich(raw, &mut out);
         if let Some(tgid) = exited {
             self.live_pids.remove(&tgid);
+            self.started.remove(&tgid);
             self.flush_reads(Some(tgid), FlushedAt::Exit, &mut out)?;
             self.enricher.fds.forget_process(tgid);
         }

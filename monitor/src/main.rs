@@ -17,6 +17,7 @@ mod live;
 mod phase;
 mod record;
 mod report;
+mod safefs;
 mod scenario;
 mod session;
 
@@ -152,6 +153,11 @@ struct RecordArgs {
     /// No live view and no summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Leave the command (-- CMD) running when the recording ends. By default its whole
+    /// process tree is stopped: SIGTERM, then SIGKILL after 2 s. --pid targets are never
+    /// touched.
+    #[arg(long)]
+    leave_running: bool,
     #[command(flatten)]
     probes: kernel::ProbeChoice,
     /// Command to run as the target; recording stops when its whole process tree has exited.
@@ -224,6 +230,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 stop_when_targets_exit: true,
                 command_output: None,
                 probes: a.probes,
+                leave_running: a.leave_running,
             };
             let quiet = opts.quiet;
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -245,6 +252,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "none".into()
                     } else {
                         kinds.join(", ")
+                    }
+                );
+            }
+            if let Some(s) = &info.command_stopped
+                && !quiet
+            {
+                println!(
+                    "stopped: the command's {} process(es) still running (SIGTERM{})",
+                    s.processes,
+                    if s.killed > 0 {
+                        format!("; {} needed SIGKILL", s.killed)
+                    } else {
+                        String::new()
                     }
                 );
             }

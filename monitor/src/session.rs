@@ -73,6 +73,19 @@ pub struct SessionInfo {
     /// Which syscall path and fork/exit hooks this kernel got, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_plan: Option<crate::kernel::Plan>,
+    /// The command emuwatch started, stopped when the recording ended (absent when it had
+    /// already exited, or with `--leave-running`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_stopped: Option<CommandStopped>,
+}
+
+/// How the started command's processes were stopped at the end of the recording.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommandStopped {
+    /// Processes of its tree still running, sent SIGTERM.
+    pub processes: u64,
+    /// Of those, the ones still running after the grace period, sent SIGKILL.
+    pub killed: u64,
 }
 
 mod opt_ts {
@@ -144,14 +157,10 @@ pub struct SessionWriter {
 
 impl SessionWriter {
     pub fn create(dir: &Path, info: SessionInfo) -> Result<SessionWriter> {
-        std::fs::create_dir_all(dir)
+        crate::safefs::create_dir_private(dir)
             .with_context(|| format!("create session directory {}", dir.display()))?;
         let path = dir.join("events.jsonl");
-        let f = File::options()
-            .create_new(true)
-            .write(true)
-            .open(&path)
-            .with_context(|| {
+        let f = crate::safefs::create_new_private(&path).with_context(|| {
                 format!(
                     "create {} (is this directory already a session?)",
                     path.display()
@@ -195,11 +204,8 @@ impl SessionWriter {
 
     /// (Re)write session.json atomically.
     pub fn write_info(&self) -> Result<()> {
-        let tmp = self.dir.join(".session.json.tmp");
         let data = serde_json::to_vec_pretty(&self.info)?;
-        std::fs::write(&tmp, data).with_context(|| format!("write {}", tmp.display()))?;
-        std::fs::rename(&tmp, self.dir.join("session.json")).context("rename session.json")?;
-        Ok(())
+        crate::safefs::write_replace(&self.dir.join("session.json"), &data)
     }
 
     pub fn finish(mut self) -> Result<SessionInfo> {

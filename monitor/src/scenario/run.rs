@@ -216,9 +216,100 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
             out.display()
         );
     }
-    std::fs::create_dir_all(&out)
+    // The run writes several files into --out: an existing directory must be empty, so no
+    // planted file or symlink is there to be written through or mistaken for the run's.
+    match std::fs::symlink_metadata(&out) {
+        Ok(md) if !md.is_dir() => bail!("--out {} exists and is not a directory", out.display()),
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(&out)
+                .with_context(|| format!("read directory {}", out.display()))?;
+            if entries.next().is_some() {
+                bail!(
+                    "--out {} exists and is not empty (choose another --out)",
+                    out.display()
+                );
+            }
+        }
+        Err(_) => {}
+    }
+    crate::safefs::create_dir_private(&out)
         .with_context(|| format!("create session directory {}", out.display()))?;
     let out = out.canonicalize()?;
+    let started_at = chrono::Utc::now();
+    match run_in(&a, &sc, &file, &scenario_dir, bin_dir, &out, t0) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            // Even a run that failed leaves its run.json and JUnit XML, saying why.
+            write_error_artifacts(&a, &sc, &file, &out, &format!("{e:#}"), t0, started_at);
+            Err(e)
+        }
+    }
+}
+
+/// run.json and the JUnit XML of a run that ended in an error (best effort).
+fn write_error_artifacts(
+    a: &RunArgs,
+    sc: &Scenario,
+    file: &str,
+    out: &Path,
+    error: &str,
+    t0: Instant,
+    started_at: chrono::DateTime<chrono::Utc>,
+) {
+    let run_info = RunInfo {
+        scenario: sc.name.clone(),
+        scenario_file: file.to_string(),
+        work_dir: String::new(),
+        categories: None,
+        steps: Vec::new(),
+        expectations: Vec::new(),
+        baseline: None,
+        errors: vec![error.to_string()],
+        exit_code: 2,
+    };
+    if let Ok(j) = serde_json::to_string_pretty(&run_info) {
+        let _ = crate::safefs::write_replace(&out.join(RunInfo::FILE), (j + "\n").as_bytes());
+    }
+    let suite = Suite {
+        name: sc.name.clone(),
+        timestamp: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        hostname: crate::session::hostname(),
+        time_s: t0.elapsed().as_secs_f64(),
+        properties: vec![
+            ("scenario".into(), file.to_string()),
+            ("session".into(), out.display().to_string()),
+            ("target".into(), sc.target.describe()),
+        ],
+        cases: vec![Case {
+            name: RUN_CASE.into(),
+            classname: format!("emuwatch.{}.run", sc.name),
+            result: CaseResult::Error {
+                message: error.to_string(),
+                text: error.to_string(),
+            },
+            output: String::new(),
+        }],
+    };
+    let xml = suite.render();
+    let _ = crate::safefs::write_replace(&out.join("junit.xml"), xml.as_bytes());
+    if let Some(j) = &a.junit {
+        let _ = crate::safefs::write_replace(j, xml.as_bytes());
+    }
+}
+
+const RUN_CASE: &str = "run: steps, probes and a complete recording";
+
+fn run_in(
+    a: &RunArgs,
+    sc: &Scenario,
+    file: &str,
+    scenario_dir: &Path,
+    bin_dir: PathBuf,
+    out: &Path,
+    t0: Instant,
+) -> Result<ExitCode> {
+    let (file, out) = (file.to_string(), out.to_path_buf());
+    let scenario_dir = scenario_dir.to_path_buf();
     let work = tempfile::Builder::new()
         .prefix("emuwatch-run-")
         .tempdir()
@@ -274,7 +365,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         println!("  target:  {}", escape(&sc.target.describe()));
         println!("  session: {}", out.display());
     }
-    let log = std::fs::File::create(out.join("steps.log")).context("create steps.log")?;
+    let log = crate::safefs::create_new_private(&out.join("steps.log")).context("create steps.log")?;
     let ended = AtomicBool::new(false);
     let mut runner = Runner {
         vars: &vars,
@@ -348,6 +439,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         stop_when_targets_exit: false,
         command_output: Some(out.join("target.log")),
         probes: sc.record.probes(a.probes),
+        leave_running: false,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -437,8 +529,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         (Format::Json, "summary.json"),
     ] {
         let p = out.join(name);
-        std::fs::write(&p, report::render(&rep, fmt)?)
-            .with_context(|| format!("write {}", p.display()))?;
+        crate::safefs::write_replace(&p, report::render(&rep, fmt)?.as_bytes())?;
         reports.push(p);
     }
     let outcomes = expect::evaluate(&sc.expect, sc.app.as_deref(), &rep.events, &cats, rep.frame);
@@ -457,7 +548,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     // JUnit: one case per expectation and per (app, baseline rule), and one for the run.
     let class = format!("emuwatch.{}", sc.name);
     let mut cases = vec![Case {
-        name: "run: steps, probes and a complete recording".into(),
+        name: RUN_CASE.into(),
         classname: format!("{class}.run"),
         result: if errors.is_empty() {
             CaseResult::Pass
@@ -543,9 +634,9 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let xml = suite.render();
     let junit = out.join("junit.xml");
-    std::fs::write(&junit, &xml).with_context(|| format!("write {}", junit.display()))?;
+    crate::safefs::write_replace(&junit, xml.as_bytes())?;
     if let Some(j) = &a.junit {
-        std::fs::write(j, &xml).with_context(|| format!("write {}", j.display()))?;
+        crate::safefs::write_replace(j, xml.as_bytes())?;
     }
 
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed).collect();
@@ -573,11 +664,10 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         errors: errors.clone(),
         exit_code: code,
     };
-    std::fs::write(
-        out.join(RunInfo::FILE),
-        serde_json::to_string_pretty(&run_info)? + "\n",
-    )
-    .context("write run.json")?;
+    crate::safefs::write_replace(
+        &out.join(RunInfo::FILE),
+        (serde_json::to_string_pretty(&run_info)? + "\n").as_bytes(),
+    )?;
 
     // What a person reads.
     let rel = |p: &Path| -> String {

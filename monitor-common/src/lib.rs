@@ -74,6 +74,21 @@ pub struct Event<T> {
     pub payload: T,
 }
 
+/// Slots of the `LOST` per-CPU counter array: why the kernel could not deliver an event.
+/// Userspace names them (`LossReason` in monitor/src/capability.rs; a test keeps both in step).
+pub mod loss {
+    /// The ring buffer was full: an event was not delivered.
+    pub const RINGBUF_FULL: u32 = 0;
+    /// A per-thread pending-syscall map was full: the syscall's event was not delivered.
+    pub const PENDING_FULL: u32 = 1;
+    /// The per-fd read aggregate map was full: reads on that file are not counted.
+    pub const FD_TABLE_FULL: u32 = 2;
+    /// A syscall emuwatch captures, made by a 32-bit (compat) target, seen on the raw path
+    /// only: its number belongs to another table, so it was not decoded.
+    pub const COMPAT_SYSCALL: u32 = 3;
+    pub const SLOTS: u32 = 4;
+}
+
 /// Slots of the `CONFIG` array map (userspace writes them before attaching).
 pub mod config {
     /// Non-zero: every process is a target (`--all`).

@@ -19,18 +19,7 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 #[map]
 pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(loss::SLOTS, 0);
 
-pub mod loss {
-    /// The ring buffer was full: an event was not delivered.
-    pub const RINGBUF_FULL: u32 = 0;
-    /// A per-thread pending-syscall map was full: the syscall's event was not delivered.
-    pub const PENDING_FULL: u32 = 1;
-    /// The per-fd read aggregate map was full: reads on that file are not counted.
-    pub const FD_TABLE_FULL: u32 = 2;
-    /// A syscall emuwatch captures, made by a 32-bit (compat) target, seen on the raw path
-    /// only: its number belongs to another table, so it was not decoded.
-    pub const COMPAT_SYSCALL: u32 = 3;
-    pub const SLOTS: u32 = 4;
-}
+pub use monitor_common::loss;
 
 /// Runtime settings, indexed by `monitor_common::config::*`.
 #[map]

@@ -106,6 +106,9 @@ pub struct Spec {
     pub expect_fields: &'static [ExpectField],
     /// The target of a finding whose path/address is unknown.
     pub unknown_target: &'static str,
+    /// Its marks on the HTML timeline: CSS class and colour (files: the sensitive ones).
+    pub mark_class: &'static str,
+    pub mark_color: &'static str,
 }
 
 use ExpectField as F;
@@ -127,6 +130,8 @@ pub const SPECS: [Spec; 4] = [
             F::Scopes,
         ],
         unknown_target: "(unknown destination)",
+        mark_class: "k-conn",
+        mark_color: "#2563eb",
     },
     Spec {
         capability: Capability::Camera,
@@ -138,6 +143,8 @@ pub const SPECS: [Spec; 4] = [
         many: "camera accesses",
         expect_fields: &[F::Ops, F::Path],
         unknown_target: "(unknown device)",
+        mark_class: "k-cam",
+        mark_color: "#dc2626",
     },
     Spec {
         capability: Capability::Microphone,
@@ -149,6 +156,8 @@ pub const SPECS: [Spec; 4] = [
         many: "microphone accesses",
         expect_fields: &[F::Ops, F::Path],
         unknown_target: "(unknown device)",
+        mark_class: "k-mic",
+        mark_color: "#ea580c",
     },
     Spec {
         capability: Capability::File,
@@ -160,6 +169,8 @@ pub const SPECS: [Spec; 4] = [
         many: "file opens",
         expect_fields: &[F::Category, F::Categories, F::MaxBytes, F::Path],
         unknown_target: "(unknown path)",
+        mark_class: "k-sfile",
+        mark_color: "#7c3aed",
     },
 ];
 
@@ -260,6 +271,51 @@ values! {
         /// benchmarking, IETF protocol assignments, 100::/64 discard, outside 2000::/3).
         Reserved => "reserved",
         Public => "public",
+    }
+}
+
+values! {
+    /// `session.json`: why the recording ended.
+    StopReason {
+        /// Every target process exited.
+        TargetsExited => "targets_exited",
+        /// `--duration` (or a scenario's `[record] duration`) passed.
+        Duration => "duration",
+        /// SIGINT or SIGTERM.
+        Signal => "signal",
+        /// A stop request over the control socket (`emuwatch run` when its steps are done).
+        StopRequest => "stop_request",
+        /// An error stopped the recording (the error was printed).
+        Error => "error",
+    }
+}
+
+values! {
+    /// `lost` events and `session.json` `lost.by_reason`: why the kernel could not deliver
+    /// events. Declared in the order of the kernel's loss counter slots
+    /// (monitor-ebpf `maps::loss`); `slot` maps one to the other.
+    LossReason {
+        /// The ring buffer was full.
+        RingBufferFull => "ring_buffer_full",
+        /// A per-thread pending-syscall map was full.
+        PendingMapFull => "pending_map_full",
+        /// The per-fd read aggregate map was full: reads on that file were not counted.
+        FdTableFull => "fd_table_full",
+        /// A 32-bit (compat) target's syscall on the raw path: not decoded.
+        CompatSyscallNotDecoded => "compat_syscall_not_decoded",
+    }
+}
+
+impl LossReason {
+    /// The kernel's loss counter slot for this reason.
+    pub fn slot(self) -> u32 {
+        use monitor_common::loss;
+        match self {
+            LossReason::RingBufferFull => loss::RINGBUF_FULL,
+            LossReason::PendingMapFull => loss::PENDING_FULL,
+            LossReason::FdTableFull => loss::FD_TABLE_FULL,
+            LossReason::CompatSyscallNotDecoded => loss::COMPAT_SYSCALL,
+        }
     }
 }
 

@@ -224,3 +224,68 @@ fn every_program_of_the_ebpf_object_has_one_probe_table_row() {
         );
     }
 }
+
+#[test]
+fn every_kernel_loss_slot_has_one_reason() {
+    use crate::capability::LossReason;
+    let mut slots: Vec<u32> = LossReason::ALL.iter().map(|r| r.slot()).collect();
+    slots.sort_unstable();
+    let all: Vec<u32> = (0..monitor_common::loss::SLOTS).collect();
+    assert_eq!(
+        slots, all,
+        "LossReason must name each kernel loss slot exactly once"
+    );
+}
+
+#[test]
+fn every_capability_has_its_own_timeline_mark() {
+    let mut classes: Vec<&str> = crate::capability::SPECS
+        .iter()
+        .map(|s| s.mark_class)
+        .collect();
+    for s in &crate::capability::SPECS {
+        assert!(
+            s.mark_class.starts_with("k-"),
+            "{}: {}",
+            s.name,
+            s.mark_class
+        );
+        assert!(
+            s.mark_color.starts_with('#'),
+            "{}: {}",
+            s.name,
+            s.mark_color
+        );
+    }
+    classes.sort_unstable();
+    classes.dedup();
+    assert_eq!(
+        classes.len(),
+        crate::capability::SPECS.len(),
+        "mark classes must differ"
+    );
+}
+
+/// `Body::kind()` is the serde tag of the variant: checked on every event of the fixture
+/// sessions (which hold every kind of event).
+#[test]
+fn body_kind_is_the_json_kind() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sessions");
+    let mut kinds = std::collections::BTreeSet::new();
+    for dir in std::fs::read_dir(&root).unwrap() {
+        let path = dir.unwrap().path().join("events.jsonl");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let ev: crate::event::Event = serde_json::from_str(line).unwrap();
+            let json = serde_json::to_value(&ev).unwrap();
+            assert_eq!(json["kind"], ev.body.kind(), "{line}");
+            kinds.insert(ev.body.kind());
+        }
+    }
+    assert!(
+        kinds.len() >= 10,
+        "fixture sessions hold too few kinds: {kinds:?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! The capture stage: ring-buffer records -> decode -> enrich -> phase -> sinks (session file,
 //! live view), one direction. Loss counters and leftover read aggregates are pulled from the kernel here too.
+use crate::event::LossReason;
 use std::collections::HashSet;
 
 use anyhow::Result;
@@ -11,7 +12,6 @@ use crate::{
     decode::{Raw, decode},
     enrich::Enricher,
     event::{Body, Event, FlushedAt, Lost, Marker, Phase, PhaseReason, ProcOp},
-    kernel::LOSS_REASONS,
     live::LiveView,
     phase::PhaseTracker,
     session::SessionWriter,
@@ -51,7 +51,7 @@ impl Capture {
             phases: PhaseTracker::default(),
             fd_reads,
             lost,
-            lost_seen: vec![Vec::new(); LOSS_REASONS.len()],
+            lost_seen: vec![Vec::new(); LossReason::ALL.len()],
             live_pids: HashSet::new(),
             started: HashSet::new(),
             buf: Vec::new(),
@@ -202,8 +202,8 @@ impl Capture {
     /// reason that grew. Returns the number newly lost.
     pub fn check_lost(&mut self) -> Result<u64> {
         let mut new_total = 0;
-        for (i, (slot, reason)) in LOSS_REASONS.iter().enumerate() {
-            let per_cpu: Vec<u64> = match self.lost.get(slot, 0) {
+        for (i, reason) in LossReason::ALL.iter().copied().enumerate() {
+            let per_cpu: Vec<u64> = match self.lost.get(&reason.slot(), 0) {
                 Ok(v) => v.iter().copied().collect(),
                 Err(_) => continue,
             };
@@ -222,7 +222,7 @@ impl Capture {
             new_total += count;
             let lost = &mut self.writer.info.lost;
             lost.total += count;
-            *lost.by_reason.entry(reason.to_string()).or_default() += count;
+            *lost.by_reason.entry(reason).or_default() += count;
             lost.per_cpu.resize(per_cpu.len(), 0);
             for (t, d) in lost.per_cpu.iter_mut().zip(&delta) {
                 *t += d;
@@ -231,7 +231,7 @@ impl Capture {
                 ts: Utc::now(),
                 body: Body::Lost(Lost {
                     count,
-                    reason: reason.to_string(),
+                    reason,
                     per_cpu: delta,
                 }),
                 pid: 0,

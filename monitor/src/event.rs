@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use crate::capability::{
-    AddrFamily, Capability, DeviceOp, ExitHow, FlushedAt, PathOrigin, PhaseReason, Proto, Scope,
-    StateSource, Writer,
+    AddrFamily, Capability, DeviceOp, ExitHow, FlushedAt, LossReason, PathOrigin, PhaseReason,
+    Proto, Scope, StateSource, StopReason, Writer,
 };
 
 /// Version of the event and session schema. Bump on any incompatible change.
@@ -265,8 +265,7 @@ impl AppState {
 pub struct Lost {
     /// Events lost since the previous `lost` line.
     pub count: u64,
-    /// Why: `ring_buffer_full`, `pending_map_full`, `fd_table_full`.
-    pub reason: String,
+    pub reason: LossReason,
     /// Per-CPU counts for this interval (index = CPU).
     pub per_cpu: Vec<u64>,
 }

@@ -1,5 +1,6 @@
 //! `emuwatch record`: choose targets, load and attach the probes, run the capture until the
 //! targets have exited, the duration is over, or Ctrl-C / SIGTERM.
+use crate::event::StopReason;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -407,7 +408,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     let attached = kernel.attach();
     writer.info.probes = kernel.probes.clone();
     if let Err(e) = attached {
-        writer.info.stop_reason = Some("error".into());
+        writer.info.stop_reason = Some(StopReason::Error);
         writer.info.ended_at = Some(Utc::now());
         writer.write_info()?;
         return Err(e);
@@ -513,7 +514,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     drop(kernel); // detach probes before the final write
     let mut writer = capture.writer;
     writer.info.ended_at = Some(Utc::now());
-    writer.info.stop_reason = Some(stop_reason.into());
+    writer.info.stop_reason = Some(stop_reason);
     writer.info.complete = writer.info.lost.total == 0 && writer.info.lost.undecodable == 0;
     let dir = writer.dir().to_path_buf();
     let info = writer.finish()?;
@@ -527,7 +528,7 @@ fn fail(capture: Capture, kernel: Kernel, e: anyhow::Error) -> anyhow::Error {
     let mut writer = capture.writer;
     let _ = std::fs::remove_file(writer.dir().join(crate::control::SOCKET));
     writer.info.ended_at = Some(Utc::now());
-    writer.info.stop_reason = Some("error".into());
+    writer.info.stop_reason = Some(StopReason::Error);
     writer.info.complete = false;
     let _ = writer.flush();
     let _ = writer.write_info();
@@ -568,7 +569,7 @@ async fn event_loop(
     child: &mut Option<u32>,
     stop_when_exited: bool,
     opts: &RecordOptions,
-) -> Result<&'static str> {
+) -> Result<StopReason> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(opts.poll);
@@ -593,12 +594,12 @@ async fn event_loop(
                 if let Ok((stream, _)) = conn
                     && crate::control::serve(stream, capture).await
                 {
-                    break "stop_request";
+                    break StopReason::StopRequest;
                 }
             }
-            _ = sigterm.recv() => break "signal",
-            _ = sigint.recv() => break "signal",
-            _ = tokio::time::sleep_until(sleep_until) => break "duration",
+            _ = sigterm.recv() => break StopReason::Signal,
+            _ = sigint.recv() => break StopReason::Signal,
+            _ = tokio::time::sleep_until(sleep_until) => break StopReason::Duration,
         }
         capture.writer.flush()?;
         capture.live.tick();
@@ -618,7 +619,7 @@ async fn event_loop(
             capture.live_pids.retain(|p| alive(*p));
             capture.started.retain(|p| alive(*p));
             if stop_when_exited && capture.live_pids.is_empty() && child.is_none() {
-                break "targets_exited";
+                break StopReason::TargetsExited;
             }
         }
     };

@@ -1,5 +1,6 @@
 //! A session directory: `events.jsonl` written as events arrive, and `session.json`
 //! describing the recording. Both are documented in docs/events.md.
+use crate::event::{LossReason, StopReason};
 use std::{
     collections::BTreeMap,
     fs::File,
@@ -38,7 +39,7 @@ pub struct TargetSpec {
 pub struct Lost {
     /// Events the kernel could not deliver, all reasons.
     pub total: u64,
-    pub by_reason: BTreeMap<String, u64>,
+    pub by_reason: BTreeMap<LossReason, u64>,
     /// Totals per CPU (index = CPU).
     pub per_cpu: Vec<u64>,
     /// Ring-buffer records userspace could not decode.
@@ -56,9 +57,9 @@ pub struct SessionInfo {
     pub started_at: DateTime<Utc>,
     #[serde(default, with = "opt_ts", skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<DateTime<Utc>>,
-    /// Why the recording ended: `targets_exited`, `duration`, `signal`, `error`.
+    /// Why the recording ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_reason: Option<String>,
+    pub stop_reason: Option<StopReason>,
     pub target: TargetSpec,
     pub probes: Vec<ProbeStatus>,
     /// Events written, by kind.

@@ -23,14 +23,6 @@ pub use probes::{BtfUse, CgroupHooks, Plan, ProbeStatus, SyscallProbes};
 pub(crate) static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor.bpf.o"));
 
-/// Loss counter slots, as monitor-ebpf's `maps::loss` numbers them.
-pub const LOSS_REASONS: [(u32, &str); 4] = [
-    (0, "ring_buffer_full"),
-    (1, "pending_map_full"),
-    (2, "fd_table_full"),
-    (3, "compat_syscall_not_decoded"),
-];
-
 /// Which hooks to use, on `record`, `doctor` and `run` (environment variables give the
 /// defaults, so a whole test suite can be run on either path).
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
@@ -75,6 +67,22 @@ pub struct Kernel {
     pub tracefs_mounted_by_us: bool,
     pub cgroup2: Option<PathBuf>,
     pub plan: Plan,
+    /// The attached programs' links, detached together when the `Kernel` is dropped.
+    links: Vec<probes::Link>,
+}
+
+impl Drop for Kernel {
+    /// Detach every program at once: each detach waits for the kernel's RCU grace period
+    /// (tens of ms), and detaches in parallel threads share their grace periods, where one
+    /// after another they add up to seconds.
+    fn drop(&mut self) {
+        let links = std::mem::take(&mut self.links);
+        std::thread::scope(|s| {
+            for link in links {
+                s.spawn(move || drop(link));
+            }
+        });
+    }
 }
 
 /// What to watch; written into the kernel's target maps before anything attaches.
@@ -227,6 +235,7 @@ impl Kernel {
             tracefs_mounted_by_us,
             cgroup2,
             plan,
+            links: Vec::new(),
         })
     }
 
@@ -307,6 +316,7 @@ impl Kernel {
             &self.plan,
             btf.as_ref(),
             self.cgroup2.as_deref(),
+            &mut self.links,
         );
         let missing: Vec<String> = self
             .probes

@@ -685,12 +685,15 @@ impl Hook {
     }
 }
 
+/// An attached program's link, owned: dropping it detaches the program.
+pub type Link = Box<dyn Send>;
+
 fn attach_one(
     ebpf: &mut Ebpf,
     spec: &ProbeSpec,
     btf: Option<&Btf>,
     cgroup2: Option<&Path>,
-) -> Result<()> {
+) -> Result<Link> {
     let prog = ebpf
         .program_mut(spec.program)
         .ok_or_else(|| anyhow!("program {} missing from the eBPF object", spec.program))?;
@@ -698,18 +701,21 @@ fn attach_one(
         Tracepoint(category, name) => {
             let p: &mut TracePoint = prog.try_into()?;
             p.load().context("load")?;
-            p.attach(category, name).context("attach")?;
+            let id = p.attach(category, name).context("attach")?;
+            Ok(Box::new(p.take_link(id)?))
         }
         BtfTracepoint(name) => {
             let btf = btf.ok_or_else(|| anyhow!("kernel BTF unavailable"))?;
             let p: &mut BtfTracePoint = prog.try_into()?;
             p.load(name, btf).context("load")?;
-            p.attach().context("attach")?;
+            let id = p.attach().context("attach")?;
+            Ok(Box::new(p.take_link(id)?))
         }
         RawTracepoint(name) => {
             let p: &mut RawTracePoint = prog.try_into()?;
             p.load().context("load")?;
-            p.attach(name).context("attach")?;
+            let id = p.attach(name).context("attach")?;
+            Ok(Box::new(p.take_link(id)?))
         }
         CgroupSockAddr(_) => {
             let root = cgroup2.ok_or_else(|| anyhow!("no cgroup v2 hierarchy is mounted"))?;
@@ -720,10 +726,10 @@ fn attach_one(
             // aya attaches through a bpf_link where the kernel has them; cgroup links refuse
             // attach flags (EINVAL) and always coexist with other programs, so other emuwatch
             // sessions and tools keep their own hooks.
-            p.attach(dir, CgroupAttachMode::Single).context("attach")?;
+            let id = p.attach(dir, CgroupAttachMode::Single).context("attach")?;
+            Ok(Box::new(p.take_link(id)?))
         }
     }
-    Ok(())
 }
 
 fn status(
@@ -731,6 +737,7 @@ fn status(
     spec: &ProbeSpec,
     btf: Option<&Btf>,
     cgroup2: Option<&Path>,
+    links: &mut Vec<Link>,
 ) -> ProbeStatus {
     let attach_point = match spec.hook {
         CgroupSockAddr(a) => format!(
@@ -741,7 +748,7 @@ fn status(
         ),
         h => h.describe(),
     };
-    let r = attach_one(ebpf, spec, btf, cgroup2);
+    let r = attach_one(ebpf, spec, btf, cgroup2).map(|link| links.push(link));
     ProbeStatus {
         program: spec.program.to_string(),
         family: spec.family,
@@ -761,11 +768,12 @@ pub fn attach_all(
     plan: &Plan,
     btf: Option<&Btf>,
     cgroup2: Option<&Path>,
+    links: &mut Vec<Link>,
 ) -> Vec<ProbeStatus> {
     let mut out: Vec<ProbeStatus> = PROBES
         .iter()
         .filter(|s| s.needs != RawFallback && plan.wants(s.needs))
-        .map(|spec| status(ebpf, spec, btf, cgroup2))
+        .map(|spec| status(ebpf, spec, btf, cgroup2, links))
         .collect();
     let raw_failed = PROBES
         .iter()
@@ -775,7 +783,7 @@ pub fn attach_all(
         let fallback: Vec<ProbeStatus> = PROBES
             .iter()
             .filter(|s| s.needs == RawFallback)
-            .map(|spec| status(ebpf, spec, btf, cgroup2))
+            .map(|spec| status(ebpf, spec, btf, cgroup2, links))
             .collect();
         if fallback.iter().all(|p| p.attached) {
             for p in out.iter_mut().filter(|p| !p.attached) {

@@ -162,7 +162,7 @@ pub fn render(s: &Summary) -> String {
         pretty_ts(&ss.started_at),
         ss.duration_s,
         match (&ss.ended_at, &ss.stop_reason) {
-            (Some(_), Some(r)) => format!(", stopped: {}", escape(r)),
+            (Some(_), Some(r)) => format!(", stopped: {r}"),
             (Some(_), None) => String::new(),
             (None, _) => ", NOT FINISHED".to_string(),
         }
@@ -202,7 +202,7 @@ pub fn render(s: &Summary) -> String {
             let reasons: Vec<String> = c
                 .lost_by_reason
                 .iter()
-                .map(|(k, v)| format!("{} {v}", escape(k)))
+                .map(|(k, v)| format!("{k} {v}"))
                 .collect();
             format!(
                 " ({}undecodable {}) - INCOMPLETE",

@@ -12,6 +12,7 @@ use crate::{
         lifecycle::LifecycleKind,
         summary::{AppReport, MarkerItem, human_bytes},
     },
+    capability::{Capability, Category},
     escape::{ellipsize, esc, escape},
     event::{Body, Event, Phase, ProcOp},
 };
@@ -28,55 +29,49 @@ pub const MAX_LANES: usize = 60;
 /// Kinds of marks, in drawing order (later ones on top).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum MarkKind {
+    /// An event of a capability (files: a sensitive file).
+    Capability(Capability),
+    /// A file that is not sensitive.
     File,
-    FileSensitive,
     Process,
     State,
-    Connect,
-    Camera,
-    Microphone,
 }
 
 impl MarkKind {
-    pub const ALL: [MarkKind; 7] = [
-        MarkKind::Connect,
-        MarkKind::Camera,
-        MarkKind::Microphone,
-        MarkKind::FileSensitive,
-        MarkKind::File,
-        MarkKind::Process,
-        MarkKind::State,
-    ];
+    /// In legend order: the capabilities first.
+    pub fn all() -> impl Iterator<Item = MarkKind> {
+        Capability::ALL
+            .into_iter()
+            .map(MarkKind::Capability)
+            .chain([MarkKind::File, MarkKind::Process, MarkKind::State])
+    }
 
     pub fn class(self) -> &'static str {
         match self {
+            MarkKind::Capability(c) => c.spec().mark_class,
             MarkKind::File => "k-file",
-            MarkKind::FileSensitive => "k-sfile",
             MarkKind::Process => "k-proc",
             MarkKind::State => "k-state",
-            MarkKind::Connect => "k-conn",
-            MarkKind::Camera => "k-cam",
-            MarkKind::Microphone => "k-mic",
         }
     }
 
     pub fn label(self) -> &'static str {
         match self {
+            MarkKind::Capability(Capability::File) => "sensitive file",
+            MarkKind::Capability(c) => c.as_str(),
             MarkKind::File => "file open/read",
-            MarkKind::FileSensitive => "sensitive file",
             MarkKind::Process => "fork/exec/exit",
             MarkKind::State => "app state",
-            MarkKind::Connect => "connect",
-            MarkKind::Camera => "camera",
-            MarkKind::Microphone => "microphone",
         }
     }
 
     /// The shape, centred on (x, y).
     pub fn shape(self, x: f64, y: f64) -> String {
         match self {
-            MarkKind::Connect => format!(r#"<circle cx="{x:.1}" cy="{:.1}" r="4.5"/>"#, y - 5.0),
-            MarkKind::Camera | MarkKind::Microphone => {
+            MarkKind::Capability(c) if c.spec().category == Category::Network => {
+                format!(r#"<circle cx="{x:.1}" cy="{:.1}" r="4.5"/>"#, y - 5.0)
+            }
+            MarkKind::Capability(c) if c.spec().category != Category::Files => {
                 let y = y - 5.0;
                 format!(
                     r#"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1}"/>"#,
@@ -95,7 +90,7 @@ impl MarkKind {
                 x - 1.5,
                 y + 1.0
             ),
-            MarkKind::FileSensitive => {
+            MarkKind::Capability(_) => {
                 format!(
                     r#"<rect x="{:.1}" y="{:.1}" width="5" height="11" rx="1"/>"#,
                     x - 2.5,
@@ -236,12 +231,13 @@ fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
 }
 
 fn mark_kind(ev: &Event, sensitive: bool) -> Option<MarkKind> {
+    if let Some(c) = ev.body.capability()
+        && (c != Capability::File || sensitive)
+    {
+        return Some(MarkKind::Capability(c));
+    }
     Some(match &ev.body {
-        Body::Connect(_) => MarkKind::Connect,
-        Body::Camera(_) => MarkKind::Camera,
-        Body::Microphone(_) => MarkKind::Microphone,
-        Body::FileOpen(_) | Body::FileRead(_) if sensitive => MarkKind::FileSensitive,
-        Body::FileOpen(_) | Body::FileRead(_) => MarkKind::File,
+        Body::FileOpen(_) | Body::FileRead(_) if !sensitive => MarkKind::File,
         Body::Process(_) => MarkKind::Process,
         Body::AppState(_) => MarkKind::State,
         _ => return None,

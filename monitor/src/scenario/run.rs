@@ -2,6 +2,7 @@
 //! its reports, evaluate the expectations, compare with a baseline, write JUnit XML.
 //! Exit status: 0 everything holds, 1 a violation or regression, 2 an error (bad scenario,
 //! failed step, probes missing, events lost: a run with lost events cannot pass).
+use crate::event::StopReason;
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
@@ -498,15 +499,15 @@ fn run_in(
         }
         None => errors.push("the recording ended before the steps could start".into()),
     }
-    match info.stop_reason.as_deref() {
-        Some("stop_request") => {}
-        Some("duration") => errors.push(format!(
+    match info.stop_reason {
+        Some(StopReason::StopRequest) => {}
+        Some(StopReason::Duration) => errors.push(format!(
             "the recording reached its maximum duration ([record] duration = {max:?}) before the steps finished"
         )),
-        Some("signal") => errors.push("interrupted (SIGINT/SIGTERM)".into()),
+        Some(StopReason::Signal) => errors.push("interrupted (SIGINT/SIGTERM)".into()),
         other => errors.push(format!(
             "the recording stopped unexpectedly ({})",
-            other.unwrap_or("unknown")
+            other.map_or("unknown", StopReason::as_str)
         )),
     }
     let missing = missing_probes(&info, &sc);

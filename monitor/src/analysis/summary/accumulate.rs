@@ -1,0 +1,317 @@
+//! Per-app accumulators filled event by event while `build` walks the session.
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::IpAddr,
+};
+
+use chrono::{DateTime, Utc};
+
+use super::{Endpoint, Occurrence, endpoint, endpoint_label};
+use crate::{
+    analysis::{
+        categories::{AppCategories, Categories},
+        history::{Frame, format_ts, phase_of},
+    },
+    capability::Capability,
+    event::{Body, DeviceOp, Event, Phase, ProcOp, Proto},
+};
+
+pub(super) fn result_key(result: i32, error: Option<&str>) -> String {
+    if result >= 0 {
+        "ok".to_string()
+    } else {
+        error
+            .map(str::to_string)
+            .unwrap_or_else(|| crate::event::errno_name(-result))
+    }
+}
+
+#[derive(Default, Clone)]
+pub(super) struct Seen {
+    pub(super) count: u64,
+    pub(super) first: Option<DateTime<Utc>>,
+    pub(super) last: Option<DateTime<Utc>>,
+    pub(super) by_phase: BTreeMap<Phase, u64>,
+    pub(super) pids: BTreeSet<u32>,
+    pub(super) comms: BTreeSet<String>,
+}
+
+impl Seen {
+    pub(super) fn add(&mut self, ev: &Event) {
+        self.count += 1;
+        self.first = Some(self.first.map_or(ev.ts, |f| f.min(ev.ts)));
+        self.last = Some(self.last.map_or(ev.ts, |l| l.max(ev.ts)));
+        *self.by_phase.entry(phase_of(ev)).or_default() += 1;
+        self.pids.insert(ev.pid);
+        if !self.comms.contains(&ev.comm) {
+            self.comms.insert(ev.comm.clone());
+        }
+    }
+
+    pub(super) fn out(&self, frame: Frame) -> Occurrence {
+        let first = self.first.unwrap_or(frame.t0);
+        let last = self.last.unwrap_or(frame.t0);
+        Occurrence {
+            count: self.count,
+            first: format_ts(&first),
+            last: format_ts(&last),
+            first_s: frame.s(first),
+            last_s: frame.s(last),
+            by_phase: self.by_phase.clone(),
+            pids: self.pids.iter().copied().collect(),
+            comms: self.comms.iter().cloned().collect(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct DestAcc {
+    pub(super) endpoint: Option<Endpoint>,
+    pub(super) seen: Seen,
+    pub(super) results: BTreeMap<String, u64>,
+}
+
+#[derive(Default)]
+pub(super) struct DevAcc {
+    pub(super) ops: BTreeSet<DeviceOp>,
+    pub(super) seen: Seen,
+    pub(super) results: BTreeMap<String, u64>,
+}
+
+#[derive(Default)]
+pub(super) struct FileAcc {
+    pub(super) category: usize,
+    pub(super) path: Option<String>,
+    pub(super) opens: u64,
+    pub(super) failed_opens: u64,
+    pub(super) read_records: u64,
+    pub(super) read_calls: u64,
+    pub(super) bytes: u64,
+    pub(super) seen: Seen,
+    pub(super) results: BTreeMap<String, u64>,
+}
+
+impl FileAcc {
+    pub(super) fn add(&mut self, ev: &Event) {
+        self.seen.add(ev);
+        match &ev.body {
+            Body::FileOpen(o) => {
+                *self
+                    .results
+                    .entry(result_key(o.result, o.error.as_deref()))
+                    .or_default() += 1;
+                if o.result >= 0 {
+                    self.opens += 1;
+                } else {
+                    self.failed_opens += 1;
+                }
+            }
+            Body::FileRead(r) => {
+                self.read_records += 1;
+                self.read_calls += r.reads;
+                self.bytes += r.bytes;
+            }
+            _ => {}
+        }
+    }
+}
+
+pub(super) struct FindAcc {
+    pub(super) target: String,
+    pub(super) endpoint: Option<Endpoint>,
+    pub(super) category: Option<String>,
+    pub(super) ops: BTreeSet<DeviceOp>,
+    pub(super) file: FileAcc,
+    pub(super) seen: Seen,
+    pub(super) results: BTreeMap<String, u64>,
+}
+
+impl FindAcc {
+    pub(super) fn new(target: String) -> FindAcc {
+        FindAcc {
+            target,
+            endpoint: None,
+            category: None,
+            ops: BTreeSet::new(),
+            file: FileAcc::default(),
+            seen: Seen::default(),
+            results: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct ProcAcc {
+    pub(super) ppid: u32,
+    pub(super) uid: u32,
+    pub(super) comms: Vec<String>,
+    pub(super) exec: Vec<String>,
+    pub(super) exit_code: Option<i32>,
+    pub(super) signal: Option<i32>,
+    pub(super) seen: Seen,
+}
+
+#[derive(Default)]
+pub(super) struct AppAcc {
+    pub(super) dests: BTreeMap<(IpAddr, u16, Proto), DestAcc>,
+    pub(super) devices: BTreeMap<(Capability, Option<String>), DevAcc>,
+    pub(super) files: BTreeMap<Option<String>, FileAcc>,
+    pub(super) findings: BTreeMap<(Phase, Capability, String), FindAcc>,
+    pub(super) procs: BTreeMap<u32, ProcAcc>,
+    pub(super) phase_events: BTreeMap<Phase, PhaseCounts>,
+}
+
+#[derive(Default)]
+pub(super) struct PhaseCounts {
+    pub(super) events: u64,
+    pub(super) connects: u64,
+    pub(super) destinations: BTreeSet<(IpAddr, u16, Proto)>,
+    pub(super) file_opens: u64,
+    pub(super) files_read: u64,
+    pub(super) bytes_read: u64,
+    pub(super) camera: u64,
+    pub(super) microphone: u64,
+    pub(super) pids: BTreeSet<u32>,
+}
+
+impl AppAcc {
+    /// Count one event of this app (seen in `phase`) into its phase, process, destination,
+    /// device, file and finding accumulators.
+    pub(super) fn add<'c>(
+        &mut self,
+        ev: &Event,
+        phase: Phase,
+        app: &str,
+        matchers: &mut HashMap<String, AppCategories<'c>>,
+        cats: &'c Categories,
+    ) {
+        let acc = self;
+        let pc = acc.phase_events.entry(phase).or_default();
+        pc.events += 1;
+        pc.pids.insert(ev.pid);
+
+        let p = acc.procs.entry(ev.pid).or_default();
+        if p.seen.count == 0 {
+            p.ppid = ev.ppid;
+            p.uid = ev.uid;
+        }
+        p.seen.add(ev);
+        if !p.comms.contains(&ev.comm) {
+            p.comms.push(ev.comm.clone());
+        }
+
+        match &ev.body {
+            Body::Process(pr) => match pr.op {
+                ProcOp::Exec => {
+                    if let Some(f) = &pr.filename {
+                        p.exec.push(f.clone());
+                    }
+                }
+                ProcOp::Exit => {
+                    p.exit_code = pr.exit_code;
+                    p.signal = pr.signal;
+                }
+                _ => {}
+            },
+            Body::Connect(c) => {
+                let key = (c.daddr, c.dport, c.proto);
+                pc.connects += 1;
+                pc.destinations.insert(key);
+                let d = acc.dests.entry(key).or_default();
+                d.endpoint = Some(endpoint(c));
+                d.seen.add(ev);
+                *d.results
+                    .entry(result_key(c.result, c.error.as_deref()))
+                    .or_default() += 1;
+                if phase != Phase::Foreground {
+                    let e = endpoint(c);
+                    let target = endpoint_label(&e);
+                    let f = acc
+                        .findings
+                        .entry((phase, Capability::Connect, target.clone()))
+                        .or_insert_with(|| FindAcc::new(target));
+                    f.endpoint = Some(e);
+                    f.seen.add(ev);
+                    *f.results
+                        .entry(result_key(c.result, c.error.as_deref()))
+                        .or_default() += 1;
+                }
+            }
+            Body::Camera(d) | Body::Microphone(d) => {
+                let kind = ev.body.capability().expect("a device event");
+                if kind == Capability::Camera {
+                    pc.camera += 1;
+                } else {
+                    pc.microphone += 1;
+                }
+                let a = acc.devices.entry((kind, d.path.clone())).or_default();
+                a.ops.insert(d.op);
+                a.seen.add(ev);
+                *a.results
+                    .entry(result_key(d.result, d.error.as_deref()))
+                    .or_default() += 1;
+                if phase != Phase::Foreground {
+                    let target = d
+                        .path
+                        .clone()
+                        .unwrap_or_else(|| kind.spec().unknown_target.into());
+                    let f = acc
+                        .findings
+                        .entry((phase, kind, target.clone()))
+                        .or_insert_with(|| FindAcc::new(target));
+                    f.ops.insert(d.op);
+                    f.seen.add(ev);
+                    *f.results
+                        .entry(result_key(d.result, d.error.as_deref()))
+                        .or_default() += 1;
+                }
+            }
+            Body::FileOpen(_) | Body::FileRead(_) => {
+                let path = match &ev.body {
+                    Body::FileOpen(o) => o.path.clone(),
+                    Body::FileRead(r) => r.path.clone(),
+                    _ => None,
+                };
+                match &ev.body {
+                    Body::FileOpen(_) => pc.file_opens += 1,
+                    Body::FileRead(r) => {
+                        pc.files_read += 1;
+                        pc.bytes_read += r.bytes;
+                    }
+                    _ => {}
+                }
+                // Classified once per path and app.
+                let f = acc.files.entry(path.clone()).or_insert_with(|| {
+                    let m = matchers
+                        .entry(app.to_string())
+                        .or_insert_with(|| cats.for_app(app));
+                    FileAcc {
+                        category: m.classify(path.as_deref()),
+                        path: path.clone(),
+                        ..FileAcc::default()
+                    }
+                });
+                f.add(ev);
+                let cat = &cats.all()[f.category];
+                if phase != Phase::Foreground && cat.sensitive {
+                    let target = path
+                        .clone()
+                        .unwrap_or_else(|| Capability::File.spec().unknown_target.into());
+                    let fa = acc
+                        .findings
+                        .entry((phase, Capability::File, target.clone()))
+                        .or_insert_with(|| FindAcc::new(target));
+                    fa.category = Some(cat.name.clone());
+                    fa.file.add(ev);
+                    fa.seen.add(ev);
+                    if let Body::FileOpen(o) = &ev.body {
+                        *fa.results
+                            .entry(result_key(o.result, o.error.as_deref()))
+                            .or_default() += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! The pass over a session's events that fills the accumulators and turns them into a
+//! [`Summary`].
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use super::{accumulate::*, *};
+use crate::{
+    analysis::{
+        categories::{AppCategories, Categories},
+        history::{AppOf, Frame, PhaseTrack, format_ts, phase_of, phase_tracks, secs},
+    },
+    capability::Capability,
+    event::{Body, DeviceOp, Event, Phase, Scope},
+    geo::SourceInfo,
+    session::SessionInfo,
+};
+
+pub struct Context<'a> {
+    pub dir: &'a str,
+    pub info: &'a SessionInfo,
+    pub events: &'a [Event],
+    pub geo_enriched: bool,
+    pub geo_sources: Vec<SourceInfo>,
+    pub geo_attribution: String,
+    pub categories: &'a Categories,
+}
+
+pub fn build(cx: &Context) -> Summary {
+    let info = cx.info;
+    let events = cx.events;
+    let frame = Frame::new(info, events);
+    let app_of = AppOf::new(events);
+    let tracks = phase_tracks(events, &app_of);
+
+    let mut apps: BTreeMap<String, AppAcc> = BTreeMap::new();
+    let mut matchers: HashMap<String, AppCategories> = HashMap::new();
+    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+    let mut markers = Vec::new();
+    let mut lost_in_timeline = 0u64;
+
+    for ev in events {
+        *kinds.entry(ev.body.kind().to_string()).or_default() += 1;
+        let app = app_of.get(ev);
+        let phase = phase_of(ev);
+        match &ev.body {
+            Body::Lost(l) => {
+                lost_in_timeline += l.count;
+                continue;
+            }
+            Body::Marker(m) => {
+                markers.push(MarkerItem {
+                    ts: format_ts(&ev.ts),
+                    t_s: frame.s(ev.ts),
+                    label: m.label.clone(),
+                    app: ev.app.clone(),
+                });
+                continue;
+            }
+            Body::Phase(_) => {
+                apps.entry(app.to_string()).or_default();
+                continue;
+            }
+            _ => {}
+        }
+        apps.entry(app.to_string())
+            .or_default()
+            .add(ev, phase, app, &mut matchers, cx.categories);
+    }
+
+    let empty_track = PhaseTrack::new(Vec::new());
+    let mut by_app: HashMap<&str, Vec<&Event>> = HashMap::new();
+    for ev in events {
+        by_app.entry(app_of.get(ev)).or_default().push(ev);
+    }
+    let mut app_reports: Vec<AppReport> = apps
+        .into_iter()
+        .map(|(name, acc)| {
+            let track = tracks.get(&name).unwrap_or(&empty_track);
+            let lifecycle = crate::analysis::lifecycle::for_app(
+                by_app.get(name.as_str()).map_or(&[][..], Vec::as_slice),
+                track,
+                frame,
+            );
+            let mut r = app_report(name, acc, track, frame, cx.categories);
+            r.lifecycle = lifecycle;
+            r
+        })
+        .collect();
+    // Apps with background collection first, the most findings first.
+    app_reports.sort_by(|a, b| {
+        b.findings
+            .len()
+            .cmp(&a.findings.len())
+            .then(a.app.cmp(&b.app))
+    });
+
+    let lost = &info.lost;
+    let mut warnings = Vec::new();
+    if !info.complete || lost.total > 0 || lost.undecodable > 0 {
+        let reasons: Vec<String> = lost
+            .by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        warnings.push(format!(
+            "INCOMPLETE SESSION: {} events were lost{}{}; the timeline misses events and findings may be incomplete",
+            lost.total,
+            if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
+            if lost.undecodable > 0 { format!(" and {} records could not be decoded", lost.undecodable) } else { String::new() },
+        ));
+    }
+    if info.ended_at.is_none() {
+        warnings.push(
+            "the recording did not finish cleanly (session.json has no end time): events after the last flush are missing"
+                .to_string(),
+        );
+    }
+    let total = events.len() as u64;
+    if info.events_total != total && info.ended_at.is_some() {
+        warnings.push(format!(
+            "session.json counts {} events but events.jsonl holds {total}",
+            info.events_total
+        ));
+    }
+
+    Summary {
+        schema_version: SCHEMA_VERSION,
+        generator: Generator {
+            tool: "emuwatch",
+            version: env!("CARGO_PKG_VERSION"),
+            generated_at: format_ts(&Utc::now()),
+        },
+        session: SessionSummary {
+            dir: cx.dir.to_string(),
+            started_at: format_ts(&info.started_at),
+            ended_at: info.ended_at.as_ref().map(format_ts),
+            duration_s: secs(info.started_at, info.ended_at.unwrap_or(frame.end)),
+            stop_reason: info.stop_reason,
+            hostname: info.hostname.clone(),
+            kernel: info.kernel.release.clone(),
+            machine: info.kernel.machine.clone(),
+            tool_version: info.tool_version.clone(),
+            event_schema_version: info.schema_version,
+            target: info.target.clone(),
+            events: kinds,
+            events_total: total,
+        },
+        completeness: Completeness {
+            complete: info.complete && lost.total == 0 && lost.undecodable == 0,
+            ended: info.ended_at.is_some(),
+            lost_total: lost.total,
+            lost_by_reason: lost.by_reason.clone(),
+            undecodable: lost.undecodable,
+            lost_in_timeline,
+            warnings,
+        },
+        geo: GeoSummary {
+            enriched: cx.geo_enriched,
+            sources: cx.geo_sources.clone(),
+            attribution: cx.geo_attribution.clone(),
+        },
+        categories: CategoriesSummary {
+            source: cx.categories.source.clone(),
+            categories: cx.categories.all().to_vec(),
+        },
+        markers,
+        apps: app_reports,
+    }
+}
+
+fn app_report(
+    name: String,
+    acc: AppAcc,
+    track: &PhaseTrack,
+    frame: Frame,
+    cats: &Categories,
+) -> AppReport {
+    let findings = findings(acc.findings, track, frame);
+    let phases = phase_summaries(&acc.phase_events, track, frame);
+    let transitions = track
+        .changes
+        .iter()
+        .map(|c| Transition {
+            ts: format_ts(&c.at),
+            t_s: frame.s(c.at),
+            from: c.from,
+            to: c.to,
+            reason: c.reason,
+            detail: c.detail.clone(),
+        })
+        .collect();
+    let mut destinations: Vec<Destination> = acc
+        .dests
+        .into_values()
+        .map(|d| Destination {
+            endpoint: d.endpoint.expect("set with the first connect"),
+            seen: d.seen.out(frame),
+            results: d.results,
+        })
+        .collect();
+    destinations.sort_by(|a, b| {
+        a.seen
+            .first
+            .cmp(&b.seen.first)
+            .then(b.seen.count.cmp(&a.seen.count))
+    });
+    let countries = countries(&destinations);
+    let mut devices: Vec<DeviceAccess> = acc
+        .devices
+        .into_iter()
+        .map(|((kind, path), d)| DeviceAccess {
+            kind,
+            path,
+            ops: d.ops.into_iter().collect(),
+            seen: d.seen.out(frame),
+            results: d.results,
+        })
+        .collect();
+    devices.sort_by(|a, b| a.seen.first.cmp(&b.seen.first));
+    let files = file_categories(acc.files, cats, frame);
+    let processes = processes(acc.procs, frame);
+    AppReport {
+        app: name,
+        background_collection: !findings.is_empty(),
+        findings,
+        phases,
+        transitions,
+        lifecycle: Vec::new(),
+        destinations,
+        countries,
+        devices,
+        files,
+        processes,
+    }
+}
+
+/// Background-collection findings, oldest first.
+fn findings(
+    acc: BTreeMap<(Phase, Capability, String), FindAcc>,
+    track: &PhaseTrack,
+    frame: Frame,
+) -> Vec<Finding> {
+    let after = |first: Option<DateTime<Utc>>, phase: Phase| {
+        let Some(first) = first else {
+            return (None, None);
+        };
+        let left = track.left_foreground_before(first).map(|t| secs(t, first));
+        let closed = (phase == Phase::Closed)
+            .then(|| track.closed_before(first).map(|t| secs(t, first)))
+            .flatten();
+        (left, closed)
+    };
+    let mut findings: Vec<Finding> = acc
+        .into_iter()
+        .map(|((phase, kind, _), f)| {
+            let (after_left, after_closed) = after(f.seen.first, phase);
+            let (what, detail, bytes, ops) = match kind {
+                Capability::Connect => {
+                    let e = f
+                        .endpoint
+                        .as_ref()
+                        .expect("connect findings carry an endpoint");
+                    let detail = geo_words(e);
+                    let what = if detail.is_empty() {
+                        kind.subject(Some(&endpoint_label(e)))
+                    } else {
+                        format!("{} ({detail})", kind.subject(Some(&endpoint_label(e))))
+                    };
+                    (what, detail, None, None)
+                }
+                Capability::File => {
+                    let fa = &f.file;
+                    let verb = if fa.bytes > 0 || fa.read_records > 0 {
+                        "read"
+                    } else {
+                        "open"
+                    };
+                    let tries = fa.opens + fa.failed_opens;
+                    let mut parts = Vec::new();
+                    if tries > 0 {
+                        parts.push(format!("{tries} open{}", if tries == 1 { "" } else { "s" }));
+                    }
+                    if fa.failed_opens > 0 {
+                        parts.push(format!("{} failed", fa.failed_opens));
+                    }
+                    if fa.read_records > 0 {
+                        parts.push(format!("{} read", human_bytes(fa.bytes)));
+                    }
+                    let detail = parts.join(", ");
+                    let what = format!(
+                        "{verb} {} [{}]: {detail}",
+                        f.target,
+                        f.category.as_deref().unwrap_or("")
+                    );
+                    (what, detail, Some(fa.bytes), None)
+                }
+                Capability::Camera | Capability::Microphone => {
+                    let ops: Vec<DeviceOp> = f.ops.iter().copied().collect();
+                    let detail = ops
+                        .iter()
+                        .map(|o| o.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    (
+                        format!("{} ({detail})", kind.subject(Some(&f.target))),
+                        detail,
+                        None,
+                        Some(ops),
+                    )
+                }
+            };
+            let mut seen = f.seen.out(frame);
+            if kind == Capability::File {
+                // One access is one open (or, when the open was not seen, one read record).
+                seen.count = (f.file.opens + f.file.failed_opens).max(f.file.read_records);
+            }
+            Finding {
+                phase,
+                kind,
+                what,
+                detail,
+                target: f.target,
+                seen,
+                after_left_foreground_s: after_left,
+                after_closed_s: after_closed,
+                results: f.results,
+                destination: f.endpoint,
+                category: f.category,
+                bytes,
+                ops,
+            }
+        })
+        .collect();
+    findings.sort_by(|a, b| {
+        a.seen
+            .first
+            .cmp(&b.seen.first)
+            .then(a.phase.cmp(&b.phase))
+            .then(a.target.cmp(&b.target))
+    });
+    findings
+}
+
+/// Per phase: its spans and what happened in it.
+fn phase_summaries(
+    counts: &BTreeMap<Phase, PhaseCounts>,
+    track: &PhaseTrack,
+    frame: Frame,
+) -> Vec<PhaseSummary> {
+    let spans = track.spans(frame);
+    [Phase::Foreground, Phase::Background, Phase::Closed]
+        .into_iter()
+        .filter_map(|ph| {
+            let sp: Vec<Span> = spans
+                .iter()
+                .filter(|s| s.0 == ph)
+                .map(|s| Span {
+                    start: format_ts(&s.1),
+                    end: format_ts(&s.2),
+                    start_s: frame.s(s.1),
+                    end_s: frame.s(s.2),
+                })
+                .collect();
+            let counts = counts.get(&ph);
+            if sp.is_empty() && counts.is_none() {
+                return None;
+            }
+            let d = PhaseCounts::default();
+            let c = counts.unwrap_or(&d);
+            Some(PhaseSummary {
+                phase: ph,
+                duration_s: ((sp.iter().map(|s| s.end_s - s.start_s).sum::<f64>()) * 1e3).round()
+                    / 1e3,
+                spans: sp,
+                events: c.events,
+                connects: c.connects,
+                destinations: c.destinations.len() as u64,
+                file_opens: c.file_opens,
+                files_read: c.files_read,
+                bytes_read: c.bytes_read,
+                camera: c.camera,
+                microphone: c.microphone,
+                processes: c.pids.len() as u64,
+            })
+        })
+        .collect()
+}
+
+/// Public destinations by country, the most connects first.
+fn countries(destinations: &[Destination]) -> Vec<CountryRow> {
+    let mut countries: BTreeMap<Option<String>, (u64, u64, BTreeSet<u32>)> = BTreeMap::new();
+    for d in destinations
+        .iter()
+        .filter(|d| d.endpoint.scope == Some(Scope::Public))
+    {
+        let row = countries.entry(d.endpoint.country.clone()).or_default();
+        row.0 += d.seen.count;
+        row.1 += 1;
+        row.2.extend(d.endpoint.asn);
+    }
+    let mut countries: Vec<CountryRow> = countries
+        .into_iter()
+        .map(|(country, (connects, dests, asns))| CountryRow {
+            country,
+            connects,
+            destinations: dests,
+            asns: asns.into_iter().collect(),
+        })
+        .collect();
+    countries.sort_by(|a, b| b.connects.cmp(&a.connects).then(a.country.cmp(&b.country)));
+    countries
+}
+
+/// File accesses by category, the most bytes first within each.
+fn file_categories(
+    files: BTreeMap<Option<String>, FileAcc>,
+    cats: &Categories,
+    frame: Frame,
+) -> Vec<FileCategory> {
+    let mut by_cat: BTreeMap<usize, Vec<FileAcc>> = BTreeMap::new();
+    for f in files.into_values() {
+        by_cat.entry(f.category).or_default().push(f);
+    }
+    by_cat
+        .into_iter()
+        .map(|(idx, mut list)| {
+            list.sort_by(|a, b| {
+                b.bytes
+                    .cmp(&a.bytes)
+                    .then(a.seen.first.cmp(&b.seen.first))
+                    .then(a.path.cmp(&b.path))
+            });
+            let info = &cats.all()[idx];
+            FileCategory {
+                category: info.name.clone(),
+                sensitive: info.sensitive,
+                noise: info.noise,
+                paths: list.len() as u64,
+                opens: list.iter().map(|f| f.opens).sum(),
+                failed_opens: list.iter().map(|f| f.failed_opens).sum(),
+                bytes_read: list.iter().map(|f| f.bytes).sum(),
+                files: list
+                    .into_iter()
+                    .map(|f| FileAccess {
+                        path: f.path,
+                        opens: f.opens,
+                        failed_opens: f.failed_opens,
+                        read_records: f.read_records,
+                        read_calls: f.read_calls,
+                        bytes_read: f.bytes,
+                        seen: f.seen.out(frame),
+                        results: f.results,
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn processes(procs: BTreeMap<u32, ProcAcc>, frame: Frame) -> Vec<ProcessSummary> {
+    let mut processes: Vec<ProcessSummary> = procs
+        .into_iter()
+        .map(|(pid, p)| {
+            let o = p.seen.out(frame);
+            ProcessSummary {
+                pid,
+                ppid: p.ppid,
+                uid: p.uid,
+                comms: p.comms,
+                exec: p.exec,
+                first: o.first,
+                last: o.last,
+                first_s: o.first_s,
+                last_s: o.last_s,
+                exit_code: p.exit_code,
+                signal: p.signal,
+                events: o.count,
+                by_phase: o.by_phase,
+            }
+        })
+        .collect();
+    processes.sort_by(|a, b| a.first.cmp(&b.first).then(a.pid.cmp(&b.pid)));
+    processes
+}

@@ -990,6 +990,17 @@ fn bad_invocations_fail_with_one_line() {
             ],
             "device pattern",
         ),
+        (
+            vec![
+                s("record"),
+                s("--all"),
+                s("--packages-list"),
+                s("/dev/zero"),
+                s("--out"),
+                tmp.path().join("e").display().to_string(),
+            ],
+            "/dev/zero: not a regular file",
+        ),
     ];
     for (args, needle) in cases {
         let out = Command::new(EMUWATCH).args(&args).output().unwrap();

@@ -305,7 +305,7 @@ impl Baseline {
                 scenario,
             ));
         }
-        let text = std::fs::read_to_string(path)
+        let text = crate::safefs::read_regular_text(path, crate::safefs::BASELINE_LIMIT)
             .with_context(|| format!("read baseline {}", path.display()))?;
         Baseline::parse(&text, path)
     }
@@ -702,8 +702,7 @@ pub fn run_baseline(cmd: BaselineCmd) -> Result<ExitCode> {
             }
             let (geo, cats) = src.open()?;
             let b = Baseline::load(&session, &geo, cats.as_ref())?;
-            std::fs::write(&file, b.to_json())
-                .with_context(|| format!("write {}", file.display()))?;
+            crate::safefs::write_replace(&file, b.to_json().as_bytes())?;
             let phases: usize = b.apps.values().map(|p| p.len()).sum();
             eprintln!(
                 "emuwatch: baseline of {} ({} app{}, {phases} app phase{}) written to {}",

@@ -403,6 +403,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         tracefs_mounted_by_emuwatch: Some(kernel.tracefs_mounted_by_us),
         probe_plan: Some(kernel.plan.clone()),
         command_stopped: None,
+        unreadable_lines: Vec::new(),
     };
     let mut writer = SessionWriter::create(&dir, info)?;
     let attached = kernel.attach();

@@ -10,6 +10,12 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+/// Size limits of the files read whole.
+pub const TEXT_LIMIT: u64 = 64 << 20; // scenario, categories, packages.list, session.json
+pub const BASELINE_LIMIT: u64 = 256 << 20;
+pub const DB_LIMIT: u64 = 2 << 30; // GeoIP databases (.mmdb, ASN .csv)
+pub const EVENTS_LIMIT: u64 = 64 << 30; // events.jsonl
+
 /// Create `dir` (and missing parents) with mode 0700.
 pub fn create_dir_private(dir: &Path) -> Result<()> {
     DirBuilder::new()

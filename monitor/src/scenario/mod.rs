@@ -557,12 +557,14 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            file: path.display().to_string(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read the scenario: {e}"),
-        })?;
+        let text = crate::safefs::read_regular_text(path, crate::safefs::TEXT_LIMIT).map_err(
+            |e| ScenarioError {
+                file: path.display().to_string(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the scenario: {e:#}"),
+            },
+        )?;
         Scenario::parse(&text, path)
     }
 

@@ -2327,3 +2327,63 @@ fn a_target_that_cannot_be_executed_is_an_error() {
     assert!(err.contains("Permission denied"), "{err}");
     assert!(!tmp.path().join("s").exists());
 }
+
+/// Paths longer than the kernel copies (255 bytes) are not taken for their prefix: the event
+/// says path_truncated with a null path, and the session is not complete (exit 3).
+#[test]
+fn paths_longer_than_the_kernel_copies_are_marked_not_shortened() {
+    require_root();
+    let tmp = tempdir();
+    let dots = format!("/{}proc/cpuinfo", "./".repeat(150));
+    // A real 281-byte path: nested directories under the temporary directory.
+    let mut long = tmp.path().to_path_buf();
+    while long.as_os_str().len() < 281 - 60 {
+        long.push("d".repeat(40));
+    }
+    std::fs::create_dir_all(&long).unwrap();
+    let name_len = 281 - long.as_os_str().len() - 1;
+    let long = long.join("f".repeat(name_len));
+    assert_eq!(long.as_os_str().len(), 281);
+    write_file(&long, 100);
+    let dir = tmp.path().join("session");
+    let output = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(SIMAPP)
+        .arg("steps")
+        .arg(format!("read={dots},4096"))
+        .arg(format!("read={},64", long.display()))
+        .arg("read=/proc/version,4096")
+        .output()
+        .unwrap();
+    let s = load(&dir, output);
+    assert_eq!(s.output.status.code(), Some(3), "{}", s.dump());
+    assert_eq!(s.info["complete"], false, "{}", s.info);
+    assert_eq!(s.info["lost"]["truncated_paths"], 2, "{}", s.info);
+    let pid = s.did("read")[0]["pid"].as_u64().unwrap();
+    let opens = s.by_pid("file_open", pid);
+    let cut: Vec<&&Value> = opens.iter().filter(|e| e["path_truncated"] == true).collect();
+    assert_eq!(cut.len(), 2, "{}", s.dump());
+    for e in &cut {
+        assert_eq!(e["path"], Value::Null, "{e}");
+        assert_eq!(e["path_origin"], "truncated", "{e}");
+        assert_eq!(e["path_prefix"].as_str().unwrap().len(), 255, "{e}");
+    }
+    assert!(dots.starts_with(cut[0]["path_prefix"].as_str().unwrap()));
+    assert!(long.to_str().unwrap().starts_with(cut[1]["path_prefix"].as_str().unwrap()));
+    // Neither became "/" nor the long path's directory.
+    assert!(!opens.iter().any(|e| e["path"] == "/"), "{}", s.dump());
+    assert!(
+        !opens.iter().any(|e| e["path"].as_str().is_some_and(|p| long.starts_with(p) && p.len() > 5)),
+        "{}",
+        s.dump()
+    );
+    // A short path next to them is whole.
+    assert_eq!(
+        opens.iter().filter(|e| e["path"] == "/proc/version").count(),
+        1,
+        "{}",
+        s.dump()
+    );
+}

@@ -349,6 +349,9 @@ values! {
         /// The kernel could not read it; recovered from /proc/PID/fd.
         ProcFd => "proc_fd",
         Unrecovered => "unrecovered",
+        /// Longer than the kernel copies (`path_truncated`): the path is unknown, its first
+        /// bytes are in `path_prefix`.
+        Truncated => "truncated",
     }
 }
 

@@ -117,6 +117,17 @@ impl Capture {
     }
 
     fn sink(&mut self, ev: &Event) -> Result<()> {
+        if let Body::FileOpen(o) = &ev.body
+            && o.path_truncated
+        {
+            self.writer.info.lost.truncated_paths += 1;
+            if self.writer.info.lost.truncated_paths == 1 {
+                eprintln!(
+                    "emuwatch: warning: a path longer than the kernel copies ({} bytes) was opened; its file is unknown and the session is marked incomplete",
+                    monitor_common::file::PATH_LEN - 1
+                );
+            }
+        }
         self.writer.write(ev)?;
         self.live.event(ev);
         Ok(())

@@ -273,6 +273,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("lost:    0 (complete)");
                 }
                 Ok(ExitCode::SUCCESS)
+            } else if info.lost.total + info.lost.undecodable == 0 {
+                eprintln!(
+                    "emuwatch: {} file open(s) passed a path longer than the kernel copies (path_truncated); the session is marked incomplete",
+                    info.lost.truncated_paths
+                );
+                Ok(ExitCode::from(EXIT_LOST))
             } else {
                 eprintln!(
                     "emuwatch: {} events were lost ({:?}); the session is marked incomplete",

@@ -516,7 +516,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     let mut writer = capture.writer;
     writer.info.ended_at = Some(Utc::now());
     writer.info.stop_reason = Some(stop_reason);
-    writer.info.complete = writer.info.lost.total == 0 && writer.info.lost.undecodable == 0;
+    writer.info.complete = writer.info.lost.none();
     let dir = writer.dir().to_path_buf();
     let info = writer.finish()?;
     Ok(RecordOutcome { dir, info })

@@ -44,6 +44,17 @@ pub struct Lost {
     pub per_cpu: Vec<u64>,
     /// Ring-buffer records userspace could not decode.
     pub undecodable: u64,
+    /// File opens whose path was longer than the kernel copies (`path_truncated` events):
+    /// their file is unknown, so the session is not complete.
+    #[serde(default)]
+    pub truncated_paths: u64,
+}
+
+impl Lost {
+    /// Nothing lost, nothing undecodable, no path cut: every event is whole.
+    pub fn none(&self) -> bool {
+        self.total == 0 && self.undecodable == 0 && self.truncated_paths == 0
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

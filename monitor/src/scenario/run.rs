@@ -514,7 +514,13 @@ fn run_in(
     if !missing.is_empty() {
         errors.push(format!("probes missing: {}", missing.join("; ")));
     }
-    if !info.complete {
+    if info.lost.truncated_paths > 0 {
+        errors.push(format!(
+            "{} file open(s) passed a path longer than the kernel copies: their files are unknown, so expectations about files cannot be trusted",
+            info.lost.truncated_paths
+        ));
+    }
+    if !info.complete && (info.lost.total > 0 || info.lost.undecodable > 0) {
         errors.push(format!(
             "{} events were lost and {} records could not be decoded: a run with lost events cannot pass (try [record] ring_buffer = \"32M\")",
             info.lost.total, info.lost.undecodable

@@ -97,6 +97,13 @@ pub fn build(cx: &Context) -> Summary {
 
     let lost = &info.lost;
     let mut warnings = Vec::new();
+    if lost.truncated_paths > 0 {
+        warnings.push(format!(
+            "INCOMPLETE SESSION: {} file open(s) passed a path longer than the kernel copies ({} bytes); their files are unknown (path_truncated) and may be anything, identifiers included",
+            lost.truncated_paths,
+            monitor_common::file::PATH_LEN - 1
+        ));
+    }
     if !info.complete || lost.total > 0 || lost.undecodable > 0 {
         let reasons: Vec<String> = lost
             .by_reason
@@ -147,7 +154,7 @@ pub fn build(cx: &Context) -> Summary {
             events_total: total,
         },
         completeness: Completeness {
-            complete: info.complete && lost.total == 0 && lost.undecodable == 0,
+            complete: info.complete && lost.none(),
             ended: info.ended_at.is_some(),
             lost_total: lost.total,
             lost_by_reason: lost.by_reason.clone(),

@@ -1153,6 +1153,11 @@ fn markers_change_phase_while_recording() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // It says which recording it marked.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("marked {}: \"user pressed HOME\"\n", dir.display())
+    );
     std::fs::write(&go, "").unwrap();
     let output = rec.wait_with_output().unwrap();
     let sess = load(&dir, output);
@@ -2386,4 +2391,65 @@ fn paths_longer_than_the_kernel_copies_are_marked_not_shortened() {
         "{}",
         s.dump()
     );
+}
+
+/// Without root (or CAP_BPF + CAP_PERFMON), record and run say so in one line, and run does
+/// so before its setup steps.
+#[test]
+fn without_privileges_record_and_run_say_what_they_need() {
+    require_root();
+    let tmp = tempdir();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let ran = tmp.path().join("setup-ran");
+    let sc = tmp.path().join("s.toml");
+    std::fs::write(
+        &sc,
+        format!(
+            "name = \"x\"\n[target]\ncommand = \"true\"\n[[setup]]\nrun = \"touch {}\"\n",
+            ran.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&sc, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", EMUWATCH])
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .expect("setpriv (util-linux)")
+    };
+    for args in [
+        vec!["record", "--all", "--duration", "1s"],
+        vec!["run", sc.to_str().unwrap()],
+    ] {
+        let out = nobody(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("needs root (or CAP_BPF + CAP_PERFMON)"), "{err}");
+    }
+    assert!(!ran.exists(), "a setup step ran before the check");
+    assert!(!tmp.path().join("sessions").exists());
+}
+
+/// Usage errors and bad values: one line, exit 2, a pointer to the help for clap's own.
+#[test]
+fn usage_and_value_errors_are_one_line() {
+    require_root();
+    for (args, needle) in [
+        (vec!["record", "--bogus"], "(see emuwatch record --help)"),
+        (vec!["record", "--all", "--duration", "0"], "must be above 0"),
+        (vec!["report"], "<SESSION> (see emuwatch report --help)"),
+        (vec!["record", "--all", "--device", "camera="], "the glob is empty"),
+        (vec!["record", "--comm", ""], "a process name cannot be empty"),
+        (vec!["frobnicate"], "(see emuwatch --help)"),
+    ] {
+        let out = Command::new(EMUWATCH).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
 }

@@ -23,7 +23,7 @@ mod session;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::{live::printable, session::TargetSpec};
 
@@ -127,7 +127,7 @@ struct RecordArgs {
     #[arg(long, short, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Stop after this long (e.g. 30s, 2m).
-    #[arg(long, short, value_parser = record::parse_duration)]
+    #[arg(long, short, value_parser = record::parse_record_duration)]
     duration: Option<Duration>,
     /// Kernel ring buffer size (power of two, e.g. 4M).
     #[arg(long, default_value = "8M", value_parser = record::parse_size)]
@@ -165,8 +165,53 @@ struct RecordArgs {
     command: Vec<String>,
 }
 
+/// A usage error as one line and a pointer to the help (clap prints several lines).
+fn usage_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut first = lines
+        .next()
+        .unwrap_or("invalid usage")
+        .trim_start_matches("error: ")
+        .to_string();
+    // "the following required arguments were not provided:" names them on the next line.
+    if first.ends_with(':')
+        && let Some(next) = lines.next()
+    {
+        first = format!("{first} {next}");
+    }
+    // The subcommand, if one was given, for its own --help.
+    let sub = std::env::args().skip(1).find(|a| !a.starts_with('-')).filter(|a| {
+        Cli::command()
+            .get_subcommands()
+            .any(|s| s.get_name() == a.as_str())
+    });
+    let help = match sub {
+        Some(s) => format!("emuwatch {s} --help"),
+        None => "emuwatch --help".to_string(),
+    };
+    format!("emuwatch: error: {} (see {help})", printable(&first))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::error::ErrorKind;
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("{}", usage_error(&e));
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -195,6 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Baseline(c) => baseline::run_baseline(c),
         Cmd::Mark(m) => {
             let session = control::find_session(m.session)?;
+            let label = m.label.clone();
             control::mark(
                 &session,
                 &control::MarkRequest {
@@ -204,6 +250,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     stop: false,
                 },
             )?;
+            println!(
+                "marked {}: {:?}",
+                printable(&session.display().to_string()),
+                printable(&label)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Record(a) => {

@@ -304,6 +304,27 @@ fn reaped(pid: u32) -> bool {
     r == pid as i32 || r < 0
 }
 
+/// Loading and attaching the probes needs root, or CAP_BPF + CAP_PERFMON (CAP_SYS_ADMIN
+/// covers both): checked first, so the error says so instead of naming a map the loader
+/// could not create.
+pub fn check_privileges(what: &str) -> Result<()> {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let eff = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        });
+    let has = |cap: u32| eff.is_some_and(|e| e & (1 << cap) != 0);
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    bail!("{what} needs root (or CAP_BPF + CAP_PERFMON) to load its eBPF probes");
+}
+
 pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     let mut target = opts.target.clone();
     let selectors = target.all as usize
@@ -316,6 +337,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     if selectors == 0 {
         bail!("no target: give -- CMD ARGS, --pid, --comm, --uid, --package, --cgroup or --all");
     }
+    check_privileges("emuwatch record")?;
     let packages = if target.packages.is_empty() && !opts.packages_list.exists() {
         PackagesList::default()
     } else if opts.packages_list.exists() {
@@ -358,6 +380,9 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         maps.tgids.extend(descendants(*pid));
     }
     for c in &target.comms {
+        if c.is_empty() {
+            bail!("--comm \"\": a process name cannot be empty");
+        }
         if c.len() > 15 {
             eprintln!(
                 "emuwatch: note: --comm {c:?} is longer than the kernel keeps (15 bytes); matching its first 15"
@@ -665,6 +690,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
+/// How long a recording may run: a duration above zero.
+pub fn parse_record_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: a recording's duration must be above 0"));
+    }
+    Ok(d)
+}
+
 /// The ring buffer's poll period: a duration above zero, at most a second.
 pub fn parse_poll(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
@@ -718,6 +752,13 @@ mod tests {
             Duration::from_secs(366 * 24 * 3600)
         );
         assert!(parse_duration("8785h").is_err());
+    }
+
+    #[test]
+    fn record_durations_are_above_zero() {
+        assert!(parse_record_duration("0").is_err());
+        assert!(parse_record_duration("0ms").is_err());
+        assert_eq!(parse_record_duration("1ms").unwrap(), Duration::from_millis(1));
     }
 
     #[test]

@@ -210,6 +210,8 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     if a.check {
         return check_only(&a, &sc, &file, &scenario_dir);
     }
+    // Before anything runs (setup steps included) or is written.
+    record::check_privileges("emuwatch run")?;
     let out = a.out.clone().unwrap_or_else(record::default_session_dir);
     if out.join("events.jsonl").exists() {
         bail!(

@@ -61,6 +61,12 @@ enum Cmd {
     /// Baselines: `emuwatch baseline save SESSION FILE`.
     #[command(subcommand)]
     Baseline(baseline::BaselineCmd),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `emuwatch man > /usr/local/share/man/man1/emuwatch.1`.
+    Man,
 }
 
 #[derive(Args)]
@@ -235,6 +241,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Cmd::Report(a) => report::run(a),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "emuwatch", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Run(a) => scenario::run::run(a),
         Cmd::Diff(a) => baseline::run_diff(a),
         Cmd::Baseline(c) => baseline::run_baseline(c),

@@ -195,7 +195,7 @@ impl Baseline {
                     let cat = &cats.all()[category];
                     let e = acc.files.entry(cat.name.clone()).or_default();
                     e.0 += u64::from(open);
-                    e.1 += bytes;
+                    e.1 = e.1.saturating_add(bytes);
                     if cat.sensitive {
                         e.2.insert(path.map_or_else(
                             || Capability::File.spec().unknown_target.into(),

@@ -45,7 +45,7 @@ pub fn build(cx: &Context) -> Summary {
         let phase = phase_of(ev);
         match &ev.body {
             Body::Lost(l) => {
-                lost_in_timeline += l.count;
+                lost_in_timeline = lost_in_timeline.saturating_add(l.count);
                 continue;
             }
             Body::Marker(m) => {
@@ -402,7 +402,7 @@ fn countries(destinations: &[Destination]) -> Vec<CountryRow> {
         .filter(|d| d.endpoint.scope == Some(Scope::Public))
     {
         let row = countries.entry(d.endpoint.country.clone()).or_default();
-        row.0 += d.seen.count;
+        row.0 = row.0.saturating_add(d.seen.count);
         row.1 += 1;
         row.2.extend(d.endpoint.asn);
     }
@@ -444,9 +444,12 @@ fn file_categories(
                 sensitive: info.sensitive,
                 noise: info.noise,
                 paths: list.len() as u64,
-                opens: list.iter().map(|f| f.opens).sum(),
-                failed_opens: list.iter().map(|f| f.failed_opens).sum(),
-                bytes_read: list.iter().map(|f| f.bytes).sum(),
+                opens: list.iter().map(|f| f.opens).fold(0, u64::saturating_add),
+                failed_opens: list
+                    .iter()
+                    .map(|f| f.failed_opens)
+                    .fold(0, u64::saturating_add),
+                bytes_read: list.iter().map(|f| f.bytes).fold(0, u64::saturating_add),
                 files: list
                     .into_iter()
                     .map(|f| FileAccess {

@@ -2196,7 +2196,11 @@ fn read_pid(path: &Path) -> u32 {
     wait_file(path);
     let t = Instant::now();
     loop {
-        if let Ok(p) = std::fs::read_to_string(path).unwrap_or_default().trim().parse() {
+        if let Ok(p) = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .trim()
+            .parse()
+        {
             return p;
         }
         assert!(t.elapsed() < PATIENCE, "{} holds no pid", path.display());
@@ -2229,8 +2233,7 @@ fn the_started_command_is_stopped_when_the_recording_ends() {
     assert!(out.success(), "{out:?}");
     let pid = read_pid(&daemon_pid);
     assert!(!running(pid), "the daemon {pid} outlived the recording");
-    let info: Value =
-        serde_json::from_slice(&std::fs::read(p("a/session.json")).unwrap()).unwrap();
+    let info: Value = serde_json::from_slice(&std::fs::read(p("a/session.json")).unwrap()).unwrap();
     assert_eq!(info["stop_reason"], "duration", "{info}");
     assert_eq!(info["command_stopped"]["processes"], 1, "{info}");
     assert_eq!(info["command_stopped"]["killed"], 0, "{info}");
@@ -2250,7 +2253,10 @@ fn the_started_command_is_stopped_when_the_recording_ends() {
             "--",
             "sh",
             "-c",
-            &format!("trap '' TERM; echo $$ > {}.tmp; mv {0}.tmp {0}; exec sleep 300", sh_pid.display()),
+            &format!(
+                "trap '' TERM; echo $$ > {}.tmp; mv {0}.tmp {0}; exec sleep 300",
+                sh_pid.display()
+            ),
         ],
     );
     let pid = read_pid(&sh_pid);
@@ -2259,8 +2265,7 @@ fn the_started_command_is_stopped_when_the_recording_ends() {
     let status = rec.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!running(pid), "the command {pid} outlived the recording");
-    let info: Value =
-        serde_json::from_slice(&std::fs::read(p("b/session.json")).unwrap()).unwrap();
+    let info: Value = serde_json::from_slice(&std::fs::read(p("b/session.json")).unwrap()).unwrap();
     assert_eq!(info["stop_reason"], "signal", "{info}");
     assert_eq!(info["command_stopped"]["killed"], 1, "{info}");
 
@@ -2268,7 +2273,14 @@ fn the_started_command_is_stopped_when_the_recording_ends() {
     let mut other = Command::new("sleep").arg("300").spawn().unwrap();
     let left_pid = p("left.pid");
     let out = Command::new(EMUWATCH)
-        .args(["record", "--quiet", "--duration", "2s", "--leave-running", "--pid"])
+        .args([
+            "record",
+            "--quiet",
+            "--duration",
+            "2s",
+            "--leave-running",
+            "--pid",
+        ])
         .arg(other.id().to_string())
         .arg("--out")
         .arg(p("c"))
@@ -2368,7 +2380,10 @@ fn paths_longer_than_the_kernel_copies_are_marked_not_shortened() {
     assert_eq!(s.info["lost"]["truncated_paths"], 2, "{}", s.info);
     let pid = s.did("read")[0]["pid"].as_u64().unwrap();
     let opens = s.by_pid("file_open", pid);
-    let cut: Vec<&&Value> = opens.iter().filter(|e| e["path_truncated"] == true).collect();
+    let cut: Vec<&&Value> = opens
+        .iter()
+        .filter(|e| e["path_truncated"] == true)
+        .collect();
     assert_eq!(cut.len(), 2, "{}", s.dump());
     for e in &cut {
         assert_eq!(e["path"], Value::Null, "{e}");
@@ -2376,17 +2391,26 @@ fn paths_longer_than_the_kernel_copies_are_marked_not_shortened() {
         assert_eq!(e["path_prefix"].as_str().unwrap().len(), 255, "{e}");
     }
     assert!(dots.starts_with(cut[0]["path_prefix"].as_str().unwrap()));
-    assert!(long.to_str().unwrap().starts_with(cut[1]["path_prefix"].as_str().unwrap()));
+    assert!(
+        long.to_str()
+            .unwrap()
+            .starts_with(cut[1]["path_prefix"].as_str().unwrap())
+    );
     // Neither became "/" nor the long path's directory.
     assert!(!opens.iter().any(|e| e["path"] == "/"), "{}", s.dump());
     assert!(
-        !opens.iter().any(|e| e["path"].as_str().is_some_and(|p| long.starts_with(p) && p.len() > 5)),
+        !opens.iter().any(|e| e["path"]
+            .as_str()
+            .is_some_and(|p| long.starts_with(p) && p.len() > 5)),
         "{}",
         s.dump()
     );
     // A short path next to them is whole.
     assert_eq!(
-        opens.iter().filter(|e| e["path"] == "/proc/version").count(),
+        opens
+            .iter()
+            .filter(|e| e["path"] == "/proc/version")
+            .count(),
         1,
         "{}",
         s.dump()
@@ -2428,7 +2452,10 @@ fn without_privileges_record_and_run_say_what_they_need() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.contains("needs root (or CAP_BPF + CAP_PERFMON)"), "{err}");
+        assert!(
+            err.contains("needs root (or CAP_BPF + CAP_PERFMON)"),
+            "{err}"
+        );
     }
     assert!(!ran.exists(), "a setup step ran before the check");
     assert!(!tmp.path().join("sessions").exists());
@@ -2440,10 +2467,19 @@ fn usage_and_value_errors_are_one_line() {
     require_root();
     for (args, needle) in [
         (vec!["record", "--bogus"], "(see emuwatch record --help)"),
-        (vec!["record", "--all", "--duration", "0"], "must be above 0"),
+        (
+            vec!["record", "--all", "--duration", "0"],
+            "must be above 0",
+        ),
         (vec!["report"], "<SESSION> (see emuwatch report --help)"),
-        (vec!["record", "--all", "--device", "camera="], "the glob is empty"),
-        (vec!["record", "--comm", ""], "a process name cannot be empty"),
+        (
+            vec!["record", "--all", "--device", "camera="],
+            "the glob is empty",
+        ),
+        (
+            vec!["record", "--comm", ""],
+            "a process name cannot be empty",
+        ),
         (vec!["frobnicate"], "(see emuwatch --help)"),
     ] {
         let out = Command::new(EMUWATCH).args(&args).output().unwrap();

@@ -866,7 +866,9 @@ fn huge_counts_saturate_and_a_bad_line_is_skipped() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains(&format!("skipped 1 line(s) with invalid UTF-8 (line {bad_line})")),
+        err.contains(&format!(
+            "skipped 1 line(s) with invalid UTF-8 (line {bad_line})"
+        )),
         "{err}"
     );
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();

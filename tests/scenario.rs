@@ -751,20 +751,33 @@ fn a_run_stops_on_duration_and_signals_and_stops_its_target() {
     let t = std::time::Instant::now();
     let s = tmp.path().join("s");
     let o = run_scenario(&f, &s, &[]);
-    assert!(t.elapsed() < std::time::Duration::from_secs(60), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
     assert_eq!(o.code, Some(2), "{}\n{}", o.stdout, o.stderr);
     assert!(o.stderr.contains("maximum duration"), "{}", o.stderr);
     assert!(!running(target_pid(&s)), "the target outlived the run");
     let run: Value = serde_json::from_slice(&std::fs::read(s.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["exit_code"], 2);
     let (cases, _) = junit(&s.join("junit.xml"));
-    assert_eq!(case(&cases, "run: steps, probes and a complete recording").outcome.as_ref().unwrap().0, "error");
+    assert_eq!(
+        case(&cases, "run: steps, probes and a complete recording")
+            .outcome
+            .as_ref()
+            .unwrap()
+            .0,
+        "error"
+    );
 
     // SIGTERM while the step waits.
     let f2 = tmp.path().join("wait2.toml");
     std::fs::write(
         &f2,
-        std::fs::read_to_string(&f).unwrap().replace("duration = \"2s\"", "duration = \"10m\""),
+        std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("duration = \"2s\"", "duration = \"10m\""),
     )
     .unwrap();
     let s2 = tmp.path().join("s2");
@@ -816,13 +829,33 @@ fn run_outputs_are_written_on_error_and_never_through_symlinks() {
     assert!(o.stderr.contains("setup step 1"), "{}", o.stderr);
     let run: Value = serde_json::from_slice(&std::fs::read(s.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["exit_code"], 2);
-    assert!(run["errors"][0].as_str().unwrap().contains("setup step 1"), "{run}");
+    assert!(
+        run["errors"][0].as_str().unwrap().contains("setup step 1"),
+        "{run}"
+    );
     let (cases, _) = junit(&junit_link);
-    assert_eq!(case(&cases, "run: steps, probes and a complete recording").outcome.as_ref().unwrap().0, "error");
+    assert_eq!(
+        case(&cases, "run: steps, probes and a complete recording")
+            .outcome
+            .as_ref()
+            .unwrap()
+            .0,
+        "error"
+    );
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&s).unwrap().permissions().mode() & 0o777, 0o700);
-    assert_eq!(std::fs::metadata(s.join("run.json")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&s).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(
+        std::fs::metadata(s.join("run.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
 
     // An existing, non-empty --out is refused before anything runs.
     let full = tmp.path().join("full");

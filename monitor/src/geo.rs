@@ -859,7 +859,9 @@ mod tests {
         for dev in ["/dev/zero", "/dev/null"] {
             let e = Geo::open(Some(Path::new(dev)), None).err().unwrap();
             assert!(format!("{e:#}").contains("not a regular file"), "{e:#}");
-            let e = Geo::open(None, Some(Path::new(&format!("{dev}.csv")))).err().unwrap();
+            let e = Geo::open(None, Some(Path::new(&format!("{dev}.csv"))))
+                .err()
+                .unwrap();
             assert!(!format!("{e:#}").is_empty());
         }
     }

@@ -62,9 +62,7 @@ enum Cmd {
     #[command(subcommand)]
     Baseline(baseline::BaselineCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `emuwatch man > /usr/local/share/man/man1/emuwatch.1`.
     Man,
 }
@@ -187,11 +185,14 @@ fn usage_error(e: &clap::Error) -> String {
         first = format!("{first} {next}");
     }
     // The subcommand, if one was given, for its own --help.
-    let sub = std::env::args().skip(1).find(|a| !a.starts_with('-')).filter(|a| {
-        Cli::command()
-            .get_subcommands()
-            .any(|s| s.get_name() == a.as_str())
-    });
+    let sub = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .filter(|a| {
+            Cli::command()
+                .get_subcommands()
+                .any(|s| s.get_name() == a.as_str())
+        });
     let help = match sub {
         Some(s) => format!("emuwatch {s} --help"),
         None => "emuwatch --help".to_string(),
@@ -242,7 +243,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Report(a) => report::run(a),
         Cmd::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "emuwatch", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "emuwatch",
+                &mut std::io::stdout(),
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Man => {

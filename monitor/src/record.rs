@@ -170,7 +170,9 @@ fn spawn_held(argv: &[String], output: Option<&Path>) -> Result<(u32, Held)> {
     let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     let output = output
-        .map(|p| crate::safefs::open_append_private(p).with_context(|| format!("open {}", p.display())))
+        .map(|p| {
+            crate::safefs::open_append_private(p).with_context(|| format!("open {}", p.display()))
+        })
         .transpose()?;
     let out_fd = output.as_ref().map_or(-1, |f| f.as_raw_fd());
     let mut fds = [0; 2];
@@ -499,16 +501,15 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         }
     };
     // SAFETY: the RingBuf owns its map fd for as long as the AsyncFd owns the RingBuf.
-    let mut ring = match unsafe {
-        AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE)
-    } {
-        Ok(r) => r,
-        Err(e) => {
-            stop_command(&mut capture, None, child, &opts);
-            let e = anyhow::anyhow!("register the ring buffer with the event loop: {e}");
-            return Err(fail(capture, kernel, e));
-        }
-    };
+    let mut ring =
+        match unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) } {
+            Ok(r) => r,
+            Err(e) => {
+                stop_command(&mut capture, None, child, &opts);
+                let e = anyhow::anyhow!("register the ring buffer with the event loop: {e}");
+                return Err(fail(capture, kernel, e));
+            }
+        };
     let looped = event_loop(
         &mut capture,
         &mut ring,
@@ -758,7 +759,10 @@ mod tests {
     fn record_durations_are_above_zero() {
         assert!(parse_record_duration("0").is_err());
         assert!(parse_record_duration("0ms").is_err());
-        assert_eq!(parse_record_duration("1ms").unwrap(), Duration::from_millis(1));
+        assert_eq!(
+            parse_record_duration("1ms").unwrap(),
+            Duration::from_millis(1)
+        );
     }
 
     #[test]

@@ -93,7 +93,11 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
         .read_to_end(&mut buf)
         .with_context(|| format!("read {}", path.display()))?;
     if buf.len() as u64 > limit {
-        bail!("{}: grew beyond {} bytes while being read", path.display(), limit);
+        bail!(
+            "{}: grew beyond {} bytes while being read",
+            path.display(),
+            limit
+        );
     }
     Ok(buf)
 }
@@ -149,7 +153,12 @@ mod tests {
         assert!(read_regular(d.path(), 1 << 20).is_err());
         let big = d.path().join("big");
         std::fs::write(&big, vec![b'x'; 100]).unwrap();
-        assert!(read_regular(&big, 99).unwrap_err().to_string().contains("too large"));
+        assert!(
+            read_regular(&big, 99)
+                .unwrap_err()
+                .to_string()
+                .contains("too large")
+        );
         assert_eq!(read_regular(&big, 100).unwrap().len(), 100);
     }
 }

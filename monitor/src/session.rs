@@ -177,11 +177,11 @@ impl SessionWriter {
             .with_context(|| format!("create session directory {}", dir.display()))?;
         let path = dir.join("events.jsonl");
         let f = crate::safefs::create_new_private(&path).with_context(|| {
-                format!(
-                    "create {} (is this directory already a session?)",
-                    path.display()
-                )
-            })?;
+            format!(
+                "create {} (is this directory already a session?)",
+                path.display()
+            )
+        })?;
         let w = SessionWriter {
             dir: dir.to_path_buf(),
             events: BufWriter::with_capacity(1 << 16, f),
@@ -434,7 +434,9 @@ mod tests {
         let at = second + b[second..].windows(2).position(|w| w == b"m1").unwrap();
         b[at] = 0xff;
         // A last line cut after the first byte of "é" (0xc3 0xa9).
-        b.extend_from_slice(b"{\"ts\":\"2026-11-20T10:00:00.000000000Z\",\"kind\":\"marker\",\"label\":\"\xc3");
+        b.extend_from_slice(
+            b"{\"ts\":\"2026-11-20T10:00:00.000000000Z\",\"kind\":\"marker\",\"label\":\"\xc3",
+        );
         std::fs::write(&p, &b).unwrap();
         let (info, events) = load(dir.path()).unwrap();
         assert_eq!(labels(&events), ["m0", "m2", "m3", "m4"]);
@@ -450,7 +452,10 @@ mod tests {
         )
         .unwrap();
         let e = format!("{:#}", load(dir.path()).unwrap_err());
-        assert!(e.contains("schema version 2 is newer than this emuwatch reads (1)"), "{e}");
+        assert!(
+            e.contains("schema version 2 is newer than this emuwatch reads (1)"),
+            "{e}"
+        );
         assert_eq!(e.lines().count(), 1);
 
         let dir = session(&[line(0)], true);

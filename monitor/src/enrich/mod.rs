@@ -12,8 +12,7 @@ use monitor_common::{
     Header,
     connect::{AF_INET, AF_INET6},
     file::{
-        AT_FDCWD, PATH_AT_EXIT, PATH_FAULT, PATH_LEN, SYS_FCHDIR, SYS_OPEN, SYS_OPENAT,
-        SYS_OPENAT2,
+        AT_FDCWD, PATH_AT_EXIT, PATH_FAULT, PATH_LEN, SYS_FCHDIR, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2,
     },
 };
 

@@ -585,14 +585,15 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = crate::safefs::read_regular_text(path, crate::safefs::TEXT_LIMIT).map_err(
-            |e| ScenarioError {
-                file: path.display().to_string(),
-                line: 0,
-                column: 0,
-                message: format!("cannot read the scenario: {e:#}"),
-            },
-        )?;
+        let text =
+            crate::safefs::read_regular_text(path, crate::safefs::TEXT_LIMIT).map_err(|e| {
+                ScenarioError {
+                    file: path.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    message: format!("cannot read the scenario: {e:#}"),
+                }
+            })?;
         Scenario::parse(&text, path)
     }
 
@@ -1155,7 +1156,11 @@ max_bytes = 1048576
         let sc = Scenario::parse(&text, Path::new("many.toml")).unwrap();
         assert_eq!(sc.steps.len(), 100_000);
         assert_eq!(sc.steps[99_999].line, 4 + 2 * 99_999);
-        assert!(t.elapsed() < std::time::Duration::from_secs(10), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]

@@ -368,7 +368,8 @@ fn run_in(
         println!("  target:  {}", escape(&sc.target.describe()));
         println!("  session: {}", out.display());
     }
-    let log = crate::safefs::create_new_private(&out.join("steps.log")).context("create steps.log")?;
+    let log =
+        crate::safefs::create_new_private(&out.join("steps.log")).context("create steps.log")?;
     let ended = AtomicBool::new(false);
     let mut runner = Runner {
         vars: &vars,
@@ -512,7 +513,7 @@ fn run_in(
             other.map_or("unknown", StopReason::as_str)
         )),
     }
-    let missing = missing_probes(&info, &sc);
+    let missing = missing_probes(&info, sc);
     if !missing.is_empty() {
         errors.push(format!("probes missing: {}", missing.join("; ")));
     }

@@ -866,3 +866,35 @@ fn run_outputs_are_written_on_error_and_never_through_symlinks() {
     assert!(o.stderr.contains("not empty"), "{}", o.stderr);
     assert_eq!(std::fs::read_dir(&full).unwrap().count(), 1);
 }
+
+/// `--run-as USER`: the setup, the steps and the command target run as that user, not root.
+#[test]
+fn run_as_runs_the_scenario_commands_unprivileged() {
+    require_root();
+    let tmp = tempdir();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let f = tmp.path().join("nobody.toml");
+    std::fs::write(
+        &f,
+        "name = \"as nobody\"\n[target]\ncommand = [\"sh\", \"-c\", \"echo target=$(id -u); touch {work}/done\"]\n[[setup]]\nrun = \"echo setup=$(id -u)\"\n[[step]]\nrun = \"echo step=$(id -u)\"\n[[step]]\nwait_for = \"file\"\npath = \"{work}/done\"\n[[step]]\nwait_for = \"exited\"\n",
+    )
+    .unwrap();
+    let s = tmp.path().join("s");
+    let o = run_scenario(&f, &s, &["--run-as", "nobody"]);
+    assert_eq!(o.code, Some(0), "{}\n{}", o.stdout, o.stderr);
+    let steps = std::fs::read_to_string(s.join("steps.log")).unwrap();
+    assert!(
+        steps.contains("setup=65534") && steps.contains("step=65534"),
+        "{steps}"
+    );
+    let target = std::fs::read_to_string(s.join("target.log")).unwrap();
+    assert_eq!(target.trim(), "target=65534");
+    let o = run_scenario(
+        &f,
+        &tmp.path().join("t"),
+        &["--run-as", "no-such-user-here"],
+    );
+    assert_eq!(o.code, Some(2));
+    assert!(o.stderr.contains("no user"), "{}", o.stderr);
+}

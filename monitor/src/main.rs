@@ -11,6 +11,8 @@ mod doctor;
 mod enrich;
 mod escape;
 mod event;
+#[cfg(test)]
+mod fuzz;
 mod geo;
 mod kernel;
 mod live;
@@ -302,6 +304,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 command_output: None,
                 probes: a.probes,
                 leave_running: a.leave_running,
+                run_as: None,
             };
             let quiet = opts.quiet;
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -52,6 +52,28 @@ pub struct RecordOptions {
     /// Leave the command emuwatch started running when the recording ends (default: stop its
     /// whole tree, SIGTERM then SIGKILL after [`STOP_GRACE`]).
     pub leave_running: bool,
+    /// Run the command as this (uid, gid), supplementary groups dropped (`run --run-as`).
+    pub run_as: Option<(u32, u32)>,
+}
+
+/// A user name or number as (uid, gid), from the passwd database.
+pub fn lookup_user(user: &str) -> Result<(u32, u32)> {
+    let c = std::ffi::CString::new(user).context("user name contains a NUL byte")?;
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16384];
+    let mut res: *mut libc::passwd = std::ptr::null_mut();
+    let r = unsafe { libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
+    if r == 0 && !res.is_null() {
+        return Ok((pw.pw_uid, pw.pw_gid));
+    }
+    if let Ok(uid) = user.parse::<u32>() {
+        let r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
+        if r == 0 && !res.is_null() {
+            return Ok((pw.pw_uid, pw.pw_gid));
+        }
+        return Ok((uid, uid));
+    }
+    bail!("no user {user:?}")
 }
 
 /// How long the started command's processes get between SIGTERM and SIGKILL.
@@ -160,7 +182,11 @@ pub fn check_program(argv: &[String]) -> Result<PathBuf> {
 /// Fork a child that waits until it has been made a target, then execs `argv` (with stdout and
 /// stderr sent to `output` when given). (std's spawn cannot do this: it blocks until the child
 /// has exec'd.) Returns (pid, release capture).
-fn spawn_held(argv: &[String], output: Option<&Path>) -> Result<(u32, Held)> {
+fn spawn_held(
+    argv: &[String],
+    output: Option<&Path>,
+    run_as: Option<(u32, u32)>,
+) -> Result<(u32, Held)> {
     use std::{ffi::CString, os::fd::AsRawFd};
     let prog = check_program(argv)?;
     let cstr =
@@ -203,6 +229,15 @@ fn spawn_held(argv: &[String], output: Option<&Path>) -> Result<(u32, Held)> {
             if out_fd >= 0 {
                 libc::dup2(out_fd, 1);
                 libc::dup2(out_fd, 2);
+            }
+            if let Some((uid, gid)) = run_as
+                && (libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0)
+            {
+                let err = *libc::__errno_location();
+                libc::write(ewr, (&err as *const i32).cast(), 4);
+                libc::_exit(127);
             }
             libc::execv(path.as_ptr(), ptrs.as_ptr());
             let err = *libc::__errno_location();
@@ -462,7 +497,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     // Spawn the command only now: everything is attached, and it becomes a target before exec.
     let mut child = None;
     if !target.command.is_empty() {
-        let (pid, held) = spawn_held(&target.command, opts.command_output.as_deref())?;
+        let (pid, held) = spawn_held(&target.command, opts.command_output.as_deref(), opts.run_as)?;
         // The child is held before exec: its score now is its score at its first event.
         if let Some(adj) = crate::enrich::read_oom_score_adj(pid) {
             capture.enricher.procs.seed_adj(pid, adj);

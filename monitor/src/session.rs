@@ -238,13 +238,27 @@ pub fn load(dir: &Path) -> Result<(SessionInfo, Vec<Event>)> {
     use crate::safefs::{EVENTS_LIMIT, TEXT_LIMIT, read_regular};
     let info_path = dir.join("session.json");
     let info_bytes = read_regular(&info_path, TEXT_LIMIT)?;
+    let ev_path = dir.join("events.jsonl");
+    let bytes = read_regular(&ev_path, EVENTS_LIMIT)?;
+    parse(&info_bytes, &bytes, &info_path, &ev_path, true)
+}
+
+/// A session from the bytes of its session.json and events.jsonl (paths for messages);
+/// `warn`: say on stderr which lines were skipped.
+pub fn parse(
+    info_bytes: &[u8],
+    bytes: &[u8],
+    info_path: &Path,
+    ev_path: &Path,
+    warn: bool,
+) -> Result<(SessionInfo, Vec<Event>)> {
     // The version first: a session of a newer schema gets one clear line, not a parse error
     // about some field.
     #[derive(Deserialize)]
     struct Version {
         schema_version: u32,
     }
-    let v: Version = serde_json::from_slice(&info_bytes)
+    let v: Version = serde_json::from_slice(info_bytes)
         .with_context(|| format!("parse {}", info_path.display()))?;
     if v.schema_version > SCHEMA_VERSION {
         bail!(
@@ -254,10 +268,8 @@ pub fn load(dir: &Path) -> Result<(SessionInfo, Vec<Event>)> {
             SCHEMA_VERSION
         );
     }
-    let mut info: SessionInfo = serde_json::from_slice(&info_bytes)
+    let mut info: SessionInfo = serde_json::from_slice(info_bytes)
         .with_context(|| format!("parse {}", info_path.display()))?;
-    let ev_path = dir.join("events.jsonl");
-    let bytes = read_regular(&ev_path, EVENTS_LIMIT)?;
     // A recorder that crashed mid-write leaves a partial last line without its newline: that is
     // the documented worst case, not corruption.
     let partial_last = !bytes.is_empty() && !bytes.ends_with(b"\n");
@@ -282,7 +294,7 @@ pub fn load(dir: &Path) -> Result<(SessionInfo, Vec<Event>)> {
             })
         })
         .collect();
-    if !invalid.is_empty() {
+    if warn && !invalid.is_empty() {
         let shown: Vec<String> = invalid.iter().take(10).map(|n| n.to_string()).collect();
         eprintln!(
             "emuwatch: warning: {}: skipped {} line(s) with invalid UTF-8 (line{} {}{})",
@@ -346,7 +358,7 @@ pub fn load(dir: &Path) -> Result<(SessionInfo, Vec<Event>)> {
         && lines
             .last()
             .is_some_and(|l| !l.trim().is_empty() && serde_json::from_str::<Event>(l).is_err());
-    if last_dropped {
+    if warn && last_dropped {
         eprintln!(
             "emuwatch: note: {}:{}: ignoring a partial last line (the recording was interrupted)",
             ev_path.display(),

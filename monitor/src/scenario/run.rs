@@ -56,6 +56,11 @@ pub struct RunArgs {
     /// names): record nothing. Exit 0 when it is valid, 2 otherwise.
     #[arg(long)]
     pub check: bool,
+    /// Run the scenario's commands (setup, steps, the command target) as this user, not as
+    /// root: a scenario file is then not root code. The run's scratch directory ({work})
+    /// belongs to that user.
+    #[arg(long, value_name = "USER")]
+    pub run_as: Option<String>,
     #[command(flatten)]
     pub probes: crate::kernel::ProbeChoice,
 }
@@ -317,6 +322,16 @@ fn run_in(
         .prefix("emuwatch-run-")
         .tempdir()
         .context("create the run's scratch directory")?;
+    let run_as = a
+        .run_as
+        .as_deref()
+        .map(record::lookup_user)
+        .transpose()
+        .context("--run-as")?;
+    if let Some((uid, gid)) = run_as {
+        std::os::unix::fs::chown(work.path(), Some(uid), Some(gid))
+            .context("give the scratch directory to the --run-as user")?;
+    }
     let vars = Vars {
         work: work.path().to_path_buf(),
         session: out.clone(),
@@ -380,6 +395,7 @@ fn run_in(
         watch: None,
         app: sc.app.clone(),
         quiet,
+        run_as,
     };
     let mut errors: Vec<String> = Vec::new();
     let mut results: Vec<StepResult> = runner.run_all("setup", &sc.setup);
@@ -444,6 +460,7 @@ fn run_in(
         command_output: Some(out.join("target.log")),
         probes: sc.record.probes(a.probes),
         leave_running: false,
+        run_as,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -160,6 +160,8 @@ pub struct Runner<'a> {
     /// The scenario's app: the default app of phase and marker steps.
     pub app: Option<String>,
     pub quiet: bool,
+    /// `run --run-as USER`: the (uid, gid) every command of the scenario runs as.
+    pub run_as: Option<(u32, u32)>,
 }
 
 const TICK: Duration = Duration::from_millis(20);
@@ -213,6 +215,10 @@ impl Runner<'_> {
                 let argv = cmd.argv(self.vars).map_err(|e| format!("{e:#}"))?;
                 let _ = writeln!(self.log, "== line {}: {}", s.line, argv.join(" "));
                 let mut c = Command::new(&argv[0]);
+                if let Some((uid, gid)) = self.run_as {
+                    // (std drops the supplementary groups when root sets a uid.)
+                    c.uid(uid).gid(gid);
+                }
                 c.args(&argv[1..])
                     .stdin(Stdio::null())
                     .current_dir(&self.vars.scenario_dir)
@@ -329,7 +335,11 @@ impl Runner<'_> {
                     } else {
                         last_try = Some(Instant::now());
                         let argv = c.argv(self.vars).map_err(|e| format!("{e:#}"))?;
-                        let mut child = Command::new(&argv[0])
+                        let mut cmd = Command::new(&argv[0]);
+                        if let Some((uid, gid)) = self.run_as {
+                            cmd.uid(uid).gid(gid);
+                        }
+                        let mut child = cmd
                             .args(&argv[1..])
                             .stdin(Stdio::null())
                             .stdout(Stdio::null())

@@ -634,6 +634,9 @@ async fn event_loop(
 ) -> Result<StopReason> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    // The command's exit wakes the loop at once (no waiting for the next sweep).
+    let mut sigchld = signal(SignalKind::child())?;
+    let mut sweep_now = false;
     let mut tick = tokio::time::interval(opts.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
@@ -661,6 +664,7 @@ async fn event_loop(
             }
             _ = sigterm.recv() => break StopReason::Signal,
             _ = sigint.recv() => break StopReason::Signal,
+            _ = sigchld.recv() => sweep_now = true,
             _ = tokio::time::sleep_until(sleep_until) => break StopReason::Duration,
         }
         capture.writer.flush()?;
@@ -671,9 +675,10 @@ async fn event_loop(
             capture.check_lost()?;
         }
         if (stop_when_exited || child.is_some())
-            && now.duration_since(last_sweep) >= Duration::from_millis(200)
+            && (sweep_now || now.duration_since(last_sweep) >= Duration::from_millis(200))
         {
             last_sweep = now;
+            sweep_now = false;
             if child.is_some_and(reaped) {
                 *child = None; // the rest of its tree is followed through events
             }

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! cargo xtask bench [--quick] [--reps N] [--out DIR]
-//!                   [--only overhead,sweep,report,profile,raw,hooktype]
+//!                   [--only overhead,sweep,report,profile,raw,hooktype,startstop]
 //!                   [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE]
 //!                   [--nice N]
 //! cargo xtask bench floor SESSION_DIR -- CMD ARGS   (CMD with the no-op floor attached to
@@ -31,6 +31,7 @@ mod profile;
 mod reportcost;
 mod runner;
 mod setup;
+mod startstop;
 mod stats;
 mod sweep;
 
@@ -88,6 +89,9 @@ pub struct Sizes {
     /// Repetitions of the hook-type section (cheap runs, small differences: more of them).
     #[serde(default)]
     pub hook_type_reps: usize,
+    /// Repetitions of each start/stop row.
+    #[serde(default)]
+    pub startstop_reps: usize,
 }
 
 impl Sizes {
@@ -109,6 +113,7 @@ impl Sizes {
             report_runs: 3,
             syscall_n: 2_000_000,
             hook_type_reps: 7,
+            startstop_reps: 7,
         }
     }
 
@@ -126,11 +131,20 @@ impl Sizes {
             report_runs: 1,
             syscall_n: 200_000,
             hook_type_reps: 2,
+            startstop_reps: 2,
         }
     }
 }
 
-pub const SECTIONS: [&str; 6] = ["overhead", "sweep", "report", "profile", "raw", "hooktype"];
+pub const SECTIONS: [&str; 7] = [
+    "overhead",
+    "sweep",
+    "report",
+    "profile",
+    "raw",
+    "hooktype",
+    "startstop",
+];
 
 struct Options {
     quick: bool,
@@ -190,7 +204,7 @@ fn parse(args: &[String]) -> Result<Options> {
     Ok(o)
 }
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile,raw,hooktype] [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE] [--nice N]
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile,raw,hooktype,startstop] [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE] [--nice N]
        cargo xtask bench floor SESSION_DIR -- CMD ARGS
        cargo xtask bench --render docs/benchmarks.json";
 
@@ -330,7 +344,11 @@ fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
         attach_points(&dir)
     };
     ctx.hooks = probe("probe-session", &[])?;
-    if opts.only.iter().any(|s| s == "raw" || s == "hooktype") {
+    if opts
+        .only
+        .iter()
+        .any(|s| s == "raw" || s == "hooktype" || s == "startstop")
+    {
         ctx.raw_hooks = probe("probe-session-raw", &["--syscall-probes", "raw"])?;
     }
     Ok((ctx, bg))
@@ -430,6 +448,7 @@ pub fn run(args: &[String]) -> Result<()> {
         hook_type_workloads: Vec::new(),
         hook_type_samples: Vec::new(),
         hook_type_summaries: Vec::new(),
+        startstop: Vec::new(),
         runs: Vec::new(),
     };
     let describe = |ws: &[runner::Workload]| -> Vec<(String, String)> {
@@ -465,6 +484,9 @@ pub fn run(args: &[String]) -> Result<()> {
             overhead::run(&ctx, &ws, &conds, &skip, sizes.hook_type_reps.max(1), 0)?;
         results.hook_type_summaries =
             overhead::summarize(&results.hook_type_samples, &keys(&ws), &conds);
+    }
+    if want("startstop") {
+        results.startstop = startstop::run(&ctx, sizes.startstop_reps.max(1))?;
     }
     if want("sweep") {
         results.sweep = sweep::run(&ctx, &sizes.sweep_rates, sizes.sweep_seconds)?;

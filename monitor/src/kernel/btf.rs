@@ -70,11 +70,50 @@ fn types(btf: &[u8]) -> Option<Vec<Type<'_>>> {
     Some(out)
 }
 
+/// A raw BTF blob with its types read once (reading the kernel's ~6 MB takes tens of ms).
+pub struct Vmlinux<'a> {
+    raw: &'a [u8],
+    types: Vec<Type<'a>>,
+}
+
+impl<'a> Vmlinux<'a> {
+    pub fn parse(raw: &'a [u8]) -> Option<Vmlinux<'a>> {
+        Some(Vmlinux {
+            raw,
+            types: types(raw)?,
+        })
+    }
+
+    /// Byte offset of top-level `member` of `struct strukt`.
+    pub fn member_offset(&self, strukt: &str, member: &str) -> Option<u32> {
+        let btf = self.raw;
+        let hdr_len = u32_at(btf, 4)? as usize;
+        let strs = btf.get(hdr_len + u32_at(btf, 16)? as usize..)?;
+        struct_member_offset(&self.types, strs, strukt, member)
+    }
+
+    /// How many arguments the BTF tracepoint `name` passes (its `btf_trace_<name>` typedef is
+    /// a pointer to a function whose first parameter is the tracepoint's private data).
+    pub fn tracepoint_args(&self, name: &str) -> Option<usize> {
+        let all = &self.types;
+        let typedef = format!("btf_trace_{name}");
+        let by_id = |id: u32| all.get((id as usize).checked_sub(1)?);
+        let t = all
+            .iter()
+            .find(|t| t.kind == KIND_TYPEDEF && t.name == Some(typedef.as_str()))?;
+        let ptr = by_id(t.size_or_type).filter(|p| p.kind == KIND_PTR)?;
+        let proto = by_id(ptr.size_or_type).filter(|p| p.kind == KIND_FUNC_PROTO)?;
+        proto.vlen.checked_sub(1)
+    }
+}
+
 /// Byte offset of top-level `member` of `struct strukt` in raw BTF (little-endian only).
+#[cfg(test)]
 pub fn member_offset(btf: &[u8], strukt: &str, member: &str) -> Option<u32> {
-    let all = types(btf)?;
-    let hdr_len = u32_at(btf, 4)? as usize;
-    let strs = btf.get(hdr_len + u32_at(btf, 16)? as usize..)?;
+    Vmlinux::parse(btf)?.member_offset(strukt, member)
+}
+
+fn struct_member_offset(all: &[Type], strs: &[u8], strukt: &str, member: &str) -> Option<u32> {
     let t = all
         .iter()
         .find(|t| t.kind == KIND_STRUCT && t.name == Some(strukt))?;
@@ -89,18 +128,10 @@ pub fn member_offset(btf: &[u8], strukt: &str, member: &str) -> Option<u32> {
     })
 }
 
-/// How many arguments the BTF tracepoint `name` passes (its `btf_trace_<name>` typedef is a
-/// pointer to a function whose first parameter is the tracepoint's private data).
+/// How many arguments the BTF tracepoint `name` passes, in raw BTF.
+#[cfg(test)]
 pub fn tracepoint_args(btf: &[u8], name: &str) -> Option<usize> {
-    let all = types(btf)?;
-    let typedef = format!("btf_trace_{name}");
-    let by_id = |id: u32| all.get((id as usize).checked_sub(1)?);
-    let t = all
-        .iter()
-        .find(|t| t.kind == KIND_TYPEDEF && t.name == Some(typedef.as_str()))?;
-    let ptr = by_id(t.size_or_type).filter(|p| p.kind == KIND_PTR)?;
-    let proto = by_id(ptr.size_or_type).filter(|p| p.kind == KIND_FUNC_PROTO)?;
-    proto.vlen.checked_sub(1)
+    Vmlinux::parse(btf)?.tracepoint_args(name)
 }
 
 /// The `task_struct` offsets the process probes need.
@@ -115,13 +146,13 @@ pub struct TaskOffsets {
     pub signal_live: u32,
 }
 
-pub fn task_offsets(vmlinux: &[u8]) -> Option<TaskOffsets> {
+pub fn task_offsets(v: &Vmlinux) -> Option<TaskOffsets> {
     Some(TaskOffsets {
-        pid: member_offset(vmlinux, "task_struct", "pid")?,
-        tgid: member_offset(vmlinux, "task_struct", "tgid")?,
-        exit_code: member_offset(vmlinux, "task_struct", "exit_code")?,
-        signal: member_offset(vmlinux, "task_struct", "signal")?,
-        signal_live: member_offset(vmlinux, "signal_struct", "live")?,
+        pid: v.member_offset("task_struct", "pid")?,
+        tgid: v.member_offset("task_struct", "tgid")?,
+        exit_code: v.member_offset("task_struct", "exit_code")?,
+        signal: v.member_offset("task_struct", "signal")?,
+        signal_live: v.member_offset("signal_struct", "live")?,
     })
 }
 
@@ -145,7 +176,8 @@ mod tests {
                 "/sys/kernel/btf/vmlinux is missing: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF)"
             );
         };
-        let off = task_offsets(&vmlinux).expect("task_struct pid/tgid/exit_code in BTF");
+        let off = task_offsets(&Vmlinux::parse(&vmlinux).expect("parse"))
+            .expect("task_struct pid/tgid/exit_code in BTF");
         // pid and tgid are adjacent pid_t members of task_struct.
         assert_eq!(off.tgid, off.pid + 4);
         assert!(off.exit_code > 0);

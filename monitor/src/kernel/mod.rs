@@ -69,6 +69,8 @@ pub struct Kernel {
     pub plan: Plan,
     /// The attached programs' links, detached together when the `Kernel` is dropped.
     links: Vec<probes::Link>,
+    /// The kernel BTF as aya reads it, being parsed (`None`: `--btf off`).
+    aya_btf: Option<std::thread::JoinHandle<Option<Btf>>>,
 }
 
 impl Drop for Kernel {
@@ -112,6 +114,10 @@ impl Kernel {
         // Fails without CAP_SYS_RESOURCE; harmless on >= 5.11 kernels, which account BPF
         // memory to the cgroup instead (doctor reports it).
         let _ = system::raise_memlock();
+        // aya's parse of the kernel BTF, for the tp_btf programs at attach, runs beside the
+        // rest of loading (the loader below parses its own copy).
+        let aya_btf = (opts.probes.btf == BtfUse::Auto)
+            .then(|| std::thread::spawn(|| Btf::from_sys_fs().ok()));
         let (tracefs, tracefs_mounted_by_us) = system::ensure_tracefs()?;
         let cgroup2 = system::cgroup2_mount()?;
         let (syscall_probes, syscall_probes_reason) =
@@ -120,11 +126,13 @@ impl Kernel {
             BtfUse::Auto => std::fs::read("/sys/kernel/btf/vmlinux").ok(),
             BtfUse::Off => None,
         };
-        let offsets = vmlinux.as_deref().and_then(btf::task_offsets);
-        let exit_args = vmlinux
-            .as_deref()
-            .and_then(|b| btf::tracepoint_args(b, "sched_process_exit"))
+        let parsed = vmlinux.as_deref().and_then(btf::Vmlinux::parse);
+        let offsets = parsed.as_ref().and_then(btf::task_offsets);
+        let exit_args = parsed
+            .as_ref()
+            .and_then(|v| v.tracepoint_args("sched_process_exit"))
             .unwrap_or(0) as u32;
+        drop(parsed);
         let plan = Plan {
             syscall_probes,
             syscall_probes_reason,
@@ -236,6 +244,7 @@ impl Kernel {
             cgroup2,
             plan,
             links: Vec::new(),
+            aya_btf,
         })
     }
 
@@ -309,8 +318,11 @@ impl Kernel {
     /// Attach every probe; fails (with the per-probe table kept in `self.probes`) when a
     /// required probe could not attach.
     pub fn attach(&mut self) -> Result<()> {
-        let btf = Btf::from_sys_fs().ok();
-        let btf = btf.filter(|_| self.plan.btf);
+        let btf = self
+            .aya_btf
+            .take()
+            .and_then(|h| h.join().ok().flatten())
+            .filter(|_| self.plan.btf);
         self.probes = probes::attach_all(
             &mut self.ebpf,
             &self.plan,

@@ -15,6 +15,7 @@ use super::{
     reportcost::ReportRun,
     runner::{Cond, Sample},
     setup::{Load, Machine},
+    startstop::StartStop,
     sweep::Point,
 };
 
@@ -54,6 +55,8 @@ pub struct Results {
     pub hook_type_samples: Vec<Sample>,
     #[serde(default)]
     pub hook_type_summaries: Vec<Summary>,
+    #[serde(default)]
+    pub startstop: Vec<StartStop>,
     /// The runs these results come from, oldest first; the top-level `command`, `mode`,
     /// `machine` and `duration_s` are the last one's.
     #[serde(default)]
@@ -94,6 +97,7 @@ fn with_runs(mut r: Results) -> Results {
             "profile" => !r.profiles.is_empty(),
             "raw" => !r.raw_samples.is_empty(),
             "hooktype" => !r.hook_type_samples.is_empty(),
+            "startstop" => !r.startstop.is_empty(),
             _ => false,
         };
         r.runs.push(RunInfo {
@@ -126,6 +130,9 @@ pub fn keep_sections(new: &mut Results, old: Results, ran: &[String]) {
     }
     if kept("sweep") {
         new.sweep = old.sweep;
+    }
+    if kept("startstop") {
+        new.startstop = old.startstop;
     }
     if kept("report") {
         new.report = old.report;
@@ -851,6 +858,8 @@ fn markdown(r: &Results, analysis: &str) -> String {
     raw_section(&mut s, r);
     hook_type_section(&mut s, r);
 
+    startstop_section(&mut s, r);
+
     if !r.sweep.is_empty() {
         let _ = writeln!(
             s,
@@ -1283,6 +1292,48 @@ fn ring_note(r: &Results) -> String {
     } else {
         String::new()
     }
+}
+
+fn startstop_section(s: &mut String, r: &Results) {
+    if r.startstop.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## Start and stop: `record -- CMD` of a command that exits at once\n"
+    );
+    if let Some(m) = measured_in(r, "startstop") {
+        let _ = writeln!(s, "{m}");
+    }
+    let _ = writeln!(
+        s,
+        "*Start*: from launching the tool to the command running (it writes the time). *Total*: \
+         from launching the tool to its exit, probes detached. Medians of {} runs. bpftrace \
+         attaches empty programs to the same tracepoints (`-c CMD`; cgroup hooks left out). \
+         Targets: total <= 0.5 s, start <= 0.3 s.\n",
+        r.sizes.startstop_reps
+    );
+    let _ = writeln!(
+        s,
+        "| tool | probes | attached | start s | total s | target |"
+    );
+    let _ = writeln!(s, "| --- | --- | ---: | ---: | ---: | --- |");
+    for row in &r.startstop {
+        let (start, total) = (row.start_median(), row.total_median());
+        let verdict = if row.tool != "emuwatch" {
+            String::new()
+        } else if start <= 0.3 && total <= 0.5 {
+            "met".into()
+        } else {
+            "MISSED".into()
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {start:.3} | {total:.3} | {verdict} |",
+            row.tool, row.path, row.probes
+        );
+    }
+    s.push('\n');
 }
 
 #[cfg(test)]

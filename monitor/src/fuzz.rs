@@ -155,6 +155,10 @@ fn fuzz_btf_parser() {
     run("BTF parser", strategy, |b| {
         let _ = crate::kernel::btf::member_offset(&b, "task_struct", "pid");
         let _ = crate::kernel::btf::tracepoint_args(&b, "sched_process_exit");
-        let _ = crate::kernel::btf::task_offsets(&b);
+        if let Some(v) = crate::kernel::btf::Vmlinux::parse(&b) {
+            let _ = v.member_offset("task_struct", "real_parent");
+            let _ = v.tracepoint_args("sched_process_fork");
+            let _ = crate::kernel::btf::task_offsets(&v);
+        }
     });
 }

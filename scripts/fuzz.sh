@@ -1,6 +1,5 @@
 #!/bin/sh
-# Run every fuzz target (monitor/src/fuzz.rs, and the kernel-record decoder + enricher in
-# monitor/src/enrich/tests.rs) for SECS seconds each (default 60), one after the other.
+# Run every fuzz target (monitor/src/fuzz.rs) for SECS seconds each (default 60), one after the other.
 # Prints one line per target: cases run and time. A failure prints the (shrunk) input and
 # exits non-zero. See docs/fuzzing.md.
 set -eu

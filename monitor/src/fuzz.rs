@@ -162,3 +162,40 @@ fn fuzz_btf_parser() {
         }
     });
 }
+
+/// Fuzz target: sequences of kernel records with random payloads (valid headers of every
+/// kind, random tgids among a few, random bytes after them, or random bytes altogether)
+/// through the decoder and the enricher: no panic, whatever the kernel side sent.
+#[test]
+fn fuzz_kernel_record_decoder_and_enricher() {
+    use crate::enrich::{
+        live_proc::Recorded,
+        tests::{APP, CHILD, enricher, header},
+    };
+    let record = prop_oneof![
+        (
+            0u32..14,
+            prop_oneof![Just(APP), Just(CHILD), Just(1u32), any::<u32>()],
+            prop::collection::vec(any::<u8>(), 0..400),
+        )
+            .prop_map(|(k, tgid, payload)| {
+                let mut b = crate::decode::tests::bytes_of(&header(k, tgid, "app"));
+                b.extend(payload);
+                b
+            }),
+        prop::collection::vec(any::<u8>(), 0..120),
+    ];
+    let strategy = prop::collection::vec(record, 1..24);
+    run("kernel-record decoder + enricher", strategy, |records| {
+        let mut e = enricher(Recorded::default());
+        let mut out = Vec::new();
+        for r in records {
+            if let Ok(raw) = crate::decode::decode(&r) {
+                e.enrich(raw, &mut out);
+            }
+        }
+        for ev in &out {
+            let _ = serde_json::to_string(ev).unwrap();
+        }
+    });
+}

@@ -451,4 +451,4 @@ impl Enricher {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

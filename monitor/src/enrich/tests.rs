@@ -22,10 +22,10 @@ use crate::{
 };
 
 /// pids far above any pid_max: a /proc read for them could only fail.
-const APP: u32 = 4_000_000_001;
-const CHILD: u32 = 4_000_000_002;
+pub(crate) const APP: u32 = 4_000_000_001;
+pub(crate) const CHILD: u32 = 4_000_000_002;
 
-fn header(kind: u32, tgid: u32, comm: &str) -> Header {
+pub(crate) fn header(kind: u32, tgid: u32, comm: &str) -> Header {
     let mut c = [0u8; 16];
     c[..comm.len()].copy_from_slice(comm.as_bytes());
     Header {
@@ -41,7 +41,7 @@ fn header(kind: u32, tgid: u32, comm: &str) -> Header {
     }
 }
 
-fn enricher(recorded: Recorded) -> Enricher {
+pub(crate) fn enricher(recorded: Recorded) -> Enricher {
     let packages = PackagesList::parse(
         "com.example.app 10123 0 /data/user/0/com.example.app default:targetSdkVersion=34 3003\n",
     )
@@ -286,38 +286,4 @@ fn a_path_cut_by_the_kernel_is_unknown_not_its_prefix() {
     };
     assert!(!o.path_truncated);
     assert_eq!(o.path.as_deref(), Some("/"));
-}
-
-/// Fuzz target: sequences of kernel records with random payloads (valid headers of every
-/// kind, random tgids among a few, random bytes after them, or random bytes altogether)
-/// through the decoder and the enricher: no panic, whatever the kernel side sent.
-#[test]
-fn fuzz_kernel_record_decoder_and_enricher() {
-    use proptest::prelude::*;
-    let record = prop_oneof![
-        (
-            0u32..14,
-            prop_oneof![Just(APP), Just(CHILD), Just(1u32), any::<u32>()],
-            prop::collection::vec(any::<u8>(), 0..400),
-        )
-            .prop_map(|(k, tgid, payload)| {
-                let mut b = crate::decode::tests::bytes_of(&header(k, tgid, "app"));
-                b.extend(payload);
-                b
-            }),
-        prop::collection::vec(any::<u8>(), 0..120),
-    ];
-    let strategy = prop::collection::vec(record, 1..24);
-    crate::fuzz::run("kernel-record decoder + enricher", strategy, |records| {
-        let mut e = enricher(Recorded::default());
-        let mut out = Vec::new();
-        for r in records {
-            if let Ok(raw) = crate::decode::decode(&r) {
-                e.enrich(raw, &mut out);
-            }
-        }
-        for ev in &out {
-            let _ = serde_json::to_string(ev).unwrap();
-        }
-    });
 }

@@ -2489,3 +2489,69 @@ fn usage_and_value_errors_are_one_line() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// A program that passes the checks but whose exec fails, and a disk that fills up while
+/// recording: one-line error, exit 2, session.json ends with stop_reason error, and no
+/// control socket is left behind.
+#[test]
+fn errors_after_attach_end_the_session_cleanly() {
+    require_root();
+    let tmp = tempdir();
+    use std::os::unix::fs::PermissionsExt;
+    let f = tmp.path().join("garbage");
+    std::fs::write(&f, [0u8, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tmp.path().join("s");
+    let out = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("Exec format error"), "{err}");
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("session.json")).unwrap()).unwrap();
+    assert_eq!(info["stop_reason"], "error", "{info}");
+    assert!(!dir.join("control.sock").exists());
+
+    // Disk full: a 512 KiB tmpfs as the session directory, filled by 3000 opens and reads.
+    let mnt = tmp.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount a tmpfs");
+    let data = tmp.path().join("x");
+    std::fs::write(&data, "0123456789").unwrap();
+    let reads: Vec<String> = (0..3000)
+        .map(|_| format!("read={},64", data.display()))
+        .collect();
+    let dir = mnt.join("s");
+    let out = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(SIMAPP)
+        .arg("steps")
+        .args(&reads)
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let info = std::fs::read(dir.join("session.json"));
+    let sock = dir.join("control.sock").exists();
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    let info: Value = serde_json::from_slice(&info.unwrap()).unwrap();
+    assert_eq!(info["stop_reason"], "error", "{info}");
+    assert!(info["ended_at"].is_string(), "{info}");
+    assert!(!sock, "a stale control.sock");
+}

@@ -608,9 +608,17 @@ fn stop_command(
         return;
     }
     let started = std::mem::take(&mut capture.started);
-    let r = stop_started(&started, child, STOP_GRACE, || match ring.as_deref_mut() {
-        Some(r) => drain(r, capture),
-        None => Ok(()),
+    // Draining while waiting keeps the ring buffer from filling; after a write error (a full
+    // disk) it stops, and the error already being reported is the one that counts.
+    let mut draining = true;
+    let r = stop_started(&started, child, STOP_GRACE, || {
+        if let Some(r) = ring.as_deref_mut()
+            && draining
+            && drain(r, capture).is_err()
+        {
+            draining = false;
+        }
+        Ok(())
     });
     match r {
         Ok((0, _)) => {}

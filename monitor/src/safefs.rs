@@ -10,6 +10,18 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+/// Rewrite an existing regular file in place (no new file, so it works on a full disk as far
+/// as its blocks reach); a symlink is refused.
+pub fn overwrite_in_place(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    f.write_all(data)?;
+    f.set_len(data.len() as u64)?;
+    f.sync_data()
+}
+
 /// Size limits of the files read whole.
 pub const TEXT_LIMIT: u64 = 64 << 20; // scenario, categories, packages.list, session.json
 pub const BASELINE_LIMIT: u64 = 256 << 20;

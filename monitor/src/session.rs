@@ -221,7 +221,13 @@ impl SessionWriter {
     /// (Re)write session.json atomically.
     pub fn write_info(&self) -> Result<()> {
         let data = serde_json::to_vec_pretty(&self.info)?;
-        crate::safefs::write_replace(&self.dir.join("session.json"), &data)
+        let path = self.dir.join("session.json");
+        match crate::safefs::write_replace(&path, &data) {
+            Ok(()) => Ok(()),
+            // A full disk has no room for a new file; the old one's blocks can take the final
+            // state (`stop_reason: error`) in place.
+            Err(e) => crate::safefs::overwrite_in_place(&path, &data).map_err(|_| e),
+        }
     }
 
     pub fn finish(mut self) -> Result<SessionInfo> {

@@ -2555,3 +2555,36 @@ fn errors_after_attach_end_the_session_cleanly() {
     assert!(info["ended_at"].is_string(), "{info}");
     assert!(!sock, "a stale control.sock");
 }
+
+/// `--max-size`: the recording stops once events.jsonl has reached the limit, says so, and
+/// stops the command it started.
+#[test]
+fn max_size_stops_the_recording() {
+    require_root();
+    let tmp = tempdir();
+    let data = tmp.path().join("x");
+    std::fs::write(&data, "0123456789").unwrap();
+    let mut steps: Vec<String> = (0..3000)
+        .map(|_| format!("read={},64", data.display()))
+        .collect();
+    steps.push(s("sleep=300000"));
+    let dir = tmp.path().join("s");
+    let out = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--max-size", "64K", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(SIMAPP)
+        .arg("steps")
+        .args(&steps)
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("session.json")).unwrap()).unwrap();
+    assert_eq!(info["stop_reason"], "max_size", "{info}");
+    assert_eq!(info["command_stopped"]["processes"], 1, "{info}");
+    let len = std::fs::metadata(dir.join("events.jsonl")).unwrap().len();
+    // Checked after each drain of the ring buffer: at least the limit, at most one drain more.
+    assert!((64 << 10..4 << 20).contains(&len), "{len}");
+}

@@ -287,6 +287,8 @@ values! {
         StopRequest => "stop_request",
         /// An error stopped the recording (the error was printed).
         Error => "error",
+        /// `--max-size`: events.jsonl reached its size limit.
+        MaxSize => "max_size",
     }
 }
 

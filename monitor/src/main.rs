@@ -164,6 +164,11 @@ struct RecordArgs {
     /// touched.
     #[arg(long)]
     leave_running: bool,
+    /// Stop the recording when events.jsonl reaches this size (e.g. 500M, 2G); session.json
+    /// then says stop_reason max_size. Checked after each drain of the ring buffer, so the file
+    /// may pass the limit by what one drain writes.
+    #[arg(long, value_name = "SIZE", value_parser = record::parse_max_size)]
+    max_size: Option<u64>,
     #[command(flatten)]
     probes: kernel::ProbeChoice,
     /// Command to run as the target; recording stops when its whole process tree has exited.
@@ -305,6 +310,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 probes: a.probes,
                 leave_running: a.leave_running,
                 run_as: None,
+                max_size: a.max_size,
             };
             let quiet = opts.quiet;
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -54,6 +54,8 @@ pub struct RecordOptions {
     pub leave_running: bool,
     /// Run the command as this (uid, gid), supplementary groups dropped (`run --run-as`).
     pub run_as: Option<(u32, u32)>,
+    /// Stop when events.jsonl has reached this many bytes (`--max-size`).
+    pub max_size: Option<u64>,
 }
 
 /// A user name or number as (uid, gid), from the passwd database.
@@ -375,6 +377,13 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         bail!("no target: give -- CMD ARGS, --pid, --comm, --uid, --package, --cgroup or --all");
     }
     check_privileges("emuwatch record")?;
+    // From here on, SIGINT / SIGTERM end the recording cleanly (a signal that arrives while the
+    // probes attach is seen by the loop at once): the default action would leave a half-written
+    // session and the command running.
+    let mut signals = Signals {
+        term: signal(SignalKind::terminate())?,
+        int: signal(SignalKind::interrupt())?,
+    };
     let packages = if target.packages.is_empty() && !opts.packages_list.exists() {
         PackagesList::default()
     } else if opts.packages_list.exists() {
@@ -546,6 +555,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
             }
         };
     let looped = event_loop(
+        &mut signals,
         &mut capture,
         &mut ring,
         &control,
@@ -632,7 +642,13 @@ fn stop_command(
     }
 }
 
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
 async fn event_loop(
+    signals: &mut Signals,
     capture: &mut Capture,
     ring: &mut AsyncFd<aya::maps::RingBuf<aya::maps::MapData>>,
     control: &tokio::net::UnixListener,
@@ -640,8 +656,6 @@ async fn event_loop(
     stop_when_exited: bool,
     opts: &RecordOptions,
 ) -> Result<StopReason> {
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
     // The command's exit wakes the loop at once (no waiting for the next sweep).
     let mut sigchld = signal(SignalKind::child())?;
     let mut sweep_now = false;
@@ -670,12 +684,18 @@ async fn event_loop(
                     break StopReason::StopRequest;
                 }
             }
-            _ = sigterm.recv() => break StopReason::Signal,
-            _ = sigint.recv() => break StopReason::Signal,
+            _ = signals.term.recv() => break StopReason::Signal,
+            _ = signals.int.recv() => break StopReason::Signal,
             _ = sigchld.recv() => sweep_now = true,
             _ = tokio::time::sleep_until(sleep_until) => break StopReason::Duration,
         }
         capture.writer.flush()?;
+        if opts
+            .max_size
+            .is_some_and(|max| capture.writer.events_len() >= max)
+        {
+            break StopReason::MaxSize;
+        }
         capture.live.tick();
         let now = tokio::time::Instant::now();
         if now.duration_since(last_lost) >= Duration::from_secs(1) {
@@ -687,6 +707,9 @@ async fn event_loop(
         {
             last_sweep = now;
             sweep_now = false;
+            // What the targets did before the exit that woke us is in the ring: their forks
+            // first, so the started tree still knows every process it must stop.
+            drain(ring.get_mut(), capture)?;
             if child.is_some_and(reaped) {
                 *child = None; // the rest of its tree is followed through events
             }
@@ -757,6 +780,26 @@ pub fn parse_poll(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `--max-size`: `500M`, `2G`, `64K` or bytes; above 0.
+pub fn parse_max_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
+        Some('T' | 't') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 500M, 2G)"))?;
+    match n.checked_mul(mult) {
+        Some(0) => Err(format!("{s:?}: the size limit must be above 0")),
+        Some(b) => Ok(b),
+        None => Err(format!("{s:?} is too large")),
+    }
+}
+
 /// Parse `4M`, `256K`, `1048576` into bytes.
 pub fn parse_size(s: &str) -> Result<u32, String> {
     let s = s.trim();
@@ -819,6 +862,15 @@ mod tests {
         for bad in ["0", "0ms", "2s", "99999999999999999999h"] {
             assert!(parse_poll(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn max_sizes() {
+        assert_eq!(parse_max_size("64K").unwrap(), 65536);
+        assert_eq!(parse_max_size("2G").unwrap(), 2 << 30);
+        assert!(parse_max_size("0").is_err());
+        assert!(parse_max_size("99999999999T").is_err());
+        assert!(parse_max_size("x").is_err());
     }
 
     #[test]

@@ -195,6 +195,11 @@ impl SessionWriter {
         &self.dir
     }
 
+    /// Bytes of events.jsonl on disk (after a flush).
+    pub fn events_len(&self) -> u64 {
+        self.events.get_ref().metadata().map_or(0, |m| m.len())
+    }
+
     /// Append one event line. serde_json escapes every string, so hostile names cannot break
     /// the line structure.
     pub fn write(&mut self, ev: &Event) -> Result<()> {

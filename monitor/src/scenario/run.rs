@@ -461,6 +461,7 @@ fn run_in(
         probes: sc.record.probes(a.probes),
         leave_running: false,
         run_as,
+        max_size: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -49,7 +49,7 @@ enum Cmd {
     /// Check what this kernel supports and whether every probe attaches.
     Doctor(kernel::ProbeChoice),
     /// Record a session: connects, file opens and reads, camera/microphone, app state.
-    Record(RecordArgs),
+    Record(Box<RecordArgs>),
     /// Report on a recorded session: background collection first, destinations, devices, files.
     Report(report::ReportArgs),
     /// Add a marker (and optionally a phase change) to a running recording.

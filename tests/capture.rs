@@ -2588,3 +2588,431 @@ fn max_size_stops_the_recording() {
     // Checked after each drain of the ring buffer: at least the limit, at most one drain more.
     assert!((64 << 10..4 << 20).contains(&len), "{len}");
 }
+
+const BINDERAPP: &str = env!("CARGO_BIN_EXE_emuwatch-binderapp");
+
+/// One binder context manager per device: binder tests take turns.
+static BINDER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The binder tests need `/dev/binder` (Debian's `binder_linux`; the kernel test bed loads it
+/// with `devices=binder`). Without it they fail, saying so.
+fn require_binder() {
+    assert!(
+        Path::new("/dev/binder").exists(),
+        "BINDER MISSING: this kernel has no /dev/binder (CONFIG_ANDROID_BINDER_IPC, or \
+         `modprobe binder_linux devices=binder`), so the binder tests cannot run here; they \
+         run in the kernel test bed: cargo xtask test --kernel debian-6.1 binder"
+    );
+}
+
+/// A service manager and one process serving `names`, neither of them a target.
+struct BinderWorld {
+    sm: Child,
+    services: Child,
+}
+
+impl BinderWorld {
+    fn start(tmp: &Path, names: &[&str]) -> BinderWorld {
+        require_binder();
+        let ready = |n: &str| tmp.join(n);
+        let sm = Command::new(BINDERAPP)
+            .arg("servicemanager")
+            .arg(ready("sm.ready"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_file(&ready("sm.ready"));
+        let services = Command::new(BINDERAPP)
+            .arg("services")
+            .arg(ready("services.ready"))
+            .args(names)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_file(&ready("services.ready"));
+        BinderWorld { sm, services }
+    }
+}
+
+impl Drop for BinderWorld {
+    fn drop(&mut self) {
+        for c in [&mut self.services, &mut self.sm] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Capability events of the binder calls: (kind, phase, path) in order.
+fn binder_findings(s: &Session) -> Vec<(String, String, String)> {
+    let kinds = [
+        "camera",
+        "microphone",
+        "location",
+        "device_identifier",
+        "clipboard",
+        "contacts",
+        "installed_apps",
+        "wifi",
+        "accounts",
+    ];
+    s.events
+        .iter()
+        .filter(|e| kinds.contains(&e["kind"].as_str().unwrap_or("")))
+        .filter(|e| e["op"] == "service_call")
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["phase"].as_str().unwrap().to_string(),
+                e["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn count_of(v: &[(String, String, String)], kind: &str, phase: &str) -> usize {
+    v.iter().filter(|(k, p, _)| k == kind && p == phase).count()
+}
+
+/// An "app" speaking binder (Android 11+ parcels, API 34 tables) calls camera, microphone,
+/// location, identifiers, clipboard, contacts and accounts services registered under their
+/// real names with their real interface descriptors: in the foreground, in the background
+/// (after a "system" process demotes it) and after close (from its daemon). Every call is a
+/// `binder_call`; the rules make exactly the expected capability events, per phase.
+#[test]
+fn binder_calls_become_capabilities_per_phase() {
+    let _turn = BINDER.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempdir();
+    let _world = BinderWorld::start(
+        tmp.path(),
+        &[
+            "media.camera",
+            "media.audio_flinger",
+            "location",
+            "iphonesubinfo",
+            "clipboard",
+            "contacts.provider",
+            "account",
+            "unknown.thing",
+        ],
+    );
+    let pidfile = tmp.path().join("app.pid");
+    let go = tmp.path().join("go");
+    let lmkd = tmp.path().join("lmkd");
+    std::fs::copy(SIMAPP, &lmkd).unwrap();
+    let system = {
+        let (lmkd, pidfile, go) = (lmkd.clone(), pidfile.clone(), go.clone());
+        std::thread::spawn(move || {
+            wait_file(&pidfile);
+            let st = Command::new(&lmkd)
+                .args([
+                    "system",
+                    &format!("oomof=@{},900", pidfile.display()),
+                    &format!("touch={}", go.display()),
+                ])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success());
+        })
+    };
+    let call = |v: &str| format!("call={v}");
+    let clip = call("clipboard,android.content.IClipboard,4");
+    let steps = [
+        // Foreground: each kind once, a one-way clipboard check, and calls no rule makes a
+        // capability: a known method, an unknown code of a known interface, an unknown
+        // interface.
+        call("media.camera,android.hardware.ICameraService,4"),
+        call("media.audio_flinger,android.media.IAudioFlingerService,2"),
+        call("location,android.location.ILocationManager,1"),
+        call("iphonesubinfo,com.android.internal.telephony.IPhoneSubInfo,5"),
+        clip.clone(),
+        call("clipboard,android.content.IClipboard,6,oneway"),
+        call(
+            "contacts.provider,android.content.IContentProvider,1,uri=content://com.android.contacts/contacts",
+        ),
+        call("account,android.accounts.IAccountManager,4"),
+        call("clipboard,android.content.IClipboard,1"),
+        call("clipboard,android.content.IClipboard,99"),
+        call("unknown.thing,com.example.IUnknownThing,7"),
+        format!("pidfile={}", pidfile.display()),
+        format!("waitfile={}", go.display()),
+        // Background.
+        clip.clone(),
+        clip.clone(),
+        call("location,android.location.ILocationManager,3"),
+        // After close, from the daemon (a binder fd of its own, services looked up again).
+        s("daemon"),
+        clip.clone(),
+        clip.clone(),
+        clip.clone(),
+        call("iphonesubinfo,com.android.internal.telephony.IPhoneSubInfo,1"),
+        call("media.camera,android.hardware.ICameraService,3"),
+    ];
+    require_root();
+    let dir = tmp.path().join("session");
+    let args = ["--android-api", "34"];
+    let output = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--out"])
+        .arg(&dir)
+        .args(args)
+        .arg("--")
+        .arg(BINDERAPP)
+        .arg("app")
+        .args(&steps)
+        .output()
+        .expect("run emuwatch");
+    system.join().unwrap();
+    let sess = load_with(&dir, output, &args);
+    assert!(sess.output.status.success(), "{}", sess.dump());
+    assert_eq!(sess.info["complete"], true, "{}", sess.info);
+    assert_eq!(sess.info["android_api"]["level"], 34, "{}", sess.info);
+    assert_eq!(
+        sess.info["android_api"]["source"], "option",
+        "{}",
+        sess.info
+    );
+    // The app did every call.
+    assert_eq!(sess.did("call").len(), 19, "{}", sess.dump());
+
+    let f = binder_findings(&sess);
+    let expect = [
+        ("camera", "foreground", 1),
+        ("microphone", "foreground", 1),
+        ("location", "foreground", 1),
+        ("device_identifier", "foreground", 1),
+        ("clipboard", "foreground", 2),
+        ("contacts", "foreground", 1),
+        ("accounts", "foreground", 1),
+        ("clipboard", "background", 2),
+        ("location", "background", 1),
+        ("clipboard", "closed", 3),
+        ("device_identifier", "closed", 1),
+        ("camera", "closed", 1),
+    ];
+    for (k, p, n) in expect {
+        assert_eq!(count_of(&f, k, p), n, "{k} in {p}: {f:#?}\n{}", sess.dump());
+    }
+    let total: usize = expect.iter().map(|e| e.2).sum();
+    assert_eq!(f.len(), total, "{f:#?}");
+    // Named by the service the app looked up, the interface and the method.
+    let paths: Vec<&str> = f.iter().map(|x| x.2.as_str()).collect();
+    for p in [
+        "binder:media.camera/android.hardware.ICameraService.connectDevice",
+        "binder:media.camera/android.hardware.ICameraService.connect",
+        "binder:media.audio_flinger/android.media.IAudioFlingerService.createRecord",
+        "binder:location/android.location.ILocationManager.getLastLocation",
+        "binder:location/android.location.ILocationManager.registerLocationListener",
+        "binder:iphonesubinfo/com.android.internal.telephony.IPhoneSubInfo#5",
+        "binder:clipboard/android.content.IClipboard.getPrimaryClip",
+        "binder:clipboard/android.content.IClipboard.hasPrimaryClip",
+        "binder:content://com.android.contacts/android.content.IContentProvider.query",
+        "binder:account/android.accounts.IAccountManager#4",
+    ] {
+        assert!(paths.contains(&p), "{p} not in {paths:#?}");
+    }
+
+    let calls = sess.of_kind("binder_call");
+    // 19 calls, and the service-manager lookups: 8 services in the foreground, 3 again in
+    // the daemon.
+    let lookups: Vec<&str> = calls
+        .iter()
+        .filter(|c| c["method"] == "getService")
+        .map(|c| c["lookup"].as_str().unwrap())
+        .collect();
+    assert_eq!(lookups.len(), 11, "{lookups:?}");
+    assert_eq!(calls.len(), 30, "{}", sess.dump());
+    for c in &calls {
+        assert_eq!(c["token_layout"], "system", "{c}");
+        if c["method"] == "getService" {
+            assert_eq!(c["service"], "servicemanager", "{c}");
+            assert!(
+                c["lookup_handle"].is_u64(),
+                "the reply gave the handle: {c}"
+            );
+        } else {
+            assert!(c["service"].is_string(), "handle named by its lookup: {c}");
+        }
+    }
+    let one_way: Vec<&&Value> = calls.iter().filter(|c| c["one_way"] == true).collect();
+    assert_eq!(one_way.len(), 1, "{one_way:?}");
+    assert_eq!(one_way[0]["method"], "hasPrimaryClip");
+    let by = |code: u64, iface: &str| {
+        calls
+            .iter()
+            .find(|c| c["code"] == code && c["interface"] == iface)
+            .unwrap_or_else(|| panic!("no call {iface} {code}"))
+    };
+    // A known method that is not a capability, an unknown code, an unknown interface.
+    let set = by(1, "android.content.IClipboard");
+    assert_eq!(set["method"], "setPrimaryClip");
+    assert!(set["capability"].is_null(), "{set}");
+    let unknown_code = by(99, "android.content.IClipboard");
+    assert!(unknown_code["method"].is_null(), "{unknown_code}");
+    assert!(unknown_code["capability"].is_null(), "{unknown_code}");
+    let unknown = by(7, "com.example.IUnknownThing");
+    assert_eq!(unknown["service"], "unknown.thing");
+    assert!(unknown["capability"].is_null() && unknown["method"].is_null());
+    let contacts = by(1, "android.content.IContentProvider");
+    assert_eq!(contacts["authority"], "com.android.contacts");
+    // The callee, from binder/binder_transaction (present on this test bed's kernels).
+    let tp = sess.info["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["program"] == "binder_transaction" && p["attached"] == true);
+    assert!(tp, "binder_transaction not attached: {}", sess.info);
+    let services_pid = _world.services.id() as u64;
+    let sm_pid = _world.sm.id() as u64;
+    for c in &calls {
+        let want = if c["method"] == "getService" {
+            sm_pid
+        } else {
+            services_pid
+        };
+        assert_eq!(c["callee_pid"], want, "{c}");
+    }
+
+    // The report leads with the after-close clipboard reads.
+    let rep = Command::new(EMUWATCH)
+        .args(["report", "--format", "json"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        rep.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rep.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let app = &summary["apps"][0];
+    let finding = app["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "clipboard" && f["phase"] == "closed")
+        .unwrap_or_else(|| panic!("no closed clipboard finding: {app}"));
+    assert_eq!(finding["count"], 3, "{finding}");
+    let text = Command::new(EMUWATCH)
+        .arg("report")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("read the clipboard 3 times after close"),
+        "the headline: {text}"
+    );
+}
+
+/// Android 10 parcels (no `SYST` header; the service manager's reply is the binder alone),
+/// decoded with the API 29 tables (`--android-api 29` on `run`): installed-apps queries, and
+/// a scenario expectation forbidding them fails the run.
+#[test]
+fn binder_android10_parcels_and_a_failing_expectation() {
+    let _turn = BINDER.lock().unwrap_or_else(|e| e.into_inner());
+    require_binder();
+    require_root();
+    let tmp = tempdir();
+    let work = tmp.path();
+    let scenario = work.join("binder.toml");
+    let pm = "call=package,android.content.pm.IPackageManager";
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"name = "binder-android10"
+[target]
+command = ["{bin}", "app", "layout=work_source", "{pm},51", "{pm},51", "{pm},53",
+           "call=clipboard,android.content.IClipboard,4"]
+[record]
+duration = "60s"
+[[setup]]
+run = ["{bin}", "servicemanager", "{{work}}/sm.ready"]
+background = true
+[[setup]]
+wait_for = "file"
+path = "{{work}}/sm.ready"
+timeout = "30s"
+[[setup]]
+run = ["{bin}", "services", "{{work}}/services.ready", "package", "clipboard"]
+background = true
+[[setup]]
+wait_for = "file"
+path = "{{work}}/services.ready"
+timeout = "30s"
+[[step]]
+wait_for = "exited"
+timeout = "60s"
+[[expect]]
+name = "never lists the installed apps"
+kind = "installed_apps"
+[[expect]]
+name = "at most 3 installed-apps queries"
+kind = "installed_apps"
+max = 3
+"#,
+            bin = BINDERAPP
+        ),
+    )
+    .unwrap();
+    let out = work.join("run");
+    let o = Command::new(EMUWATCH)
+        .args(["run", "--quiet", "--android-api", "29", "--out"])
+        .arg(&out)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the expectation is violated: exit 1\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let run: Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let text = run.to_string();
+    assert!(text.contains("never lists the installed apps"), "{text}");
+    let sess = load_with(&out, o, &[]);
+    assert_eq!(sess.info["android_api"]["level"], 29, "{}", sess.info);
+    let f = binder_findings(&sess);
+    assert_eq!(
+        f,
+        [
+            (
+                s("installed_apps"),
+                s("foreground"),
+                s("binder:package/android.content.pm.IPackageManager.getInstalledPackages")
+            ),
+            (
+                s("installed_apps"),
+                s("foreground"),
+                s("binder:package/android.content.pm.IPackageManager.getInstalledPackages")
+            ),
+            (
+                s("installed_apps"),
+                s("foreground"),
+                s("binder:package/android.content.pm.IPackageManager.getInstalledApplications")
+            ),
+        ],
+        "{}",
+        sess.dump()
+    );
+    let calls = sess.of_kind("binder_call");
+    assert_eq!(calls.len(), 6, "2 lookups and 4 calls: {}", sess.dump());
+    for c in &calls {
+        assert_eq!(c["token_layout"], "work_source", "{c}");
+    }
+    // No API 29 table for IClipboard: reported with its code, no method, no capability.
+    let clip = calls
+        .iter()
+        .find(|c| c["interface"] == "android.content.IClipboard")
+        .unwrap();
+    assert_eq!(
+        (clip["code"].as_u64(), clip["method"].is_null()),
+        (Some(4), true)
+    );
+    assert_eq!(
+        clip["service"], "clipboard",
+        "handle named from an Android 10 reply"
+    );
+}

@@ -672,7 +672,7 @@ wait_for = "exited"
     assert_eq!(failed.len(), 1, "{cases:#?}");
     assert_eq!(
         failed[0].name,
-        "baseline: emuwatch-simapp: no new camera/microphone use"
+        "baseline: emuwatch-simapp: no new camera/microphone/Android-service use"
     );
     assert_eq!(
         failed[0].outcome.as_ref().unwrap().1,

@@ -12,14 +12,3 @@ pub struct Ioctl {
     pub result: i32,
     pub _pad: u32,
 }
-
-/// A binder transaction (not a reply) sent by a target: on Android an app reaches the camera by
-/// calling `cameraserver` over binder; userspace decides whether `to_proc` is a camera service.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct Binder {
-    /// Process the transaction goes to (tracepoint field `to_proc`).
-    pub to_proc: i32,
-    /// Transaction code (the method number of the binder interface).
-    pub code: u32,
-}

@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod app_state;
+pub mod binder;
 pub mod connect;
 pub mod device;
 pub mod file;
@@ -38,13 +39,15 @@ pub mod kind {
     pub const APP_STATE: u32 = 8;
     /// chdir/fchdir of a target, with a `file::FileOpen` payload (path or `dfd` = the fd).
     pub const CHDIR: u32 = 9;
-    /// A binder transaction of a target (Android kernels), `device::Binder` payload.
-    pub const BINDER: u32 = 10;
+    // 10 was `BINDER` (binder/binder_transaction records of their own); the tracepoint now
+    // completes `BINDER_CALL` records instead.
     /// A target thread renamed itself (`task/task_rename`), `process::Rename` payload.
     pub const RENAME: u32 = 11;
     /// A task took a new uid (setuid/setreuid/setresuid returned 0) and is a target after it,
     /// `process::Setuid` payload. A zygote child becomes its app's process this way.
     pub const SETUID: u32 = 12;
+    /// A binder transaction (`BC_TRANSACTION(_SG)`) of a target, `binder::BinderCall` payload.
+    pub const BINDER_CALL: u32 = 13;
 }
 
 /// Common part of every event: who did it and when.

@@ -4,7 +4,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
-    COMM_LEN, TARGET_FILTER_SLOTS, config,
+    COMM_LEN, TARGET_FILTER_SLOTS,
+    binder::BinderCall,
+    config,
     connect::Connect,
     device::Ioctl,
     file::{FdKey, FileOpen, ReadAgg},
@@ -78,6 +80,15 @@ pub static IN_EXEC: HashMap<u32, u8> = HashMap::with_max_entries(4096, 0);
 /// Interesting ioctl() in flight, by thread id.
 #[map]
 pub static PENDING_IOCTL: HashMap<u32, Ioctl> = HashMap::with_max_entries(4096, 0);
+
+/// Binder call of a target in flight (`BINDER_WRITE_READ` ioctl), by thread id: written in
+/// place (`state` says whether it holds one), like `PENDING_OPEN`.
+#[map]
+pub static PENDING_BINDER: LruHashMap<u32, BinderCall> = LruHashMap::with_max_entries(4096, 0);
+
+/// A zeroed `BinderCall` to create a thread's `PENDING_BINDER` slot from; never written.
+#[map]
+pub static BINDER_SCRATCH: PerCpuArray<BinderCall> = PerCpuArray::with_max_entries(1, 0);
 
 /// socket() in flight, by thread id -> the socket type asked for.
 #[map]

@@ -354,7 +354,7 @@ impl Rule {
             Rule::Asns => "no new destination ASN",
             Rule::FileCategories => "no new file category",
             Rule::Paths => "no new path in a sensitive file category",
-            Rule::Devices => "no new camera/microphone use",
+            Rule::Devices => "no new camera/microphone/Android-service use",
             Rule::Volumes => "no volume growth beyond the threshold",
         }
     }

@@ -21,6 +21,14 @@ pub enum Capability {
     Camera,
     Microphone,
     File,
+    /// Android services reached over binder (`enrich/binder.rs`, rules in `rules/binder.toml`).
+    Location,
+    DeviceIdentifier,
+    Clipboard,
+    Contacts,
+    InstalledApps,
+    Wifi,
+    Accounts,
 }
 
 impl std::fmt::Display for Capability {
@@ -38,6 +46,8 @@ pub enum Category {
     Devices,
     /// File categories (docs/categories.md).
     Files,
+    /// Android system services asked over binder (location, identifiers, clipboard, ...).
+    Services,
 }
 
 /// A field of a scenario `[[expect]]` besides `name`, `kind`, `phases`, `app` and `max`.
@@ -113,7 +123,7 @@ pub struct Spec {
 
 use ExpectField as F;
 
-pub const SPECS: [Spec; 4] = [
+pub const SPECS: [Spec; 11] = [
     Spec {
         capability: Capability::Connect,
         name: "connect",
@@ -172,14 +182,112 @@ pub const SPECS: [Spec; 4] = [
         mark_class: "k-sfile",
         mark_color: "#7c3aed",
     },
+    Spec {
+        capability: Capability::Location,
+        name: "location",
+        event_kinds: &["location"],
+        families: &[Family::Camera],
+        category: Category::Services,
+        one: "location request",
+        many: "location requests",
+        expect_fields: &[F::Ops, F::Path],
+        unknown_target: "(unknown service)",
+        mark_class: "k-loc",
+        mark_color: "#0d9488",
+    },
+    Spec {
+        capability: Capability::DeviceIdentifier,
+        name: "device_identifier",
+        event_kinds: &["device_identifier"],
+        families: &[Family::Camera],
+        category: Category::Services,
+        one: "device identifier read",
+        many: "device identifier reads",
+        expect_fields: &[F::Ops, F::Path],
+        unknown_target: "(unknown service)",
+        mark_class: "k-ident",
+        mark_color: "#be185d",
+    },
+    Spec {
+        capability: Capability::Clipboard,
+        name: "clipboard",
+        event_kinds: &["clipboard"],
+        families: &[Family::Camera],
+        category: Category::Services,
+        one: "clipboard access",
+        many: "clipboard accesses",
+        expect_fields: &[F::Ops, F::Path],
+        unknown_target: "(unknown service)",
+        mark_class: "k-clip",
+        mark_color: "#ca8a04",
+    },
+    Spec {
+        capability: Capability::Contacts,
+        name: "contacts",
+        event_kinds: &["contacts"],
+        families: &[Family::Camera],
+        category: Category::Services,
+        one: "contacts query",
+        many: "contacts queries",
+        expect_fields: &[F::Ops, F::Path],
+        unknown_target: "(unknown service)",
+        mark_class: "k-contacts",
+        mark_color: "#4d7c0f",
+    },
+    Spec {
+        capability: Capability::InstalledApps,
+        name: "installed_apps",
+        event_kinds: &["installed_apps"],
+        families: &[Family::Camera],
+        category: Category::Services,
+        one: "installed-apps query",
+        many: "installed-apps queries",
+        expect_fields: &[F::Ops, F::Path],
+        unknown_target: "(unknown service)",
+        mark_class: "k-apps",
+        mark_color: "#0369a1",
+    },
+    Spec {
+        capability: Capability::Wifi,
+        name: "wifi",
+        event_kinds: &["wifi"],
+        families: &[Family::Camera],
+        category: Category::Services,
+        one: "Wi-Fi query",
+        many: "Wi-Fi queries",
+        expect_fields: &[F::Ops, F::Path],
+        unknown_target: "(unknown service)",
+        mark_class: "k-wifi",
+        mark_color: "#6d28d9",
+    },
+    Spec {
+        capability: Capability::Accounts,
+        name: "accounts",
+        event_kinds: &["accounts"],
+        families: &[Family::Camera],
+        category: Category::Services,
+        one: "accounts query",
+        many: "accounts queries",
+        expect_fields: &[F::Ops, F::Path],
+        unknown_target: "(unknown service)",
+        mark_class: "k-accounts",
+        mark_color: "#9f1239",
+    },
 ];
 
 impl Capability {
-    pub const ALL: [Capability; 4] = [
+    pub const ALL: [Capability; 11] = [
         Capability::Connect,
         Capability::Camera,
         Capability::Microphone,
         Capability::File,
+        Capability::Location,
+        Capability::DeviceIdentifier,
+        Capability::Clipboard,
+        Capability::Contacts,
+        Capability::InstalledApps,
+        Capability::Wifi,
+        Capability::Accounts,
     ];
 
     pub fn spec(self) -> &'static Spec {
@@ -202,7 +310,25 @@ impl Capability {
         let target = target.unwrap_or(self.spec().unknown_target);
         match self {
             Capability::Connect => format!("connect to {target}"),
+            c if c.spec().category == Category::Services => format!("{}: {target}", c.action()),
             _ => format!("{self} {target}"),
+        }
+    }
+
+    /// What the app did, for the report's headline: "read the clipboard" (3 times after close).
+    pub fn action(self) -> &'static str {
+        match self {
+            Capability::Connect => "connected",
+            Capability::Camera => "used the camera",
+            Capability::Microphone => "used the microphone",
+            Capability::File => "read files",
+            Capability::Location => "asked for the location",
+            Capability::DeviceIdentifier => "read a device identifier",
+            Capability::Clipboard => "read the clipboard",
+            Capability::Contacts => "queried the contacts",
+            Capability::InstalledApps => "listed the installed apps",
+            Capability::Wifi => "queried Wi-Fi",
+            Capability::Accounts => "queried the accounts",
         }
     }
 
@@ -386,6 +512,21 @@ impl DeviceOp {
     /// In the order the docs list them.
     pub const DOC_ORDER: [DeviceOp; 3] =
         [DeviceOp::Open, DeviceOp::StreamOn, DeviceOp::ServiceCall];
+}
+
+values! {
+    /// `binder_call`: the layout of the parcel's interface token, which tells the Android
+    /// release's libbinder apart.
+    TokenLayout {
+        /// Strict-mode policy, work-source uid, `SYST` header (Android 11+, system binder).
+        System => "system",
+        /// The same with the `VNDR` header (vendor binder).
+        Vendor => "vendor",
+        /// Strict-mode policy and work-source uid (Android 10).
+        WorkSource => "work_source",
+        /// Strict-mode policy only (Android 9 and older).
+        StrictMode => "strict_mode",
+    }
 }
 
 values! {

@@ -92,11 +92,17 @@ fn every_capability_is_in_the_report_and_scenario_docs() {
 
 /// One event showing `c`, in the closed phase. A new capability needs one here.
 fn sample(c: Capability) -> Body {
-    let device = || event::Device {
-        op: DeviceOp::Open,
-        path: Some(format!("/dev/{c}0")),
-        result: 3,
-        error: None,
+    let device = || event::Device::new(DeviceOp::Open, Some(format!("/dev/{c}0")), 3);
+    let service = || event::Device {
+        interface: Some("android.content.IClipboard".into()),
+        method: Some("getPrimaryClip".into()),
+        code: Some(4),
+        service: Some("clipboard".into()),
+        ..event::Device::new(
+            DeviceOp::ServiceCall,
+            Some("binder:clipboard/android.content.IClipboard.getPrimaryClip".into()),
+            0,
+        )
     };
     match c {
         Capability::Connect => Body::Connect(event::Connect {
@@ -113,6 +119,13 @@ fn sample(c: Capability) -> Body {
         }),
         Capability::Camera => Body::Camera(device()),
         Capability::Microphone => Body::Microphone(device()),
+        Capability::Location
+        | Capability::DeviceIdentifier
+        | Capability::Clipboard
+        | Capability::Contacts
+        | Capability::InstalledApps
+        | Capability::Wifi
+        | Capability::Accounts => Body::of_device(c, service()).unwrap(),
         Capability::File => Body::FileOpen(event::FileOpen {
             path: Some("/proc/cpuinfo".into()),
             path_origin: PathOrigin::Syscall,

@@ -1,11 +1,11 @@
 //! Turning ring-buffer records into typed kernel structs. The only place that reads raw bytes.
 use monitor_common::{
-    Event, Header, app_state::AppState, connect::Connect, device::Binder, device::Ioctl,
+    Event, Header, app_state::AppState, binder::BinderCall, connect::Connect, device::Ioctl,
     file::FileOpen, file::FileRead, kind, process::Exec, process::Exit, process::Fork,
     process::Rename, process::Setuid,
 };
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Raw {
     Fork(Header, Fork),
     Exec(Header, Exec),
@@ -17,7 +17,8 @@ pub enum Raw {
     AppState(Header, AppState),
     /// chdir (path) or fchdir (`dfd`) of a target.
     Chdir(Header, FileOpen),
-    Binder(Header, Binder),
+    /// A binder transaction of a target (`BC_TRANSACTION(_SG)`).
+    BinderCall(Header, Box<BinderCall>),
     Rename(Header, Rename),
     /// A target's uid change (the header has the new uid).
     Setuid(Header, Setuid),
@@ -75,7 +76,10 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         kind::IOCTL => as_!(Ioctl, Ioctl),
         kind::APP_STATE => as_!(AppState, AppState),
         kind::CHDIR => as_!(Chdir, FileOpen),
-        kind::BINDER => as_!(Binder, Binder),
+        kind::BINDER_CALL => {
+            let e = read::<BinderCall>(bytes)?;
+            Ok(Raw::BinderCall(e.header, Box::new(e.payload)))
+        }
         kind::RENAME => as_!(Rename, Rename),
         kind::SETUID => as_!(Setuid, Setuid),
         other => Err(DecodeError::UnknownKind(other)),

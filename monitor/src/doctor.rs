@@ -102,9 +102,9 @@ pub fn doctor(choice: ProbeChoice) -> Result<DoctorReport> {
     lines.push(format!(
         "     binder     {}",
         if binder {
-            "binder tracepoints present (Android camera service calls can be seen)"
+            "binder tracepoints present (the callee of each binder call is known)"
         } else {
-            "no binder tracepoints on this kernel: camera service calls of Android apps cannot be seen here (device-node opens still are)"
+            "no binder tracepoints on this kernel: binder calls are still decoded from BINDER_WRITE_READ ioctls, without their callee"
         }
     ));
     // An empty target set: probes attach but nothing is a target, so nothing is emitted.

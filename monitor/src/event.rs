@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::capability::{
     AddrFamily, Capability, DeviceOp, ExitHow, FlushedAt, LossReason, PathOrigin, PhaseReason,
-    Proto, Scope, StateSource, StopReason, Writer,
+    Proto, Scope, StateSource, StopReason, TokenLayout, Writer,
 };
 
 /// Version of the event and session schema. Bump on any incompatible change.
@@ -64,6 +64,16 @@ pub enum Body {
     FileRead(FileRead),
     Camera(Device),
     Microphone(Device),
+    /// Android services reached over binder (a `binder_call` matched by the rules).
+    Location(Device),
+    DeviceIdentifier(Device),
+    Clipboard(Device),
+    Contacts(Device),
+    InstalledApps(Device),
+    Wifi(Device),
+    Accounts(Device),
+    /// A binder transaction of a target (every one, matched by the rules or not).
+    BinderCall(BinderCall),
     AppState(AppState),
     Lost(Lost),
     /// The app's phase changed (also a timeline event).
@@ -82,6 +92,38 @@ impl Body {
             .map(|s| s.capability)
     }
 
+    /// The device-like payload of a camera, microphone or Android-service event.
+    pub fn device(&self) -> Option<&Device> {
+        match self {
+            Body::Camera(d)
+            | Body::Microphone(d)
+            | Body::Location(d)
+            | Body::DeviceIdentifier(d)
+            | Body::Clipboard(d)
+            | Body::Contacts(d)
+            | Body::InstalledApps(d)
+            | Body::Wifi(d)
+            | Body::Accounts(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The event of capability `c` (camera, microphone or an Android service) for `d`.
+    pub fn of_device(c: Capability, d: Device) -> Option<Body> {
+        Some(match c {
+            Capability::Camera => Body::Camera(d),
+            Capability::Microphone => Body::Microphone(d),
+            Capability::Location => Body::Location(d),
+            Capability::DeviceIdentifier => Body::DeviceIdentifier(d),
+            Capability::Clipboard => Body::Clipboard(d),
+            Capability::Contacts => Body::Contacts(d),
+            Capability::InstalledApps => Body::InstalledApps(d),
+            Capability::Wifi => Body::Wifi(d),
+            Capability::Accounts => Body::Accounts(d),
+            Capability::Connect | Capability::File => return None,
+        })
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Body::Process(_) => "process",
@@ -90,6 +132,14 @@ impl Body {
             Body::FileRead(_) => "file_read",
             Body::Camera(_) => "camera",
             Body::Microphone(_) => "microphone",
+            Body::Location(_) => "location",
+            Body::DeviceIdentifier(_) => "device_identifier",
+            Body::Clipboard(_) => "clipboard",
+            Body::Contacts(_) => "contacts",
+            Body::InstalledApps(_) => "installed_apps",
+            Body::Wifi(_) => "wifi",
+            Body::Accounts(_) => "accounts",
+            Body::BinderCall(_) => "binder_call",
             Body::AppState(_) => "app_state",
             Body::Lost(_) => "lost",
             Body::Phase(_) => "phase",
@@ -234,8 +284,82 @@ pub struct FileRead {
 pub struct Device {
     /// `open`, `stream_on` (VIDIOC_STREAMON ioctl) or `service_call` (binder, Android).
     pub op: DeviceOp,
+    /// The device node, or for `service_call` `binder:SERVICE/INTERFACE.METHOD`.
     pub path: Option<String>,
     /// 0 / new fd, or -errno.
+    pub result: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `service_call`: the binder interface, method (when the rules know the code), code and
+    /// service name (when the process looked the handle up while recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+}
+
+impl Device {
+    /// A device event with no binder details.
+    pub fn new(op: DeviceOp, path: Option<String>, result: i32) -> Device {
+        Device {
+            op,
+            path,
+            result,
+            error: error_of(result),
+            interface: None,
+            method: None,
+            code: None,
+            service: None,
+        }
+    }
+}
+
+/// A binder transaction (`BC_TRANSACTION`) sent by a target.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct BinderCall {
+    /// Interface token of the parcel (`android.content.IClipboard`); absent when the parcel
+    /// does not start with one emuwatch could read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// Method name, when the rules know the code for this interface and API level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Transaction code (FIRST_CALL_TRANSACTION + method index for AIDL interfaces).
+    pub code: u32,
+    /// `TF_ONE_WAY`: the caller does not wait for a reply.
+    pub one_way: bool,
+    /// Binder handle in the caller (0: the service manager).
+    pub handle: u32,
+    /// Service name of the handle, learnt from this process's service-manager lookup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Process that received it (binder/binder_transaction tracepoint) and its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callee_pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callee: Option<String>,
+    /// Bytes of the parcel.
+    pub data_size: u64,
+    /// How the interface token was laid out: `system`, `vendor`, `work_source`, `strict_mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_layout: Option<TokenLayout>,
+    /// The capability the rules give this call (the event of that kind follows this one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<Capability>,
+    /// Service-manager `getService`/`checkService`: the name asked for and the handle the
+    /// reply gave (absent: no such service, or the reply was not seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup_handle: Option<u32>,
+    /// Content provider calls: the authority of the `content://` URI in the parcel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+    /// The ioctl's result: 0 or -errno.
     pub result: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

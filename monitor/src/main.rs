@@ -171,6 +171,8 @@ struct RecordArgs {
     max_size: Option<u64>,
     #[command(flatten)]
     probes: kernel::ProbeChoice,
+    #[command(flatten)]
+    binder: enrich::binder::BinderChoice,
     /// Command to run as the target; recording stops when its whole process tree has exited.
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
@@ -311,6 +313,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 leave_running: a.leave_running,
                 run_as: None,
                 max_size: a.max_size,
+                binder: a.binder,
             };
             let quiet = opts.quiet;
             let rt = tokio::runtime::Builder::new_current_thread()

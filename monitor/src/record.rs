@@ -56,6 +56,7 @@ pub struct RecordOptions {
     pub run_as: Option<(u32, u32)>,
     /// Stop when events.jsonl has reached this many bytes (`--max-size`).
     pub max_size: Option<u64>,
+    pub binder: crate::enrich::binder::BinderChoice,
 }
 
 /// A user name or number as (uid, gid), from the passwd database.
@@ -436,6 +437,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         }
     }
     let devices = DevicePatterns::new(&opts.device_patterns)?;
+    let (binder_rules, android_api) = opts.binder.resolve()?;
     let geo = Geo::from_env_and_defaults(opts.geoip_country.clone(), opts.geoip_asn.clone())?;
 
     if !target.command.is_empty() {
@@ -475,6 +477,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         probe_plan: Some(kernel.plan.clone()),
         command_stopped: None,
         unreadable_lines: Vec::new(),
+        android_api: Some(android_api.clone()),
     };
     let mut writer = SessionWriter::create(&dir, info)?;
     let attached = kernel.attach();
@@ -494,7 +497,8 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         devices,
         geo,
         system::monotonic_to_realtime_offset(),
-    );
+    )
+    .with_binder(Some(binder_rules), Some(android_api.level));
     let mut capture = Capture::new(enricher, writer, LiveView::new(opts.quiet), fd_reads, lost);
     capture.live_pids.extend(maps.tgids.iter().copied());
     for &tgid in &maps.tgids {
@@ -707,14 +711,23 @@ async fn event_loop(
         {
             last_sweep = now;
             sweep_now = false;
-            // What the targets did before the exit that woke us is in the ring: their forks
-            // first, so the started tree still knows every process it must stop.
-            drain(ring.get_mut(), capture)?;
             if child.is_some_and(reaped) {
                 *child = None; // the rest of its tree is followed through events
             }
             // Exits seen as events remove pids; this catches processes whose exit was lost.
-            capture.live_pids.retain(|p| alive(*p));
+            // Whatever a dead process forked before it died is in the ring buffer by now:
+            // read it before dropping the dead, or a daemon it left behind is not yet known
+            // and the recording would stop under it.
+            let dead: Vec<u32> = capture
+                .live_pids
+                .iter()
+                .copied()
+                .filter(|p| !alive(*p))
+                .collect();
+            drain(ring.get_mut(), capture)?;
+            for p in dead {
+                capture.live_pids.remove(&p);
+            }
             capture.started.retain(|p| alive(*p));
             if stop_when_exited && capture.live_pids.is_empty() && child.is_none() {
                 break StopReason::TargetsExited;

@@ -85,6 +85,9 @@ pub struct SessionInfo {
     /// Which syscall path and fork/exit hooks this kernel got, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_plan: Option<crate::kernel::Plan>,
+    /// The Android API level binder calls were decoded for, and where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub android_api: Option<crate::enrich::binder::AndroidApi>,
     /// The command emuwatch started, stopped when the recording ended (absent when it had
     /// already exited, or with `--leave-running`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

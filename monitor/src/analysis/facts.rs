@@ -47,11 +47,14 @@ pub fn for_each_fact(events: &[Event], cats: &Categories, mut f: impl FnMut(Fact
         let app = app_of.get(ev);
         let what = match &ev.body {
             Body::Connect(c) => What::Connect(endpoint(c)),
-            Body::Camera(d) | Body::Microphone(d) => What::Device {
-                kind: ev.body.capability().expect("a device event"),
-                path: d.path.as_deref(),
-                op: d.op,
-            },
+            b if b.device().is_some() => {
+                let d = b.device().expect("checked");
+                What::Device {
+                    kind: ev.body.capability().expect("a device event"),
+                    path: d.path.as_deref(),
+                    op: d.op,
+                }
+            }
             Body::FileOpen(_) | Body::FileRead(_) => {
                 let (path, open, bytes) = match &ev.body {
                     Body::FileOpen(o) => (o.path.as_deref(), true, 0),

@@ -1,6 +1,7 @@
 //! Enrichment: kernel records become userspace events with parent, app, absolute paths,
 //! device classes and band names.
 pub mod android;
+pub mod binder;
 pub mod files;
 pub mod live_proc;
 pub mod process;
@@ -36,6 +37,11 @@ pub struct Enricher {
     devices: DevicePatterns,
     /// Added to kernel monotonic timestamps to get wall-clock time.
     clock_offset_ns: i128,
+    /// Binder rules, the Android API level they are read for, and the handles each process
+    /// looked up.
+    binder_rules: binder::Rules,
+    android_api: u32,
+    handles: binder::Handles,
 }
 
 /// A live process's current oom_score_adj.
@@ -61,7 +67,21 @@ impl Enricher {
             fds: FdTable::default(),
             devices,
             clock_offset_ns,
+            android_api: 0,
+            binder_rules: binder::Rules::builtin(),
+            handles: binder::Handles::default(),
         }
+        .with_binder(None, None)
+    }
+
+    /// Binder rules (default: the built-in ones) and the API level whose method tables apply
+    /// (default: the rules' `default_api`).
+    pub fn with_binder(mut self, rules: Option<binder::Rules>, api: Option<u32>) -> Self {
+        if let Some(r) = rules {
+            self.binder_rules = r;
+        }
+        self.android_api = api.unwrap_or(self.binder_rules.default_api);
+        self
     }
 
     /// Facts about live processes from `src` instead of /proc (tests: recorded answers).
@@ -161,6 +181,7 @@ impl Enricher {
                 });
                 self.event(&h, body, out);
                 self.procs.exec(h.tgid, h.uid, &cstr(&h.comm));
+                self.handles.forget(h.tgid);
             }
             Raw::Exit(h, e) => {
                 // wait(2) encoding: low 7 bits = terminating signal, bits 8-15 = exit status.
@@ -179,6 +200,7 @@ impl Enricher {
                 });
                 self.event(&h, body, out);
                 self.procs.exit(h.tgid);
+                self.handles.forget(h.tgid);
             }
             Raw::Connect(h, c) => {
                 let (family, daddr) = match c.family {
@@ -255,12 +277,7 @@ impl Enricher {
             Raw::Ioctl(h, i) => {
                 let path = self.fds.path_of(h.tgid, i.fd);
                 // VIDIOC_STREAMON only exists on V4L2 devices: this is a camera stream.
-                let body = Body::Camera(event::Device {
-                    op: DeviceOp::StreamOn,
-                    path,
-                    result: i.result,
-                    error: error_of(i.result),
-                });
+                let body = Body::Camera(event::Device::new(DeviceOp::StreamOn, path, i.result));
                 self.event(&h, body, out);
             }
             Raw::Rename(h, r) => {
@@ -303,25 +320,7 @@ impl Enricher {
                 });
                 self.event(&h, body, out);
             }
-            Raw::Binder(h, b) => {
-                // Only calls to a camera service are reported (as camera use).
-                let argv0 = u32::try_from(b.to_proc)
-                    .ok()
-                    .and_then(|p| self.procs.proc.argv0(p))
-                    .unwrap_or_default();
-                if self.devices.is_camera_service(&argv0) {
-                    let body = Body::Camera(event::Device {
-                        op: DeviceOp::ServiceCall,
-                        path: Some(format!(
-                            "binder:{argv0} (pid {}, code {})",
-                            b.to_proc, b.code
-                        )),
-                        result: 0,
-                        error: None,
-                    });
-                    self.event(&h, body, out);
-                }
-            }
+            Raw::BinderCall(h, c) => self.binder_call(h, &c, out),
             Raw::AppState(h, a) => {
                 // Attribute to the process whose score changed; the header is the writer.
                 let target = Header {
@@ -386,12 +385,7 @@ impl Enricher {
         let device = path.as_deref().and_then(|p| self.devices.classify(p));
         let body = match device {
             Some(class) => {
-                let d = event::Device {
-                    op: DeviceOp::Open,
-                    path,
-                    result: o.result,
-                    error: error_of(o.result),
-                };
+                let d = event::Device::new(DeviceOp::Open, path, o.result);
                 match class {
                     DeviceClass::Camera => Body::Camera(d),
                     DeviceClass::Microphone => Body::Microphone(d),
@@ -416,6 +410,102 @@ impl Enricher {
             }),
         };
         self.event(&h, body, out);
+    }
+
+    /// A binder transaction: a `binder_call` event, and the capability event the rules give it.
+    fn binder_call(
+        &mut self,
+        h: Header,
+        c: &monitor_common::binder::BinderCall,
+        out: &mut Vec<Event>,
+    ) {
+        use monitor_common::binder::{PARCEL_COPY, REPLY_COPY, TF_ONE_WAY};
+        let data = &c.data[..(c.copied as usize).min(PARCEL_COPY)];
+        let tok = binder::token(data);
+        let interface = tok.as_ref().map(|t| t.interface.clone());
+        let authority = tok
+            .as_ref()
+            .filter(|t| t.interface == "android.content.IContentProvider")
+            .and_then(|t| binder::content_authority(data, t.end));
+        let meaning = interface.as_deref().map(|i| {
+            self.binder_rules
+                .meaning(i, c.code, self.android_api, authority.as_deref())
+        });
+        let method = meaning.as_ref().and_then(|m| m.method.clone());
+        let (mut lookup, mut lookup_handle) = (None, None);
+        if let Some(t) = &tok
+            && t.interface == binder::SERVICE_MANAGER
+            && c.handle == 0
+            && matches!(method.as_deref(), Some("getService" | "checkService"))
+        {
+            lookup = binder::string16_at(data, t.end).map(|(s, _)| s);
+            let reply = &c.reply[..(c.reply_copied as usize).min(REPLY_COPY)];
+            lookup_handle = binder::reply_handle(reply);
+            if let (Some(name), Some(handle)) = (&lookup, lookup_handle) {
+                self.handles.learn(h.tgid, handle, name.clone());
+            }
+        }
+        let service = self.handles.name(h.tgid, c.handle).map(str::to_string);
+        let callee_pid = u32::try_from(c.to_proc).ok().filter(|&p| p > 0);
+        let callee = callee_pid.and_then(|p| self.procs.proc.argv0(p));
+        let mut capability = meaning.as_ref().and_then(|m| m.capability);
+        if capability.is_none()
+            && !interface
+                .as_deref()
+                .is_some_and(|i| self.binder_rules.knows(i))
+            && callee
+                .as_deref()
+                .is_some_and(|a| self.devices.is_camera_service(a))
+        {
+            // `--device camera-service=NAME`: any call of an interface the rules do not know
+            // to a camera service process counts as camera use.
+            capability = Some(event::Capability::Camera);
+        }
+        let body = Body::BinderCall(event::BinderCall {
+            interface: interface.clone(),
+            method: method.clone(),
+            code: c.code,
+            one_way: c.flags & TF_ONE_WAY != 0,
+            handle: c.handle,
+            service: service.clone(),
+            callee_pid,
+            callee: callee.clone(),
+            data_size: c.data_size,
+            token_layout: tok.as_ref().map(|t| t.layout),
+            capability,
+            lookup,
+            lookup_handle,
+            authority: authority.clone(),
+            result: c.result,
+            error: error_of(c.result),
+        });
+        self.event(&h, body, out);
+        let Some(cap) = capability else {
+            return;
+        };
+        let what = match (&interface, &method) {
+            (Some(i), Some(m)) => format!("{i}.{m}"),
+            (Some(i), None) => format!("{i}#{}", c.code),
+            (None, _) => format!("{}#{}", callee.as_deref().unwrap_or("?"), c.code),
+        };
+        let place = authority
+            .as_deref()
+            .map(|a| format!("content://{a}"))
+            .or_else(|| service.clone());
+        let path = match place {
+            Some(p) => format!("binder:{p}/{what}"),
+            None => format!("binder:{what}"),
+        };
+        let d = event::Device {
+            interface,
+            method,
+            code: Some(c.code),
+            service,
+            ..event::Device::new(DeviceOp::ServiceCall, Some(path), c.result)
+        };
+        if let Some(body) = Body::of_device(cap, d) {
+            self.event(&h, body, out);
+        }
     }
 
     /// A read aggregate the kernel still held when its process exited or the recording stopped.

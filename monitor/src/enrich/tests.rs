@@ -287,3 +287,101 @@ fn a_path_cut_by_the_kernel_is_unknown_not_its_prefix() {
     assert!(!o.path_truncated);
     assert_eq!(o.path.as_deref(), Some("/"));
 }
+
+/// The process a binder call goes to: above pid_max (2^22), and within the kernel's i32.
+const SERVER: u32 = 4_194_305;
+
+/// A kernel binder record: a call on `handle` with `parcel`, and for lookups the reply.
+fn binder_call(handle: u32, code: u32, parcel: &[u8], reply: &[u8]) -> Raw {
+    use monitor_common::binder::{BC_TRANSACTION, BinderCall, PARCEL_COPY, REPLY_COPY};
+    let mut data = [0u8; PARCEL_COPY];
+    data[..parcel.len()].copy_from_slice(parcel);
+    let mut r = [0u8; REPLY_COPY];
+    r[..reply.len()].copy_from_slice(reply);
+    Raw::BinderCall(
+        header(kind::BINDER_CALL, APP, "app"),
+        Box::new(BinderCall {
+            state: 1,
+            command: BC_TRANSACTION,
+            handle,
+            code,
+            flags: 0,
+            to_proc: SERVER as i32,
+            to_thread: 0,
+            result: 0,
+            data_size: parcel.len() as u64,
+            offsets_size: 0,
+            copied: parcel.len() as u32,
+            reply_copied: reply.len() as u32,
+            more: 0,
+            waits: 0,
+            enter_ns: 1_000,
+            bwr: 0,
+            data,
+            reply: r,
+        }),
+    )
+}
+
+#[test]
+fn binder_lookups_name_handles_and_rules_make_capabilities() {
+    use super::binder::tests::parcel;
+    use crate::event::{Capability, TokenLayout};
+    let mut rec = Recorded::default();
+    rec.argv0.insert(SERVER, "system_server".into());
+    let mut e = enricher(rec);
+    // getService("clipboard") -> handle 7 (an AIDL reply: status, flat_binder_object).
+    let mut reply = 0u32.to_le_bytes().to_vec();
+    reply.extend(monitor_common::binder::BINDER_TYPE_HANDLE.to_le_bytes());
+    reply.extend(0x17fu32.to_le_bytes());
+    reply.extend(7u64.to_le_bytes());
+    let lookup = parcel(
+        TokenLayout::System,
+        "android.os.IServiceManager",
+        Some("clipboard"),
+    );
+    let out = run(&mut e, binder_call(0, 1, &lookup, &reply));
+    let Body::BinderCall(c) = &out.last().unwrap().body else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (c.method.as_deref(), c.lookup.as_deref(), c.lookup_handle),
+        (Some("getService"), Some("clipboard"), Some(7))
+    );
+    assert_eq!(c.service.as_deref(), Some("servicemanager"));
+    assert_eq!(c.callee.as_deref(), Some("system_server"));
+    // getPrimaryClip (code 4 at API 34) on handle 7: a binder_call, then a clipboard event.
+    let get = parcel(TokenLayout::System, "android.content.IClipboard", None);
+    let out = run(&mut e, binder_call(7, 4, &get, &[]));
+    let n = out.len();
+    let Body::BinderCall(c) = &out[n - 2].body else {
+        panic!("{out:?}")
+    };
+    assert_eq!(c.capability, Some(Capability::Clipboard));
+    assert_eq!(c.service.as_deref(), Some("clipboard"));
+    let Body::Clipboard(d) = &out[n - 1].body else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (d.op, d.path.as_deref()),
+        (
+            DeviceOp::ServiceCall,
+            Some("binder:clipboard/android.content.IClipboard.getPrimaryClip")
+        )
+    );
+    // An unknown code of a known interface: reported with its code, no capability.
+    let out = run(&mut e, binder_call(7, 99, &get, &[]));
+    let Body::BinderCall(c) = &out.last().unwrap().body else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (c.method.as_deref(), c.code, c.capability),
+        (None, 99, None)
+    );
+    // Not a parcel with a token: a binder_call without interface.
+    let out = run(&mut e, binder_call(7, 4, &[0xff; 40], &[]));
+    let Body::BinderCall(c) = &out.last().unwrap().body else {
+        panic!("{out:?}")
+    };
+    assert_eq!((c.interface.as_deref(), c.token_layout), (None, None));
+}

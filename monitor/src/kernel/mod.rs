@@ -172,18 +172,18 @@ impl Kernel {
             );
         }
         let regs = table.map(|t| t.regs);
-        // binder_transaction exists on Android kernels only; its offsets come from its format.
+        // binder_transaction exists where binder does; its offsets come from its format.
         let binder = tpformat::read(&tracefs, "binder", "binder_transaction").unwrap_or_default();
         let boff = |f: &str| binder.get(f).copied().unwrap_or(0);
-        let (to_proc, reply, code) = (boff("to_proc"), boff("reply"), boff("code"));
+        let (to_proc, to_thread, reply) = (boff("to_proc"), boff("to_thread"), boff("reply"));
         let newtask = tpformat::read(&tracefs, "task", "task_newtask").unwrap_or_default();
         let exit_tp = tpformat::read(&tracefs, "sched", "sched_process_exit").unwrap_or_default();
         let field =
             |m: &std::collections::HashMap<String, u32>, f: &str| m.get(f).copied().unwrap_or(0);
         let mut ebpf = EbpfLoader::new()
             .override_global("BINDER_TO_PROC_OFF", &to_proc, true)
+            .override_global("BINDER_TO_THREAD_OFF", &to_thread, true)
             .override_global("BINDER_REPLY_OFF", &reply, true)
-            .override_global("BINDER_CODE_OFF", &code, true)
             .override_global("TASK_PID_OFF", &pid, true)
             .override_global("TASK_TGID_OFF", &tgid, true)
             .override_global("TASK_EXIT_CODE_OFF", &exit_code, true)

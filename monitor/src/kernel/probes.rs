@@ -433,7 +433,7 @@ pub const PROBES: &[ProbeSpec] = &[
         needs: Always,
         hook: Tracepoint("binder", "binder_transaction"),
         required: false,
-        hint: "binder tracepoints exist on Android kernels only: there, Android apps' camera service calls are seen",
+        hint: "binder tracepoints exist where the kernel has binder (Android, binder_linux): they add the callee to binder calls",
     },
     ProbeSpec {
         program: "oom_score_adj_update",

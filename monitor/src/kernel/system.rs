@@ -91,7 +91,7 @@ pub fn btf_present() -> bool {
     Path::new("/sys/kernel/btf/vmlinux").is_file()
 }
 
-/// Whether binder tracepoints exist (Android kernels): needed for camera service calls.
+/// Whether binder tracepoints exist (Android kernels, binder_linux): the callee of binder calls.
 pub fn has_binder_tracepoints(tracefs: &Path) -> bool {
     tracefs.join("events/binder/binder_transaction").is_dir()
 }

@@ -190,16 +190,19 @@ fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
                 .map(|c| format!(" [{}]", escape(c)))
                 .unwrap_or_default()
         ),
-        Body::Camera(d) | Body::Microphone(d) => format!(
-            "{} {} {}{}",
-            ev.body.kind(),
-            d.op,
-            escape(d.path.as_deref().unwrap_or("(unknown device)")),
-            d.error
-                .as_deref()
-                .map(|e| format!(" {}", escape(e)))
-                .unwrap_or_default()
-        ),
+        b if b.device().is_some() => {
+            let d = b.device().expect("checked");
+            format!(
+                "{} {} {}{}",
+                ev.body.kind(),
+                d.op,
+                escape(d.path.as_deref().unwrap_or("(unknown device)")),
+                d.error
+                    .as_deref()
+                    .map(|e| format!(" {}", escape(e)))
+                    .unwrap_or_default()
+            )
+        }
         Body::Process(p) => match p.op {
             ProcOp::Fork => format!(
                 "fork: child {}",

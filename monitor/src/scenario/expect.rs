@@ -118,9 +118,7 @@ fn contribution(
                 0,
             ))
         }
-        (What::Device { kind, path, op }, Capability::Camera | Capability::Microphone)
-            if *kind == e.kind =>
-        {
+        (What::Device { kind, path, op }, _) if *kind == e.kind => {
             if let Some(o) = &flt.ops
                 && !o.contains(op)
             {

@@ -63,6 +63,8 @@ pub struct RunArgs {
     pub run_as: Option<String>,
     #[command(flatten)]
     pub probes: crate::kernel::ProbeChoice,
+    #[command(flatten)]
+    pub binder: crate::enrich::binder::BinderChoice,
 }
 
 fn resolve(p: &str, base: &Path) -> PathBuf {
@@ -462,6 +464,7 @@ fn run_in(
         leave_running: false,
         run_as,
         max_size: None,
+        binder: a.binder.clone(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

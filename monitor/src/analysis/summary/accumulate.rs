@@ -237,11 +237,12 @@ impl AppAcc {
                         .or_default() += 1;
                 }
             }
-            Body::Camera(d) | Body::Microphone(d) => {
+            b if b.device().is_some() => {
+                let d = b.device().expect("checked");
                 let kind = ev.body.capability().expect("a device event");
                 if kind == Capability::Camera {
                     pc.camera += 1;
-                } else {
+                } else if kind == Capability::Microphone {
                     pc.microphone += 1;
                 }
                 let a = acc.devices.entry((kind, d.path.clone())).or_default();

@@ -302,7 +302,15 @@ fn findings(
                     );
                     (what, detail, Some(fa.bytes), None)
                 }
-                Capability::Camera | Capability::Microphone => {
+                Capability::Camera
+                | Capability::Microphone
+                | Capability::Location
+                | Capability::DeviceIdentifier
+                | Capability::Clipboard
+                | Capability::Contacts
+                | Capability::InstalledApps
+                | Capability::Wifi
+                | Capability::Accounts => {
                     let ops: Vec<DeviceOp> = f.ops.iter().copied().collect();
                     let detail = ops
                         .iter()

@@ -227,13 +227,44 @@ impl AppReport {
             .count();
         let closed = self.findings.len() - bg;
         let mut parts = Vec::new();
-        for cap in Capability::ALL {
+        // Android services asked over binder lead: "read the clipboard 3 times after close".
+        let services = Capability::ALL
+            .into_iter()
+            .filter(|c| c.spec().category == Category::Services);
+        let others = Capability::ALL
+            .into_iter()
+            .filter(|c| c.spec().category != Category::Services);
+        for cap in services.chain(others) {
             let found: Vec<&Finding> = self.findings.iter().filter(|f| f.kind == cap).collect();
             if found.is_empty() {
                 continue;
             }
             parts.push(match cap.spec().category {
                 Category::Network => destinations_words(&found),
+                Category::Services => {
+                    let when = |phase: Phase, words: &str| {
+                        let n: u64 = found
+                            .iter()
+                            .filter(|f| f.phase == phase)
+                            .map(|f| f.seen.count)
+                            .sum();
+                        (n > 0).then(|| {
+                            format!(
+                                "{} {n} time{} {words}",
+                                cap.action(),
+                                if n == 1 { "" } else { "s" }
+                            )
+                        })
+                    };
+                    [
+                        when(Phase::Closed, "after close"),
+                        when(Phase::Background, "in the background"),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+                }
                 Category::Devices => {
                     let n: u64 = found
                         .iter()

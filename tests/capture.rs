@@ -990,6 +990,17 @@ fn bad_invocations_fail_with_one_line() {
             ],
             "device pattern",
         ),
+        (
+            vec![
+                s("record"),
+                s("--all"),
+                s("--packages-list"),
+                s("/dev/zero"),
+                s("--out"),
+                tmp.path().join("e").display().to_string(),
+            ],
+            "/dev/zero: not a regular file",
+        ),
     ];
     for (args, needle) in cases {
         let out = Command::new(EMUWATCH).args(&args).output().unwrap();
@@ -1141,6 +1152,11 @@ fn markers_change_phase_while_recording() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // It says which recording it marked.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("marked {}: \"user pressed HOME\"\n", dir.display())
     );
     std::fs::write(&go, "").unwrap();
     let output = rec.wait_with_output().unwrap();
@@ -2166,6 +2182,411 @@ fn package_targets_the_app_in_every_android_user() {
     // (debian-6.12 guest, per-syscall path) although lmkd's write to it was recorded; the
     // cause is not understood yet (see the closing note), and a flaky assertion would hide
     // every other result of the suite.
+}
+
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.chars().next()))
+        .flatten()
+        .is_some_and(|st| st != 'Z' && st != 'X')
+}
+
+fn read_pid(path: &Path) -> u32 {
+    wait_file(path);
+    let t = Instant::now();
+    loop {
+        if let Ok(p) = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .trim()
+            .parse()
+        {
+            return p;
+        }
+        assert!(t.elapsed() < PATIENCE, "{} holds no pid", path.display());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A command emuwatch started ends with its recording — after --duration, and after SIGTERM
+/// to emuwatch — its whole tree, a detached daemon and a process that ignores SIGTERM
+/// included; --leave-running leaves it, and a --pid target is never touched.
+#[test]
+fn the_started_command_is_stopped_when_the_recording_ends() {
+    require_root();
+    let tmp = tempdir();
+    let p = |n: &str| tmp.path().join(n);
+
+    // --duration: a double-forked daemon is stopped with SIGTERM.
+    let daemon_pid = p("daemon.pid");
+    let out = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--duration", "2s", "--out"])
+        .arg(p("a"))
+        .arg("--")
+        .arg(SIMAPP)
+        .args(["steps", "daemon"])
+        .arg(format!("pidfile={}", daemon_pid.display()))
+        .arg("sleep=300000")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(out.success(), "{out:?}");
+    let pid = read_pid(&daemon_pid);
+    assert!(!running(pid), "the daemon {pid} outlived the recording");
+    let info: Value = serde_json::from_slice(&std::fs::read(p("a/session.json")).unwrap()).unwrap();
+    assert_eq!(info["stop_reason"], "duration", "{info}");
+    assert_eq!(info["command_stopped"]["processes"], 1, "{info}");
+    assert_eq!(info["command_stopped"]["killed"], 0, "{info}");
+    let exits: Vec<Value> = std::fs::read_to_string(p("a/events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "process" && e["op"] == "exit" && e["pid"] == pid)
+        .collect();
+    assert_eq!(exits.len(), 1, "the daemon's exit is recorded: {exits:?}");
+
+    // SIGTERM to emuwatch; the command ignores SIGTERM: SIGKILL after the grace period.
+    let sh_pid = p("sh.pid");
+    let mut rec = start_recording(
+        &p("b"),
+        &[
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "trap '' TERM; echo $$ > {}.tmp; mv {0}.tmp {0}; exec sleep 300",
+                sh_pid.display()
+            ),
+        ],
+    );
+    let pid = read_pid(&sh_pid);
+    assert!(running(pid));
+    unsafe { kill(rec.id() as i32, 15) };
+    let status = rec.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!running(pid), "the command {pid} outlived the recording");
+    let info: Value = serde_json::from_slice(&std::fs::read(p("b/session.json")).unwrap()).unwrap();
+    assert_eq!(info["stop_reason"], "signal", "{info}");
+    assert_eq!(info["command_stopped"]["killed"], 1, "{info}");
+
+    // --leave-running, and a --pid target next to it: both still run afterwards.
+    let mut other = Command::new("sleep").arg("300").spawn().unwrap();
+    let left_pid = p("left.pid");
+    let out = Command::new(EMUWATCH)
+        .args([
+            "record",
+            "--quiet",
+            "--duration",
+            "2s",
+            "--leave-running",
+            "--pid",
+        ])
+        .arg(other.id().to_string())
+        .arg("--out")
+        .arg(p("c"))
+        .arg("--")
+        .arg(SIMAPP)
+        .arg("steps")
+        .arg(format!("pidfile={}", left_pid.display()))
+        .arg("sleep=300000")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let left = read_pid(&left_pid);
+    assert!(running(left), "--leave-running stopped the command");
+    assert!(running(other.id()), "a --pid target was touched");
+    unsafe { kill(left as i32, 9) };
+    let out = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--duration", "1s", "--pid"])
+        .arg(other.id().to_string())
+        .arg("--out")
+        .arg(p("d"))
+        .status()
+        .unwrap();
+    assert!(out.success());
+    assert!(running(other.id()), "a --pid target was touched");
+    other.kill().unwrap();
+    other.wait().unwrap();
+}
+
+/// Session data is private: directories 0700, files 0600.
+#[test]
+fn session_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempdir();
+    record_steps(tmp.path(), &[], &[s("sleep=10")]);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tmp.path().join("session");
+    assert_eq!(mode(&dir), 0o700);
+    for f in ["session.json", "events.jsonl"] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+}
+
+/// A command that cannot be executed is a one-line error before anything is recorded.
+#[test]
+fn a_target_that_cannot_be_executed_is_an_error() {
+    require_root();
+    let tmp = tempdir();
+    let f = tmp.path().join("not-executable");
+    std::fs::write(&f, "#!/bin/sh\n").unwrap();
+    let out = Command::new(EMUWATCH)
+        .args(["record", "--out"])
+        .arg(tmp.path().join("s"))
+        .arg("--")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    assert!(!tmp.path().join("s").exists());
+}
+
+/// Paths longer than the kernel copies (255 bytes) are not taken for their prefix: the event
+/// says path_truncated with a null path, and the session is not complete (exit 3).
+#[test]
+fn paths_longer_than_the_kernel_copies_are_marked_not_shortened() {
+    require_root();
+    let tmp = tempdir();
+    let dots = format!("/{}proc/cpuinfo", "./".repeat(150));
+    // A real 281-byte path: nested directories under the temporary directory.
+    let mut long = tmp.path().to_path_buf();
+    while long.as_os_str().len() < 281 - 60 {
+        long.push("d".repeat(40));
+    }
+    std::fs::create_dir_all(&long).unwrap();
+    let name_len = 281 - long.as_os_str().len() - 1;
+    let long = long.join("f".repeat(name_len));
+    assert_eq!(long.as_os_str().len(), 281);
+    write_file(&long, 100);
+    let dir = tmp.path().join("session");
+    let output = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(SIMAPP)
+        .arg("steps")
+        .arg(format!("read={dots},4096"))
+        .arg(format!("read={},64", long.display()))
+        .arg("read=/proc/version,4096")
+        .output()
+        .unwrap();
+    let s = load(&dir, output);
+    assert_eq!(s.output.status.code(), Some(3), "{}", s.dump());
+    assert_eq!(s.info["complete"], false, "{}", s.info);
+    assert_eq!(s.info["lost"]["truncated_paths"], 2, "{}", s.info);
+    let pid = s.did("read")[0]["pid"].as_u64().unwrap();
+    let opens = s.by_pid("file_open", pid);
+    let cut: Vec<&&Value> = opens
+        .iter()
+        .filter(|e| e["path_truncated"] == true)
+        .collect();
+    assert_eq!(cut.len(), 2, "{}", s.dump());
+    for e in &cut {
+        assert_eq!(e["path"], Value::Null, "{e}");
+        assert_eq!(e["path_origin"], "truncated", "{e}");
+        assert_eq!(e["path_prefix"].as_str().unwrap().len(), 255, "{e}");
+    }
+    assert!(dots.starts_with(cut[0]["path_prefix"].as_str().unwrap()));
+    assert!(
+        long.to_str()
+            .unwrap()
+            .starts_with(cut[1]["path_prefix"].as_str().unwrap())
+    );
+    // Neither became "/" nor the long path's directory.
+    assert!(!opens.iter().any(|e| e["path"] == "/"), "{}", s.dump());
+    assert!(
+        !opens.iter().any(|e| e["path"]
+            .as_str()
+            .is_some_and(|p| long.starts_with(p) && p.len() > 5)),
+        "{}",
+        s.dump()
+    );
+    // A short path next to them is whole.
+    assert_eq!(
+        opens
+            .iter()
+            .filter(|e| e["path"] == "/proc/version")
+            .count(),
+        1,
+        "{}",
+        s.dump()
+    );
+}
+
+/// Without root (or CAP_BPF + CAP_PERFMON), record and run say so in one line, and run does
+/// so before its setup steps.
+#[test]
+fn without_privileges_record_and_run_say_what_they_need() {
+    require_root();
+    let tmp = tempdir();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let ran = tmp.path().join("setup-ran");
+    let sc = tmp.path().join("s.toml");
+    std::fs::write(
+        &sc,
+        format!(
+            "name = \"x\"\n[target]\ncommand = \"true\"\n[[setup]]\nrun = \"touch {}\"\n",
+            ran.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&sc, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", EMUWATCH])
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .expect("setpriv (util-linux)")
+    };
+    for args in [
+        vec!["record", "--all", "--duration", "1s"],
+        vec!["run", sc.to_str().unwrap()],
+    ] {
+        let out = nobody(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("needs root (or CAP_BPF + CAP_PERFMON)"),
+            "{err}"
+        );
+    }
+    assert!(!ran.exists(), "a setup step ran before the check");
+    assert!(!tmp.path().join("sessions").exists());
+}
+
+/// Usage errors and bad values: one line, exit 2, a pointer to the help for clap's own.
+#[test]
+fn usage_and_value_errors_are_one_line() {
+    require_root();
+    for (args, needle) in [
+        (vec!["record", "--bogus"], "(see emuwatch record --help)"),
+        (
+            vec!["record", "--all", "--duration", "0"],
+            "must be above 0",
+        ),
+        (vec!["report"], "<SESSION> (see emuwatch report --help)"),
+        (
+            vec!["record", "--all", "--device", "camera="],
+            "the glob is empty",
+        ),
+        (
+            vec!["record", "--comm", ""],
+            "a process name cannot be empty",
+        ),
+        (vec!["frobnicate"], "(see emuwatch --help)"),
+    ] {
+        let out = Command::new(EMUWATCH).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+/// A program that passes the checks but whose exec fails, and a disk that fills up while
+/// recording: one-line error, exit 2, session.json ends with stop_reason error, and no
+/// control socket is left behind.
+#[test]
+fn errors_after_attach_end_the_session_cleanly() {
+    require_root();
+    let tmp = tempdir();
+    use std::os::unix::fs::PermissionsExt;
+    let f = tmp.path().join("garbage");
+    std::fs::write(&f, [0u8, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tmp.path().join("s");
+    let out = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("Exec format error"), "{err}");
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("session.json")).unwrap()).unwrap();
+    assert_eq!(info["stop_reason"], "error", "{info}");
+    assert!(!dir.join("control.sock").exists());
+
+    // Disk full: a 512 KiB tmpfs as the session directory, filled by 3000 opens and reads.
+    let mnt = tmp.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount a tmpfs");
+    let data = tmp.path().join("x");
+    std::fs::write(&data, "0123456789").unwrap();
+    let reads: Vec<String> = (0..3000)
+        .map(|_| format!("read={},64", data.display()))
+        .collect();
+    let dir = mnt.join("s");
+    let out = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(SIMAPP)
+        .arg("steps")
+        .args(&reads)
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let info = std::fs::read(dir.join("session.json"));
+    let sock = dir.join("control.sock").exists();
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    let info: Value = serde_json::from_slice(&info.unwrap()).unwrap();
+    assert_eq!(info["stop_reason"], "error", "{info}");
+    assert!(info["ended_at"].is_string(), "{info}");
+    assert!(!sock, "a stale control.sock");
+}
+
+/// `--max-size`: the recording stops once events.jsonl has reached the limit, says so, and
+/// stops the command it started.
+#[test]
+fn max_size_stops_the_recording() {
+    require_root();
+    let tmp = tempdir();
+    let data = tmp.path().join("x");
+    std::fs::write(&data, "0123456789").unwrap();
+    let mut steps: Vec<String> = (0..3000)
+        .map(|_| format!("read={},64", data.display()))
+        .collect();
+    steps.push(s("sleep=300000"));
+    let dir = tmp.path().join("s");
+    let out = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--max-size", "64K", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(SIMAPP)
+        .arg("steps")
+        .args(&steps)
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("session.json")).unwrap()).unwrap();
+    assert_eq!(info["stop_reason"], "max_size", "{info}");
+    assert_eq!(info["command_stopped"]["processes"], 1, "{info}");
+    let len = std::fs::metadata(dir.join("events.jsonl")).unwrap().len();
+    // Checked after each drain of the ring buffer: at least the limit, at most one drain more.
+    assert!((64 << 10..4 << 20).contains(&len), "{len}");
 }
 
 const BINDERAPP: &str = env!("CARGO_BIN_EXE_emuwatch-binderapp");

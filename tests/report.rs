@@ -815,3 +815,65 @@ fn out_file() {
     let j: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(j["schema_version"], 1);
 }
+
+/// Shell completions and the man page come from the CLI definition itself.
+#[test]
+fn completions_and_man_page_are_generated_from_the_cli() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = emuwatch(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for word in ["record", "report", "leave-running", "baseline"] {
+            assert!(text.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let out = emuwatch(&["man"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(".TH emuwatch 1"), "{text}");
+    assert!(text.contains("record"), "{text}");
+    let out = emuwatch(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+}
+
+/// A hostile or damaged session: byte counts near u64::MAX saturate instead of wrapping or
+/// panicking, and a line with invalid UTF-8 costs that line (named on stderr), not the report.
+#[test]
+fn huge_counts_saturate_and_a_bad_line_is_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = session("spyapp");
+    for f in ["session.json", "events.jsonl"] {
+        std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
+    }
+    let events = tmp.path().join("events.jsonl");
+    let text = std::fs::read_to_string(&events).unwrap();
+    let read = text
+        .lines()
+        .find(|l| l.contains("\"kind\":\"file_read\""))
+        .expect("a file_read in the fixture");
+    let mut v: Value = serde_json::from_str(read).unwrap();
+    v["bytes"] = Value::from(u64::MAX - 1);
+    let mut bytes = text.into_bytes();
+    for _ in 0..2 {
+        bytes.extend_from_slice(v.to_string().as_bytes());
+        bytes.push(b'\n');
+    }
+    let bad_line = bytes.iter().filter(|b| **b == b'\n').count() + 1;
+    bytes.extend_from_slice(b"{\"ts\":\"\xff\"}\n");
+    std::fs::write(&events, bytes).unwrap();
+    let out = emuwatch(&["report", s(tmp.path()), "--format", "json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "skipped 1 line(s) with invalid UTF-8 (line {bad_line})"
+        )),
+        "{err}"
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        j.to_string().contains(&u64::MAX.to_string()),
+        "the sum saturates at u64::MAX"
+    );
+}

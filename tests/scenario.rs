@@ -721,3 +721,180 @@ wait_for = "exited"
     let o = run_scenario(&after, &c, &["--baseline", b.to_str().unwrap()]);
     assert_eq!(o.code, Some(0), "{}\n{}", o.stdout, o.stderr);
 }
+
+fn running(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.chars().next()))
+        .flatten()
+        .is_some_and(|st| st != 'Z' && st != 'X')
+}
+
+fn target_pid(session: &Path) -> u64 {
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(session.join("session.json")).unwrap()).unwrap();
+    info["target"]["pids"][0].as_u64().unwrap()
+}
+
+/// A run ends at `[record] duration` and on SIGTERM even while a `wait_for = "file"` step is
+/// still waiting; its target is stopped; run.json and the JUnit XML are written anyway.
+#[test]
+fn a_run_stops_on_duration_and_signals_and_stops_its_target() {
+    require_root();
+    let tmp = tempdir();
+    let f = tmp.path().join("wait.toml");
+    std::fs::write(
+        &f,
+        "name = \"waits forever\"\n[target]\ncommand = [\"{bin_dir}/emuwatch-simapp\", \"steps\", \"sleep=300000\"]\n[record]\nduration = \"2s\"\n[[step]]\nwait_for = \"file\"\npath = \"{work}/never\"\ntimeout = \"300s\"\n",
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    let s = tmp.path().join("s");
+    let o = run_scenario(&f, &s, &[]);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(o.code, Some(2), "{}\n{}", o.stdout, o.stderr);
+    assert!(o.stderr.contains("maximum duration"), "{}", o.stderr);
+    assert!(!running(target_pid(&s)), "the target outlived the run");
+    let run: Value = serde_json::from_slice(&std::fs::read(s.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["exit_code"], 2);
+    let (cases, _) = junit(&s.join("junit.xml"));
+    assert_eq!(
+        case(&cases, "run: steps, probes and a complete recording")
+            .outcome
+            .as_ref()
+            .unwrap()
+            .0,
+        "error"
+    );
+
+    // SIGTERM while the step waits.
+    let f2 = tmp.path().join("wait2.toml");
+    std::fs::write(
+        &f2,
+        std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("duration = \"2s\"", "duration = \"10m\""),
+    )
+    .unwrap();
+    let s2 = tmp.path().join("s2");
+    let child = Command::new(EMUWATCH)
+        .args(["run", f2.to_str().unwrap(), "--out", s2.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !s2.join("steps.log").exists() || !s2.join("control.sock").exists() {
+        assert!(t.elapsed().as_secs() < 120, "the run never attached");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    unsafe { kill(child.id() as i32, 15) };
+    let t = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(t.elapsed().as_secs() < 30, "SIGTERM took {:?}", t.elapsed());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert!(!running(target_pid(&s2)), "the target outlived the run");
+    assert!(s2.join("run.json").exists() && s2.join("junit.xml").exists());
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// A run that fails before recording (a setup step) still writes run.json and JUnit; `--out`
+/// must be new or empty; `--junit` replaces a symlink instead of writing through it.
+#[test]
+fn run_outputs_are_written_on_error_and_never_through_symlinks() {
+    let tmp = tempdir();
+    let f = tmp.path().join("setup.toml");
+    std::fs::write(
+        &f,
+        "name = \"bad setup\"\n[target]\ncommand = \"true\"\n[[setup]]\nrun = \"exit 4\"\n",
+    )
+    .unwrap();
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let junit_link = tmp.path().join("junit.xml");
+    std::os::unix::fs::symlink(&victim, &junit_link).unwrap();
+    let s = tmp.path().join("s");
+    let o = run_scenario(&f, &s, &["--junit", junit_link.to_str().unwrap()]);
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+    assert!(o.stderr.contains("setup step 1"), "{}", o.stderr);
+    let run: Value = serde_json::from_slice(&std::fs::read(s.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["exit_code"], 2);
+    assert!(
+        run["errors"][0].as_str().unwrap().contains("setup step 1"),
+        "{run}"
+    );
+    let (cases, _) = junit(&junit_link);
+    assert_eq!(
+        case(&cases, "run: steps, probes and a complete recording")
+            .outcome
+            .as_ref()
+            .unwrap()
+            .0,
+        "error"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&s).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(
+        std::fs::metadata(s.join("run.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    // An existing, non-empty --out is refused before anything runs.
+    let full = tmp.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::os::unix::fs::symlink(&victim, full.join("report.txt")).unwrap();
+    let o = run_scenario(&f, &full, &[]);
+    assert_eq!(o.code, Some(2));
+    assert!(o.stderr.contains("not empty"), "{}", o.stderr);
+    assert_eq!(std::fs::read_dir(&full).unwrap().count(), 1);
+}
+
+/// `--run-as USER`: the setup, the steps and the command target run as that user, not root.
+#[test]
+fn run_as_runs_the_scenario_commands_unprivileged() {
+    require_root();
+    let tmp = tempdir();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let f = tmp.path().join("nobody.toml");
+    std::fs::write(
+        &f,
+        "name = \"as nobody\"\n[target]\ncommand = [\"sh\", \"-c\", \"echo target=$(id -u); touch {work}/done\"]\n[[setup]]\nrun = \"echo setup=$(id -u)\"\n[[step]]\nrun = \"echo step=$(id -u)\"\n[[step]]\nwait_for = \"file\"\npath = \"{work}/done\"\n[[step]]\nwait_for = \"exited\"\n",
+    )
+    .unwrap();
+    let s = tmp.path().join("s");
+    let o = run_scenario(&f, &s, &["--run-as", "nobody"]);
+    assert_eq!(o.code, Some(0), "{}\n{}", o.stdout, o.stderr);
+    let steps = std::fs::read_to_string(s.join("steps.log")).unwrap();
+    assert!(
+        steps.contains("setup=65534") && steps.contains("step=65534"),
+        "{steps}"
+    );
+    let target = std::fs::read_to_string(s.join("target.log")).unwrap();
+    assert_eq!(target.trim(), "target=65534");
+    let o = run_scenario(
+        &f,
+        &tmp.path().join("t"),
+        &["--run-as", "no-such-user-here"],
+    );
+    assert_eq!(o.code, Some(2));
+    assert!(o.stderr.contains("no user"), "{}", o.stderr);
+}

@@ -208,7 +208,7 @@ impl Baseline {
                     let cat = &cats.all()[category];
                     let e = acc.files.entry(cat.name.clone()).or_default();
                     e.0 += u64::from(open);
-                    e.1 += bytes;
+                    e.1 = e.1.saturating_add(bytes);
                     if cat.sensitive {
                         e.2.insert(path.map_or_else(
                             || Capability::File.spec().unknown_target.into(),
@@ -318,7 +318,7 @@ impl Baseline {
                 scenario,
             ));
         }
-        let text = std::fs::read_to_string(path)
+        let text = crate::safefs::read_regular_text(path, crate::safefs::BASELINE_LIMIT)
             .with_context(|| format!("read baseline {}", path.display()))?;
         Baseline::parse(&text, path)
     }
@@ -715,8 +715,7 @@ pub fn run_baseline(cmd: BaselineCmd) -> Result<ExitCode> {
             }
             let (geo, cats) = src.open()?;
             let b = Baseline::load(&session, &geo, cats.as_ref())?;
-            std::fs::write(&file, b.to_json())
-                .with_context(|| format!("write {}", file.display()))?;
+            crate::safefs::write_replace(&file, b.to_json().as_bytes())?;
             let phases: usize = b.apps.values().map(|p| p.len()).sum();
             eprintln!(
                 "emuwatch: baseline of {} ({} app{}, {phases} app phase{}) written to {}",

@@ -417,6 +417,8 @@ values! {
         StopRequest => "stop_request",
         /// An error stopped the recording (the error was printed).
         Error => "error",
+        /// `--max-size`: events.jsonl reached its size limit.
+        MaxSize => "max_size",
     }
 }
 
@@ -520,6 +522,9 @@ values! {
         /// The kernel could not read it; recovered from /proc/PID/fd.
         ProcFd => "proc_fd",
         Unrecovered => "unrecovered",
+        /// Longer than the kernel copies (`path_truncated`): the path is unknown, its first
+        /// bytes are in `path_prefix`.
+        Truncated => "truncated",
     }
 }
 

@@ -132,6 +132,8 @@ fn sample(c: Capability) -> Body {
         Capability::File => Body::FileOpen(event::FileOpen {
             path: Some("/proc/cpuinfo".into()),
             path_origin: PathOrigin::Syscall,
+            path_truncated: false,
+            path_prefix: None,
             flags: 0,
             flags_text: "O_RDONLY".into(),
             result: 3,

@@ -28,6 +28,9 @@ pub struct Capture {
     lost_seen: Vec<Vec<u64>>,
     /// Target processes alive as far as events tell (for "stop when the tree has exited").
     pub live_pids: HashSet<u32>,
+    /// The command emuwatch started and every process forked from it (as events tell): what
+    /// is stopped when the recording ends. Never a `--pid` target or anything else.
+    pub started: HashSet<u32>,
     buf: Vec<Event>,
     /// Events phase-stamped by `emit`, reused across calls.
     stamped: Vec<Event>,
@@ -50,6 +53,7 @@ impl Capture {
             lost,
             lost_seen: vec![Vec::new(); LossReason::ALL.len()],
             live_pids: HashSet::new(),
+            started: HashSet::new(),
             buf: Vec::new(),
             stamped: Vec::new(),
         }
@@ -73,8 +77,11 @@ impl Capture {
 
     pub fn raw(&mut self, raw: Raw) -> Result<()> {
         let mut out = std::mem::take(&mut self.buf);
-        if let Raw::Fork(_, f) = &raw {
+        if let Raw::Fork(h, f) = &raw {
             self.live_pids.insert(f.child_tgid);
+            if self.started.contains(&h.tgid) {
+                self.started.insert(f.child_tgid);
+            }
         }
         let exited = match &raw {
             Raw::Exit(h, _) => Some(h.tgid),
@@ -83,6 +90,7 @@ impl Capture {
         self.enricher.enrich(raw, &mut out);
         if let Some(tgid) = exited {
             self.live_pids.remove(&tgid);
+            self.started.remove(&tgid);
             self.flush_reads(Some(tgid), FlushedAt::Exit, &mut out)?;
             self.enricher.fds.forget_process(tgid);
         }
@@ -109,6 +117,17 @@ impl Capture {
     }
 
     fn sink(&mut self, ev: &Event) -> Result<()> {
+        if let Body::FileOpen(o) = &ev.body
+            && o.path_truncated
+        {
+            self.writer.info.lost.truncated_paths += 1;
+            if self.writer.info.lost.truncated_paths == 1 {
+                eprintln!(
+                    "emuwatch: warning: a path longer than the kernel copies ({} bytes) was opened; its file is unknown and the session is marked incomplete",
+                    monitor_common::file::PATH_LEN - 1
+                );
+            }
+        }
         self.writer.write(ev)?;
         self.live.event(ev);
         Ok(())

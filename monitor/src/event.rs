@@ -350,6 +350,14 @@ pub struct FileOpen {
     /// Where the path came from (docs/events.md: `syscall`, `syscall_exit`, `syscall_relative`,
     /// `proc_fd`, `unrecovered`).
     pub path_origin: PathOrigin,
+    /// The path passed was longer than the kernel copies (255 bytes): `path` is null (the
+    /// path is unknown; its prefix is not taken for it) and the session is not complete.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub path_truncated: bool,
+    /// With `path_truncated`: the bytes copied, as passed (neither made absolute nor
+    /// resolved: `..` in a cut path could name another file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
     /// open(2) flags as numbers and as names.
     pub flags: u32,
     pub flags_text: String,

@@ -195,15 +195,23 @@ impl Record<'_> {
 
 struct Mmdb {
     reader: Reader<Vec<u8>>,
+    /// Records that hold a country / an AS number: a database of the wrong kind is an error.
+    with_country: usize,
+    with_asn: usize,
 }
 
 impl Mmdb {
     fn open(path: &Path) -> Result<Mmdb> {
-        let buf = std::fs::read(path).context("cannot read the file")?;
+        let buf = crate::safefs::read_regular(path, crate::safefs::DB_LIMIT)?;
         let reader = Reader::from_source(buf)
             .map_err(|e| anyhow::anyhow!("not a valid MaxMind DB (.mmdb) file: {e}"))?;
-        let db = Mmdb { reader };
-        db.check()
+        let mut db = Mmdb {
+            reader,
+            with_country: 0,
+            with_asn: 0,
+        };
+        (db.with_country, db.with_asn) = db
+            .check()
             .map_err(|e| anyhow::anyhow!("corrupt MaxMind DB (.mmdb) file: {e}"))?;
         Ok(db)
     }
@@ -211,17 +219,21 @@ impl Mmdb {
     /// Walk the whole search tree and decode every distinct record once, so that a broken
     /// tree, pointer or record is found now. (`Reader::verify` is stricter about metadata
     /// than real databases are: DB-IP files have an empty description.)
-    fn check(&self) -> std::result::Result<(), maxminddb::MaxMindDbError> {
+    /// Returns how many distinct records hold a country and an AS number.
+    fn check(&self) -> std::result::Result<(usize, usize), maxminddb::MaxMindDbError> {
         let mut seen = HashSet::new();
+        let (mut country, mut asn) = (0, 0);
         for item in self.reader.networks(WithinOptions::default())? {
             let found = item?;
             if let Some(offset) = found.offset()
                 && seen.insert(offset)
+                && let Some(r) = found.decode::<Record>()?
             {
-                found.decode::<Record>()?;
+                country += r.country().is_some() as usize;
+                asn += r.autonomous_system_number.is_some() as usize;
             }
         }
-        Ok(())
+        Ok((country, asn))
     }
 
     fn with_record<T>(&self, ip: IpAddr, f: impl FnOnce(&Record) -> T) -> Option<T> {
@@ -265,8 +277,10 @@ impl AsnCsv {
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_path(path)
-            .context("cannot read the file")?;
+            .from_reader(std::io::Cursor::new(crate::safefs::read_regular(
+                path,
+                crate::safefs::DB_LIMIT,
+            )?));
         let mut db = AsnCsv {
             v4: Vec::new(),
             v6: Vec::new(),
@@ -365,6 +379,12 @@ impl Geo {
         if let Some(p) = country_db {
             let db =
                 Mmdb::open(p).with_context(|| format!("GeoIP country database {}", p.display()))?;
+            if db.with_country == 0 && db.with_asn > 0 {
+                bail!(
+                    "GeoIP country database {}: an ASN database (no record holds a country)",
+                    p.display()
+                );
+            }
             geo.sources.push(db.info("country", p));
             geo.country = Some(db);
         }
@@ -377,6 +397,12 @@ impl Geo {
                 AsnDb::Csv(db)
             } else {
                 let db = Mmdb::open(p).with_context(|| format!("ASN database {}", p.display()))?;
+                if db.with_asn == 0 && db.with_country > 0 {
+                    bail!(
+                        "ASN database {}: a country database (no record holds an AS number)",
+                        p.display()
+                    );
+                }
                 geo.sources.push(db.info("asn", p));
                 AsnDb::Mmdb(db)
             };
@@ -820,5 +846,26 @@ mod tests {
             choose(None, "EMUWATCH_TEST_UNSET_VAR", &dirs, COUNTRY_FILES),
             None
         );
+    }
+
+    /// A database of the wrong kind, or a device / FIFO given as a database, is a one-line
+    /// error (not an ASN column silently empty, not a read that never ends).
+    #[test]
+    fn wrong_kind_or_not_a_file() {
+        let country = fixture("GeoIP2-Country-Test.mmdb");
+        let asn = fixture("GeoLite2-ASN-Test.mmdb");
+        let e = Geo::open(None, Some(&country)).err().unwrap();
+        assert!(format!("{e:#}").contains("a country database"), "{e:#}");
+        let e = Geo::open(Some(&asn), None).err().unwrap();
+        assert!(format!("{e:#}").contains("an ASN database"), "{e:#}");
+        Geo::open(Some(&country), Some(&asn)).unwrap();
+        for dev in ["/dev/zero", "/dev/null"] {
+            let e = Geo::open(Some(Path::new(dev)), None).err().unwrap();
+            assert!(format!("{e:#}").contains("not a regular file"), "{e:#}");
+            let e = Geo::open(None, Some(Path::new(&format!("{dev}.csv"))))
+                .err()
+                .unwrap();
+            assert!(!format!("{e:#}").is_empty());
+        }
     }
 }

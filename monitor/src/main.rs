@@ -11,18 +11,21 @@ mod doctor;
 mod enrich;
 mod escape;
 mod event;
+#[cfg(test)]
+mod fuzz;
 mod geo;
 mod kernel;
 mod live;
 mod phase;
 mod record;
 mod report;
+mod safefs;
 mod scenario;
 mod session;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::{live::printable, session::TargetSpec};
 
@@ -60,6 +63,10 @@ enum Cmd {
     /// Baselines: `emuwatch baseline save SESSION FILE`.
     #[command(subcommand)]
     Baseline(baseline::BaselineCmd),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), e.g. `emuwatch man > /usr/local/share/man/man1/emuwatch.1`.
+    Man,
 }
 
 #[derive(Args)]
@@ -126,7 +133,7 @@ struct RecordArgs {
     #[arg(long, short, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Stop after this long (e.g. 30s, 2m).
-    #[arg(long, short, value_parser = record::parse_duration)]
+    #[arg(long, short, value_parser = record::parse_record_duration)]
     duration: Option<Duration>,
     /// Kernel ring buffer size (power of two, e.g. 4M).
     #[arg(long, default_value = "8M", value_parser = record::parse_size)]
@@ -152,6 +159,16 @@ struct RecordArgs {
     /// No live view and no summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Leave the command (-- CMD) running when the recording ends. By default its whole
+    /// process tree is stopped: SIGTERM, then SIGKILL after 2 s. --pid targets are never
+    /// touched.
+    #[arg(long)]
+    leave_running: bool,
+    /// Stop the recording when events.jsonl reaches this size (e.g. 500M, 2G); session.json
+    /// then says stop_reason max_size. Checked after each drain of the ring buffer, so the file
+    /// may pass the limit by what one drain writes.
+    #[arg(long, value_name = "SIZE", value_parser = record::parse_max_size)]
+    max_size: Option<u64>,
     #[command(flatten)]
     probes: kernel::ProbeChoice,
     #[command(flatten)]
@@ -161,8 +178,56 @@ struct RecordArgs {
     command: Vec<String>,
 }
 
+/// A usage error as one line and a pointer to the help (clap prints several lines).
+fn usage_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut first = lines
+        .next()
+        .unwrap_or("invalid usage")
+        .trim_start_matches("error: ")
+        .to_string();
+    // "the following required arguments were not provided:" names them on the next line.
+    if first.ends_with(':')
+        && let Some(next) = lines.next()
+    {
+        first = format!("{first} {next}");
+    }
+    // The subcommand, if one was given, for its own --help.
+    let sub = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .filter(|a| {
+            Cli::command()
+                .get_subcommands()
+                .any(|s| s.get_name() == a.as_str())
+        });
+    let help = match sub {
+        Some(s) => format!("emuwatch {s} --help"),
+        None => "emuwatch --help".to_string(),
+    };
+    format!("emuwatch: error: {} (see {help})", printable(&first))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::error::ErrorKind;
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("{}", usage_error(&e));
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -186,11 +251,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Cmd::Report(a) => report::run(a),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "emuwatch",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Run(a) => scenario::run::run(a),
         Cmd::Diff(a) => baseline::run_diff(a),
         Cmd::Baseline(c) => baseline::run_baseline(c),
         Cmd::Mark(m) => {
             let session = control::find_session(m.session)?;
+            let label = m.label.clone();
             control::mark(
                 &session,
                 &control::MarkRequest {
@@ -200,6 +279,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     stop: false,
                 },
             )?;
+            println!(
+                "marked {}: {:?}",
+                printable(&session.display().to_string()),
+                printable(&label)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Record(a) => {
@@ -226,6 +310,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 stop_when_targets_exit: true,
                 command_output: None,
                 probes: a.probes,
+                leave_running: a.leave_running,
+                run_as: None,
+                max_size: a.max_size,
                 binder: a.binder,
             };
             let quiet = opts.quiet;
@@ -251,11 +338,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 );
             }
+            if let Some(s) = &info.command_stopped
+                && !quiet
+            {
+                println!(
+                    "stopped: the command's {} process(es) still running (SIGTERM{})",
+                    s.processes,
+                    if s.killed > 0 {
+                        format!("; {} needed SIGKILL", s.killed)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
             if info.complete {
                 if !quiet {
                     println!("lost:    0 (complete)");
                 }
                 Ok(ExitCode::SUCCESS)
+            } else if info.lost.total + info.lost.undecodable == 0 {
+                eprintln!(
+                    "emuwatch: {} file open(s) passed a path longer than the kernel copies (path_truncated); the session is marked incomplete",
+                    info.lost.truncated_paths
+                );
+                Ok(ExitCode::from(EXIT_LOST))
             } else {
                 eprintln!(
                     "emuwatch: {} events were lost ({:?}); the session is marked incomplete",

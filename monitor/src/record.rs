@@ -49,8 +49,38 @@ pub struct RecordOptions {
     /// Where the target command's stdout and stderr go (default: inherited).
     pub command_output: Option<PathBuf>,
     pub probes: ProbeChoice,
+    /// Leave the command emuwatch started running when the recording ends (default: stop its
+    /// whole tree, SIGTERM then SIGKILL after [`STOP_GRACE`]).
+    pub leave_running: bool,
+    /// Run the command as this (uid, gid), supplementary groups dropped (`run --run-as`).
+    pub run_as: Option<(u32, u32)>,
+    /// Stop when events.jsonl has reached this many bytes (`--max-size`).
+    pub max_size: Option<u64>,
     pub binder: crate::enrich::binder::BinderChoice,
 }
+
+/// A user name or number as (uid, gid), from the passwd database.
+pub fn lookup_user(user: &str) -> Result<(u32, u32)> {
+    let c = std::ffi::CString::new(user).context("user name contains a NUL byte")?;
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16384];
+    let mut res: *mut libc::passwd = std::ptr::null_mut();
+    let r = unsafe { libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
+    if r == 0 && !res.is_null() {
+        return Ok((pw.pw_uid, pw.pw_gid));
+    }
+    if let Ok(uid) = user.parse::<u32>() {
+        let r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
+        if r == 0 && !res.is_null() {
+            return Ok((pw.pw_uid, pw.pw_gid));
+        }
+        return Ok((uid, uid));
+    }
+    bail!("no user {user:?}")
+}
+
+/// How long the started command's processes get between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 pub struct RecordOutcome {
     pub dir: PathBuf,
@@ -131,13 +161,37 @@ fn resolve_program(prog: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The command's program, resolved and checked to be executable: a one-line error otherwise,
+/// before any probe is loaded.
+pub fn check_program(argv: &[String]) -> Result<PathBuf> {
+    let first = argv.first().context("empty command")?;
+    if first.is_empty() {
+        bail!("cannot run the command: its program name is empty");
+    }
+    let prog =
+        resolve_program(first).with_context(|| format!("cannot run {first:?}: not found"))?;
+    let c = std::ffi::CString::new(prog.as_os_str().as_encoded_bytes())
+        .with_context(|| format!("cannot run {first:?}: the path contains a NUL byte"))?;
+    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
+        bail!(
+            "cannot run {first:?} ({}): {}",
+            prog.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(prog)
+}
+
 /// Fork a child that waits until it has been made a target, then execs `argv` (with stdout and
 /// stderr sent to `output` when given). (std's spawn cannot do this: it blocks until the child
 /// has exec'd.) Returns (pid, release capture).
-fn spawn_held(argv: &[String], output: Option<&Path>) -> Result<(u32, std::fs::File)> {
+fn spawn_held(
+    argv: &[String],
+    output: Option<&Path>,
+    run_as: Option<(u32, u32)>,
+) -> Result<(u32, Held)> {
     use std::{ffi::CString, os::fd::AsRawFd};
-    let prog = resolve_program(&argv[0])
-        .with_context(|| format!("cannot run {:?}: not found", argv[0]))?;
+    let prog = check_program(argv)?;
     let cstr =
         |s: &str| CString::new(s).with_context(|| format!("argument {s:?} contains a NUL byte"));
     let path = cstr(&prog.to_string_lossy())?;
@@ -146,11 +200,7 @@ fn spawn_held(argv: &[String], output: Option<&Path>) -> Result<(u32, std::fs::F
     ptrs.push(std::ptr::null());
     let output = output
         .map(|p| {
-            std::fs::File::options()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("open {}", p.display()))
+            crate::safefs::open_append_private(p).with_context(|| format!("open {}", p.display()))
         })
         .transpose()?;
     let out_fd = output.as_ref().map_or(-1, |f| f.as_raw_fd());
@@ -159,6 +209,12 @@ fn spawn_held(argv: &[String], output: Option<&Path>) -> Result<(u32, std::fs::F
         return Err(std::io::Error::last_os_error()).context("pipe");
     }
     let (rd, wr) = (fds[0], fds[1]);
+    // A second pipe reports a failed exec: it closes on a successful one (O_CLOEXEC).
+    let mut efds = [0; 2];
+    if unsafe { libc::pipe2(efds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("pipe");
+    }
+    let (erd, ewr) = (efds[0], efds[1]);
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(std::io::Error::last_os_error()).context("fork");
@@ -167,6 +223,7 @@ fn spawn_held(argv: &[String], output: Option<&Path>) -> Result<(u32, std::fs::F
         // Child: only async-signal-safe calls from here to exec.
         unsafe {
             libc::close(wr);
+            libc::close(erd);
             let mut b = 0u8;
             while libc::read(rd, (&mut b as *mut u8).cast(), 1) < 0
                 && *libc::__errno_location() == libc::EINTR
@@ -176,13 +233,108 @@ fn spawn_held(argv: &[String], output: Option<&Path>) -> Result<(u32, std::fs::F
                 libc::dup2(out_fd, 1);
                 libc::dup2(out_fd, 2);
             }
+            if let Some((uid, gid)) = run_as
+                && (libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0)
+            {
+                let err = *libc::__errno_location();
+                libc::write(ewr, (&err as *const i32).cast(), 4);
+                libc::_exit(127);
+            }
             libc::execv(path.as_ptr(), ptrs.as_ptr());
+            let err = *libc::__errno_location();
+            libc::write(ewr, (&err as *const i32).cast(), 4);
             libc::_exit(127);
         }
     }
-    unsafe { libc::close(rd) };
-    let release = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(wr) };
-    Ok((pid as u32, release))
+    unsafe {
+        libc::close(rd);
+        libc::close(ewr);
+    }
+    use std::os::fd::FromRawFd;
+    let held = Held {
+        release: unsafe { std::fs::File::from_raw_fd(wr) },
+        exec_error: unsafe { std::fs::File::from_raw_fd(erd) },
+    };
+    Ok((pid as u32, held))
+}
+
+/// A forked command waiting for its go.
+struct Held {
+    release: std::fs::File,
+    exec_error: std::fs::File,
+}
+
+impl Held {
+    /// Let the command exec; the exec's error, if it failed.
+    fn go(mut self) -> Result<()> {
+        use std::io::{Read, Write};
+        self.release.write_all(b"g").context("release child")?;
+        drop(self.release);
+        let mut errno = [0u8; 4];
+        match self.exec_error.read(&mut errno) {
+            Ok(4) => Err(std::io::Error::from_raw_os_error(i32::from_ne_bytes(errno)).into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Stop the processes emuwatch started: SIGTERM to each of `started` and their current
+/// descendants, SIGKILL to whatever is left after `grace`. `between` runs while waiting (it
+/// drains the ring buffer). Returns (processes signalled, processes that needed SIGKILL).
+fn stop_started(
+    started: &std::collections::HashSet<u32>,
+    child: Option<u32>,
+    grace: Duration,
+    mut between: impl FnMut() -> Result<()>,
+) -> Result<(usize, usize)> {
+    let me = std::process::id();
+    let tree = || -> Vec<u32> {
+        let mut v: Vec<u32> = started
+            .iter()
+            .chain(child.iter())
+            .filter(|p| alive(**p))
+            .flat_map(|p| descendants(*p))
+            .filter(|p| *p != me && alive(*p))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let reap = || {
+        if let Some(c) = child {
+            reaped(c);
+        }
+    };
+    let first = tree();
+    for p in &first {
+        unsafe { libc::kill(*p as i32, libc::SIGTERM) };
+    }
+    let t = std::time::Instant::now();
+    let mut left = first.clone();
+    while !left.is_empty() && t.elapsed() < grace {
+        std::thread::sleep(Duration::from_millis(20));
+        between()?;
+        reap();
+        left = tree();
+    }
+    let killed = left.len();
+    for p in &left {
+        unsafe { libc::kill(*p as i32, libc::SIGKILL) };
+    }
+    let t = std::time::Instant::now();
+    while !left.is_empty() && t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+        reap();
+        left = tree();
+        for p in &left {
+            unsafe { libc::kill(*p as i32, libc::SIGKILL) };
+        }
+    }
+    between()?;
+    let signalled = first.len().max(killed);
+    Ok((signalled, killed))
 }
 
 /// Reap `pid` if it has exited; true when it is gone.
@@ -190,6 +342,27 @@ fn reaped(pid: u32) -> bool {
     let mut status = 0;
     let r = unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
     r == pid as i32 || r < 0
+}
+
+/// Loading and attaching the probes needs root, or CAP_BPF + CAP_PERFMON (CAP_SYS_ADMIN
+/// covers both): checked first, so the error says so instead of naming a map the loader
+/// could not create.
+pub fn check_privileges(what: &str) -> Result<()> {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let eff = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        });
+    let has = |cap: u32| eff.is_some_and(|e| e & (1 << cap) != 0);
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    bail!("{what} needs root (or CAP_BPF + CAP_PERFMON) to load its eBPF probes");
 }
 
 pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
@@ -204,6 +377,14 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     if selectors == 0 {
         bail!("no target: give -- CMD ARGS, --pid, --comm, --uid, --package, --cgroup or --all");
     }
+    check_privileges("emuwatch record")?;
+    // From here on, SIGINT / SIGTERM end the recording cleanly (a signal that arrives while the
+    // probes attach is seen by the loop at once): the default action would leave a half-written
+    // session and the command running.
+    let mut signals = Signals {
+        term: signal(SignalKind::terminate())?,
+        int: signal(SignalKind::interrupt())?,
+    };
     let packages = if target.packages.is_empty() && !opts.packages_list.exists() {
         PackagesList::default()
     } else if opts.packages_list.exists() {
@@ -246,6 +427,9 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         maps.tgids.extend(descendants(*pid));
     }
     for c in &target.comms {
+        if c.is_empty() {
+            bail!("--comm \"\": a process name cannot be empty");
+        }
         if c.len() > 15 {
             eprintln!(
                 "emuwatch: note: --comm {c:?} is longer than the kernel keeps (15 bytes); matching its first 15"
@@ -255,6 +439,10 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     let devices = DevicePatterns::new(&opts.device_patterns)?;
     let (binder_rules, android_api) = opts.binder.resolve()?;
     let geo = Geo::from_env_and_defaults(opts.geoip_country.clone(), opts.geoip_asn.clone())?;
+
+    if !target.command.is_empty() {
+        check_program(&target.command)?;
+    }
 
     let dir = opts.out.clone().unwrap_or_else(default_session_dir);
     let wakeup_bytes = opts.wakeup_bytes.unwrap_or(opts.ring_bytes as u64 / 4);
@@ -287,6 +475,8 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         ring_buffer_bytes: opts.ring_bytes,
         tracefs_mounted_by_emuwatch: Some(kernel.tracefs_mounted_by_us),
         probe_plan: Some(kernel.plan.clone()),
+        command_stopped: None,
+        unreadable_lines: Vec::new(),
         android_api: Some(android_api.clone()),
     };
     let mut writer = SessionWriter::create(&dir, info)?;
@@ -320,7 +510,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     // Spawn the command only now: everything is attached, and it becomes a target before exec.
     let mut child = None;
     if !target.command.is_empty() {
-        let (pid, mut release) = spawn_held(&target.command, opts.command_output.as_deref())?;
+        let (pid, held) = spawn_held(&target.command, opts.command_output.as_deref(), opts.run_as)?;
         // The child is held before exec: its score now is its score at its first event.
         if let Some(adj) = crate::enrich::read_oom_score_adj(pid) {
             capture.enricher.procs.seed_adj(pid, adj);
@@ -335,10 +525,13 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         capture.live_pids.insert(pid);
         target.pids.push(pid);
         capture.writer.info.target.pids.push(pid);
-        use std::io::Write;
-        release.write_all(b"g").context("release child")?;
-        drop(release);
+        capture.started.insert(pid);
         child = Some(pid);
+        if let Err(e) = held.go() {
+            unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), 0) };
+            let e = e.context(format!("cannot run {:?}", target.command[0]));
+            return Err(fail(capture, kernel, e));
+        }
     }
     capture.writer.write_info()?;
     let stop_when_exited =
@@ -346,13 +539,127 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
 
     let sock_path = capture.writer.dir().join(crate::control::SOCKET);
     let _ = std::fs::remove_file(&sock_path);
-    let control = tokio::net::UnixListener::bind(&sock_path)
-        .with_context(|| format!("create the control socket {}", sock_path.display()))?;
+    let control = match tokio::net::UnixListener::bind(&sock_path)
+        .with_context(|| format!("create the control socket {}", sock_path.display()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            stop_command(&mut capture, None, child, &opts);
+            return Err(fail(capture, kernel, e));
+        }
+    };
     // SAFETY: the RingBuf owns its map fd for as long as the AsyncFd owns the RingBuf.
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(|e| anyhow::anyhow!("register the ring buffer with the event loop: {e}"))?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut ring =
+        match unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) } {
+            Ok(r) => r,
+            Err(e) => {
+                stop_command(&mut capture, None, child, &opts);
+                let e = anyhow::anyhow!("register the ring buffer with the event loop: {e}");
+                return Err(fail(capture, kernel, e));
+            }
+        };
+    let looped = event_loop(
+        &mut signals,
+        &mut capture,
+        &mut ring,
+        &control,
+        &mut child,
+        stop_when_exited,
+        &opts,
+    )
+    .await;
+    drop(control);
+    let _ = std::fs::remove_file(&sock_path);
+    // The command emuwatch started ends with the recording (its exits are still recorded).
+    stop_command(&mut capture, Some(ring.get_mut()), child, &opts);
+    let stop_reason = match looped {
+        Ok(r) => r,
+        Err(e) => return Err(fail(capture, kernel, e)),
+    };
+    let finished = (|| -> Result<()> {
+        // Everything the targets did is in the ring buffer by now: take the rest.
+        drain(ring.get_mut(), &mut capture)?;
+        capture.flush_all_reads()?;
+        capture.check_lost()?;
+        Ok(())
+    })();
+    if let Err(e) = finished {
+        return Err(fail(capture, kernel, e));
+    }
+    capture.live.finish();
+    drop(kernel); // detach probes before the final write
+    let mut writer = capture.writer;
+    writer.info.ended_at = Some(Utc::now());
+    writer.info.stop_reason = Some(stop_reason);
+    writer.info.complete = writer.info.lost.none();
+    let dir = writer.dir().to_path_buf();
+    let info = writer.finish()?;
+    Ok(RecordOutcome { dir, info })
+}
+
+/// The recording failed after its session was created: detach, remove the control socket,
+/// and end session.json with `stop_reason: error` (best effort: the disk may be full).
+fn fail(capture: Capture, kernel: Kernel, e: anyhow::Error) -> anyhow::Error {
+    drop(kernel);
+    let mut writer = capture.writer;
+    let _ = std::fs::remove_file(writer.dir().join(crate::control::SOCKET));
+    writer.info.ended_at = Some(Utc::now());
+    writer.info.stop_reason = Some(StopReason::Error);
+    writer.info.complete = false;
+    let _ = writer.flush();
+    let _ = writer.write_info();
+    e
+}
+
+/// Stop the command emuwatch started (unless --leave-running), noting it in session.json.
+fn stop_command(
+    capture: &mut Capture,
+    mut ring: Option<&mut aya::maps::RingBuf<aya::maps::MapData>>,
+    child: Option<u32>,
+    opts: &RecordOptions,
+) {
+    if opts.leave_running || (capture.started.is_empty() && child.is_none()) {
+        return;
+    }
+    let started = std::mem::take(&mut capture.started);
+    // Draining while waiting keeps the ring buffer from filling; after a write error (a full
+    // disk) it stops, and the error already being reported is the one that counts.
+    let mut draining = true;
+    let r = stop_started(&started, child, STOP_GRACE, || {
+        if let Some(r) = ring.as_deref_mut()
+            && draining
+            && drain(r, capture).is_err()
+        {
+            draining = false;
+        }
+        Ok(())
+    });
+    match r {
+        Ok((0, _)) => {}
+        Ok((n, killed)) => {
+            capture.writer.info.command_stopped = Some(crate::session::CommandStopped {
+                processes: n as u64,
+                killed: killed as u64,
+            });
+        }
+        Err(e) => eprintln!("emuwatch: warning: while stopping the command: {e:#}"),
+    }
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+async fn event_loop(
+    signals: &mut Signals,
+    capture: &mut Capture,
+    ring: &mut AsyncFd<aya::maps::RingBuf<aya::maps::MapData>>,
+    control: &tokio::net::UnixListener,
+    child: &mut Option<u32>,
+    stop_when_exited: bool,
+    opts: &RecordOptions,
+) -> Result<StopReason> {
     // The command's exit wakes the loop at once (no waiting for the next sweep).
     let mut sigchld = signal(SignalKind::child())?;
     let mut sweep_now = false;
@@ -368,25 +675,31 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                drain(guard.get_inner_mut(), &mut capture)?;
+                drain(guard.get_inner_mut(), capture)?;
                 guard.clear_ready();
             }
             _ = tick.tick() => {
-                drain(ring.get_mut(), &mut capture)?;
+                drain(ring.get_mut(), capture)?;
             }
             conn = control.accept() => {
                 if let Ok((stream, _)) = conn
-                    && crate::control::serve(stream, &mut capture).await
+                    && crate::control::serve(stream, capture).await
                 {
                     break StopReason::StopRequest;
                 }
             }
-            _ = sigterm.recv() => break StopReason::Signal,
-            _ = sigint.recv() => break StopReason::Signal,
+            _ = signals.term.recv() => break StopReason::Signal,
+            _ = signals.int.recv() => break StopReason::Signal,
             _ = sigchld.recv() => sweep_now = true,
             _ = tokio::time::sleep_until(sleep_until) => break StopReason::Duration,
         }
         capture.writer.flush()?;
+        if opts
+            .max_size
+            .is_some_and(|max| capture.writer.events_len() >= max)
+        {
+            break StopReason::MaxSize;
+        }
         capture.live.tick();
         let now = tokio::time::Instant::now();
         if now.duration_since(last_lost) >= Duration::from_secs(1) {
@@ -399,7 +712,7 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
             last_sweep = now;
             sweep_now = false;
             if child.is_some_and(reaped) {
-                child = None; // the rest of its tree is followed through events
+                *child = None; // the rest of its tree is followed through events
             }
             // Exits seen as events remove pids; this catches processes whose exit was lost.
             // Whatever a dead process forked before it died is in the ring buffer by now:
@@ -411,31 +724,17 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
                 .copied()
                 .filter(|p| !alive(*p))
                 .collect();
-            drain(ring.get_mut(), &mut capture)?;
+            drain(ring.get_mut(), capture)?;
             for p in dead {
                 capture.live_pids.remove(&p);
             }
+            capture.started.retain(|p| alive(*p));
             if stop_when_exited && capture.live_pids.is_empty() && child.is_none() {
                 break StopReason::TargetsExited;
             }
         }
     };
-
-    drop(control);
-    let _ = std::fs::remove_file(&sock_path);
-    // Everything the targets did is in the ring buffer by now: take the rest.
-    drain(ring.get_mut(), &mut capture)?;
-    capture.flush_all_reads()?;
-    capture.check_lost()?;
-    capture.live.finish();
-    drop(kernel); // detach probes before the final write
-    let mut writer = capture.writer;
-    writer.info.ended_at = Some(Utc::now());
-    writer.info.stop_reason = Some(stop_reason);
-    writer.info.complete = writer.info.lost.total == 0 && writer.info.lost.undecodable == 0;
-    let dir = writer.dir().to_path_buf();
-    let info = writer.finish()?;
-    Ok(RecordOutcome { dir, info })
+    Ok(stop_reason)
 }
 
 fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, capture: &mut Capture) -> Result<()> {
@@ -476,6 +775,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
+/// How long a recording may run: a duration above zero.
+pub fn parse_record_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: a recording's duration must be above 0"));
+    }
+    Ok(d)
+}
+
 /// The ring buffer's poll period: a duration above zero, at most a second.
 pub fn parse_poll(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
@@ -483,6 +791,26 @@ pub fn parse_poll(s: &str) -> Result<Duration, String> {
         return Err(format!("poll period {s:?} must be above 0 and at most 1s"));
     }
     Ok(d)
+}
+
+/// `--max-size`: `500M`, `2G`, `64K` or bytes; above 0.
+pub fn parse_max_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
+        Some('T' | 't') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 500M, 2G)"))?;
+    match n.checked_mul(mult) {
+        Some(0) => Err(format!("{s:?}: the size limit must be above 0")),
+        Some(b) => Ok(b),
+        None => Err(format!("{s:?} is too large")),
+    }
 }
 
 /// Parse `4M`, `256K`, `1048576` into bytes.
@@ -532,11 +860,30 @@ mod tests {
     }
 
     #[test]
+    fn record_durations_are_above_zero() {
+        assert!(parse_record_duration("0").is_err());
+        assert!(parse_record_duration("0ms").is_err());
+        assert_eq!(
+            parse_record_duration("1ms").unwrap(),
+            Duration::from_millis(1)
+        );
+    }
+
+    #[test]
     fn poll_periods() {
         assert_eq!(parse_poll("5ms").unwrap(), Duration::from_millis(5));
         for bad in ["0", "0ms", "2s", "99999999999999999999h"] {
             assert!(parse_poll(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn max_sizes() {
+        assert_eq!(parse_max_size("64K").unwrap(), 65536);
+        assert_eq!(parse_max_size("2G").unwrap(), 2 << 30);
+        assert!(parse_max_size("0").is_err());
+        assert!(parse_max_size("99999999999T").is_err());
+        assert!(parse_max_size("x").is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! A session directory: `events.jsonl` written as events arrive, and `session.json`
 //! describing the recording. Both are documented in docs/events.md.
-use crate::event::{LossReason, StopReason};
+use crate::event::{LossReason, SCHEMA_VERSION, StopReason};
 use std::{
     collections::BTreeMap,
     fs::File,
@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,17 @@ pub struct Lost {
     pub per_cpu: Vec<u64>,
     /// Ring-buffer records userspace could not decode.
     pub undecodable: u64,
+    /// File opens whose path was longer than the kernel copies (`path_truncated` events):
+    /// their file is unknown, so the session is not complete.
+    #[serde(default)]
+    pub truncated_paths: u64,
+}
+
+impl Lost {
+    /// Nothing lost, nothing undecodable, no path cut: every event is whole.
+    pub fn none(&self) -> bool {
+        self.total == 0 && self.undecodable == 0 && self.truncated_paths == 0
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +88,23 @@ pub struct SessionInfo {
     /// The Android API level binder calls were decoded for, and where it came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub android_api: Option<crate::enrich::binder::AndroidApi>,
+    /// The command emuwatch started, stopped when the recording ended (absent when it had
+    /// already exited, or with `--leave-running`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_stopped: Option<CommandStopped>,
+    /// Line numbers of events.jsonl skipped when the session was read back (invalid UTF-8);
+    /// not part of the file.
+    #[serde(skip)]
+    pub unreadable_lines: Vec<usize>,
+}
+
+/// How the started command's processes were stopped at the end of the recording.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommandStopped {
+    /// Processes of its tree still running, sent SIGTERM.
+    pub processes: u64,
+    /// Of those, the ones still running after the grace period, sent SIGKILL.
+    pub killed: u64,
 }
 
 mod opt_ts {
@@ -148,19 +176,15 @@ pub struct SessionWriter {
 
 impl SessionWriter {
     pub fn create(dir: &Path, info: SessionInfo) -> Result<SessionWriter> {
-        std::fs::create_dir_all(dir)
+        crate::safefs::create_dir_private(dir)
             .with_context(|| format!("create session directory {}", dir.display()))?;
         let path = dir.join("events.jsonl");
-        let f = File::options()
-            .create_new(true)
-            .write(true)
-            .open(&path)
-            .with_context(|| {
-                format!(
-                    "create {} (is this directory already a session?)",
-                    path.display()
-                )
-            })?;
+        let f = crate::safefs::create_new_private(&path).with_context(|| {
+            format!(
+                "create {} (is this directory already a session?)",
+                path.display()
+            )
+        })?;
         let w = SessionWriter {
             dir: dir.to_path_buf(),
             events: BufWriter::with_capacity(1 << 16, f),
@@ -172,6 +196,11 @@ impl SessionWriter {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Bytes of events.jsonl on disk (after a flush).
+    pub fn events_len(&self) -> u64 {
+        self.events.get_ref().metadata().map_or(0, |m| m.len())
     }
 
     /// Append one event line. serde_json escapes every string, so hostile names cannot break
@@ -199,11 +228,14 @@ impl SessionWriter {
 
     /// (Re)write session.json atomically.
     pub fn write_info(&self) -> Result<()> {
-        let tmp = self.dir.join(".session.json.tmp");
         let data = serde_json::to_vec_pretty(&self.info)?;
-        std::fs::write(&tmp, data).with_context(|| format!("write {}", tmp.display()))?;
-        std::fs::rename(&tmp, self.dir.join("session.json")).context("rename session.json")?;
-        Ok(())
+        let path = self.dir.join("session.json");
+        match crate::safefs::write_replace(&path, &data) {
+            Ok(()) => Ok(()),
+            // A full disk has no room for a new file; the old one's blocks can take the final
+            // state (`stop_reason: error`) in place.
+            Err(e) => crate::safefs::overwrite_in_place(&path, &data).map_err(|_| e),
+        }
     }
 
     pub fn finish(mut self) -> Result<SessionInfo> {
@@ -217,18 +249,77 @@ impl SessionWriter {
 /// Read a session directory back: its info and every event. A malformed line is an error
 /// naming the file and line.
 pub fn load(dir: &Path) -> Result<(SessionInfo, Vec<Event>)> {
+    use crate::safefs::{EVENTS_LIMIT, TEXT_LIMIT, read_regular};
     let info_path = dir.join("session.json");
-    let info: SessionInfo = serde_json::from_slice(
-        &std::fs::read(&info_path).with_context(|| format!("read {}", info_path.display()))?,
-    )
-    .with_context(|| format!("parse {}", info_path.display()))?;
+    let info_bytes = read_regular(&info_path, TEXT_LIMIT)?;
     let ev_path = dir.join("events.jsonl");
-    let text =
-        std::fs::read_to_string(&ev_path).with_context(|| format!("read {}", ev_path.display()))?;
-    let lines: Vec<&str> = text.lines().collect();
+    let bytes = read_regular(&ev_path, EVENTS_LIMIT)?;
+    parse(&info_bytes, &bytes, &info_path, &ev_path, true)
+}
+
+/// A session from the bytes of its session.json and events.jsonl (paths for messages);
+/// `warn`: say on stderr which lines were skipped.
+pub fn parse(
+    info_bytes: &[u8],
+    bytes: &[u8],
+    info_path: &Path,
+    ev_path: &Path,
+    warn: bool,
+) -> Result<(SessionInfo, Vec<Event>)> {
+    // The version first: a session of a newer schema gets one clear line, not a parse error
+    // about some field.
+    #[derive(Deserialize)]
+    struct Version {
+        schema_version: u32,
+    }
+    let v: Version = serde_json::from_slice(info_bytes)
+        .with_context(|| format!("parse {}", info_path.display()))?;
+    if v.schema_version > SCHEMA_VERSION {
+        bail!(
+            "{}: schema version {} is newer than this emuwatch reads ({}): use a newer emuwatch",
+            info_path.display(),
+            v.schema_version,
+            SCHEMA_VERSION
+        );
+    }
+    let mut info: SessionInfo = serde_json::from_slice(info_bytes)
+        .with_context(|| format!("parse {}", info_path.display()))?;
     // A recorder that crashed mid-write leaves a partial last line without its newline: that is
     // the documented worst case, not corruption.
-    let partial_last = !text.is_empty() && !text.ends_with('\n');
+    let partial_last = !bytes.is_empty() && !bytes.ends_with(b"\n");
+    let mut raw: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    if !partial_last {
+        raw.pop(); // the empty piece after the last newline
+    }
+    // A line with invalid UTF-8 (a cut multi-byte character, a corrupted byte) is skipped and
+    // counted with its number; the rest of the session stays readable.
+    let mut invalid = Vec::new();
+    let n_raw = raw.len();
+    let lines: Vec<&str> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            std::str::from_utf8(l).unwrap_or_else(|_| {
+                if !(partial_last && i + 1 == n_raw) {
+                    invalid.push(i + 1);
+                }
+                ""
+            })
+        })
+        .collect();
+    if warn && !invalid.is_empty() {
+        let shown: Vec<String> = invalid.iter().take(10).map(|n| n.to_string()).collect();
+        eprintln!(
+            "emuwatch: warning: {}: skipped {} line(s) with invalid UTF-8 (line{} {}{})",
+            ev_path.display(),
+            invalid.len(),
+            if invalid.len() == 1 { "" } else { "s" },
+            shown.join(", "),
+            if invalid.len() > 10 { ", …" } else { "" }
+        );
+    }
+    info.unreadable_lines = invalid;
     // Parsing dominates `report` on large sessions: split the lines over the CPUs, in order.
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -281,7 +372,7 @@ pub fn load(dir: &Path) -> Result<(SessionInfo, Vec<Event>)> {
         && lines
             .last()
             .is_some_and(|l| !l.trim().is_empty() && serde_json::from_str::<Event>(l).is_err());
-    if last_dropped {
+    if warn && last_dropped {
         eprintln!(
             "emuwatch: note: {}:{}: ignoring a partial last line (the recording was interrupted)",
             ev_path.display(),
@@ -357,5 +448,50 @@ mod tests {
         // The same cut line followed by a newline is corruption, not an interrupted write.
         let dir = session(&partial, true);
         assert!(load(dir.path()).is_err());
+    }
+
+    /// One invalid UTF-8 byte costs its line (counted, with its number), not the session; a
+    /// last line cut inside a multi-byte character is the documented partial last line.
+    #[test]
+    fn invalid_utf8_costs_one_line() {
+        let lines: Vec<String> = (0..5).map(line).collect();
+        let dir = session(&lines, true);
+        let p = dir.path().join("events.jsonl");
+        let mut b = std::fs::read(&p).unwrap();
+        let second = b.iter().position(|c| *c == b'\n').unwrap() + 1;
+        let at = second + b[second..].windows(2).position(|w| w == b"m1").unwrap();
+        b[at] = 0xff;
+        // A last line cut after the first byte of "é" (0xc3 0xa9).
+        b.extend_from_slice(
+            b"{\"ts\":\"2026-11-20T10:00:00.000000000Z\",\"kind\":\"marker\",\"label\":\"\xc3",
+        );
+        std::fs::write(&p, &b).unwrap();
+        let (info, events) = load(dir.path()).unwrap();
+        assert_eq!(labels(&events), ["m0", "m2", "m3", "m4"]);
+        assert_eq!(info.unreadable_lines, [2]);
+    }
+
+    #[test]
+    fn newer_schema_and_non_regular_files_are_one_line_errors() {
+        let dir = session(&[line(0)], true);
+        std::fs::write(
+            dir.path().join("session.json"),
+            INFO.replace("\"schema_version\":1", "\"schema_version\":2"),
+        )
+        .unwrap();
+        let e = format!("{:#}", load(dir.path()).unwrap_err());
+        assert!(
+            e.contains("schema version 2 is newer than this emuwatch reads (1)"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1);
+
+        let dir = session(&[line(0)], true);
+        let p = dir.path().join("events.jsonl");
+        std::fs::remove_file(&p).unwrap();
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = format!("{:#}", load(dir.path()).unwrap_err());
+        assert!(e.ends_with("events.jsonl: not a regular file"), "{e}");
     }
 }

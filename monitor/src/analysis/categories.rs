@@ -76,7 +76,7 @@ impl Categories {
 
     /// Load a rule file (see docs/categories.md).
     pub fn load(path: &Path) -> Result<Categories> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::safefs::read_regular_text(path, crate::safefs::TEXT_LIMIT)
             .with_context(|| format!("read categories file {}", path.display()))?;
         Categories::parse(&text, &path.display().to_string())
             .with_context(|| format!("categories file {}", path.display()))

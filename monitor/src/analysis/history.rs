@@ -61,8 +61,15 @@ pub struct Frame {
 
 impl Frame {
     pub fn new(info: &SessionInfo, events: &[Event]) -> Frame {
-        let first = events.iter().map(|e| e.ts).min();
-        let last = events.iter().map(|e| e.ts).max();
+        // Events are stamped from the kernel clock during the recording: one dated far outside
+        // it (1970, a corrupted line) must not move every relative time. A minute of slack
+        // covers clock steps and a start-up race.
+        let slack = chrono::Duration::seconds(60);
+        let lo = info.started_at - slack;
+        let hi = info.ended_at.map(|e| e + slack);
+        let inside = |t: &DateTime<Utc>| *t >= lo && hi.is_none_or(|h| *t <= h);
+        let first = events.iter().map(|e| e.ts).filter(inside).min();
+        let last = events.iter().map(|e| e.ts).filter(inside).max();
         let t0 = first.map_or(info.started_at, |f| f.min(info.started_at));
         let end = [info.ended_at, last]
             .into_iter()
@@ -236,5 +243,21 @@ mod tests {
         let spans = track.spans(frame);
         assert_eq!(spans.len(), 1);
         assert_eq!(spans[0].0, Phase::Foreground);
+    }
+
+    /// One event dated 1970 (or 2099) does not move the session's time frame.
+    #[test]
+    fn an_event_far_outside_the_recording_does_not_move_the_frame() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/sessions/spyapp");
+        let (info, mut events) = crate::session::load(&dir).unwrap();
+        let before = Frame::new(&info, &events);
+        for ts in [DateTime::from_timestamp_nanos(0), t(4e9)] {
+            let mut odd = events[0].clone();
+            odd.ts = ts;
+            events.push(odd);
+        }
+        let after = Frame::new(&info, &events);
+        assert_eq!((after.t0, after.end), (before.t0, before.end));
     }
 }

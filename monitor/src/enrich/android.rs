@@ -20,8 +20,7 @@ pub struct PackagesList {
 
 impl PackagesList {
     pub fn load(path: &Path) -> Result<PackagesList> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        let text = crate::safefs::read_regular_text(path, crate::safefs::TEXT_LIMIT)?;
         Self::parse(&text).with_context(|| format!("parse {}", path.display()))
     }
 

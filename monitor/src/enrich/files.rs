@@ -35,6 +35,9 @@ impl DevicePatterns {
     /// `extra` entries look like `camera=/dev/foo*` or `microphone=/dev/bar*`.
     pub fn new(extra: &[String]) -> Result<DevicePatterns> {
         let compile = |s: &str| {
+            if s.is_empty() {
+                bail!("device pattern {s:?}: the glob is empty");
+            }
             glob::Pattern::new(s).map_err(|e| anyhow::anyhow!("device pattern {s:?}: {e}"))
         };
         let mut d = DevicePatterns {

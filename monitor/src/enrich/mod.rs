@@ -14,7 +14,9 @@ use chrono::{DateTime, Utc};
 use monitor_common::{
     Header,
     connect::{AF_INET, AF_INET6},
-    file::{AT_FDCWD, PATH_AT_EXIT, PATH_FAULT, SYS_FCHDIR, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2},
+    file::{
+        AT_FDCWD, PATH_AT_EXIT, PATH_FAULT, PATH_LEN, SYS_FCHDIR, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2,
+    },
 };
 
 use crate::{
@@ -248,7 +250,11 @@ impl Enricher {
                 let info = self.known(&h, out);
                 let new_cwd = if c.syscall == SYS_FCHDIR {
                     self.fds.path_of(h.tgid, c.dfd)
-                } else if c.path_status != PATH_FAULT && c.path_len > 0 {
+                } else if c.path_status != PATH_FAULT
+                    && c.path_len > 0
+                    && (c.path_len as usize) < PATH_LEN
+                {
+                    // (A cut path is not resolved: the cwd comes from /proc below.)
                     self.fds
                         .absolute(h.tgid, AT_FDCWD, &cstr(&c.path), info.cwd.as_deref())
                 } else {
@@ -369,7 +375,12 @@ impl Enricher {
         let info = self.known(&h, out);
         let cwd = info.cwd;
         let raw_path = (o.path_status != PATH_FAULT && o.path_len > 0).then(|| cstr(&o.path));
+        // The kernel filled its whole buffer: the path may go on. Its prefix is not the file
+        // (and `..` in it could resolve to another one): the path is unknown.
+        let truncated = raw_path.is_some() && o.path_len as usize >= PATH_LEN;
+        let path_prefix = truncated.then(|| raw_path.clone()).flatten();
         let (path, origin) = match raw_path.as_deref().filter(|p| !p.is_empty()) {
+            Some(_) if truncated => (None, PathOrigin::Truncated),
             Some(p) => match self.fds.absolute(h.tgid, o.dfd, p, cwd.as_deref()) {
                 Some(abs) if o.path_status == PATH_AT_EXIT => (Some(abs), PathOrigin::SyscallExit),
                 Some(abs) => (Some(abs), PathOrigin::Syscall),
@@ -399,6 +410,8 @@ impl Enricher {
             None => Body::FileOpen(event::FileOpen {
                 path,
                 path_origin: origin,
+                path_truncated: truncated,
+                path_prefix,
                 flags: o.flags,
                 flags_text: open_flags_text(o.flags),
                 result: o.result,
@@ -544,4 +557,4 @@ impl Enricher {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

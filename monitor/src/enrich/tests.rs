@@ -22,10 +22,10 @@ use crate::{
 };
 
 /// pids far above any pid_max: a /proc read for them could only fail.
-const APP: u32 = 4_000_000_001;
-const CHILD: u32 = 4_000_000_002;
+pub(crate) const APP: u32 = 4_000_000_001;
+pub(crate) const CHILD: u32 = 4_000_000_002;
 
-fn header(kind: u32, tgid: u32, comm: &str) -> Header {
+pub(crate) fn header(kind: u32, tgid: u32, comm: &str) -> Header {
     let mut c = [0u8; 16];
     c[..comm.len()].copy_from_slice(comm.as_bytes());
     Header {
@@ -41,7 +41,7 @@ fn header(kind: u32, tgid: u32, comm: &str) -> Header {
     }
 }
 
-fn enricher(recorded: Recorded) -> Enricher {
+pub(crate) fn enricher(recorded: Recorded) -> Enricher {
     let packages = PackagesList::parse(
         "com.example.app 10123 0 /data/user/0/com.example.app default:targetSdkVersion=34 3003\n",
     )
@@ -254,6 +254,39 @@ fn exit_status_decodes_code_and_signal() {
         panic!()
     };
     assert_eq!((p.exit_code, p.signal), (None, Some(9)));
+}
+
+/// A path that filled the kernel's buffer may go on: it is not taken for its prefix (which
+/// `..` / `.` resolution would turn into another real file, here `/`), it is unknown.
+#[test]
+fn a_path_cut_by_the_kernel_is_unknown_not_its_prefix() {
+    let mut e = enricher(Recorded::default());
+    let full = format!("/{}proc/cpuinfo", "./".repeat(150));
+    let cut = &full[..PATH_LEN - 1];
+    let Raw::FileOpen(h, mut o) = open(APP, cut, 3, PATH_OK) else {
+        unreachable!()
+    };
+    o.path_len = PATH_LEN as u32; // 255 bytes and the NUL: the buffer is full
+    let out = run(&mut e, Raw::FileOpen(h, o));
+    let o = out
+        .iter()
+        .find_map(|ev| match &ev.body {
+            Body::FileOpen(o) => Some(o),
+            _ => None,
+        })
+        .expect("a file_open");
+    assert_eq!(o.path, None);
+    assert_eq!(o.path_origin, PathOrigin::Truncated);
+    assert!(o.path_truncated);
+    assert_eq!(o.path_prefix.as_deref(), Some(cut));
+    // A path one byte shorter is whole.
+    let whole = &full[..PATH_LEN - 2];
+    let out = run(&mut e, open(APP, whole, 4, PATH_OK));
+    let Some(Body::FileOpen(o)) = out.last().map(|e| &e.body) else {
+        panic!("{out:?}")
+    };
+    assert!(!o.path_truncated);
+    assert_eq!(o.path.as_deref(), Some("/"));
 }
 
 /// The process a binder call goes to: above pid_max (2^22), and within the kernel's i32.

@@ -68,7 +68,7 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
     let out = render(&report, a.format)?;
     match &a.out {
         Some(p) if p.as_os_str() != "-" => {
-            std::fs::write(p, out.as_bytes()).with_context(|| format!("write {}", p.display()))?;
+            crate::safefs::write_replace(p, out.as_bytes())?;
             eprintln!(
                 "emuwatch: wrote {} report to {}",
                 format_name(a.format),

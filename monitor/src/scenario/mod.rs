@@ -45,16 +45,32 @@ impl fmt::Display for ScenarioError {
 
 impl std::error::Error for ScenarioError {}
 
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut at = offset.min(text.len());
-    while !text.is_char_boundary(at) {
-        at -= 1;
+/// Where each line of a text starts, so that positions are found in log time (a scenario
+/// of 100k steps asks for 100k of them).
+struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { text, starts }
     }
-    let before = &text[..at];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-    (line, column)
+
+    /// 1-based line and column (in characters) of a byte offset.
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut at = offset.min(self.text.len());
+        while !self.text.is_char_boundary(at) {
+            at -= 1;
+        }
+        let line = self.starts.partition_point(|s| *s <= at);
+        let start = self.starts[line - 1];
+        let column = self.text[start..at].chars().count() + 1;
+        (line, column)
+    }
 }
 
 /// Placeholders a string in a scenario may use.
@@ -168,6 +184,18 @@ impl TryFrom<String> for Dur {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         crate::record::parse_duration(&s).map(Dur)
+    }
+}
+
+/// A recording's maximum duration: a `Dur` above zero.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "String")]
+pub struct RecordDur(pub Duration);
+
+impl TryFrom<String> for RecordDur {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        crate::record::parse_record_duration(&s).map(RecordDur)
     }
 }
 
@@ -347,7 +375,7 @@ impl Target {
 #[serde(deny_unknown_fields)]
 pub struct RecordSection {
     /// The longest the recording may run (default 10m): a safety net for steps that hang.
-    pub duration: Option<Dur>,
+    pub duration: Option<RecordDur>,
     /// Extra camera/microphone device patterns (`camera=GLOB`, `microphone=GLOB`).
     #[serde(default)]
     pub devices: Vec<Template>,
@@ -597,19 +625,23 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            file: path.display().to_string(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read the scenario: {e}"),
-        })?;
+        let text =
+            crate::safefs::read_regular_text(path, crate::safefs::TEXT_LIMIT).map_err(|e| {
+                ScenarioError {
+                    file: path.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    message: format!("cannot read the scenario: {e:#}"),
+                }
+            })?;
         Scenario::parse(&text, path)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
+        let index = LineIndex::new(text);
         let err_at = |offset: usize, message: String| {
-            let (line, column) = line_col(text, offset);
+            let (line, column) = index.line_col(offset);
             ScenarioError {
                 file: file.clone(),
                 line,
@@ -655,7 +687,7 @@ impl Scenario {
         let mut setup = Vec::new();
         for s in raw.setup {
             let at = s.span().start;
-            let step = step(s.into_inner(), line_col(text, at).0).map_err(|m| err_at(at, m))?;
+            let step = step(s.into_inner(), index.line_col(at).0).map_err(|m| err_at(at, m))?;
             if matches!(step.action, Action::Phase { .. } | Action::Marker { .. })
                 || matches!(
                     step.action,
@@ -672,13 +704,13 @@ impl Scenario {
         let mut steps = Vec::new();
         for s in raw.step {
             let at = s.span().start;
-            steps.push(step(s.into_inner(), line_col(text, at).0).map_err(|m| err_at(at, m))?);
+            steps.push(step(s.into_inner(), index.line_col(at).0).map_err(|m| err_at(at, m))?);
         }
         let mut expect = Vec::new();
         for e in raw.expect {
             let at = e.span().start;
             expect.push(
-                expectation(e.into_inner(), line_col(text, at).0).map_err(|m| err_at(at, m))?,
+                expectation(e.into_inner(), index.line_col(at).0).map_err(|m| err_at(at, m))?,
             );
         }
         Ok(Scenario {
@@ -1196,5 +1228,34 @@ max_bytes = 1048576
         assert_eq!(t.expand(&vars).unwrap(), "/b/x /w {literal}");
         assert!(Template::try_from("a } b".to_string()).is_err());
         assert!(Template::try_from("a { b".to_string()).is_err());
+    }
+
+    /// `run --check` on 100k steps: positions are found through a line index (it was
+    /// quadratic: > 30 s).
+    #[test]
+    fn many_steps_parse_in_linear_time() {
+        let mut text = String::from("name = \"many\"\n[target]\ncommand = \"true\"\n");
+        for _ in 0..100_000 {
+            text.push_str("[[step]]\nsleep = \"1ms\"\n");
+        }
+        let t = std::time::Instant::now();
+        let sc = Scenario::parse(&text, Path::new("many.toml")).unwrap();
+        assert_eq!(sc.steps.len(), 100_000);
+        assert_eq!(sc.steps[99_999].line, 4 + 2 * 99_999);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_zero_recording_duration_is_an_error() {
+        let e = Scenario::parse(
+            "name = \"x\"\n[target]\ncommand = \"true\"\n[record]\nduration = \"0s\"\n",
+            Path::new("z.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("must be above 0"), "{e}");
     }
 }

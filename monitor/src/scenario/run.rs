@@ -56,6 +56,11 @@ pub struct RunArgs {
     /// names): record nothing. Exit 0 when it is valid, 2 otherwise.
     #[arg(long)]
     pub check: bool,
+    /// Run the scenario's commands (setup, steps, the command target) as this user, not as
+    /// root: a scenario file is then not root code. The run's scratch directory ({work})
+    /// belongs to that user.
+    #[arg(long, value_name = "USER")]
+    pub run_as: Option<String>,
     #[command(flatten)]
     pub probes: crate::kernel::ProbeChoice,
     #[command(flatten)]
@@ -212,6 +217,8 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     if a.check {
         return check_only(&a, &sc, &file, &scenario_dir);
     }
+    // Before anything runs (setup steps included) or is written.
+    record::check_privileges("emuwatch run")?;
     let out = a.out.clone().unwrap_or_else(record::default_session_dir);
     if out.join("events.jsonl").exists() {
         bail!(
@@ -219,13 +226,114 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
             out.display()
         );
     }
-    std::fs::create_dir_all(&out)
+    // The run writes several files into --out: an existing directory must be empty, so no
+    // planted file or symlink is there to be written through or mistaken for the run's.
+    match std::fs::symlink_metadata(&out) {
+        Ok(md) if !md.is_dir() => bail!("--out {} exists and is not a directory", out.display()),
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(&out)
+                .with_context(|| format!("read directory {}", out.display()))?;
+            if entries.next().is_some() {
+                bail!(
+                    "--out {} exists and is not empty (choose another --out)",
+                    out.display()
+                );
+            }
+        }
+        Err(_) => {}
+    }
+    crate::safefs::create_dir_private(&out)
         .with_context(|| format!("create session directory {}", out.display()))?;
     let out = out.canonicalize()?;
+    let started_at = chrono::Utc::now();
+    match run_in(&a, &sc, &file, &scenario_dir, bin_dir, &out, t0) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            // Even a run that failed leaves its run.json and JUnit XML, saying why.
+            write_error_artifacts(&a, &sc, &file, &out, &format!("{e:#}"), t0, started_at);
+            Err(e)
+        }
+    }
+}
+
+/// run.json and the JUnit XML of a run that ended in an error (best effort).
+fn write_error_artifacts(
+    a: &RunArgs,
+    sc: &Scenario,
+    file: &str,
+    out: &Path,
+    error: &str,
+    t0: Instant,
+    started_at: chrono::DateTime<chrono::Utc>,
+) {
+    let run_info = RunInfo {
+        scenario: sc.name.clone(),
+        scenario_file: file.to_string(),
+        work_dir: String::new(),
+        categories: None,
+        steps: Vec::new(),
+        expectations: Vec::new(),
+        baseline: None,
+        errors: vec![error.to_string()],
+        exit_code: 2,
+    };
+    if let Ok(j) = serde_json::to_string_pretty(&run_info) {
+        let _ = crate::safefs::write_replace(&out.join(RunInfo::FILE), (j + "\n").as_bytes());
+    }
+    let suite = Suite {
+        name: sc.name.clone(),
+        timestamp: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        hostname: crate::session::hostname(),
+        time_s: t0.elapsed().as_secs_f64(),
+        properties: vec![
+            ("scenario".into(), file.to_string()),
+            ("session".into(), out.display().to_string()),
+            ("target".into(), sc.target.describe()),
+        ],
+        cases: vec![Case {
+            name: RUN_CASE.into(),
+            classname: format!("emuwatch.{}.run", sc.name),
+            result: CaseResult::Error {
+                message: error.to_string(),
+                text: error.to_string(),
+            },
+            output: String::new(),
+        }],
+    };
+    let xml = suite.render();
+    let _ = crate::safefs::write_replace(&out.join("junit.xml"), xml.as_bytes());
+    if let Some(j) = &a.junit {
+        let _ = crate::safefs::write_replace(j, xml.as_bytes());
+    }
+}
+
+const RUN_CASE: &str = "run: steps, probes and a complete recording";
+
+fn run_in(
+    a: &RunArgs,
+    sc: &Scenario,
+    file: &str,
+    scenario_dir: &Path,
+    bin_dir: PathBuf,
+    out: &Path,
+    t0: Instant,
+) -> Result<ExitCode> {
+    let (file, out) = (file.to_string(), out.to_path_buf());
+    let scenario_dir = scenario_dir.to_path_buf();
     let work = tempfile::Builder::new()
         .prefix("emuwatch-run-")
         .tempdir()
         .context("create the run's scratch directory")?;
+    let run_as = a
+        .run_as
+        .as_deref()
+        .map(record::lookup_user)
+        .transpose()
+        .context("--run-as")?;
+    if let Some((uid, gid)) = run_as {
+        std::os::unix::fs::chown(work.path(), Some(uid), Some(gid))
+            .context("give the scratch directory to the --run-as user")?;
+    }
     let vars = Vars {
         work: work.path().to_path_buf(),
         session: out.clone(),
@@ -277,7 +385,8 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         println!("  target:  {}", escape(&sc.target.describe()));
         println!("  session: {}", out.display());
     }
-    let log = std::fs::File::create(out.join("steps.log")).context("create steps.log")?;
+    let log =
+        crate::safefs::create_new_private(&out.join("steps.log")).context("create steps.log")?;
     let ended = AtomicBool::new(false);
     let mut runner = Runner {
         vars: &vars,
@@ -288,6 +397,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         watch: None,
         app: sc.app.clone(),
         quiet,
+        run_as,
     };
     let mut errors: Vec<String> = Vec::new();
     let mut results: Vec<StepResult> = runner.run_all("setup", &sc.setup);
@@ -351,6 +461,9 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         stop_when_targets_exit: false,
         command_output: Some(out.join("target.log")),
         probes: sc.record.probes(a.probes),
+        leave_running: false,
+        run_as,
+        max_size: None,
         binder: a.binder.clone(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -421,11 +534,17 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
             other.map_or("unknown", StopReason::as_str)
         )),
     }
-    let missing = missing_probes(&info, &sc);
+    let missing = missing_probes(&info, sc);
     if !missing.is_empty() {
         errors.push(format!("probes missing: {}", missing.join("; ")));
     }
-    if !info.complete {
+    if info.lost.truncated_paths > 0 {
+        errors.push(format!(
+            "{} file open(s) passed a path longer than the kernel copies: their files are unknown, so expectations about files cannot be trusted",
+            info.lost.truncated_paths
+        ));
+    }
+    if !info.complete && (info.lost.total > 0 || info.lost.undecodable > 0) {
         errors.push(format!(
             "{} events were lost and {} records could not be decoded: a run with lost events cannot pass (try [record] ring_buffer = \"32M\")",
             info.lost.total, info.lost.undecodable
@@ -441,8 +560,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         (Format::Json, "summary.json"),
     ] {
         let p = out.join(name);
-        std::fs::write(&p, report::render(&rep, fmt)?)
-            .with_context(|| format!("write {}", p.display()))?;
+        crate::safefs::write_replace(&p, report::render(&rep, fmt)?.as_bytes())?;
         reports.push(p);
     }
     let outcomes = expect::evaluate(&sc.expect, sc.app.as_deref(), &rep.events, &cats, rep.frame);
@@ -461,7 +579,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     // JUnit: one case per expectation and per (app, baseline rule), and one for the run.
     let class = format!("emuwatch.{}", sc.name);
     let mut cases = vec![Case {
-        name: "run: steps, probes and a complete recording".into(),
+        name: RUN_CASE.into(),
         classname: format!("{class}.run"),
         result: if errors.is_empty() {
             CaseResult::Pass
@@ -547,9 +665,9 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let xml = suite.render();
     let junit = out.join("junit.xml");
-    std::fs::write(&junit, &xml).with_context(|| format!("write {}", junit.display()))?;
+    crate::safefs::write_replace(&junit, xml.as_bytes())?;
     if let Some(j) = &a.junit {
-        std::fs::write(j, &xml).with_context(|| format!("write {}", j.display()))?;
+        crate::safefs::write_replace(j, xml.as_bytes())?;
     }
 
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed).collect();
@@ -577,11 +695,10 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         errors: errors.clone(),
         exit_code: code,
     };
-    std::fs::write(
-        out.join(RunInfo::FILE),
-        serde_json::to_string_pretty(&run_info)? + "\n",
-    )
-    .context("write run.json")?;
+    crate::safefs::write_replace(
+        &out.join(RunInfo::FILE),
+        (serde_json::to_string_pretty(&run_info)? + "\n").as_bytes(),
+    )?;
 
     // What a person reads.
     let rel = |p: &Path| -> String {

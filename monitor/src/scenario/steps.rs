@@ -160,6 +160,8 @@ pub struct Runner<'a> {
     /// The scenario's app: the default app of phase and marker steps.
     pub app: Option<String>,
     pub quiet: bool,
+    /// `run --run-as USER`: the (uid, gid) every command of the scenario runs as.
+    pub run_as: Option<(u32, u32)>,
 }
 
 const TICK: Duration = Duration::from_millis(20);
@@ -213,6 +215,10 @@ impl Runner<'_> {
                 let argv = cmd.argv(self.vars).map_err(|e| format!("{e:#}"))?;
                 let _ = writeln!(self.log, "== line {}: {}", s.line, argv.join(" "));
                 let mut c = Command::new(&argv[0]);
+                if let Some((uid, gid)) = self.run_as {
+                    // (std drops the supplementary groups when root sets a uid.)
+                    c.uid(uid).gid(gid);
+                }
                 c.args(&argv[1..])
                     .stdin(Stdio::null())
                     .current_dir(&self.vars.scenario_dir)
@@ -329,20 +335,42 @@ impl Runner<'_> {
                     } else {
                         last_try = Some(Instant::now());
                         let argv = c.argv(self.vars).map_err(|e| format!("{e:#}"))?;
-                        let out = Command::new(&argv[0])
+                        let mut cmd = Command::new(&argv[0]);
+                        if let Some((uid, gid)) = self.run_as {
+                            cmd.uid(uid).gid(gid);
+                        }
+                        let mut child = cmd
                             .args(&argv[1..])
                             .stdin(Stdio::null())
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
                             .current_dir(&self.vars.scenario_dir)
-                            .output()
+                            .process_group(0)
+                            .spawn()
                             .map_err(|e| format!("cannot run {:?}: {e}", argv[0]))?;
-                        out.status.success()
+                        // Polled, so that the end of the recording or the step's timeout
+                        // stops a command that hangs.
+                        loop {
+                            match child.try_wait() {
+                                Ok(Some(st)) => break st.success(),
+                                Ok(None) => {}
+                                Err(e) => return Err(format!("wait for {}: {e}", argv[0])),
+                            }
+                            if self.ended.load(Ordering::Relaxed) || t.elapsed() >= timeout {
+                                stop(&mut child);
+                                break false;
+                            }
+                            std::thread::sleep(TICK);
+                        }
                     }
                 }
             };
             if done {
                 return Ok(());
             }
-            if self.ended.load(Ordering::Relaxed) && !matches!(w, Wait::File(_)) {
+            // Every wait gives up when the recording has ended (duration, SIGINT/SIGTERM):
+            // nothing it waits for can be recorded any more.
+            if self.ended.load(Ordering::Relaxed) {
                 return Err("the recording ended first".into());
             }
             if t.elapsed() >= timeout {
@@ -357,6 +385,13 @@ impl Runner<'_> {
         for mut c in self.background.drain(..) {
             stop(&mut c);
         }
+    }
+}
+
+impl Drop for Runner<'_> {
+    /// However the run ends (an error included), its background commands do not outlive it.
+    fn drop(&mut self) {
+        self.stop_background();
     }
 }
 

@@ -108,8 +108,8 @@ impl FileAcc {
             }
             Body::FileRead(r) => {
                 self.read_records += 1;
-                self.read_calls += r.reads;
-                self.bytes += r.bytes;
+                self.read_calls = self.read_calls.saturating_add(r.reads);
+                self.bytes = self.bytes.saturating_add(r.bytes);
             }
             _ => {}
         }
@@ -292,7 +292,7 @@ impl AppAcc {
                     Body::FileOpen(_) => pc.file_opens += 1,
                     Body::FileRead(r) => {
                         pc.files_read += 1;
-                        pc.bytes_read += r.bytes;
+                        pc.bytes_read = pc.bytes_read.saturating_add(r.bytes);
                     }
                     _ => {}
                 }

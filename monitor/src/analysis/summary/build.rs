@@ -45,7 +45,7 @@ pub fn build(cx: &Context) -> Summary {
         let phase = phase_of(ev);
         match &ev.body {
             Body::Lost(l) => {
-                lost_in_timeline += l.count;
+                lost_in_timeline = lost_in_timeline.saturating_add(l.count);
                 continue;
             }
             Body::Marker(m) => {
@@ -97,6 +97,13 @@ pub fn build(cx: &Context) -> Summary {
 
     let lost = &info.lost;
     let mut warnings = Vec::new();
+    if lost.truncated_paths > 0 {
+        warnings.push(format!(
+            "INCOMPLETE SESSION: {} file open(s) passed a path longer than the kernel copies ({} bytes); their files are unknown (path_truncated) and may be anything, identifiers included",
+            lost.truncated_paths,
+            monitor_common::file::PATH_LEN - 1
+        ));
+    }
     if !info.complete || lost.total > 0 || lost.undecodable > 0 {
         let reasons: Vec<String> = lost
             .by_reason
@@ -147,7 +154,7 @@ pub fn build(cx: &Context) -> Summary {
             events_total: total,
         },
         completeness: Completeness {
-            complete: info.complete && lost.total == 0 && lost.undecodable == 0,
+            complete: info.complete && lost.none(),
             ended: info.ended_at.is_some(),
             lost_total: lost.total,
             lost_by_reason: lost.by_reason.clone(),
@@ -405,7 +412,7 @@ fn countries(destinations: &[Destination]) -> Vec<CountryRow> {
         .filter(|d| d.endpoint.scope == Some(Scope::Public))
     {
         let row = countries.entry(d.endpoint.country.clone()).or_default();
-        row.0 += d.seen.count;
+        row.0 = row.0.saturating_add(d.seen.count);
         row.1 += 1;
         row.2.extend(d.endpoint.asn);
     }
@@ -447,9 +454,12 @@ fn file_categories(
                 sensitive: info.sensitive,
                 noise: info.noise,
                 paths: list.len() as u64,
-                opens: list.iter().map(|f| f.opens).sum(),
-                failed_opens: list.iter().map(|f| f.failed_opens).sum(),
-                bytes_read: list.iter().map(|f| f.bytes).sum(),
+                opens: list.iter().map(|f| f.opens).fold(0, u64::saturating_add),
+                failed_opens: list
+                    .iter()
+                    .map(|f| f.failed_opens)
+                    .fold(0, u64::saturating_add),
+                bytes_read: list.iter().map(|f| f.bytes).fold(0, u64::saturating_add),
                 files: list
                     .into_iter()
                     .map(|f| FileAccess {

@@ -275,7 +275,10 @@ impl AppReport {
                     .join("; ")
                 }
                 Category::Devices => {
-                    let n: u64 = found.iter().map(|f| f.seen.count).sum();
+                    let n: u64 = found
+                        .iter()
+                        .map(|f| f.seen.count)
+                        .fold(0, u64::saturating_add);
                     format!("{cap} x{n}")
                 }
                 Category::Files => {
@@ -301,7 +304,10 @@ impl AppReport {
 
 /// "3 connects to 2 destinations (CN, US)".
 fn destinations_words(connects: &[&Finding]) -> String {
-    let n: u64 = connects.iter().map(|f| f.seen.count).sum();
+    let n: u64 = connects
+        .iter()
+        .map(|f| f.seen.count)
+        .fold(0, u64::saturating_add);
     let mut dests: Vec<&str> = connects.iter().map(|f| f.target.as_str()).collect();
     dests.sort_unstable();
     dests.dedup();

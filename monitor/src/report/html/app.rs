@@ -44,8 +44,12 @@ pub(super) fn app_section(
         .iter()
         .filter(|c| c.sensitive)
         .map(|c| c.paths)
-        .sum();
-    let devices: u64 = a.devices.iter().map(|d| d.seen.count).sum();
+        .fold(0, u64::saturating_add);
+    let devices: u64 = a
+        .devices
+        .iter()
+        .map(|d| d.seen.count)
+        .fold(0, u64::saturating_add);
     let _ = write!(
         o,
         r#"<div class="cards"><div class="card{alert}"><div class="n">{nf}</div><div class="l">background-collection findings ({bg} in background, {closed} after close)</div></div><div class="card"><div class="n">{nd}</div><div class="l">destinations{cs}</div></div><div class="card{dev_alert}"><div class="n">{devices}</div><div class="l">camera / microphone accesses</div></div><div class="card"><div class="n">{sensitive_files}</div><div class="l">files in sensitive categories</div></div></div>"#,

@@ -113,7 +113,7 @@ fn command(b: &Boot) -> Command {
         .arg(b.initrd)
         .arg("-append")
         .arg(format!(
-            "{cmdline} quiet panic=-1 oops=panic mitigations=off VMBED_REPO={} VMBED_CMD={}",
+            "{cmdline} quiet panic=-1 oops=panic softlockup_panic=1 mitigations=off VMBED_REPO={} VMBED_CMD={}",
             b.repo.display(),
             b.script.display()
         ))

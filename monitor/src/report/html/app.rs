@@ -29,16 +29,7 @@ pub(super) fn app_section(
         t(&a.app)
     );
 
-    let countries: Vec<String> = a
-        .countries
-        .iter()
-        .map(|c| {
-            c.country
-                .as_deref()
-                .map(t)
-                .unwrap_or_else(|| "unknown".into())
-        })
-        .collect();
+    let countries = country_names(a);
     let sensitive_files: u64 = a
         .files
         .iter()

@@ -148,3 +148,16 @@ pub(super) fn findings_table(o: &mut String, findings: &[Finding]) {
     }
     o.push_str("</tbody></table>");
 }
+
+/// The app's destination countries, escaped (`unknown` for public ones without a country).
+pub(super) fn country_names(a: &AppReport) -> Vec<String> {
+    a.countries
+        .iter()
+        .map(|c| {
+            c.country
+                .as_deref()
+                .map(t)
+                .unwrap_or_else(|| "unknown".into())
+        })
+        .collect()
+}

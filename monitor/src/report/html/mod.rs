@@ -201,16 +201,7 @@ pub fn render(r: &Analysis) -> String {
     if s.apps.len() > 1 {
         o.push_str("<h3>Apps</h3><table><thead><tr><th>App</th><th class=\"num\">Findings</th><th class=\"num\">Destinations</th><th>Countries</th></tr></thead><tbody>");
         for (i, a) in s.apps.iter().enumerate() {
-            let countries: Vec<String> = a
-                .countries
-                .iter()
-                .map(|c| {
-                    c.country
-                        .as_deref()
-                        .map(t)
-                        .unwrap_or_else(|| "unknown".into())
-                })
-                .collect();
+            let countries = country_names(a);
             let _ = write!(
                 o,
                 r##"<tr><td><a href="#app-{i}"><code>{}</code></a></td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"##,

@@ -75,115 +75,127 @@ impl Names {
     pub fn body(&mut self, app: &str, ts_ns: u64, d: &NetData) -> Option<Body> {
         let n = (d.captured as usize).min(d.data.len());
         let bytes = &d.data[..n];
-        let conn_id = self.conn_id(d.conn_id);
-        let daddr = addr_of(d.family, &d.daddr);
         match d.why {
-            WHY_DNSPROXY => {
-                let (cmd, name) = wire::parse_dnsproxyd(bytes)?;
-                Some(Body::Dns(event::Dns {
-                    dir: DnsDir::Query,
-                    via: DnsVia::Dnsproxyd,
-                    name,
-                    qtype: Some(cmd),
-                    result: None,
-                    answers: Vec::new(),
-                    resolver: None,
-                    resolver_port: None,
-                    proto: Proto::Unknown,
-                    conn_id: None,
-                    complete: n == d.len as usize,
-                }))
-            }
-            WHY_DNS => {
-                // DNS over TCP: each message has a 2-byte length in front, which a resolver
-                // may read on its own (glibc reads it, then the message): a 2-byte read is
-                // that length; a read that does not start with it is the message alone.
-                let tcp = d.sock_type == SOCK_STREAM;
-                if tcp && d.len <= 2 {
-                    return None;
-                }
-                let prefixed =
-                    tcp && n >= 2 && u16::from_be_bytes([bytes[0], bytes[1]]) as u32 + 2 == d.len;
-                let msg = if prefixed { &bytes[2..] } else { bytes };
-                let m = wire::parse_dns(msg)?;
-                let (name, qtype) = match &m.question {
-                    Some((n, t)) => (Some(n.clone()), Some(wire::type_name(*t))),
-                    None => (None, None),
-                };
-                let answer = d.dir != DIR_SEND;
-                if answer
-                    && m.rcode == 0
-                    && let Some(q) = &name
-                {
-                    self.learn(app, q, &m.answers, ts_ns);
-                }
-                let whole = n == d.len as usize;
-                Some(Body::Dns(event::Dns {
-                    dir: if answer {
-                        DnsDir::Answer
-                    } else {
-                        DnsDir::Query
-                    },
-                    via: DnsVia::Dns,
-                    name,
-                    qtype,
-                    result: answer.then(|| wire::rcode_name(m.rcode)),
-                    answers: m
-                        .answers
-                        .iter()
-                        .map(|r| event::DnsAnswer {
-                            name: r.name.clone(),
-                            rtype: wire::type_name(r.rtype),
-                            ttl: r.ttl,
-                            data: match &r.data {
-                                RData::Addr(a) => Some(a.to_string()),
-                                RData::Name(n) => Some(n.clone()),
-                                RData::Other => None,
-                            },
-                        })
-                        .collect(),
-                    resolver: daddr,
-                    resolver_port: Some(d.dport),
-                    proto: if tcp { Proto::Tcp } else { Proto::Udp },
-                    conn_id,
-                    complete: whole && m.complete,
-                }))
-            }
-            WHY_FIRST => {
-                let daddr = daddr?;
-                if let Some(h) = wire::parse_client_hello(bytes) {
-                    let sni_status = if h.ech {
-                        SniStatus::Ech
-                    } else if h.sni.is_some() {
-                        SniStatus::Present
-                    } else {
-                        SniStatus::Absent
-                    };
-                    return Some(Body::Tls(event::Tls {
-                        conn_id,
-                        daddr,
-                        dport: d.dport,
-                        sni: h.sni,
-                        sni_status,
-                        alpn: h.alpn,
-                        versions: h.versions,
-                        complete: h.complete,
-                    }));
-                }
-                let r = wire::parse_http(bytes)?;
-                Some(Body::Http(event::Http {
-                    conn_id,
-                    daddr,
-                    dport: d.dport,
-                    method: r.method,
-                    host: r.host,
-                    path: r.path,
-                    path_truncated: r.path_truncated,
-                }))
-            }
+            WHY_DNSPROXY => dnsproxyd_body(bytes, n == d.len as usize),
+            WHY_DNS => self.dns_body(app, ts_ns, d, bytes),
+            WHY_FIRST => self.first_bytes_body(d, bytes),
             _ => None,
         }
     }
+
+    /// A DNS query or answer (answers also teach the app's name table).
+    fn dns_body(&mut self, app: &str, ts_ns: u64, d: &NetData, bytes: &[u8]) -> Option<Body> {
+        let n = bytes.len();
+        let conn_id = self.conn_id(d.conn_id);
+        let daddr = addr_of(d.family, &d.daddr);
+        // DNS over TCP: each message has a 2-byte length in front, which a resolver
+        // may read on its own (glibc reads it, then the message): a 2-byte read is
+        // that length; a read that does not start with it is the message alone.
+        let tcp = d.sock_type == SOCK_STREAM;
+        if tcp && d.len <= 2 {
+            return None;
+        }
+        let prefixed =
+            tcp && n >= 2 && u16::from_be_bytes([bytes[0], bytes[1]]) as u32 + 2 == d.len;
+        let msg = if prefixed { &bytes[2..] } else { bytes };
+        let m = wire::parse_dns(msg)?;
+        let (name, qtype) = match &m.question {
+            Some((n, t)) => (Some(n.clone()), Some(wire::type_name(*t))),
+            None => (None, None),
+        };
+        let answer = d.dir != DIR_SEND;
+        if answer
+            && m.rcode == 0
+            && let Some(q) = &name
+        {
+            self.learn(app, q, &m.answers, ts_ns);
+        }
+        let whole = n == d.len as usize;
+        Some(Body::Dns(event::Dns {
+            dir: if answer {
+                DnsDir::Answer
+            } else {
+                DnsDir::Query
+            },
+            via: DnsVia::Dns,
+            name,
+            qtype,
+            result: answer.then(|| wire::rcode_name(m.rcode)),
+            answers: m
+                .answers
+                .iter()
+                .map(|r| event::DnsAnswer {
+                    name: r.name.clone(),
+                    rtype: wire::type_name(r.rtype),
+                    ttl: r.ttl,
+                    data: match &r.data {
+                        RData::Addr(a) => Some(a.to_string()),
+                        RData::Name(n) => Some(n.clone()),
+                        RData::Other => None,
+                    },
+                })
+                .collect(),
+            resolver: daddr,
+            resolver_port: Some(d.dport),
+            proto: if tcp { Proto::Tcp } else { Proto::Udp },
+            conn_id,
+            complete: whole && m.complete,
+        }))
+    }
+
+    /// The first bytes a target sent on a connection: a TLS ClientHello or an HTTP request.
+    fn first_bytes_body(&mut self, d: &NetData, bytes: &[u8]) -> Option<Body> {
+        let conn_id = self.conn_id(d.conn_id);
+        let daddr = addr_of(d.family, &d.daddr);
+        let daddr = daddr?;
+        if let Some(h) = wire::parse_client_hello(bytes) {
+            let sni_status = if h.ech {
+                SniStatus::Ech
+            } else if h.sni.is_some() {
+                SniStatus::Present
+            } else {
+                SniStatus::Absent
+            };
+            return Some(Body::Tls(event::Tls {
+                conn_id,
+                daddr,
+                dport: d.dport,
+                sni: h.sni,
+                sni_status,
+                alpn: h.alpn,
+                versions: h.versions,
+                complete: h.complete,
+            }));
+        }
+        let r = wire::parse_http(bytes)?;
+        Some(Body::Http(event::Http {
+            conn_id,
+            daddr,
+            dport: d.dport,
+            method: r.method,
+            host: r.host,
+            path: r.path,
+            path_truncated: r.path_truncated,
+        }))
+    }
+}
+
+/// An app's request to netd's resolver socket (Android's dnsproxyd).
+fn dnsproxyd_body(bytes: &[u8], complete: bool) -> Option<Body> {
+    let (cmd, name) = wire::parse_dnsproxyd(bytes)?;
+    Some(Body::Dns(event::Dns {
+        dir: DnsDir::Query,
+        via: DnsVia::Dnsproxyd,
+        name,
+        qtype: Some(cmd),
+        result: None,
+        answers: Vec::new(),
+        resolver: None,
+        resolver_port: None,
+        proto: Proto::Unknown,
+        conn_id: None,
+        complete,
+    }))
 }
 
 /// Name the connects of a session that DNS did not name, from the `tls` (`sni`) and `http`

@@ -12,6 +12,7 @@ pub(super) fn markdown(r: &Results, analysis: &str) -> String {
     raw_section(&mut s, r);
     hook_type_section(&mut s, r);
     startstop_section(&mut s, r);
+    names_section(&mut s, r);
     sweep(&mut s, r);
     report_cost(&mut s, r);
     profiles(&mut s, r);

@@ -16,8 +16,6 @@ use std::{
 use anyhow::{Context, Result};
 use aya_log::EbpfLogger;
 
-use crate::capability::LossReason;
-
 /// The level the programs are loaded with: everything up to debug when on, nothing when off.
 pub fn level(on: bool) -> u8 {
     if on { aya_log::Level::Debug as u8 } else { 0 }
@@ -27,6 +25,9 @@ pub fn level(on: bool) -> u8 {
 pub struct KernelLog {
     file: Mutex<File>,
     echo: bool,
+    /// The schema's name of a loss counter slot (`LossReason`, given by the caller: the
+    /// vocabulary sits above the kernel layer).
+    loss_name: fn(u32) -> Option<&'static str>,
 }
 
 /// How the programs' `count_loss` words a loss (monitor-ebpf `maps.rs`).
@@ -48,9 +49,9 @@ impl log::Log for KernelLog {
         if let Some(n) = text
             .strip_prefix(LOSS_PREFIX)
             .and_then(|n| n.parse::<u32>().ok())
-            && let Some(r) = LossReason::ALL.iter().find(|r| r.slot() == n)
+            && let Some(name) = (self.loss_name)(n)
         {
-            text = format!("event lost: {}", r.as_str());
+            text = format!("event lost: {name}");
         }
         let line = format!(
             "{} {} {text}\n",
@@ -69,7 +70,12 @@ impl log::Log for KernelLog {
 }
 
 /// Start reading the programs' log records (the `AYA_LOGS` ring buffer) into `dir/kernel.log`.
-pub fn start(ebpf: &mut aya::Ebpf, dir: &Path, echo: bool) -> Result<EbpfLogger<KernelLog>> {
+pub fn start(
+    ebpf: &mut aya::Ebpf,
+    dir: &Path,
+    echo: bool,
+    loss_name: fn(u32) -> Option<&'static str>,
+) -> Result<EbpfLogger<KernelLog>> {
     let path: PathBuf = dir.join(FILE);
     let file = crate::safefs::create_new_private(&path)
         .with_context(|| format!("create {}", path.display()))?;
@@ -78,6 +84,7 @@ pub fn start(ebpf: &mut aya::Ebpf, dir: &Path, echo: bool) -> Result<EbpfLogger<
         KernelLog {
             file: Mutex::new(file),
             echo,
+            loss_name,
         },
     )
     .map_err(|e| anyhow::anyhow!("--kernel-log: {e}"))

@@ -131,7 +131,13 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     let mut capture = Capture::new(enricher, writer, LiveView::new(opts.quiet), fd_reads, lost);
     if opts.probes.kernel_log {
         let dir = capture.writer.dir().to_path_buf();
-        match crate::kernel::kernel_log::start(&mut kernel.ebpf, &dir, !opts.quiet) {
+        let loss_name = |slot| {
+            crate::capability::LossReason::ALL
+                .iter()
+                .find(|r| r.slot() == slot)
+                .map(|r| r.as_str())
+        };
+        match crate::kernel::kernel_log::start(&mut kernel.ebpf, &dir, !opts.quiet, loss_name) {
             Ok(l) => capture.kernel_log = Some(l),
             Err(e) => return Err(fail(capture, kernel, e)),
         }

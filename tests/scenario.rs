@@ -807,6 +807,98 @@ unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
 
+/// SIGTERM or SIGINT while `run` executes its setup steps (before the recording starts) ends
+/// the run as a signal during the recording does: the setup commands' process trees (a
+/// background one and the one running in the foreground) are stopped, run.json and the JUnit
+/// XML say the run was interrupted, exit 2, no control socket left behind.
+#[test]
+fn a_signal_during_the_setup_steps_stops_them_and_writes_the_run_files() {
+    require_root();
+    let tmp = tempdir();
+    for (sig, name) in [(15, "SIGTERM"), (2, "SIGINT")] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        let (bg, fg) = (dir.join("bg.pid"), dir.join("fg.pid"));
+        let f = dir.join("setup.toml");
+        std::fs::write(
+            &f,
+            format!(
+                "name = \"slow setup\"\n[target]\ncommand = \"true\"\n\
+                 [[setup]]\nrun = [\"sh\", \"-c\", \"sleep 300 & echo $! > {}; wait\"]\nbackground = true\n\
+                 [[setup]]\nrun = [\"sh\", \"-c\", \"sleep 300 & echo $! > {}; wait\"]\ntimeout = \"600s\"\n\
+                 [[step]]\nsleep = \"1s\"\n",
+                bg.display(),
+                fg.display()
+            ),
+        )
+        .unwrap();
+        let s = dir.join("s");
+        let child = Command::new(EMUWATCH)
+            .args(["run", f.to_str().unwrap(), "--out", s.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid_in = |p: &Path| {
+            std::fs::read_to_string(p)
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+        };
+        let t = std::time::Instant::now();
+        let (bg_pid, fg_pid) = loop {
+            if let (Some(b), Some(f)) = (pid_in(&bg), pid_in(&fg)) {
+                break (b, f);
+            }
+            assert!(
+                t.elapsed().as_secs() < 60,
+                "{name}: the setup never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(running(bg_pid) && running(fg_pid));
+        unsafe { kill(child.id() as i32, sig) };
+        let t = std::time::Instant::now();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(t.elapsed().as_secs() < 30, "{name} took {:?}", t.elapsed());
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{name}: {:?} {stderr}",
+            out.status
+        );
+        assert!(stderr.contains("interrupted"), "{name}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{name}: {stderr}");
+        assert!(
+            !running(fg_pid),
+            "{name}: the setup step's process outlived the run"
+        );
+        assert!(
+            !running(bg_pid),
+            "{name}: the background setup command outlived the run"
+        );
+        let run: Value =
+            serde_json::from_slice(&std::fs::read(s.join("run.json")).unwrap()).unwrap();
+        assert_eq!(run["exit_code"], 2, "{name}: {run}");
+        assert!(
+            run["errors"][0].as_str().unwrap().contains("interrupted"),
+            "{name}: {run}"
+        );
+        let (cases, _) = junit(&s.join("junit.xml"));
+        let (kind, message) = case(&cases, "run: steps, probes and a complete recording")
+            .outcome
+            .clone()
+            .unwrap();
+        assert_eq!(kind, "error", "{name}");
+        assert!(message.contains("interrupted"), "{name}: {message}");
+        assert!(
+            !s.join("control.sock").exists(),
+            "{name}: stale control.sock"
+        );
+    }
+}
+
 /// A run that fails before recording (a setup step) still writes run.json and JUnit; `--out`
 /// must be new or empty; `--junit` replaces a symlink instead of writing through it.
 #[test]

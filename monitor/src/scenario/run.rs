@@ -17,7 +17,7 @@ use super::{
     Scenario, Target, Vars,
     expect::{self, Outcome},
     junit::{Case, CaseResult, Suite},
-    steps::{AppWatch, Runner, StepResult},
+    steps::{self, AppWatch, Runner, StepResult},
 };
 use crate::{
     analysis::{self, categories::Categories},
@@ -217,6 +217,8 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     if a.check {
         return check_only(&a, &sc, &file, &scenario_dir);
     }
+    // From here on SIGINT/SIGTERM end the run cleanly, setup steps included.
+    super::steps::catch_interrupts();
     // Before anything runs (setup steps included) or is written.
     record::check_privileges("emuwatch run")?;
     let out = a.out.clone().unwrap_or_else(record::default_session_dir);
@@ -411,6 +413,10 @@ fn run_in(
             f.error.as_deref().unwrap_or("")
         );
     }
+    if steps::interrupted() {
+        runner.stop_background();
+        bail!("{} before the recording started", steps::INTERRUPTED_MSG);
+    }
 
     // The target is resolved after the setup (which may write the pid file).
     let mut target = TargetSpec::default();
@@ -524,11 +530,16 @@ fn run_in(
         None => errors.push("the recording ended before the steps could start".into()),
     }
     match info.stop_reason {
+        // A signal that came while the probes were attaching (before the recorder listened
+        // for it) made the steps give up, and they stopped the recording.
+        Some(StopReason::StopRequest) if steps::interrupted() => {
+            errors.push(steps::INTERRUPTED_MSG.into())
+        }
         Some(StopReason::StopRequest) => {}
         Some(StopReason::Duration) => errors.push(format!(
             "the recording reached its maximum duration ([record] duration = {max:?}) before the steps finished"
         )),
-        Some(StopReason::Signal) => errors.push("interrupted (SIGINT/SIGTERM)".into()),
+        Some(StopReason::Signal) => errors.push(steps::INTERRUPTED_MSG.into()),
         other => errors.push(format!(
             "the recording stopped unexpectedly ({})",
             other.map_or("unknown", StopReason::as_str)

@@ -990,3 +990,75 @@ fn run_as_runs_the_scenario_commands_unprivileged() {
     assert_eq!(o.code, Some(2));
     assert!(o.stderr.contains("no user"), "{}", o.stderr);
 }
+
+/// `[target] user = "nobody"` in the scenario runs its commands as that user, as `--run-as`
+/// does: the recorded events of the target carry uid 65534. An unknown user is a one-line
+/// error with its position when the scenario is read; `--run-as` naming another user is
+/// refused, the same user accepted.
+#[test]
+fn target_user_runs_the_scenario_commands_as_that_user() {
+    require_root();
+    let tmp = tempdir();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let f = tmp.path().join("user.toml");
+    std::fs::write(
+        &f,
+        "name = \"as nobody\"\n[target]\nuser = \"nobody\"\ncommand = [\"sh\", \"-c\", \"cat /etc/hostname > /dev/null; touch {work}/done\"]\n[[setup]]\nrun = \"echo setup=$(id -u)\"\n[[step]]\nrun = \"echo step=$(id -u)\"\n[[step]]\nwait_for = \"file\"\npath = \"{work}/done\"\n[[step]]\nwait_for = \"exited\"\n",
+    )
+    .unwrap();
+    let s = tmp.path().join("s");
+    let o = run_scenario(&f, &s, &[]);
+    assert_eq!(o.code, Some(0), "{}\n{}", o.stdout, o.stderr);
+    let steps = std::fs::read_to_string(s.join("steps.log")).unwrap();
+    assert!(
+        steps.contains("setup=65534") && steps.contains("step=65534"),
+        "{steps}"
+    );
+    // The target's own events, as the kernel saw them.
+    let events = std::fs::read_to_string(s.join("events.jsonl")).unwrap();
+    let reads: Vec<Value> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "file_open" && e["path"] == "/etc/hostname")
+        .collect();
+    assert_eq!(reads.len(), 1, "{events}");
+    assert_eq!(reads[0]["uid"], 65534, "{}", reads[0]);
+    let procs: Vec<u64> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "process")
+        .filter_map(|e| e["uid"].as_u64())
+        .collect();
+    assert!(
+        !procs.is_empty() && procs.iter().all(|u| *u == 65534),
+        "{procs:?}"
+    );
+
+    // The same user on the command line is accepted; another one is refused.
+    let f = f.to_str().unwrap();
+    let o = emuwatch(&["run", "--check", f, "--run-as", "nobody"]);
+    assert_eq!(o.code, Some(0), "{}\n{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("uid 65534"), "{}", o.stdout);
+    let o = emuwatch(&["run", "--check", f, "--run-as", "root"]);
+    assert_eq!(o.code, Some(2), "{}\n{}", o.stdout, o.stderr);
+    assert!(o.stderr.contains("disagree"), "{}", o.stderr);
+    assert_eq!(o.stderr.trim().lines().count(), 1, "{}", o.stderr);
+
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\n[target]\nuser = \"no-such-user-here\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    let o = emuwatch(&["run", "--check", bad.to_str().unwrap()]);
+    assert_eq!(o.code, Some(2), "{}\n{}", o.stdout, o.stderr);
+    assert_eq!(o.stderr.trim().lines().count(), 1, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("bad.toml:2:")
+            && o.stderr
+                .contains("[target] user: no user \"no-such-user-here\""),
+        "{}",
+        o.stderr
+    );
+}

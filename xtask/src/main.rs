@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask <setup|build|test|demo|bench|vm>`. Each does its own set-up, so a
+//! Project tasks: `cargo xtask <setup|build|test|demo|bench|vm|soak>`. Each does its own set-up, so a
 //! fresh machine needs nothing installed by hand (see README).
 use std::{
     path::{Path, PathBuf},
@@ -9,6 +9,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod soak;
 mod vm;
 
 fn root() -> PathBuf {
@@ -239,8 +240,9 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("bench") => bench::run(&args[1..]),
         Some("vm") => vm::main(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|test|demo|bench|vm>");
+            eprintln!("usage: cargo xtask <setup|build|test|demo|bench|vm|soak>");
             return ExitCode::from(2);
         }
     };

@@ -28,10 +28,48 @@ pub const TTL_GRACE_S: u64 = 2;
 /// SOCK_STREAM.
 const SOCK_STREAM: u8 = 1;
 
+/// How many kernel connection ids [`ConnIds`] keeps at least: four times the kernel's table of
+/// tracked sockets (`SOCK_CONNS`, an LRU map of 16384), the only place a connection's records
+/// get their id from. An id that has not been seen while this many newer ones were has long
+/// left the kernel's table, so no record carries it any more.
+pub const CONN_IDS_KEPT: usize = 65536;
+
+/// Kernel connection id -> session id (1, 2, ... in order of first sight), in bounded memory:
+/// two generations of at most [`CONN_IDS_KEPT`] entries; when the current one is full it
+/// becomes the old one and the old one is dropped, and an id found in the old one moves to
+/// the current one. A long recording with millions of connections keeps its memory flat.
+#[derive(Default)]
+struct ConnIds {
+    current: HashMap<u64, u64>,
+    old: HashMap<u64, u64>,
+    /// Session ids given so far.
+    given: u64,
+}
+
+impl ConnIds {
+    fn get(&mut self, kernel_id: u64) -> u64 {
+        if let Some(id) = self.current.get(&kernel_id) {
+            return *id;
+        }
+        let id = match self.old.remove(&kernel_id) {
+            Some(id) => id,
+            None => {
+                self.given += 1;
+                self.given
+            }
+        };
+        if self.current.len() >= CONN_IDS_KEPT {
+            self.old = std::mem::take(&mut self.current);
+        }
+        self.current.insert(kernel_id, id);
+        id
+    }
+}
+
 #[derive(Default)]
 pub struct Names {
-    /// Kernel connection id -> session id (1, 2, ... in order of first sight).
-    conn_ids: HashMap<u64, u64>,
+    /// Kernel connection id -> session id.
+    conn_ids: ConnIds,
     /// Per app: address -> (name, valid until, monotonic ns).
     tables: HashMap<String, HashMap<IpAddr, (String, u64)>>,
 }
@@ -50,8 +88,7 @@ impl Names {
         if kernel_id == 0 {
             return None;
         }
-        let next = self.conn_ids.len() as u64 + 1;
-        Some(*self.conn_ids.entry(kernel_id).or_insert(next))
+        Some(self.conn_ids.get(kernel_id))
     }
 
     /// The name `app` most recently resolved to `addr`, if still valid at `now_ns`.
@@ -237,5 +274,35 @@ pub fn annotate(events: &mut [Event]) {
             c.host = Some(name.clone());
             c.host_source = Some(*source);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Session ids are 1, 2, ... in order of first sight; an id in use keeps its session id
+    /// however many connections come after it; memory stays bounded (the soak test found the
+    /// map growing by one entry per connection, forever).
+    #[test]
+    fn connection_ids_are_stable_while_in_use_and_bounded() {
+        let mut ids = ConnIds::default();
+        let dns_socket = 7;
+        assert_eq!(ids.get(dns_socket), 1);
+        let n = 5 * CONN_IDS_KEPT as u64;
+        for k in 0..n {
+            let kernel_id = (k + 100) << 10;
+            assert_eq!(ids.get(kernel_id), k + 2);
+            // A record of a connection right after its connect: the same id.
+            assert_eq!(ids.get(kernel_id), k + 2);
+            // A long-lived socket used now and then keeps its id.
+            if k % 1000 == 0 {
+                assert_eq!(ids.get(dns_socket), 1);
+            }
+            assert!(ids.current.len() + ids.old.len() <= 2 * CONN_IDS_KEPT);
+        }
+        assert_eq!(ids.given, n + 1);
+        // Seen again long after it left the kernel's table: a new session id, never an old one.
+        assert_eq!(ids.get(100 << 10), n + 2);
     }
 }

@@ -127,6 +127,20 @@ fn test(args: &[String]) -> Result<()> {
             .env("EMUWATCH_SYSCALL_PROBES", "raw");
         with_skips(&mut c);
         run(&mut c)?;
+        if opts.rest.is_empty() {
+            // The soak script itself, for 20 s (`cargo xtask soak` runs it for 10 minutes):
+            // ignored by a plain `cargo test` for its length, run here.
+            eprintln!("xtask: a 20-second soak (cargo xtask soak --duration 20s)");
+            run(cargo().args([
+                "test",
+                "--package",
+                "xtask",
+                "--test",
+                "soak",
+                "--",
+                "--ignored",
+            ]))?;
+        }
         eprintln!("xtask: host checks passed in {:.0?}", t.elapsed());
     }
     if !opts.no_vm {

@@ -4,8 +4,8 @@
 //! Needs root (it loads eBPF programs); without root it fails, loudly.
 //!
 //! It takes 30-45 s on this 2-CPU machine (20 s of workload, probe attach and stop, and
-//! `emuwatch report` of 200,000 events in a debug build), so it is not in the default test
-//! run (`cargo xtask test`); run it with `cargo test -p xtask --test soak -- --ignored`.
+//! `emuwatch report` of 200,000 events in a debug build), so a plain `cargo test` leaves it
+//! out (ignored); `cargo xtask test` runs it (`cargo test -p xtask --test soak -- --ignored`).
 use std::{path::PathBuf, process::Command};
 
 fn root() -> PathBuf {

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! cargo xtask bench [--quick] [--reps N] [--out DIR]
-//!                   [--only overhead,sweep,report,profile,raw,hooktype,startstop]
+//!                   [--only overhead,sweep,report,profile,raw,hooktype,startstop,names]
 //!                   [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE]
 //!                   [--nice N]
 //! cargo xtask bench floor SESSION_DIR -- CMD ARGS   (CMD with the no-op floor attached to
@@ -205,7 +205,7 @@ fn parse(args: &[String]) -> Result<Options> {
     Ok(o)
 }
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile,raw,hooktype,startstop] [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE] [--nice N]
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile,raw,hooktype,startstop,names] [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE] [--nice N]
        cargo xtask bench floor SESSION_DIR -- CMD ARGS
        cargo xtask bench --render docs/benchmarks.json";
 

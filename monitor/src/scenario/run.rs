@@ -441,35 +441,7 @@ fn run_in(
     }
 
     // The target is resolved after the setup (which may write the pid file).
-    let mut target = TargetSpec::default();
-    let mut watch = AppWatch::new(&out, sc.app.clone());
-    match &sc.target {
-        Target::Package(p) => {
-            target.packages.push(p.clone());
-            if let Ok(pl) = PackagesList::load(&packages_list) {
-                watch.uids.extend(pl.uid_of(p));
-            }
-        }
-        Target::Uid(u) => {
-            target.uids.push(*u);
-            watch.uids.push(*u);
-        }
-        Target::Comm(c) => {
-            target.comms.push(c.clone());
-            watch.comm = Some(c.clone());
-        }
-        Target::PidFile(t) => {
-            let f = resolve(&t.expand(&vars)?, &scenario_dir);
-            let text = std::fs::read_to_string(&f)
-                .with_context(|| format!("read the pid file {}", f.display()))?;
-            let pid: u32 = text
-                .trim()
-                .parse()
-                .with_context(|| format!("{}: {:?} is not a pid", f.display(), text.trim()))?;
-            target.pids.push(pid);
-        }
-        Target::Command(c) => target.command = c.argv(&vars)?,
-    }
+    let (target, watch) = resolve_target(sc, &vars, &scenario_dir, &out, &packages_list)?;
     let max = sc
         .record
         .duration
@@ -494,95 +466,19 @@ fn run_in(
         max_size: None,
         binder: a.binder.clone(),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (step_results, recorded) = std::thread::scope(|s| {
-        let runner = &mut runner;
-        let steps = &sc.steps;
-        let ended = &ended;
-        let out = &out;
-        let h = s.spawn(move || {
-            if !wait_attached(out, ended) {
-                return None;
-            }
-            if let Some(info) = std::fs::read(out.join("session.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<SessionInfo>(&b).ok())
-            {
-                watch.roots = info.target.pids.clone();
-            }
-            runner.watch = Some(watch);
-            let r = runner.run_all("step", steps);
-            // The steps are done (or one failed): end the recording.
-            let _ = control::mark(
-                out,
-                &MarkRequest {
-                    label: String::new(),
-                    phase: None,
-                    app: None,
-                    stop: true,
-                },
-            );
-            Some(r)
-        });
-        let rec = rt.block_on(record::record(opts));
-        ended.store(true, Ordering::Relaxed);
-        let r = h.join().unwrap_or(None);
-        (r, rec)
-    });
+    let (step_results, recorded) = record_during_steps(&mut runner, sc, watch, opts, &out, &ended)?;
     runner.stop_background();
     let recorded = recorded?;
     let info = recorded.info;
-    match step_results {
-        Some(r) => {
-            if let Some(f) = r.iter().find(|r| !r.ok) {
-                errors.push(format!(
-                    "{file}:{}: step {} ({}) failed: {}",
-                    f.line,
-                    f.index,
-                    f.what,
-                    f.error.as_deref().unwrap_or("")
-                ));
-            } else if r.len() < sc.steps.len() {
-                errors.push("not every step ran".into());
-            }
-            results.extend(r);
-        }
-        None => errors.push("the recording ended before the steps could start".into()),
-    }
-    match info.stop_reason {
-        // A signal that came while the probes were attaching (before the recorder listened
-        // for it) made the steps give up, and they stopped the recording.
-        Some(StopReason::StopRequest) if steps::interrupted() => {
-            errors.push(steps::INTERRUPTED_MSG.into())
-        }
-        Some(StopReason::StopRequest) => {}
-        Some(StopReason::Duration) => errors.push(format!(
-            "the recording reached its maximum duration ([record] duration = {max:?}) before the steps finished"
-        )),
-        Some(StopReason::Signal) => errors.push(steps::INTERRUPTED_MSG.into()),
-        other => errors.push(format!(
-            "the recording stopped unexpectedly ({})",
-            other.map_or("unknown", StopReason::as_str)
-        )),
-    }
-    let missing = missing_probes(&info, sc);
-    if !missing.is_empty() {
-        errors.push(format!("probes missing: {}", missing.join("; ")));
-    }
-    if info.lost.truncated_paths > 0 {
-        errors.push(format!(
-            "{} file open(s) passed a path longer than the kernel copies: their files are unknown, so expectations about files cannot be trusted",
-            info.lost.truncated_paths
-        ));
-    }
-    if !info.complete && (info.lost.total > 0 || info.lost.undecodable > 0) {
-        errors.push(format!(
-            "{} events were lost and {} records could not be decoded: a run with lost events cannot pass (try [record] ring_buffer = \"32M\")",
-            info.lost.total, info.lost.undecodable
-        ));
-    }
+    check_recording(
+        &file,
+        sc,
+        &info,
+        step_results,
+        max,
+        &mut results,
+        &mut errors,
+    );
 
     // Reports, expectations, baseline.
     let rep = analysis::analyse(&out, &geo, &cats)?;
@@ -610,78 +506,15 @@ fn run_in(
     });
 
     // JUnit: one case per expectation and per (app, baseline rule), and one for the run.
-    let class = format!("emuwatch.{}", sc.name);
-    let mut cases = vec![Case {
-        name: RUN_CASE.into(),
-        classname: format!("{class}.run"),
-        result: if errors.is_empty() {
-            CaseResult::Pass
-        } else {
-            CaseResult::Error {
-                message: errors[0].clone(),
-                text: errors.join("\n"),
-            }
-        },
-        output: format!(
-            "{} events recorded, {} lost",
-            info.events_total, info.lost.total
-        ),
-    }];
-    for o in &outcomes {
-        cases.push(Case {
-            name: o.name.clone(),
-            classname: format!("{class}.expect"),
-            result: if o.passed {
-                CaseResult::Pass
-            } else {
-                CaseResult::Failure {
-                    message: o.message.clone(),
-                    text: format!("{file}:{}: {}\n{}", o.line, o.message, o.details.join("\n")),
-                }
-            },
-            output: if o.passed {
-                o.message.clone()
-            } else {
-                String::new()
-            },
-        });
-    }
-    let mut baseline_failures = 0;
-    if let Some(d) = &diff {
-        let mut apps: Vec<String> = baseline
-            .as_ref()
-            .map(|(b, _)| b.apps.keys().cloned().collect())
-            .unwrap_or_default();
-        apps.extend(d.apps.iter().map(|a| a.app.clone()));
-        apps.sort();
-        apps.dedup();
-        for app in &apps {
-            for rule in RULES {
-                let (bad, other) = d.by_rule(app, rule);
-                if !bad.is_empty() {
-                    baseline_failures += 1;
-                }
-                cases.push(Case {
-                    name: format!("baseline: {app}: {}", rule.description()),
-                    classname: format!("{class}.baseline"),
-                    result: if bad.is_empty() {
-                        CaseResult::Pass
-                    } else {
-                        CaseResult::Failure {
-                            message: format!("{} regression(s): {}", bad.len(), bad[0]),
-                            text: bad
-                                .iter()
-                                .chain(&other)
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join("\n"),
-                        }
-                    },
-                    output: other.join("\n"),
-                });
-            }
-        }
-    }
+    let (cases, baseline_failures) = junit_cases(
+        &file,
+        sc,
+        &info,
+        &errors,
+        &outcomes,
+        diff.as_ref(),
+        baseline.as_ref(),
+    );
     let suite = Suite {
         name: sc.name.clone(),
         timestamp: info
@@ -733,7 +566,217 @@ fn run_in(
         (serde_json::to_string_pretty(&run_info)? + "\n").as_bytes(),
     )?;
 
-    // What a person reads.
+    print_outcome(
+        quiet,
+        &info,
+        &outcomes,
+        diff.as_ref(),
+        &errors,
+        (code, baseline_failures),
+        (&junit, &reports),
+    );
+    Ok(ExitCode::from(code))
+}
+
+/// What `record` targets, and what the steps' waits watch, from `[target]`: resolved after
+/// the setup steps (which may write the pid file).
+fn resolve_target(
+    sc: &Scenario,
+    vars: &Vars,
+    scenario_dir: &Path,
+    out: &Path,
+    packages_list: &Path,
+) -> Result<(TargetSpec, AppWatch)> {
+    let mut target = TargetSpec::default();
+    let mut watch = AppWatch::new(out, sc.app.clone());
+    match &sc.target {
+        Target::Package(p) => {
+            target.packages.push(p.clone());
+            if let Ok(pl) = PackagesList::load(packages_list) {
+                watch.uids.extend(pl.uid_of(p));
+            }
+        }
+        Target::Uid(u) => {
+            target.uids.push(*u);
+            watch.uids.push(*u);
+        }
+        Target::Comm(c) => {
+            target.comms.push(c.clone());
+            watch.comm = Some(c.clone());
+        }
+        Target::PidFile(t) => {
+            let f = resolve(&t.expand(vars)?, scenario_dir);
+            let text = std::fs::read_to_string(&f)
+                .with_context(|| format!("read the pid file {}", f.display()))?;
+            let pid: u32 = text
+                .trim()
+                .parse()
+                .with_context(|| format!("{}: {:?} is not a pid", f.display(), text.trim()))?;
+            target.pids.push(pid);
+        }
+        Target::Command(c) => target.command = c.argv(vars)?,
+    }
+    Ok((target, watch))
+}
+
+/// Whether the recording can be trusted: every step ran and passed, it ended because the steps
+/// asked it to, no probe the expectations need was missing, nothing was lost or cut short.
+fn check_recording(
+    file: &str,
+    sc: &Scenario,
+    info: &SessionInfo,
+    step_results: Option<Vec<StepResult>>,
+    max: Duration,
+    results: &mut Vec<StepResult>,
+    errors: &mut Vec<String>,
+) {
+    match step_results {
+        Some(r) => {
+            if let Some(f) = r.iter().find(|r| !r.ok) {
+                errors.push(format!(
+                    "{file}:{}: step {} ({}) failed: {}",
+                    f.line,
+                    f.index,
+                    f.what,
+                    f.error.as_deref().unwrap_or("")
+                ));
+            } else if r.len() < sc.steps.len() {
+                errors.push("not every step ran".into());
+            }
+            results.extend(r);
+        }
+        None => errors.push("the recording ended before the steps could start".into()),
+    }
+    match info.stop_reason {
+        // A signal that came while the probes were attaching (before the recorder listened
+        // for it) made the steps give up, and they stopped the recording.
+        Some(StopReason::StopRequest) if steps::interrupted() => {
+            errors.push(steps::INTERRUPTED_MSG.into())
+        }
+        Some(StopReason::StopRequest) => {}
+        Some(StopReason::Duration) => errors.push(format!(
+            "the recording reached its maximum duration ([record] duration = {max:?}) before the steps finished"
+        )),
+        Some(StopReason::Signal) => errors.push(steps::INTERRUPTED_MSG.into()),
+        other => errors.push(format!(
+            "the recording stopped unexpectedly ({})",
+            other.map_or("unknown", StopReason::as_str)
+        )),
+    }
+    let missing = missing_probes(info, sc);
+    if !missing.is_empty() {
+        errors.push(format!("probes missing: {}", missing.join("; ")));
+    }
+    if info.lost.truncated_paths > 0 {
+        errors.push(format!(
+            "{} file open(s) passed a path longer than the kernel copies: their files are unknown, so expectations about files cannot be trusted",
+            info.lost.truncated_paths
+        ));
+    }
+    if !info.complete && (info.lost.total > 0 || info.lost.undecodable > 0) {
+        errors.push(format!(
+            "{} events were lost and {} records could not be decoded: a run with lost events cannot pass (try [record] ring_buffer = \"32M\")",
+            info.lost.total, info.lost.undecodable
+        ));
+    }
+}
+
+/// The JUnit cases: one for the run, one per expectation, one per (app, baseline rule); and
+/// how many baseline rules regressed.
+fn junit_cases(
+    file: &str,
+    sc: &Scenario,
+    info: &SessionInfo,
+    errors: &[String],
+    outcomes: &[Outcome],
+    diff: Option<&baseline::Diff>,
+    baseline: Option<&(Baseline, PathBuf)>,
+) -> (Vec<Case>, usize) {
+    let class = format!("emuwatch.{}", sc.name);
+    let mut cases = vec![Case {
+        name: RUN_CASE.into(),
+        classname: format!("{class}.run"),
+        result: if errors.is_empty() {
+            CaseResult::Pass
+        } else {
+            CaseResult::Error {
+                message: errors[0].clone(),
+                text: errors.join("\n"),
+            }
+        },
+        output: format!(
+            "{} events recorded, {} lost",
+            info.events_total, info.lost.total
+        ),
+    }];
+    for o in outcomes {
+        cases.push(Case {
+            name: o.name.clone(),
+            classname: format!("{class}.expect"),
+            result: if o.passed {
+                CaseResult::Pass
+            } else {
+                CaseResult::Failure {
+                    message: o.message.clone(),
+                    text: format!("{file}:{}: {}\n{}", o.line, o.message, o.details.join("\n")),
+                }
+            },
+            output: if o.passed {
+                o.message.clone()
+            } else {
+                String::new()
+            },
+        });
+    }
+    let mut baseline_failures = 0;
+    if let Some(d) = diff {
+        let mut apps: Vec<String> = baseline
+            .map(|(b, _)| b.apps.keys().cloned().collect())
+            .unwrap_or_default();
+        apps.extend(d.apps.iter().map(|a| a.app.clone()));
+        apps.sort();
+        apps.dedup();
+        for app in &apps {
+            for rule in RULES {
+                let (bad, other) = d.by_rule(app, rule);
+                if !bad.is_empty() {
+                    baseline_failures += 1;
+                }
+                cases.push(Case {
+                    name: format!("baseline: {app}: {}", rule.description()),
+                    classname: format!("{class}.baseline"),
+                    result: if bad.is_empty() {
+                        CaseResult::Pass
+                    } else {
+                        CaseResult::Failure {
+                            message: format!("{} regression(s): {}", bad.len(), bad[0]),
+                            text: bad
+                                .iter()
+                                .chain(&other)
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join("\n"),
+                        }
+                    },
+                    output: other.join("\n"),
+                });
+            }
+        }
+    }
+    (cases, baseline_failures)
+}
+
+/// What a person reads at the end of a run.
+fn print_outcome(
+    quiet: bool,
+    info: &SessionInfo,
+    outcomes: &[Outcome],
+    diff: Option<&baseline::Diff>,
+    errors: &[String],
+    (code, baseline_failures): (u8, usize),
+    (junit, reports): (&Path, &[PathBuf]),
+) {
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed).collect();
     let rel = |p: &Path| -> String {
         std::env::current_dir()
             .ok()
@@ -760,7 +803,7 @@ fn run_in(
             outcomes.len() - failed.len(),
             failed.len()
         );
-        for o in &outcomes {
+        for o in outcomes {
             if o.passed && quiet {
                 continue;
             }
@@ -777,7 +820,7 @@ fn run_in(
             }
         }
     }
-    if let Some(d) = &diff {
+    if let Some(d) = diff {
         println!(
             "baseline {}: {}",
             escape(&d.baseline),
@@ -793,7 +836,7 @@ fn run_in(
             }
         }
     }
-    for e in &errors {
+    for e in errors {
         eprintln!("emuwatch: error: {}", escape(e));
     }
     println!(
@@ -808,9 +851,54 @@ fn run_in(
             _ => "ERROR — the run cannot be trusted (see above)".to_string(),
         }
     );
-    println!("junit:  {}", rel(&junit));
-    for p in &reports {
+    println!("junit:  {}", rel(junit));
+    for p in reports {
         println!("report: {}", rel(p));
     }
-    Ok(ExitCode::from(code))
+}
+
+/// Record while the steps run in a second thread; the steps start once the probes are
+/// attached and end the recording (a stop request) when they are done.
+fn record_during_steps(
+    runner: &mut Runner,
+    sc: &Scenario,
+    mut watch: AppWatch,
+    opts: RecordOptions,
+    out: &Path,
+    ended: &AtomicBool,
+) -> Result<(Option<Vec<StepResult>>, Result<record::RecordOutcome>)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(std::thread::scope(|s| {
+        let steps = &sc.steps;
+        let h = s.spawn(move || {
+            if !wait_attached(out, ended) {
+                return None;
+            }
+            if let Some(info) = std::fs::read(out.join("session.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<SessionInfo>(&b).ok())
+            {
+                watch.roots = info.target.pids.clone();
+            }
+            runner.watch = Some(watch);
+            let r = runner.run_all("step", steps);
+            // The steps are done (or one failed): end the recording.
+            let _ = control::mark(
+                out,
+                &MarkRequest {
+                    label: String::new(),
+                    phase: None,
+                    app: None,
+                    stop: true,
+                },
+            );
+            Some(r)
+        });
+        let rec = rt.block_on(record::record(opts));
+        ended.store(true, Ordering::Relaxed);
+        let r = h.join().unwrap_or(None);
+        (r, rec)
+    }))
 }

@@ -364,37 +364,17 @@ fn run_in(
         bin_dir,
         scenario_dir: scenario_dir.clone(),
     };
-    let expand_path = |t: &Option<super::Template>| -> Result<Option<PathBuf>> {
-        t.as_ref()
-            .map(|t| Ok(resolve(&t.expand(&vars)?, &scenario_dir)))
-            .transpose()
-    };
-
     // Everything that can be checked before recording is checked now.
-    let cats_file = expand_path(&sc.record.categories)?;
-    let cats = match &cats_file {
-        Some(p) => Categories::load(p)?,
-        None => Categories::builtin(),
-    };
-    expect::check_categories(&sc.expect, &cats, &file)?;
-    let geoip_country = expand_path(&sc.record.geoip_country)?;
-    let geoip_asn = expand_path(&sc.record.geoip_asn)?;
-    let geo = Geo::from_env_and_defaults(geoip_country.clone(), geoip_asn.clone())?;
-    let baseline = match &a.baseline {
-        Some(p) => {
-            let path = baseline_path(p, &sc.name)?;
-            Some((Baseline::load(&path, &geo, Some(&cats))?, path))
-        }
-        None => None,
-    };
-    let packages_list = expand_path(&sc.record.packages_list)?
-        .unwrap_or_else(|| PathBuf::from("/data/system/packages.list"));
-    let devices: Vec<String> = sc
-        .record
-        .devices
-        .iter()
-        .map(|d| d.expand(&vars))
-        .collect::<Result<_>>()?;
+    let Checked {
+        cats_file,
+        cats,
+        geo,
+        geoip_country,
+        geoip_asn,
+        baseline,
+        packages_list,
+        devices,
+    } = check_before_recording(a, sc, &file, &vars, &scenario_dir)?;
 
     let quiet = a.quiet;
     if !quiet {
@@ -901,4 +881,67 @@ fn record_during_steps(
         let r = h.join().unwrap_or(None);
         (r, rec)
     }))
+}
+
+/// What a run checks and loads before anything is recorded.
+struct Checked {
+    cats_file: Option<PathBuf>,
+    cats: Categories,
+    geo: Geo,
+    geoip_country: Option<PathBuf>,
+    geoip_asn: Option<PathBuf>,
+    baseline: Option<(Baseline, PathBuf)>,
+    packages_list: PathBuf,
+    devices: Vec<String>,
+}
+
+/// Categories, GeoIP databases, the baseline, packages.list and device patterns: loaded and
+/// checked before the setup steps run, so a mistake costs no recording.
+fn check_before_recording(
+    a: &RunArgs,
+    sc: &Scenario,
+    file: &str,
+    vars: &Vars,
+    scenario_dir: &Path,
+) -> Result<Checked> {
+    let expand_path = |t: &Option<super::Template>| -> Result<Option<PathBuf>> {
+        t.as_ref()
+            .map(|t| Ok(resolve(&t.expand(vars)?, scenario_dir)))
+            .transpose()
+    };
+
+    let cats_file = expand_path(&sc.record.categories)?;
+    let cats = match &cats_file {
+        Some(p) => Categories::load(p)?,
+        None => Categories::builtin(),
+    };
+    expect::check_categories(&sc.expect, &cats, file)?;
+    let geoip_country = expand_path(&sc.record.geoip_country)?;
+    let geoip_asn = expand_path(&sc.record.geoip_asn)?;
+    let geo = Geo::from_env_and_defaults(geoip_country.clone(), geoip_asn.clone())?;
+    let baseline = match &a.baseline {
+        Some(p) => {
+            let path = baseline_path(p, &sc.name)?;
+            Some((Baseline::load(&path, &geo, Some(&cats))?, path))
+        }
+        None => None,
+    };
+    let packages_list = expand_path(&sc.record.packages_list)?
+        .unwrap_or_else(|| PathBuf::from("/data/system/packages.list"));
+    let devices: Vec<String> = sc
+        .record
+        .devices
+        .iter()
+        .map(|d| d.expand(vars))
+        .collect::<Result<_>>()?;
+    Ok(Checked {
+        cats_file,
+        cats,
+        geo,
+        geoip_country,
+        geoip_asn,
+        baseline,
+        packages_list,
+        devices,
+    })
 }

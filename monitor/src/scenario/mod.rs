@@ -7,6 +7,8 @@
 //! of one table are checked afterwards against the table's position.
 pub mod expect;
 pub mod junit;
+mod outcome;
+mod prepare;
 mod raw;
 pub mod run;
 pub mod steps;

@@ -2,7 +2,6 @@
 //! its reports, evaluate the expectations, compare with a baseline, write JUnit XML.
 //! Exit status: 0 everything holds, 1 a violation or regression, 2 an error (bad scenario,
 //! failed step, probes missing, events lost: a run with lost events cannot pass).
-use crate::event::StopReason;
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
@@ -14,22 +13,22 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use super::{
-    Scenario, Target, Vars,
+    Scenario, Vars,
     expect::{self, Outcome},
     junit::{Case, CaseResult, Suite},
+    outcome::{RUN_CASE, check_recording, junit_cases, print_outcome},
+    prepare::{Checked, baseline_path, check_before_recording, resolve, resolve_target},
     steps::{self, AppWatch, Runner, StepResult},
 };
 use crate::{
     analysis::{self, categories::Categories},
-    baseline::{self, Baseline, DEFAULT_THRESHOLD_PCT, RULES, parse_pct},
+    baseline::{self, Baseline, DEFAULT_THRESHOLD_PCT, parse_pct},
     control::{self, MarkRequest},
-    enrich::android::PackagesList,
     escape::escape,
     geo::Geo,
-    kernel::probes::Family,
     record::{self, RecordOptions},
     report::{self, Format},
-    session::{RunInfo, SessionInfo, TargetSpec},
+    session::{RunInfo, SessionInfo},
 };
 
 #[derive(Args, Debug)]
@@ -67,44 +66,6 @@ pub struct RunArgs {
     pub binder: crate::enrich::binder::BinderChoice,
 }
 
-fn resolve(p: &str, base: &Path) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
-}
-
-/// `--baseline` may name a baseline file, a session directory, or a directory of baselines.
-fn baseline_path(p: &Path, scenario: &str) -> Result<PathBuf> {
-    if p.is_dir() && !p.join("session.json").exists() {
-        let file: String = scenario
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let f = p.join(format!("{file}.json"));
-        if !f.exists() {
-            bail!(
-                "no baseline for scenario {scenario:?} in {} (expected {})",
-                p.display(),
-                f.display()
-            );
-        }
-        return Ok(f);
-    }
-    if !p.exists() {
-        bail!("baseline {} does not exist", p.display());
-    }
-    Ok(p.to_path_buf())
-}
-
 /// Wait until the recording's control socket answers (probes attached, command started).
 fn wait_attached(session: &Path, ended: &AtomicBool) -> bool {
     let sock = session.join(control::SOCKET);
@@ -117,44 +78,6 @@ fn wait_attached(session: &Path, ended: &AtomicBool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Required probes that did not attach, and probe families an expectation needs of which no
-/// probe attached.
-fn missing_probes(info: &SessionInfo, sc: &Scenario) -> Vec<String> {
-    let mut missing: Vec<String> = info
-        .probes
-        .iter()
-        .filter(|p| p.required && !p.attached)
-        .map(|p| {
-            format!(
-                "{} ({}){}",
-                p.program,
-                p.attach_point,
-                p.error
-                    .as_ref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            )
-        })
-        .collect();
-    for e in &sc.expect {
-        for &fam in e.kind.spec().families {
-            // The raw-syscalls programs serve every syscall family at once.
-            let attached = info.probes.iter().any(|p| {
-                (p.family == fam || (p.family == Family::Syscalls && fam.is_syscall()))
-                    && p.attached
-            });
-            let line = format!(
-                "no {fam} probe attached (needed by expectation {:?})",
-                e.name
-            );
-            if !attached && !missing.contains(&line) {
-                missing.push(line);
-            }
-        }
-    }
-    missing
 }
 
 /// The (uid, gid) the scenario's commands run as: `--run-as USER` or the scenario's
@@ -336,8 +259,6 @@ fn write_error_artifacts(
     }
 }
 
-const RUN_CASE: &str = "run: steps, probes and a complete recording";
-
 fn run_in(
     a: &RunArgs,
     sc: &Scenario,
@@ -374,7 +295,7 @@ fn run_in(
         baseline,
         packages_list,
         devices,
-    } = check_before_recording(a, sc, &file, &vars, &scenario_dir)?;
+    } = check_before_recording(a.baseline.as_deref(), sc, &file, &vars, &scenario_dir)?;
 
     let quiet = a.quiet;
     if !quiet {
@@ -558,285 +479,6 @@ fn run_in(
     Ok(ExitCode::from(code))
 }
 
-/// What `record` targets, and what the steps' waits watch, from `[target]`: resolved after
-/// the setup steps (which may write the pid file).
-fn resolve_target(
-    sc: &Scenario,
-    vars: &Vars,
-    scenario_dir: &Path,
-    out: &Path,
-    packages_list: &Path,
-) -> Result<(TargetSpec, AppWatch)> {
-    let mut target = TargetSpec::default();
-    let mut watch = AppWatch::new(out, sc.app.clone());
-    match &sc.target {
-        Target::Package(p) => {
-            target.packages.push(p.clone());
-            if let Ok(pl) = PackagesList::load(packages_list) {
-                watch.uids.extend(pl.uid_of(p));
-            }
-        }
-        Target::Uid(u) => {
-            target.uids.push(*u);
-            watch.uids.push(*u);
-        }
-        Target::Comm(c) => {
-            target.comms.push(c.clone());
-            watch.comm = Some(c.clone());
-        }
-        Target::PidFile(t) => {
-            let f = resolve(&t.expand(vars)?, scenario_dir);
-            let text = std::fs::read_to_string(&f)
-                .with_context(|| format!("read the pid file {}", f.display()))?;
-            let pid: u32 = text
-                .trim()
-                .parse()
-                .with_context(|| format!("{}: {:?} is not a pid", f.display(), text.trim()))?;
-            target.pids.push(pid);
-        }
-        Target::Command(c) => target.command = c.argv(vars)?,
-    }
-    Ok((target, watch))
-}
-
-/// Whether the recording can be trusted: every step ran and passed, it ended because the steps
-/// asked it to, no probe the expectations need was missing, nothing was lost or cut short.
-fn check_recording(
-    file: &str,
-    sc: &Scenario,
-    info: &SessionInfo,
-    step_results: Option<Vec<StepResult>>,
-    max: Duration,
-    results: &mut Vec<StepResult>,
-    errors: &mut Vec<String>,
-) {
-    match step_results {
-        Some(r) => {
-            if let Some(f) = r.iter().find(|r| !r.ok) {
-                errors.push(format!(
-                    "{file}:{}: step {} ({}) failed: {}",
-                    f.line,
-                    f.index,
-                    f.what,
-                    f.error.as_deref().unwrap_or("")
-                ));
-            } else if r.len() < sc.steps.len() {
-                errors.push("not every step ran".into());
-            }
-            results.extend(r);
-        }
-        None => errors.push("the recording ended before the steps could start".into()),
-    }
-    match info.stop_reason {
-        // A signal that came while the probes were attaching (before the recorder listened
-        // for it) made the steps give up, and they stopped the recording.
-        Some(StopReason::StopRequest) if steps::interrupted() => {
-            errors.push(steps::INTERRUPTED_MSG.into())
-        }
-        Some(StopReason::StopRequest) => {}
-        Some(StopReason::Duration) => errors.push(format!(
-            "the recording reached its maximum duration ([record] duration = {max:?}) before the steps finished"
-        )),
-        Some(StopReason::Signal) => errors.push(steps::INTERRUPTED_MSG.into()),
-        other => errors.push(format!(
-            "the recording stopped unexpectedly ({})",
-            other.map_or("unknown", StopReason::as_str)
-        )),
-    }
-    let missing = missing_probes(info, sc);
-    if !missing.is_empty() {
-        errors.push(format!("probes missing: {}", missing.join("; ")));
-    }
-    if info.lost.truncated_paths > 0 {
-        errors.push(format!(
-            "{} file open(s) passed a path longer than the kernel copies: their files are unknown, so expectations about files cannot be trusted",
-            info.lost.truncated_paths
-        ));
-    }
-    if !info.complete && (info.lost.total > 0 || info.lost.undecodable > 0) {
-        errors.push(format!(
-            "{} events were lost and {} records could not be decoded: a run with lost events cannot pass (try [record] ring_buffer = \"32M\")",
-            info.lost.total, info.lost.undecodable
-        ));
-    }
-}
-
-/// The JUnit cases: one for the run, one per expectation, one per (app, baseline rule); and
-/// how many baseline rules regressed.
-fn junit_cases(
-    file: &str,
-    sc: &Scenario,
-    info: &SessionInfo,
-    errors: &[String],
-    outcomes: &[Outcome],
-    diff: Option<&baseline::Diff>,
-    baseline: Option<&(Baseline, PathBuf)>,
-) -> (Vec<Case>, usize) {
-    let class = format!("emuwatch.{}", sc.name);
-    let mut cases = vec![Case {
-        name: RUN_CASE.into(),
-        classname: format!("{class}.run"),
-        result: if errors.is_empty() {
-            CaseResult::Pass
-        } else {
-            CaseResult::Error {
-                message: errors[0].clone(),
-                text: errors.join("\n"),
-            }
-        },
-        output: format!(
-            "{} events recorded, {} lost",
-            info.events_total, info.lost.total
-        ),
-    }];
-    for o in outcomes {
-        cases.push(Case {
-            name: o.name.clone(),
-            classname: format!("{class}.expect"),
-            result: if o.passed {
-                CaseResult::Pass
-            } else {
-                CaseResult::Failure {
-                    message: o.message.clone(),
-                    text: format!("{file}:{}: {}\n{}", o.line, o.message, o.details.join("\n")),
-                }
-            },
-            output: if o.passed {
-                o.message.clone()
-            } else {
-                String::new()
-            },
-        });
-    }
-    let mut baseline_failures = 0;
-    if let Some(d) = diff {
-        let mut apps: Vec<String> = baseline
-            .map(|(b, _)| b.apps.keys().cloned().collect())
-            .unwrap_or_default();
-        apps.extend(d.apps.iter().map(|a| a.app.clone()));
-        apps.sort();
-        apps.dedup();
-        for app in &apps {
-            for rule in RULES {
-                let (bad, other) = d.by_rule(app, rule);
-                if !bad.is_empty() {
-                    baseline_failures += 1;
-                }
-                cases.push(Case {
-                    name: format!("baseline: {app}: {}", rule.description()),
-                    classname: format!("{class}.baseline"),
-                    result: if bad.is_empty() {
-                        CaseResult::Pass
-                    } else {
-                        CaseResult::Failure {
-                            message: format!("{} regression(s): {}", bad.len(), bad[0]),
-                            text: bad
-                                .iter()
-                                .chain(&other)
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join("\n"),
-                        }
-                    },
-                    output: other.join("\n"),
-                });
-            }
-        }
-    }
-    (cases, baseline_failures)
-}
-
-/// What a person reads at the end of a run.
-fn print_outcome(
-    quiet: bool,
-    info: &SessionInfo,
-    outcomes: &[Outcome],
-    diff: Option<&baseline::Diff>,
-    errors: &[String],
-    (code, baseline_failures): (u8, usize),
-    (junit, reports): (&Path, &[PathBuf]),
-) {
-    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed).collect();
-    let rel = |p: &Path| -> String {
-        std::env::current_dir()
-            .ok()
-            .and_then(|c| p.strip_prefix(c).ok().map(|r| r.display().to_string()))
-            .unwrap_or_else(|| p.display().to_string())
-    };
-    if !quiet {
-        println!(
-            "  recorded {} events in {:.1}s, {}",
-            info.events_total,
-            info.ended_at
-                .map(|e| (e - info.started_at).num_milliseconds() as f64 / 1e3)
-                .unwrap_or(0.0),
-            if info.complete {
-                "nothing lost".to_string()
-            } else {
-                format!("{} LOST", info.lost.total + info.lost.undecodable)
-            }
-        );
-    }
-    if !outcomes.is_empty() {
-        println!(
-            "expectations: {} passed, {} failed",
-            outcomes.len() - failed.len(),
-            failed.len()
-        );
-        for o in outcomes {
-            if o.passed && quiet {
-                continue;
-            }
-            println!(
-                "  {}  {} — {}",
-                if o.passed { "PASS" } else { "FAIL" },
-                escape(&o.name),
-                o.message
-            );
-            if !o.passed {
-                for d in &o.details {
-                    println!("          {d}");
-                }
-            }
-        }
-    }
-    if let Some(d) = diff {
-        println!(
-            "baseline {}: {}",
-            escape(&d.baseline),
-            if d.regressions == 0 {
-                "no regressions".to_string()
-            } else {
-                format!("{} regression(s)", d.regressions)
-            }
-        );
-        if d.regressions > 0 || !quiet {
-            for line in d.render_text().lines().skip(1) {
-                println!("  {line}");
-            }
-        }
-    }
-    for e in errors {
-        eprintln!("emuwatch: error: {}", escape(e));
-    }
-    println!(
-        "result: {} (exit {code})",
-        match code {
-            0 => "PASS — every expectation holds".to_string(),
-            1 => format!(
-                "FAIL — {} expectation(s) violated, {} baseline rule(s) regressed",
-                failed.len(),
-                baseline_failures
-            ),
-            _ => "ERROR — the run cannot be trusted (see above)".to_string(),
-        }
-    );
-    println!("junit:  {}", rel(junit));
-    for p in reports {
-        println!("report: {}", rel(p));
-    }
-}
-
 /// Record while the steps run in a second thread; the steps start once the probes are
 /// attached and end the recording (a stop request) when they are done.
 fn record_during_steps(
@@ -881,67 +523,4 @@ fn record_during_steps(
         let r = h.join().unwrap_or(None);
         (r, rec)
     }))
-}
-
-/// What a run checks and loads before anything is recorded.
-struct Checked {
-    cats_file: Option<PathBuf>,
-    cats: Categories,
-    geo: Geo,
-    geoip_country: Option<PathBuf>,
-    geoip_asn: Option<PathBuf>,
-    baseline: Option<(Baseline, PathBuf)>,
-    packages_list: PathBuf,
-    devices: Vec<String>,
-}
-
-/// Categories, GeoIP databases, the baseline, packages.list and device patterns: loaded and
-/// checked before the setup steps run, so a mistake costs no recording.
-fn check_before_recording(
-    a: &RunArgs,
-    sc: &Scenario,
-    file: &str,
-    vars: &Vars,
-    scenario_dir: &Path,
-) -> Result<Checked> {
-    let expand_path = |t: &Option<super::Template>| -> Result<Option<PathBuf>> {
-        t.as_ref()
-            .map(|t| Ok(resolve(&t.expand(vars)?, scenario_dir)))
-            .transpose()
-    };
-
-    let cats_file = expand_path(&sc.record.categories)?;
-    let cats = match &cats_file {
-        Some(p) => Categories::load(p)?,
-        None => Categories::builtin(),
-    };
-    expect::check_categories(&sc.expect, &cats, file)?;
-    let geoip_country = expand_path(&sc.record.geoip_country)?;
-    let geoip_asn = expand_path(&sc.record.geoip_asn)?;
-    let geo = Geo::from_env_and_defaults(geoip_country.clone(), geoip_asn.clone())?;
-    let baseline = match &a.baseline {
-        Some(p) => {
-            let path = baseline_path(p, &sc.name)?;
-            Some((Baseline::load(&path, &geo, Some(&cats))?, path))
-        }
-        None => None,
-    };
-    let packages_list = expand_path(&sc.record.packages_list)?
-        .unwrap_or_else(|| PathBuf::from("/data/system/packages.list"));
-    let devices: Vec<String> = sc
-        .record
-        .devices
-        .iter()
-        .map(|d| d.expand(vars))
-        .collect::<Result<_>>()?;
-    Ok(Checked {
-        cats_file,
-        cats,
-        geo,
-        geoip_country,
-        geoip_asn,
-        baseline,
-        packages_list,
-        devices,
-    })
 }

@@ -253,9 +253,10 @@ impl SessionWriter {
 pub fn load(dir: &Path) -> Result<(SessionInfo, Vec<Event>)> {
     let mut info = read_info(dir)?;
     let mut events = Vec::new();
-    info.unreadable_lines = for_each_line(
+    (info.unreadable_lines, _) = for_each_line(
         &events_path(dir),
         true,
+        None,
         |l| serde_json::from_str::<Event>(l),
         |ev| {
             events.push(ev.clone());
@@ -337,14 +338,32 @@ const CHUNK: usize = 4 << 20;
 /// is returned; `warn`: said on stderr); a line `parse` refuses is an error naming the file and
 /// line, except a partial last line (the recording was interrupted mid-write), which is
 /// skipped. Blank lines are skipped.
+///
+/// `upto`: read only the first that many bytes (a second read of a session that is still being
+/// written sees what the first saw). Returns the numbers of the skipped lines and the bytes read.
 pub fn for_each_line<T: Send>(
     ev_path: &Path,
     warn: bool,
+    upto: Option<u64>,
     parse: impl Fn(&str) -> serde_json::Result<T> + Sync,
     mut each: impl FnMut(&mut T) -> Result<()>,
-) -> Result<Vec<usize>> {
+) -> Result<(Vec<usize>, u64)> {
+    use std::io::Read;
     let f = crate::safefs::open_regular(ev_path, crate::safefs::EVENTS_LIMIT)?;
-    lines_from(f, CHUNK, ev_path, warn, &parse, &mut each)
+    let mut counted = Counted(f.take(upto.unwrap_or(u64::MAX)), 0);
+    let bad = lines_from(&mut counted, CHUNK, ev_path, warn, &parse, &mut each)?;
+    Ok((bad, counted.1))
+}
+
+/// A reader that counts the bytes read through it.
+struct Counted<R>(R, u64);
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1 += n as u64;
+        Ok(n)
+    }
 }
 
 /// One chunk of complete lines, parsed.

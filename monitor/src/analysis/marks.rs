@@ -149,3 +149,43 @@ impl AppMarks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Many events over many columns and lanes: counts stay exact, examples stay bounded (at
+    /// most `PER_MARK` per mark and about `MAX_EXAMPLES` in all), and every mark keeps at
+    /// least the examples the picture shows.
+    #[test]
+    fn examples_are_bounded_and_counts_exact() {
+        let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let frame = Frame {
+            t0,
+            end: t0 + chrono::Duration::seconds(1000),
+        };
+        let ev: Event = serde_json::from_str(
+            r#"{"ts":"2023-11-14T22:13:20Z","kind":"process","op":"exec","filename":"/x","pid":1,"tid":1,"ppid":0,"uid":0,"comm":"c"}"#,
+        )
+        .unwrap();
+        let mut m = AppMarks::new((1..=60).collect());
+        let n = 200_000u64;
+        for i in 0..n {
+            let mut e = ev.clone();
+            e.pid = 1 + (i % 60) as u32;
+            e.ts = t0 + chrono::Duration::milliseconds((i * 5) as i64);
+            m.add(frame, &e, None);
+        }
+        let total: u64 = m.buckets.values().map(|b| b.count).sum();
+        assert_eq!(total, n);
+        let kept: usize = m.buckets.values().map(|b| b.examples.len()).sum();
+        let shown = per_mark(m.buckets.len());
+        assert!(m.buckets.len() > 3750, "{} marks", m.buckets.len());
+        assert!(kept <= MAX_EXAMPLES.max(m.buckets.len()) + m.buckets.len());
+        assert!(
+            m.buckets
+                .values()
+                .all(|b| b.examples.len() >= shown.min(b.count as usize))
+        );
+    }
+}

@@ -75,9 +75,10 @@ pub fn analyse_with(
     let mut marks: HashMap<String, marks::AppMarks> = HashMap::new();
     let mut lanes = pre.lanes;
     let frame = pre.frame;
-    info.unreadable_lines = session::for_each_line(
+    (info.unreadable_lines, _) = session::for_each_line(
         &ev_path,
         true,
+        Some(pre.bytes),
         |l| serde_json::from_str::<Event>(l),
         |ev: &mut Event| {
             let ev = &*{
@@ -125,6 +126,9 @@ pub fn analyse_with(
 
 /// What the first read of a session learns.
 struct Prescan {
+    /// Bytes of events.jsonl read: the second read stops there (a session still being
+    /// recorded grows meanwhile).
+    bytes: u64,
     app_of: AppOf,
     names: ConnNames,
     frame: Frame,
@@ -214,7 +218,7 @@ fn prescan(ev_path: &Path, info: &SessionInfo) -> Result<Prescan> {
     // Per pid, per app named (or none): its first time.
     type Firsts = Vec<(Option<String>, DateTime<Utc>)>;
     let mut firsts: HashMap<u32, Firsts> = HashMap::new();
-    session::for_each_line(ev_path, false, seen, |s| {
+    let (_, bytes) = session::for_each_line(ev_path, false, None, seen, |s| {
         let s = std::mem::replace(
             s,
             Seen {
@@ -286,10 +290,64 @@ fn prescan(ev_path: &Path, info: &SessionInfo) -> Result<Prescan> {
         })
         .collect();
     Ok(Prescan {
+        bytes,
         app_of,
         names,
         frame: Frame::from_bounds(info, bounds),
         phases: by_app,
         lanes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an event means can depend on a later line: the first read learns it. A connect of
+    /// a process that names its app only later belongs to that app, and is named by the TLS
+    /// server name sent after it; a second, unrelated process stays unattributed.
+    #[test]
+    fn later_lines_attribute_and_name_earlier_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sessions/spyapp");
+        std::fs::copy(
+            fixture.join("session.json"),
+            dir.path().join("session.json"),
+        )
+        .unwrap();
+        let head = r#""pid":77,"tid":77,"ppid":1,"uid":10200,"comm":"late""#;
+        let lines = [
+            format!(
+                r#"{{"ts":"2026-11-20T10:00:02.000000000Z","kind":"connect","family":"inet","proto":"tcp","daddr":"203.0.113.9","dport":443,"result":0,"conn_id":5,{head},"phase":"background"}}"#
+            ),
+            format!(
+                r#"{{"ts":"2026-11-20T10:00:02.100000000Z","kind":"tls","conn_id":5,"daddr":"203.0.113.9","dport":443,"sni":"late.example","sni_status":"present","versions":["1.3"],"complete":true,{head},"phase":"background"}}"#
+            ),
+            format!(
+                r#"{{"ts":"2026-11-20T10:00:03.000000000Z","kind":"process","op":"exec","filename":"/bin/late",{head},"app":"com.late","phase":"background"}}"#
+            ),
+            r#"{"ts":"2026-11-20T10:00:04.000000000Z","kind":"process","op":"exit","exit_code":0,"pid":78,"tid":78,"ppid":1,"uid":0,"comm":"other"}"#.to_string(),
+        ];
+        std::fs::write(dir.path().join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+        let a = analyse(dir.path(), &Geo::default(), &Categories::builtin()).unwrap();
+        let app = a.summary.apps.iter().find(|x| x.app == "com.late").unwrap();
+        assert_eq!(app.destinations.len(), 1);
+        assert_eq!(
+            app.destinations[0].endpoint.host.as_deref(),
+            Some("late.example")
+        );
+        assert_eq!(app.findings.len(), 1, "the background connect");
+        assert_eq!(app.processes.len(), 1);
+        assert!(
+            a.summary
+                .apps
+                .iter()
+                .any(|x| x.app == history::UNATTRIBUTED)
+        );
+        assert_eq!(a.summary.session.events_total, 4);
+        // Its marks: the connect and the TLS hello (network), the exec.
+        let m = &a.marks["com.late"];
+        assert_eq!(m.buckets.values().map(|b| b.count).sum::<u64>(), 3);
+    }
 }

@@ -49,6 +49,7 @@ pub struct Analysis {
 }
 
 /// Load a session, annotate its destinations and analyse it (with the timeline's marks).
+#[cfg(test)]
 pub fn analyse(dir: &Path, geo: &Geo, cats: &Categories) -> Result<Analysis> {
     analyse_with(dir, geo, cats, true, |_| {})
 }

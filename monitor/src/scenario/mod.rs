@@ -342,6 +342,17 @@ struct RawTarget {
     comm: Option<String>,
     pid_file: Option<Template>,
     command: Option<Cmd>,
+    /// Run the scenario's commands as this user (like `run --run-as`).
+    user: Option<String>,
+}
+
+/// `[target] user`: the user the scenario's commands run as, found in the passwd database
+/// when the scenario is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// What to record.
@@ -617,6 +628,9 @@ pub struct Scenario {
     /// The app that phase steps and expectations are about (default: every app recorded).
     pub app: Option<String>,
     pub target: Target,
+    /// `[target] user`: the scenario's commands (setup, steps, a command target) run as this
+    /// user, not as root.
+    pub user: Option<User>,
     pub record: RecordSection,
     pub setup: Vec<Step>,
     pub steps: Vec<Step>,
@@ -658,6 +672,14 @@ impl Scenario {
         }
         let target_at = raw.target.span().start;
         let t = raw.target.into_inner();
+        let user = match t.user {
+            Some(name) => {
+                let (uid, gid) = crate::record::lookup_user(&name)
+                    .map_err(|e| err_at(target_at, format!("[target] user: {e:#}")))?;
+                Some(User { name, uid, gid })
+            }
+            None => None,
+        };
         let mut targets = Vec::new();
         if let Some(p) = t.package {
             targets.push(Target::Package(p));
@@ -718,6 +740,7 @@ impl Scenario {
             description: raw.description,
             app: raw.app,
             target,
+            user,
             record: raw.record,
             setup,
             steps,

@@ -17,7 +17,7 @@ use super::{
     Scenario, Target, Vars,
     expect::{self, Outcome},
     junit::{Case, CaseResult, Suite},
-    steps::{AppWatch, Runner, StepResult},
+    steps::{self, AppWatch, Runner, StepResult},
 };
 use crate::{
     analysis::{self, categories::Categories},
@@ -157,6 +157,29 @@ fn missing_probes(info: &SessionInfo, sc: &Scenario) -> Vec<String> {
     missing
 }
 
+/// The (uid, gid) the scenario's commands run as: `--run-as USER` or the scenario's
+/// `[target] user`. Both may be given only when they name the same user: a scenario that asks
+/// for an unprivileged user is not run as another one by accident.
+fn run_as(a: &RunArgs, sc: &Scenario) -> Result<Option<(u32, u32)>> {
+    let cli = a
+        .run_as
+        .as_deref()
+        .map(record::lookup_user)
+        .transpose()
+        .context("--run-as")?;
+    let file = sc.user.as_ref().map(|u| (u.uid, u.gid));
+    match (cli, &sc.user) {
+        (Some(c), Some(u)) if Some(c) != file => bail!(
+            "--run-as {} (uid {}) and the scenario's [target] user = {:?} (uid {}) disagree: give one of them, or the same user",
+            a.run_as.as_deref().unwrap_or_default(),
+            c.0,
+            u.name,
+            u.uid
+        ),
+        _ => Ok(cli.or(file)),
+    }
+}
+
 /// `--check`: everything `run` checks before recording, with placeholders that need a run
 /// (`{work}`, `{session}`) pointing at a scratch directory.
 fn check_only(a: &RunArgs, sc: &Scenario, file: &str, scenario_dir: &Path) -> Result<ExitCode> {
@@ -187,8 +210,12 @@ fn check_only(a: &RunArgs, sc: &Scenario, file: &str, scenario_dir: &Path) -> Re
     if let Some(p) = &a.baseline {
         Baseline::load(&baseline_path(p, &sc.name)?, &geo, Some(&cats))?;
     }
+    let user = match run_as(a, sc)? {
+        Some((uid, _)) => format!(" (commands run as uid {uid})"),
+        None => String::new(),
+    };
     println!(
-        "{file}: scenario {:?} is valid: target {}, {} setup step(s), {} step(s), {} expectation(s)",
+        "{file}: scenario {:?} is valid: target {}{user}, {} setup step(s), {} step(s), {} expectation(s)",
         sc.name,
         sc.target.describe(),
         sc.setup.len(),
@@ -217,6 +244,8 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     if a.check {
         return check_only(&a, &sc, &file, &scenario_dir);
     }
+    // From here on SIGINT/SIGTERM end the run cleanly, setup steps included.
+    super::steps::catch_interrupts();
     // Before anything runs (setup steps included) or is written.
     record::check_privileges("emuwatch run")?;
     let out = a.out.clone().unwrap_or_else(record::default_session_dir);
@@ -324,15 +353,10 @@ fn run_in(
         .prefix("emuwatch-run-")
         .tempdir()
         .context("create the run's scratch directory")?;
-    let run_as = a
-        .run_as
-        .as_deref()
-        .map(record::lookup_user)
-        .transpose()
-        .context("--run-as")?;
+    let run_as = run_as(a, sc)?;
     if let Some((uid, gid)) = run_as {
         std::os::unix::fs::chown(work.path(), Some(uid), Some(gid))
-            .context("give the scratch directory to the --run-as user")?;
+            .context("give the scratch directory to the user the commands run as")?;
     }
     let vars = Vars {
         work: work.path().to_path_buf(),
@@ -410,6 +434,10 @@ fn run_in(
             f.what,
             f.error.as_deref().unwrap_or("")
         );
+    }
+    if steps::interrupted() {
+        runner.stop_background();
+        bail!("{} before the recording started", steps::INTERRUPTED_MSG);
     }
 
     // The target is resolved after the setup (which may write the pid file).
@@ -524,11 +552,16 @@ fn run_in(
         None => errors.push("the recording ended before the steps could start".into()),
     }
     match info.stop_reason {
+        // A signal that came while the probes were attaching (before the recorder listened
+        // for it) made the steps give up, and they stopped the recording.
+        Some(StopReason::StopRequest) if steps::interrupted() => {
+            errors.push(steps::INTERRUPTED_MSG.into())
+        }
         Some(StopReason::StopRequest) => {}
         Some(StopReason::Duration) => errors.push(format!(
             "the recording reached its maximum duration ([record] duration = {max:?}) before the steps finished"
         )),
-        Some(StopReason::Signal) => errors.push("interrupted (SIGINT/SIGTERM)".into()),
+        Some(StopReason::Signal) => errors.push(steps::INTERRUPTED_MSG.into()),
         other => errors.push(format!(
             "the recording stopped unexpectedly ({})",
             other.map_or("unknown", StopReason::as_str)

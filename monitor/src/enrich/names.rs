@@ -4,10 +4,10 @@
 //! A connect is named when it is written if the app resolved its address before (`dns`: the
 //! question name of the most recent answer that listed the address, while the answer's TTL
 //! plus [`TTL_GRACE_S`] runs). The TLS server name and the HTTP Host are sent after the
-//! connect, so they cannot be on its line: [`annotate`] names the connects of a loaded session
-//! from the `tls` / `http` events with the same `conn_id` (`sni` before `http`), for connects
-//! the DNS did not name. Every reader of a session (reports, baselines, scenarios) loads it
-//! through `session::load`, which calls it.
+//! connect, so they cannot be on its line: [`ConnNames`] learns them in the first read of a
+//! session (`analysis`) and names the connects the DNS did not name in the second, for every
+//! reader of a session (reports, baselines, scenarios); [`annotate`] does both on events in
+//! memory.
 use std::{
     collections::HashMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -19,7 +19,7 @@ use monitor_common::{
 };
 
 use super::wire::{self, RData};
-use crate::event::{self, Body, DnsDir, DnsVia, Event, HostSource, Proto, SniStatus};
+use crate::event::{self, Body, DnsDir, DnsVia, HostSource, Proto, SniStatus};
 
 /// Seconds an answer stays usable after its TTL ran out: a connect made right at expiry
 /// still uses the name it just got.
@@ -237,41 +237,73 @@ fn dnsproxyd_body(bytes: &[u8], complete: bool) -> Option<Body> {
 
 /// Name the connects of a session that DNS did not name, from the `tls` (`sni`) and `http`
 /// (`Host`, without its port) events of the same connection.
-pub fn annotate(events: &mut [Event]) {
-    let mut by_conn: HashMap<u64, (String, HostSource)> = HashMap::new();
+#[cfg(test)]
+pub fn annotate(events: &mut [crate::event::Event]) {
+    let mut names = ConnNames::default();
     for e in events.iter() {
-        let (id, name, source) = match &e.body {
-            Body::Tls(t) => match (t.conn_id, &t.sni) {
-                (Some(id), Some(sni)) => (id, sni.clone(), HostSource::Sni),
-                _ => continue,
-            },
-            Body::Http(h) => match (h.conn_id, &h.host) {
-                (Some(id), Some(host)) => (
-                    id,
-                    wire::host_without_port(host).to_string(),
-                    HostSource::Http,
-                ),
-                _ => continue,
-            },
-            _ => continue,
-        };
-        if name.is_empty() {
-            continue;
+        match &e.body {
+            Body::Tls(t) => names.sni(t.conn_id, t.sni.as_deref()),
+            Body::Http(h) => names.http_host(h.conn_id, h.host.as_deref()),
+            _ => {}
         }
-        let slot = by_conn.entry(id).or_insert((name.clone(), source));
-        if source == HostSource::Sni && slot.1 == HostSource::Http {
-            *slot = (name, source);
-        }
-    }
-    if by_conn.is_empty() {
-        return;
     }
     for e in events.iter_mut() {
-        if let Body::Connect(c) = &mut e.body
-            && c.host.is_none()
-            && let Some((name, source)) = c.conn_id.and_then(|id| by_conn.get(&id))
+        if let Body::Connect(c) = &mut e.body {
+            names.name(c);
+        }
+    }
+}
+
+/// The names of a session's connections from their TLS server names and HTTP Hosts (the SNI
+/// wins over the Host), learnt in a first pass over the session and given to its connects in
+/// the second ([`annotate`] on events in memory). Names are held once each.
+#[derive(Default)]
+pub struct ConnNames {
+    by_conn: HashMap<u64, (u32, HostSource)>,
+    names: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl ConnNames {
+    /// A `tls` event's `conn_id` and `sni`.
+    pub fn sni(&mut self, conn_id: Option<u64>, sni: Option<&str>) {
+        if let (Some(id), Some(n)) = (conn_id, sni) {
+            self.learn(id, n, HostSource::Sni);
+        }
+    }
+
+    /// An `http` event's `conn_id` and `host`.
+    pub fn http_host(&mut self, conn_id: Option<u64>, host: Option<&str>) {
+        if let (Some(id), Some(h)) = (conn_id, host) {
+            self.learn(id, wire::host_without_port(h), HostSource::Http);
+        }
+    }
+
+    fn learn(&mut self, id: u64, name: &str, source: HostSource) {
+        if name.is_empty() {
+            return;
+        }
+        let idx = match self.index.get(name) {
+            Some(i) => *i,
+            None => {
+                let i = self.names.len() as u32;
+                self.names.push(name.to_string());
+                self.index.insert(name.to_string(), i);
+                i
+            }
+        };
+        let slot = self.by_conn.entry(id).or_insert((idx, source));
+        if source == HostSource::Sni && slot.1 == HostSource::Http {
+            *slot = (idx, source);
+        }
+    }
+
+    /// Name a connect the DNS did not name.
+    pub fn name(&self, c: &mut event::Connect) {
+        if c.host.is_none()
+            && let Some((idx, source)) = c.conn_id.and_then(|id| self.by_conn.get(&id))
         {
-            c.host = Some(name.clone());
+            c.host = Some(self.names[*idx as usize].clone());
             c.host_source = Some(*source);
         }
     }

@@ -382,7 +382,17 @@ fn run_in(
     );
 
     // Reports, expectations, baseline.
-    let rep = analysis::analyse(&out, &geo, &cats)?;
+    let work_dir = work.path().to_string_lossy().into_owned();
+    let mut evaluator = expect::Evaluator::new(&sc.expect, sc.app.as_deref(), &cats);
+    let mut current = baseline
+        .as_ref()
+        .map(|_| baseline::BaselineAcc::new(&cats, Some(&work_dir)));
+    let rep = analysis::analyse_with(&out, &geo, &cats, true, |f| {
+        evaluator.add(&f);
+        if let Some(c) = &mut current {
+            c.add(&f);
+        }
+    })?;
     let mut reports = Vec::new();
     for (fmt, name) in [
         (Format::Text, "report.txt"),
@@ -393,10 +403,9 @@ fn run_in(
         crate::safefs::write_replace(&p, report::render(&rep, fmt)?.as_bytes())?;
         reports.push(p);
     }
-    let outcomes = expect::evaluate(&sc.expect, sc.app.as_deref(), &rep.events, &cats, rep.frame);
-    let work_dir = work.path().to_string_lossy().into_owned();
-    let diff = baseline.as_ref().map(|(b, path)| {
-        let cur = Baseline::from_events(&rep.events, &cats, Some(&work_dir), Some(sc.name.clone()));
+    let outcomes = evaluator.finish(rep.frame);
+    let diff = baseline.as_ref().zip(current).map(|((b, path), cur)| {
+        let cur = cur.finish(Some(sc.name.clone()));
         baseline::diff(
             b,
             &cur,

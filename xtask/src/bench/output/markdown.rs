@@ -331,8 +331,9 @@ fn report_cost(s: &mut String, r: &Results) {
             s,
             "`emuwatch report SESSION --format F --out FILE` on synthetic sessions \
              (`emuwatch-benchload synth-session DIR --events N`: three apps over an hour through \
-             foreground, background and closed, in the documented schema). Page cache warm \
-             (one untimed run first); {} timed runs each; no GeoIP database.\n",
+             foreground, background and closed, in the documented schema); the rows `baseline save` \
+             and `diff` time `emuwatch baseline save SESSION FILE` and `emuwatch diff FILE SESSION`. \
+             Page cache warm (one untimed run first); {} timed runs each; no GeoIP database.\n",
             r.sizes.report_runs
         );
         let _ = writeln!(

@@ -278,6 +278,17 @@ fn render_app(o: &mut String, a: &AppReport) {
     let head = format!("App {}", escape(&a.app));
     let _ = writeln!(o, "\n{head}\n{}", "-".repeat(head.chars().count().min(100)));
 
+    app_findings(o, a);
+    app_phases(o, a);
+    app_lifecycle(o, a);
+    app_destinations(o, a);
+    app_devices(o, a);
+    app_files(o, a);
+    app_processes(o, a);
+}
+
+/// Background collection first (the headline), then every finding.
+fn app_findings(o: &mut String, a: &AppReport) {
     // Background collection first: it is the headline.
     let bg = a
         .findings
@@ -325,7 +336,10 @@ fn render_app(o: &mut String, a: &AppReport) {
             );
         }
     }
+}
 
+/// The phase table, the names per phase and the transitions.
+fn app_phases(o: &mut String, a: &AppReport) {
     let _ = writeln!(o, "\nPhases");
     let rows: Vec<Vec<String>> = a
         .phases
@@ -411,7 +425,10 @@ fn render_app(o: &mut String, a: &AppReport) {
                 .unwrap_or_default()
         );
     }
+}
 
+/// Launches, closes, survivors and restarts.
+fn app_lifecycle(o: &mut String, a: &AppReport) {
     if !a.lifecycle.is_empty() {
         let _ = writeln!(o, "\nLifecycle");
         for l in &a.lifecycle {
@@ -424,7 +441,10 @@ fn render_app(o: &mut String, a: &AppReport) {
             );
         }
     }
+}
 
+/// Destinations, names first, and the countries of public ones.
+fn app_destinations(o: &mut String, a: &AppReport) {
     let _ = writeln!(o, "\nDestinations ({})", a.destinations.len());
     if a.destinations.is_empty() {
         let _ = writeln!(o, "  none");
@@ -492,7 +512,10 @@ fn render_app(o: &mut String, a: &AppReport) {
             let _ = writeln!(o, "  Countries (public destinations): {}", cs.join("; "));
         }
     }
+}
 
+/// Camera and microphone accesses.
+fn app_devices(o: &mut String, a: &AppReport) {
     let _ = writeln!(o, "\nCamera and microphone");
     if a.devices.is_empty() {
         let _ = writeln!(o, "  none");
@@ -529,7 +552,10 @@ fn render_app(o: &mut String, a: &AppReport) {
             60,
         );
     }
+}
 
+/// Files by category.
+fn app_files(o: &mut String, a: &AppReport) {
     let _ = writeln!(o, "\nFiles by category");
     if a.files.is_empty() {
         let _ = writeln!(o, "  none");
@@ -591,7 +617,10 @@ fn render_app(o: &mut String, a: &AppReport) {
             );
         }
     }
+}
 
+/// The app's processes.
+fn app_processes(o: &mut String, a: &AppReport) {
     let _ = writeln!(o, "\nProcesses ({})", a.processes.len());
     let rows: Vec<Vec<String>> = a
         .processes

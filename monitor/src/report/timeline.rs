@@ -14,7 +14,7 @@ use crate::{
         history::Frame,
         lifecycle::LifecycleKind,
         marks::{AppMarks, Bucket, PLOT_W, WIDTH, X0, per_mark, x_of},
-        summary::{AppReport, MarkerItem, human_bytes},
+        summary::{AppReport, MarkerItem, ProcessSummary, human_bytes},
     },
     capability::Category,
     escape::{ellipsize, esc, escape},
@@ -237,13 +237,13 @@ pub fn svg(
     markers: &[&MarkerItem],
     categories: &[CategoryInfo],
 ) -> String {
-    let duration = frame.s(frame.end).max(0.001);
-    let x = |s: f64| x_of(frame, s);
     let lanes: Vec<_> = app.processes.iter().take(MAX_LANES).collect();
-    let lane_of: BTreeMap<u32, usize> = lanes.iter().enumerate().map(|(i, p)| (p.pid, i)).collect();
-    let n = lanes.len().max(1);
-    let plot_h = n as f64 * LANE_H;
-    let height = TOP + plot_h + 30.0;
+    let g = Plot {
+        frame,
+        plot_h: lanes.len().max(1) as f64 * LANE_H,
+        lane_of: lanes.iter().enumerate().map(|(i, p)| (p.pid, i)).collect(),
+    };
+    let height = TOP + g.plot_h + 30.0;
     let mut o = String::new();
     let _ = write!(
         o,
@@ -251,10 +251,34 @@ pub fn svg(
         esc(&escape(&app.app))
     );
 
-    // Phase bands behind everything, with a labelled strip on top.
+    phase_bands(&mut o, app, &g);
+    lanes_layer(&mut o, &lanes, &g);
+    marks_layer(&mut o, marks, categories, &g);
+    lifecycle_layer(&mut o, app, &g);
+    changes_layer(&mut o, app, markers, &g);
+    time_axis(&mut o, &g);
+    o.push_str("</svg>");
+    o
+}
+
+/// Where things go on the picture: the time frame, the plot's height and each pid's lane.
+struct Plot {
+    frame: Frame,
+    plot_h: f64,
+    lane_of: BTreeMap<u32, usize>,
+}
+
+impl Plot {
+    fn x(&self, s: f64) -> f64 {
+        x_of(self.frame, s)
+    }
+}
+
+/// Phase bands behind everything, with a labelled strip on top.
+fn phase_bands(o: &mut String, app: &AppReport, g: &Plot) {
     for p in &app.phases {
         for s in &p.spans {
-            let (x1, x2) = (x(s.start_s), x(s.end_s));
+            let (x1, x2) = (g.x(s.start_s), g.x(s.end_s));
             let w = (x2 - x1).max(0.5);
             let title = format!(
                 "{}: {}..{}",
@@ -264,10 +288,11 @@ pub fn svg(
             );
             let _ = write!(
                 o,
-                r#"<g class="band {c}"><title>{t}</title><rect x="{x1:.1}" y="{TOP}" width="{w:.1}" height="{plot_h}"/><rect class="strip" x="{x1:.1}" y="{sy}" width="{w:.1}" height="12"/>"#,
+                r#"<g class="band {c}"><title>{t}</title><rect x="{x1:.1}" y="{TOP}" width="{w:.1}" height="{ph}"/><rect class="strip" x="{x1:.1}" y="{sy}" width="{w:.1}" height="12"/>"#,
                 c = phase_class(p.phase),
                 t = esc(&title),
                 sy = TOP - 14.0,
+                ph = g.plot_h,
             );
             if w > 70.0 {
                 let _ = write!(
@@ -281,8 +306,10 @@ pub fn svg(
             o.push_str("</g>");
         }
     }
+}
 
-    // Lanes: separator, label, lifetime.
+/// Lanes: separator, label, lifetime.
+fn lanes_layer(o: &mut String, lanes: &[&ProcessSummary], g: &Plot) {
     for (i, p) in lanes.iter().enumerate() {
         let y0 = TOP + i as f64 * LANE_H;
         let cy = y0 + LANE_H / 2.0;
@@ -306,22 +333,24 @@ pub fn svg(
             t = esc(&full),
             ty = cy + 4.0,
             l = esc(&label),
-            a = x(p.first_s),
-            b = x(p.last_s).max(x(p.first_s) + 1.0),
+            a = g.x(p.first_s),
+            b = g.x(p.last_s).max(g.x(p.first_s) + 1.0),
         );
     }
     let _ = write!(
         o,
         r#"<line class="axis" x1="{X0}" y1="{TOP}" x2="{X0}" y2="{:.1}"/>"#,
-        TOP + plot_h
+        TOP + g.plot_h
     );
+}
 
-    // Event marks, merged per lane, kind and few pixels (analysis::marks).
+/// Event marks, merged per lane, kind and few pixels (analysis::marks).
+fn marks_layer(o: &mut String, marks: Option<&AppMarks>, categories: &[CategoryInfo], g: &Plot) {
     let mut buckets: Vec<((MarkKind, usize, i64), &Bucket)> = marks
         .map(|m| {
             m.buckets
                 .iter()
-                .filter_map(|((kind, pid, col), b)| Some(((*kind, *lane_of.get(pid)?, *col), b)))
+                .filter_map(|((kind, pid, col), b)| Some(((*kind, *g.lane_of.get(pid)?, *col), b)))
                 .collect()
         })
         .unwrap_or_default();
@@ -330,7 +359,7 @@ pub fn svg(
     let per_mark = per_mark(buckets.len());
     for ((kind, lane, _), b) in &buckets {
         let cy = TOP + *lane as f64 * LANE_H + LANE_H / 2.0;
-        let mx = x((b.first_s + b.last_s) / 2.0);
+        let mx = g.x((b.first_s + b.last_s) / 2.0);
         let mut detail = String::new();
         if b.count > 1 {
             let _ = writeln!(
@@ -348,7 +377,7 @@ pub fn svg(
             .take(per_mark)
             .map(|(ev, cat)| {
                 let cat = cat.and_then(|c| categories.get(c)).map(|c| c.name.as_str());
-                describe(ev, frame.s(ev.ts), cat)
+                describe(ev, g.frame.s(ev.ts), cat)
             })
             .collect();
         detail.push_str(&shown.join("\n"));
@@ -363,17 +392,19 @@ pub fn svg(
             s = kind.shape(mx, cy)
         );
     }
+}
 
-    // Lifecycle: launches, restarts and relaunches (a flag on the process's lane), closes
-    // (a cross on the lane of the process whose end closed the app).
+/// Lifecycle: launches, restarts and relaunches (a flag on the process's lane), closes (a
+/// cross on the lane of the process whose end closed the app).
+fn lifecycle_layer(o: &mut String, app: &AppReport, g: &Plot) {
     for l in &app.lifecycle {
         let (Some(pid), false) = (l.pid, l.kind == LifecycleKind::OnScreen) else {
             continue;
         };
-        let Some(&lane) = lane_of.get(&pid) else {
+        let Some(&lane) = g.lane_of.get(&pid) else {
             continue;
         };
-        let lx = x(l.t_s);
+        let lx = g.x(l.t_s);
         let cy = TOP + lane as f64 * LANE_H + LANE_H / 2.0;
         let shape = match l.kind {
             LifecycleKind::Close => format!(
@@ -399,10 +430,12 @@ pub fn svg(
             t = esc(&format!("{} {}", secs_text(l.t_s), escape(&l.text)))
         );
     }
+}
 
-    // Phase changes and markers on top of the marks.
+/// Phase changes and markers on top of the marks.
+fn changes_layer(o: &mut String, app: &AppReport, markers: &[&MarkerItem], g: &Plot) {
     for t in &app.transitions {
-        let tx = x(t.t_s);
+        let tx = g.x(t.t_s);
         let title = format!(
             "{} {} ({}{})",
             secs_text(t.t_s),
@@ -419,11 +452,11 @@ pub fn svg(
             c = phase_class(t.to),
             t = esc(&title),
             y1 = TOP - 16.0,
-            y2 = TOP + plot_h,
+            y2 = TOP + g.plot_h,
         );
     }
     for m in markers {
-        let mx = x(m.t_s);
+        let mx = g.x(m.t_s);
         let label = ellipsize(&escape(&m.label), 24);
         let _ = write!(
             o,
@@ -433,15 +466,18 @@ pub fn svg(
                 secs_text(m.t_s),
                 escape(&m.label)
             )),
-            y2 = TOP + plot_h,
+            y2 = TOP + g.plot_h,
             tx = mx + 3.0,
             l = esc(&label),
         );
     }
+}
 
-    // Time axis.
+/// The time axis and its ticks.
+fn time_axis(o: &mut String, g: &Plot) {
+    let duration = g.frame.s(g.frame.end).max(0.001);
     let step = tick_step(duration);
-    let ay = TOP + plot_h;
+    let ay = TOP + g.plot_h;
     let _ = write!(
         o,
         r#"<line class="axis" x1="{X0}" y1="{ay:.1}" x2="{:.1}" y2="{ay:.1}"/>"#,
@@ -449,7 +485,7 @@ pub fn svg(
     );
     let mut s = 0.0;
     while s <= duration + 1e-9 {
-        let tx = x(s);
+        let tx = g.x(s);
         let _ = write!(
             o,
             r#"<line class="tick" x1="{tx:.1}" y1="{ay:.1}" x2="{tx:.1}" y2="{:.1}"/><text class="tick-label" x="{tx:.1}" y="{:.1}">{}</text>"#,
@@ -459,8 +495,6 @@ pub fn svg(
         );
         s += step;
     }
-    o.push_str("</svg>");
-    o
 }
 
 #[cfg(test)]

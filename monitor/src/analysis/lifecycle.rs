@@ -278,192 +278,229 @@ fn build(
     track: &PhaseTrack,
     frame: Frame,
 ) -> Vec<LifecycleItem> {
-    let mut out = Vec::new();
-    // On-screen periods and closes, from the phase history.
-    let spans = track.spans(frame);
-    // The first span starts with the session; the app's screen with its first process.
-    let app_start = procs.values().filter_map(|p| p.first).min();
-    for (phase, start, end) in &spans {
-        let start = &match app_start {
-            Some(a) if a > *start && a < *end => a,
-            _ => *start,
-        };
-        if *phase == Phase::Foreground {
-            let who = phase_pid(events, Phase::Foreground, *start);
-            let mut it = item(
-                frame,
-                *start,
-                LifecycleKind::OnScreen,
-                format!(
-                    "on screen for {} (to {})",
-                    secs_words(secs(*start, *end)),
-                    if *end >= frame.end {
-                        "the end of the recording".to_string()
-                    } else {
-                        format!("+{:.3}s", frame.s(*end))
-                    }
-                ),
-            );
-            it.pid = who;
-            it.duration_s = Some(secs(*start, *end));
-            out.push(it);
-        }
-    }
-    let mut closes: Vec<DateTime<Utc>> = Vec::new();
-    for c in &track.changes {
-        if c.to == Phase::Closed && c.from != Phase::Closed {
-            closes.push(c.at);
-            let pid = phase_pid(events, Phase::Closed, c.at);
-            let proc_ = pid.and_then(|p| procs.get(&p));
-            let name = proc_.map(Proc::name);
-            // `None`: closed by a marker.
-            let (how, signal, exit_code) = match c.reason {
-                PhaseReason::Marker => (None, None, None),
-                _ => {
-                    let (h, s, e) = close_how(events, exits, pid, c.at);
-                    (Some(h), s, e)
-                }
-            };
-            let what = match (&name, pid) {
-                (Some(n), Some(p)) => format!("`{n}` (pid {p})"),
-                _ => "the app".to_string(),
-            };
-            let text = match (how, signal, exit_code) {
-                (None, ..) => format!(
-                    "closed by a marker{}",
-                    c.detail
-                        .as_deref()
-                        .map(|d| format!(" ({d})"))
-                        .unwrap_or_default()
-                ),
-                (Some(ExitHow::Killed), Some(9), _) => format!(
-                    "closed: {what} killed by SIGKILL (swiped away, or killed by the system){}",
-                    which(c.reason)
-                ),
-                (Some(ExitHow::Killed), Some(s), _) => {
-                    format!("closed: {what} killed by signal {s}{}", which(c.reason))
-                }
-                (Some(ExitHow::Exited), _, Some(code)) => {
-                    format!("closed: {what} exited with code {code}{}", which(c.reason))
-                }
-                _ => format!("closed: {what} ended{}", which(c.reason)),
-            };
-            let mut it = item(frame, c.at, LifecycleKind::Close, text);
-            it.pid = pid;
-            it.name = name;
-            it.how = Some(how.map_or("marker", ExitHow::as_str).to_string());
-            it.signal = signal;
-            it.exit_code = exit_code;
-            out.push(it);
-            // Processes alive at the close that went on: did something after it, or lived a
-            // second or more past it (not those killed along with the app a moment later).
-            let active_after = |pid: u32| last_activity.get(&pid).is_some_and(|t| *t > c.at);
-            let nth = closes.len() - 1;
-            debug_assert_eq!(close_times.get(nth), Some(&c.at));
-            for (&spid, p) in procs {
-                let lived_on = p.exit.is_none_or(|e| secs(c.at, e) >= 1.0);
-                if Some(spid) == pid || !p.alive_at(c.at) || !(active_after(spid) || lived_on) {
-                    continue;
-                }
-                let adj = p.score_at_close.get(nth).copied().flatten();
-                let band_words = adj
-                    .map(|a| {
-                        let b = band(a);
-                        let fgs = if b == "perceptible" {
-                            ": a foreground service"
-                        } else {
-                            ""
-                        };
-                        format!(" (oom_score_adj {a}, {b}{fgs})")
-                    })
-                    .unwrap_or_default();
-                let mut it = item(
-                    frame,
-                    c.at,
-                    LifecycleKind::Survived,
-                    format!("survived the close: `{}`, pid {spid}{band_words}", p.name()),
-                );
-                it.pid = Some(spid);
-                it.name = Some(p.name());
-                it.oom_score_adj = adj;
-                it.after_close_s = Some(0.0);
-                out.push(it);
-            }
-        }
-    }
-    // Launches: before any close, launches; after a close, restarts, or the relaunch when the
-    // process is the one the system put on screen again.
-    let relaunch_of = |pid: u32| {
-        track.changes.iter().find(|c| {
-            c.from == Phase::Closed
-                && c.to == Phase::Foreground
-                && c.reason == PhaseReason::AppState
-                && phase_pid(events, Phase::Foreground, c.at) == Some(pid)
-        })
+    let cx = Build {
+        procs,
+        exits,
+        last_activity,
+        close_times,
+        events,
+        track,
+        frame,
     };
-    for (&pid, p) in procs {
-        let (Some(how), Some(first)) = (p.launched, p.first) else {
-            continue;
-        };
-        let origin = match how {
-            "zygote" => format!("forked by zygote, uid {}", p.uid),
-            _ => format!("uid {}", p.uid),
-        };
-        let closed_before = closes.iter().rev().find(|t| **t <= first).copied();
-        let reopened = closed_before.and_then(|cl| {
-            track
-                .changes
-                .iter()
-                .find(|c| c.at >= cl && c.at <= first && c.to != Phase::Closed)
-        });
-        let mut it = match (closed_before, reopened) {
-            (Some(cl), None) => {
-                let after = secs(cl, first);
-                if let Some(rl) = relaunch_of(pid) {
-                    let mut it = item(
-                        frame,
-                        rl.at,
-                        LifecycleKind::Relaunch,
-                        format!(
-                            "relaunched {} after close as `{}`, pid {pid} ({origin})",
-                            secs_words(secs(cl, rl.at)),
-                            p.name()
-                        ),
-                    );
-                    it.after_close_s = Some(secs(cl, rl.at));
-                    it
-                } else {
-                    let mut it = item(
-                        frame,
-                        first,
-                        LifecycleKind::Restart,
-                        format!(
-                            "restarted {} after close as `{}`, pid {pid} ({origin})",
-                            secs_words(after),
-                            p.name()
-                        ),
-                    );
-                    it.after_close_s = Some(after);
-                    it
-                }
-            }
-            _ => item(
-                frame,
-                first,
-                LifecycleKind::Launch,
-                format!("launched `{}`, pid {pid} ({origin})", p.name()),
-            ),
-        };
-        it.pid = Some(pid);
-        it.name = Some(p.name());
-        out.push(it);
-    }
+    let mut out = Vec::new();
+    cx.on_screen(&mut out);
+    let closes = cx.closes(&mut out);
+    cx.launches(&closes, &mut out);
     out.sort_by(|a, b| {
         a.ts.cmp(&b.ts)
             .then(order(a.kind).cmp(&order(b.kind)))
             .then(a.pid.cmp(&b.pid))
     });
     out
+}
+
+/// What `build` reads: the app's processes, their exits and last activity, the phase history.
+struct Build<'a> {
+    procs: &'a BTreeMap<u32, Proc>,
+    exits: &'a BTreeMap<u32, Vec<Exit>>,
+    last_activity: &'a BTreeMap<u32, DateTime<Utc>>,
+    close_times: &'a [DateTime<Utc>],
+    events: &'a [PhaseEvent],
+    track: &'a PhaseTrack,
+    frame: Frame,
+}
+
+impl Build<'_> {
+    /// On-screen periods, from the phase history.
+    fn on_screen(&self, out: &mut Vec<LifecycleItem>) {
+        let spans = self.track.spans(self.frame);
+        // The first span starts with the session; the app's screen with its first process.
+        let app_start = self.procs.values().filter_map(|p| p.first).min();
+        for (phase, start, end) in &spans {
+            let start = &match app_start {
+                Some(a) if a > *start && a < *end => a,
+                _ => *start,
+            };
+            if *phase == Phase::Foreground {
+                let who = phase_pid(self.events, Phase::Foreground, *start);
+                let mut it = item(
+                    self.frame,
+                    *start,
+                    LifecycleKind::OnScreen,
+                    format!(
+                        "on screen for {} (to {})",
+                        secs_words(secs(*start, *end)),
+                        if *end >= self.frame.end {
+                            "the end of the recording".to_string()
+                        } else {
+                            format!("+{:.3}s", self.frame.s(*end))
+                        }
+                    ),
+                );
+                it.pid = who;
+                it.duration_s = Some(secs(*start, *end));
+                out.push(it);
+            }
+        }
+    }
+
+    /// Closes, and the processes that survived each; the close times.
+    fn closes(&self, out: &mut Vec<LifecycleItem>) -> Vec<DateTime<Utc>> {
+        let mut closes: Vec<DateTime<Utc>> = Vec::new();
+        for c in &self.track.changes {
+            if c.to == Phase::Closed && c.from != Phase::Closed {
+                closes.push(c.at);
+                let pid = phase_pid(self.events, Phase::Closed, c.at);
+                let proc_ = pid.and_then(|p| self.procs.get(&p));
+                let name = proc_.map(Proc::name);
+                // `None`: closed by a marker.
+                let (how, signal, exit_code) = match c.reason {
+                    PhaseReason::Marker => (None, None, None),
+                    _ => {
+                        let (h, s, e) = close_how(self.events, self.exits, pid, c.at);
+                        (Some(h), s, e)
+                    }
+                };
+                let what = match (&name, pid) {
+                    (Some(n), Some(p)) => format!("`{n}` (pid {p})"),
+                    _ => "the app".to_string(),
+                };
+                let text = match (how, signal, exit_code) {
+                    (None, ..) => format!(
+                        "closed by a marker{}",
+                        c.detail
+                            .as_deref()
+                            .map(|d| format!(" ({d})"))
+                            .unwrap_or_default()
+                    ),
+                    (Some(ExitHow::Killed), Some(9), _) => format!(
+                        "closed: {what} killed by SIGKILL (swiped away, or killed by the system){}",
+                        which(c.reason)
+                    ),
+                    (Some(ExitHow::Killed), Some(s), _) => {
+                        format!("closed: {what} killed by signal {s}{}", which(c.reason))
+                    }
+                    (Some(ExitHow::Exited), _, Some(code)) => {
+                        format!("closed: {what} exited with code {code}{}", which(c.reason))
+                    }
+                    _ => format!("closed: {what} ended{}", which(c.reason)),
+                };
+                let mut it = item(self.frame, c.at, LifecycleKind::Close, text);
+                it.pid = pid;
+                it.name = name;
+                it.how = Some(how.map_or("marker", ExitHow::as_str).to_string());
+                it.signal = signal;
+                it.exit_code = exit_code;
+                out.push(it);
+                // Processes alive at the close that went on: did something after it, or lived a
+                // second or more past it (not those killed along with the app a moment later).
+                let active_after =
+                    |pid: u32| self.last_activity.get(&pid).is_some_and(|t| *t > c.at);
+                let nth = closes.len() - 1;
+                debug_assert_eq!(self.close_times.get(nth), Some(&c.at));
+                for (&spid, p) in self.procs {
+                    let lived_on = p.exit.is_none_or(|e| secs(c.at, e) >= 1.0);
+                    if Some(spid) == pid || !p.alive_at(c.at) || !(active_after(spid) || lived_on) {
+                        continue;
+                    }
+                    let adj = p.score_at_close.get(nth).copied().flatten();
+                    let band_words = adj
+                        .map(|a| {
+                            let b = band(a);
+                            let fgs = if b == "perceptible" {
+                                ": a foreground service"
+                            } else {
+                                ""
+                            };
+                            format!(" (oom_score_adj {a}, {b}{fgs})")
+                        })
+                        .unwrap_or_default();
+                    let mut it = item(
+                        self.frame,
+                        c.at,
+                        LifecycleKind::Survived,
+                        format!("survived the close: `{}`, pid {spid}{band_words}", p.name()),
+                    );
+                    it.pid = Some(spid);
+                    it.name = Some(p.name());
+                    it.oom_score_adj = adj;
+                    it.after_close_s = Some(0.0);
+                    out.push(it);
+                }
+            }
+        }
+        closes
+    }
+
+    /// Launches: before any close, launches; after a close, restarts, or the relaunch when
+    /// the process is the one the system put on screen again.
+    fn launches(&self, closes: &[DateTime<Utc>], out: &mut Vec<LifecycleItem>) {
+        let relaunch_of = |pid: u32| {
+            self.track.changes.iter().find(|c| {
+                c.from == Phase::Closed
+                    && c.to == Phase::Foreground
+                    && c.reason == PhaseReason::AppState
+                    && phase_pid(self.events, Phase::Foreground, c.at) == Some(pid)
+            })
+        };
+        for (&pid, p) in self.procs {
+            let (Some(how), Some(first)) = (p.launched, p.first) else {
+                continue;
+            };
+            let origin = match how {
+                "zygote" => format!("forked by zygote, uid {}", p.uid),
+                _ => format!("uid {}", p.uid),
+            };
+            let closed_before = closes.iter().rev().find(|t| **t <= first).copied();
+            let reopened = closed_before.and_then(|cl| {
+                self.track
+                    .changes
+                    .iter()
+                    .find(|c| c.at >= cl && c.at <= first && c.to != Phase::Closed)
+            });
+            let mut it = match (closed_before, reopened) {
+                (Some(cl), None) => {
+                    let after = secs(cl, first);
+                    if let Some(rl) = relaunch_of(pid) {
+                        let mut it = item(
+                            self.frame,
+                            rl.at,
+                            LifecycleKind::Relaunch,
+                            format!(
+                                "relaunched {} after close as `{}`, pid {pid} ({origin})",
+                                secs_words(secs(cl, rl.at)),
+                                p.name()
+                            ),
+                        );
+                        it.after_close_s = Some(secs(cl, rl.at));
+                        it
+                    } else {
+                        let mut it = item(
+                            self.frame,
+                            first,
+                            LifecycleKind::Restart,
+                            format!(
+                                "restarted {} after close as `{}`, pid {pid} ({origin})",
+                                secs_words(after),
+                                p.name()
+                            ),
+                        );
+                        it.after_close_s = Some(after);
+                        it
+                    }
+                }
+                _ => item(
+                    self.frame,
+                    first,
+                    LifecycleKind::Launch,
+                    format!("launched `{}`, pid {pid} ({origin})", p.name()),
+                ),
+            };
+            it.pid = Some(pid);
+            it.name = Some(p.name());
+            out.push(it);
+        }
+    }
 }
 
 /// Something a process did (not its exit, a score change or a total flushed at its end).

@@ -351,6 +351,7 @@ fn render_app(o: &mut String, a: &AppReport) {
                 human_bytes(p.bytes_read),
                 p.camera.to_string(),
                 p.microphone.to_string(),
+                super::services_cell(p),
                 p.processes.to_string(),
             ]
         })
@@ -360,9 +361,9 @@ fn render_app(o: &mut String, a: &AppReport) {
         "  ",
         &[
             "phase", "when", "duration", "events", "connects", "dests", "opens", "read", "camera",
-            "mic", "procs",
+            "mic", "services", "procs",
         ],
-        &[2, 3, 4, 5, 6, 7, 8, 9, 10],
+        &[2, 3, 4, 5, 6, 7, 8, 9, 11],
         &rows,
         60,
     );
@@ -493,7 +494,7 @@ fn render_app(o: &mut String, a: &AppReport) {
         }
     }
 
-    let _ = writeln!(o, "\nCamera and microphone");
+    let _ = writeln!(o, "\nCamera, microphone and Android services");
     if a.devices.is_empty() {
         let _ = writeln!(o, "  none");
     } else {

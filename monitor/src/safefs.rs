@@ -57,8 +57,27 @@ pub fn open_append_private(path: &Path) -> std::io::Result<File> {
 }
 
 /// Write `data` to `path` as a new 0600 file renamed into place: whatever was at `path` (a
-/// symlink included) is replaced, never written through.
+/// symlink included) is replaced, never written through. A device or FIFO already at `path`
+/// (`--out /dev/null`, `--out /dev/stdout` of a pipe) is written to, never replaced: renaming a
+/// file over /dev/null as root would break every other program on the machine.
 pub fn write_replace(path: &Path, data: &[u8]) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(md) = std::fs::symlink_metadata(path) {
+        let t = md.file_type();
+        if t.is_char_device() || t.is_block_device() || t.is_fifo() {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .with_context(|| format!("write {}", path.display()))?;
+            return f
+                .write_all(data)
+                .with_context(|| format!("write {}", path.display()));
+        }
+        if t.is_dir() {
+            bail!("write {}: it is a directory", path.display());
+        }
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -144,6 +163,24 @@ mod tests {
         assert!(open_append_private(&log).is_err());
         assert!(create_new_private(&log).is_err());
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+
+        // A device or FIFO is written to, never replaced (`--out /dev/null` as root must not
+        // turn /dev/null into a regular file).
+        write_replace(Path::new("/dev/null"), b"report").unwrap();
+        let md = std::fs::symlink_metadata("/dev/null").unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(&md.file_type()));
+        let fifo = d.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        write_replace(&fifo, b"through the pipe").unwrap();
+        assert_eq!(reader.join().unwrap(), "through the pipe");
+        let md = std::fs::symlink_metadata(&fifo).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&md.file_type()));
+        assert!(write_replace(d.path(), b"x").is_err());
 
         let sub = d.path().join("a/b");
         create_dir_private(&sub).unwrap();

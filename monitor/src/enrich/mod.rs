@@ -2,10 +2,13 @@
 //! device classes and band names.
 pub mod android;
 pub mod binder;
+mod file_events;
 pub mod files;
 pub mod live_proc;
 pub mod names;
+mod net_events;
 pub mod process;
+mod process_events;
 pub mod wire;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -167,265 +170,20 @@ impl Enricher {
 
     pub fn enrich(&mut self, raw: Raw, out: &mut Vec<Event>) {
         match raw {
-            Raw::Fork(h, f) => {
-                // Make sure the parent is known before the child inherits from it.
-                let comm = cstr(&h.comm);
-                self.known(&h, out);
-                self.procs.fork(h.tgid, f.child_tgid, h.uid, &comm);
-                let body = Body::Process(event::Process {
-                    child_pid: Some(f.child_tgid),
-                    ..event::Process::op(ProcOp::Fork)
-                });
-                self.event(&h, body, out);
-            }
-            Raw::Exec(h, e) => {
-                let filename = (e.filename_len > 0).then(|| cstr(&e.filename));
-                let body = Body::Process(event::Process {
-                    filename,
-                    ..event::Process::op(ProcOp::Exec)
-                });
-                self.event(&h, body, out);
-                self.procs.exec(h.tgid, h.uid, &cstr(&h.comm));
-                self.handles.forget(h.tgid);
-            }
-            Raw::Exit(h, e) => {
-                // wait(2) encoding: low 7 bits = terminating signal, bits 8-15 = exit status.
-                // Negative: unknown (a kernel without BTF, and a process killed by a signal).
-                let (exit_code, signal) = if e.exit_code < 0 {
-                    (None, None)
-                } else if e.exit_code & 0x7f != 0 {
-                    (None, Some(e.exit_code & 0x7f))
-                } else {
-                    (Some((e.exit_code >> 8) & 0xff), None)
-                };
-                let body = Body::Process(event::Process {
-                    exit_code,
-                    signal,
-                    ..event::Process::op(ProcOp::Exit)
-                });
-                self.event(&h, body, out);
-                self.procs.exit(h.tgid);
-                self.handles.forget(h.tgid);
-            }
-            Raw::Connect(h, c) => {
-                let (family, daddr) = match c.family {
-                    AF_INET => (
-                        AddrFamily::Inet,
-                        IpAddr::V4(Ipv4Addr::new(
-                            c.daddr[0], c.daddr[1], c.daddr[2], c.daddr[3],
-                        )),
-                    ),
-                    AF_INET6 => (AddrFamily::Inet6, IpAddr::V6(Ipv6Addr::from(c.daddr))),
-                    _ => return,
-                };
-                // IPPROTO_TCP = 6, IPPROTO_UDP = 17; SOCK_STREAM = 1, SOCK_DGRAM = 2.
-                let proto = match (c.protocol, c.sock_type) {
-                    (6, _) | (0, 1) => Proto::Tcp,
-                    (17, _) | (0, 2) => Proto::Udp,
-                    _ => Proto::Unknown,
-                };
-                let app = self.known(&h, out).app;
-                let host = self.names.host_for(&app, daddr, h.ts_ns);
-                let mut connect = event::Connect {
-                    family,
-                    proto,
-                    daddr,
-                    dport: c.dport,
-                    result: c.result,
-                    error: error_of(c.result),
-                    scope: None,
-                    country: None,
-                    asn: None,
-                    as_org: None,
-                    conn_id: self.names.conn_id(c.conn_id),
-                    host_source: host.as_ref().map(|_| event::HostSource::Dns),
-                    host,
-                };
-                self.geo.annotate(&mut connect);
-                let body = Body::Connect(connect);
-                self.event(&h, body, out);
-            }
+            Raw::Fork(h, f) => self.on_fork(h, f, out),
+            Raw::Exec(h, e) => self.on_exec(h, e, out),
+            Raw::Exit(h, e) => self.on_exit(h, e, out),
+            Raw::Connect(h, c) => self.on_connect(h, c, out),
             Raw::FileOpen(h, o) => self.file_open(h, o, out),
-            Raw::Chdir(h, c) => {
-                let info = self.known(&h, out);
-                let new_cwd = if c.syscall == SYS_FCHDIR {
-                    self.fds.path_of(h.tgid, c.dfd)
-                } else if c.path_status != PATH_FAULT
-                    && c.path_len > 0
-                    && (c.path_len as usize) < PATH_LEN
-                {
-                    // (A cut path is not resolved: the cwd comes from /proc below.)
-                    self.fds
-                        .absolute(h.tgid, AT_FDCWD, &cstr(&c.path), info.cwd.as_deref())
-                } else {
-                    None
-                };
-                let new_cwd = new_cwd.or_else(|| self.procs.proc.cwd(h.tgid));
-                if c.result == 0
-                    && let Some(cwd) = &new_cwd
-                {
-                    self.procs.set_cwd(h.tgid, cwd.clone());
-                }
-                let body = Body::Process(event::Process {
-                    cwd: new_cwd,
-                    result: (c.result != 0).then_some(c.result),
-                    ..event::Process::op(ProcOp::Chdir)
-                });
-                self.event(&h, body, out);
-            }
-            Raw::FileRead(h, r) => {
-                let path = self.fds.closed(h.tgid, r.fd);
-                let body = Body::FileRead(event::FileRead {
-                    path,
-                    fd: r.fd,
-                    bytes: r.bytes,
-                    reads: r.reads,
-                    flushed_at: FlushedAt::Close,
-                });
-                self.event(&h, body, out);
-            }
-            Raw::Ioctl(h, i) => {
-                let path = self.fds.path_of(h.tgid, i.fd);
-                // VIDIOC_STREAMON only exists on V4L2 devices: this is a camera stream.
-                let body = Body::Camera(event::Device::new(DeviceOp::StreamOn, path, i.result));
-                self.event(&h, body, out);
-            }
-            Raw::Rename(h, r) => {
-                let name = cstr(&r.new_comm);
-                // Android: the thread name is the last 15 bytes of the process name, argv[0]
-                // the whole name (`pkg:remote`).
-                let process_name = (h.tid == h.tgid)
-                    .then(|| self.procs.proc.argv0(h.tgid))
-                    .flatten()
-                    .filter(|a| !name.is_empty() && a.ends_with(name.as_str()));
-                let body = Body::Process(event::Process {
-                    name: Some(name.clone()),
-                    process_name,
-                    ..event::Process::op(ProcOp::Rename)
-                });
-                self.event(&h, body, out);
-                if h.tid == h.tgid {
-                    // An Android app process names itself after its package once forked from
-                    // zygote: identify it again.
-                    self.procs.exec(h.tgid, h.uid, &name);
-                }
-            }
-            Raw::Setuid(h, u) => {
-                // A zygote child taking its app's uid: from here on it is the app's process.
-                // Its oom_score_adj is still zygote's (the system scores it next): no band
-                // is read for it when it is first seen here.
-                if u.became_target != 0 {
-                    let _ = self.procs.lookup(h.tgid, h.uid, &cstr(&h.comm));
-                }
-                self.procs.setuid(h.tgid, h.uid);
-                let syscall = match u.syscall {
-                    monitor_common::process::setuid::SETUID => "setuid",
-                    monitor_common::process::setuid::SETREUID => "setreuid",
-                    _ => "setresuid",
-                };
-                let body = Body::Process(event::Process {
-                    syscall: Some(syscall.into()),
-                    became_target: Some(u.became_target != 0),
-                    ..event::Process::op(ProcOp::Setuid)
-                });
-                self.event(&h, body, out);
-            }
-            Raw::NetSend(h, d) | Raw::NetRecv(h, d) => {
-                let app = self.known(&h, out).app;
-                if let Some(body) = self.names.body(&app, h.ts_ns, &d) {
-                    self.event(&h, body, out);
-                }
-            }
+            Raw::Chdir(h, c) => self.on_chdir(h, c, out),
+            Raw::FileRead(h, r) => self.on_file_read(h, r, out),
+            Raw::Ioctl(h, i) => self.on_ioctl(h, i, out),
+            Raw::Rename(h, r) => self.on_rename(h, r, out),
+            Raw::Setuid(h, u) => self.on_setuid(h, u, out),
+            Raw::NetSend(h, d) | Raw::NetRecv(h, d) => self.on_net_data(h, &d, out),
             Raw::BinderCall(h, c) => self.binder_call(h, &c, out),
-            Raw::AppState(h, a) => {
-                // Attribute to the process whose score changed; the header is the writer.
-                let target = Header {
-                    tgid: a.target_tgid,
-                    tid: a.target_tgid,
-                    comm: a.target_comm,
-                    uid: self
-                        .procs
-                        .get(a.target_tgid)
-                        .map(|p| p.uid)
-                        .or_else(|| self.procs.proc.uid(a.target_tgid))
-                        .unwrap_or(h.uid),
-                    ..h
-                };
-                // Written by the app itself (the process, or another process of its app) or
-                // by the system (lmkd, system_server: processes outside the app).
-                let target_app = self.procs.get(target.tgid).map(|p| p.app.clone());
-                let by_app = h.tgid == target.tgid
-                    || self.procs.get(h.tgid).is_some_and(|w| {
-                        !w.exited && target_app.as_deref() == Some(w.app.as_str())
-                    });
-                let body = Body::AppState(event::AppState {
-                    oom_score_adj: a.oom_score_adj,
-                    band: android::band(a.oom_score_adj).to_string(),
-                    source: StateSource::Kernel,
-                    written_by: Some(if by_app { Writer::App } else { Writer::System }),
-                    writer_pid: Some(h.tgid),
-                    writer_comm: Some(cstr(&h.comm)),
-                });
-                self.event(&target, body, out);
-            }
+            Raw::AppState(h, a) => self.on_app_state(h, a, out),
         }
-    }
-
-    fn file_open(&mut self, h: Header, o: monitor_common::file::FileOpen, out: &mut Vec<Event>) {
-        let info = self.known(&h, out);
-        let cwd = info.cwd;
-        let raw_path = (o.path_status != PATH_FAULT && o.path_len > 0).then(|| cstr(&o.path));
-        // The kernel filled its whole buffer: the path may go on. Its prefix is not the file
-        // (and `..` in it could resolve to another one): the path is unknown.
-        let truncated = raw_path.is_some() && o.path_len as usize >= PATH_LEN;
-        let path_prefix = truncated.then(|| raw_path.clone()).flatten();
-        let (path, origin) = match raw_path.as_deref().filter(|p| !p.is_empty()) {
-            Some(_) if truncated => (None, PathOrigin::Truncated),
-            Some(p) => match self.fds.absolute(h.tgid, o.dfd, p, cwd.as_deref()) {
-                Some(abs) if o.path_status == PATH_AT_EXIT => (Some(abs), PathOrigin::SyscallExit),
-                Some(abs) => (Some(abs), PathOrigin::Syscall),
-                // Relative path whose base is gone: keep what the process passed.
-                None => (Some(p.to_string()), PathOrigin::SyscallRelative),
-            },
-            None if o.result >= 0 => match self.procs.proc.fd_path(h.tgid, o.result) {
-                Some(p) => (Some(p), PathOrigin::ProcFd),
-                None => (None, PathOrigin::Unrecovered),
-            },
-            None => (None, PathOrigin::Unrecovered),
-        };
-        if o.result >= 0
-            && let Some(p) = &path
-        {
-            self.fds.opened(h.tgid, o.result, p.clone());
-        }
-        let device = path.as_deref().and_then(|p| self.devices.classify(p));
-        let body = match device {
-            Some(class) => {
-                let d = event::Device::new(DeviceOp::Open, path, o.result);
-                match class {
-                    DeviceClass::Camera => Body::Camera(d),
-                    DeviceClass::Microphone => Body::Microphone(d),
-                }
-            }
-            None => Body::FileOpen(event::FileOpen {
-                path,
-                path_origin: origin,
-                path_truncated: truncated,
-                path_prefix,
-                flags: o.flags,
-                flags_text: open_flags_text(o.flags),
-                result: o.result,
-                error: error_of(o.result),
-                syscall: match o.syscall {
-                    SYS_OPENAT => "openat",
-                    SYS_OPENAT2 => "openat2",
-                    SYS_OPEN => "open",
-                    _ => "unknown",
-                }
-                .into(),
-            }),
-        };
-        self.event(&h, body, out);
     }
 
     /// A binder transaction: a `binder_call` event, and the capability event the rules give it.
@@ -522,37 +280,6 @@ impl Enricher {
         if let Some(body) = Body::of_device(cap, d) {
             self.event(&h, body, out);
         }
-    }
-
-    /// A read aggregate the kernel still held when its process exited or the recording stopped.
-    pub fn flushed_read(
-        &mut self,
-        tgid: u32,
-        fd: i32,
-        bytes: u64,
-        reads: u64,
-        why: FlushedAt,
-        out: &mut Vec<Event>,
-    ) {
-        let path = self.fds.closed(tgid, fd);
-        let info = self.procs.get(tgid).cloned();
-        out.push(Event {
-            ts: Utc::now(),
-            body: Body::FileRead(event::FileRead {
-                path,
-                fd,
-                bytes,
-                reads,
-                flushed_at: why,
-            }),
-            pid: tgid,
-            tid: tgid,
-            ppid: info.as_ref().map(|i| i.ppid).unwrap_or(0),
-            uid: info.as_ref().map(|i| i.uid).unwrap_or(0),
-            comm: info.as_ref().map(|i| i.comm.clone()).unwrap_or_default(),
-            app: info.map(|i| i.app),
-            phase: None,
-        });
     }
 }
 

@@ -168,7 +168,9 @@ mod tests {
         // turn /dev/null into a regular file).
         write_replace(Path::new("/dev/null"), b"report").unwrap();
         let md = std::fs::symlink_metadata("/dev/null").unwrap();
-        assert!(std::os::unix::fs::FileTypeExt::is_char_device(&md.file_type()));
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+            &md.file_type()
+        ));
         let fifo = d.path().join("fifo");
         let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);

@@ -471,7 +471,9 @@ pub mod tests {
     #[test]
     fn builtin_rules_codes_of_mapped_methods_per_api() {
         let r = Rules::builtin();
-        let cases: &[(&str, &str, &[(u32, u32)])] = &[
+        /// (interface, method, [(API level, code)]).
+        type Case<'a> = (&'a str, &'a str, &'a [(u32, u32)]);
+        let cases: &[Case] = &[
             (
                 "android.content.IClipboard",
                 "getPrimaryClip",

@@ -6,8 +6,13 @@
 #   none    no emuwatch
 #   other   `emuwatch record --pid P` of another process: the caller is not a target, so each
 #           binder ioctl costs it only the entry probe's command compare and target check
-#   target  `emuwatch record -- CALLER`: every call is decoded and becomes a binder_call and
+#   target  `emuwatch record --pid CALLER`: every call is decoded and becomes a binder_call and
 #           a clipboard event (the call is IClipboard.getPrimaryClip)
+# The caller starts first and waits; emuwatch (other, target: `record --pid`) attaches; then the
+# caller runs its calls. Per call: the caller's wall time and CPU time, and, with
+# kernel.bpf_stats_enabled=1 (set here), the run time of emuwatch's BPF programs (the sum of
+# run_time_ns in the fdinfo of its program fds, before and after: every program, whoever ran
+# it) and emuwatch's own CPU time.
 # Needs /dev/binder: run it in the kernel test bed,
 #   cargo xtask vm boot debian-6.1 -- bash scripts/bench-binder.sh [N] [REPS] [BUILD]
 # BUILD is the cargo profile directory holding emuwatch and emuwatch-binderapp (default
@@ -48,34 +53,60 @@ STEP="repeat=$N,clipboard,android.content.IClipboard,4"
 ns_of() { sed -n 's/.*"step":"repeat".*"ns_per_call":\([0-9]*\),.*/\1/p' "$1"; }
 cpu_of() { sed -n 's/.*"step":"repeat".*"cpu_ns_per_call":\([0-9]*\).*/\1/p' "$1"; }
 
+# BPF time: with kernel.bpf_stats_enabled, each program's fdinfo in emuwatch's process holds
+# run_time_ns and run_cnt. Sums over emuwatch's programs, and emuwatch's own CPU ticks
+# (USER_HZ: 100 on x86).
+bpf_snap() { # pid -> "run_time_ns run_cnt cpu_ticks"
+    echo "$(awk '/^run_time_ns:/{t+=$2} /^run_cnt:/{c+=$2} END{print t+0, c+0}' /proc/$1/fdinfo/* 2>/dev/null) \
+$(awk '{print $14 + $15}' /proc/$1/stat)"
+}
+
 run() { # condition rep
-    local out=$W/$1.$2.out sess=$W/$1.$2.session
-    case $1 in
-        none) "$APP" app "$STEP" >"$out" ;;
-        other)
-            "$EW" record --quiet --out "$sess" --pid "$OTHER" >/dev/null 2>"$W/ew.err" & local ew=$!
-            until [[ -s $sess/session.json ]] && grep -q '"attached": true' "$sess/session.json"; do
-                kill -0 $ew 2>/dev/null || { cat "$W/ew.err" >&2; exit 1; }
-                sleep 0.1
-            done
-            "$APP" app "$STEP" >"$out"
-            kill -INT $ew; wait $ew || true ;;
-        target)
-            "$EW" record --quiet --out "$sess" -- "$APP" app "$STEP" >"$out" 2>"$W/ew.err" \
-                || { cat "$W/ew.err" >&2; exit 1; } ;;
-    esac
+    local out=$W/$1.$2.out sess=$W/$1.$2.session go=$W/go.$1.$2 pidf=$W/pid.$1.$2
+    "$APP" app "pidfile=$pidf" "waitfile=$go" "$STEP" "waitfile=$go.done" >"$out" & local app=$!
+    while [[ ! -s $pidf ]]; do sleep 0.02; done
+    local ew= before= after= extra=
+    if [[ $1 != none ]]; then
+        local who=$OTHER
+        [[ $1 == target ]] && who=$app
+        "$EW" record --quiet --out "$sess" --pid "$who" >/dev/null 2>"$W/ew.err" & ew=$!
+        until [[ -s $sess/session.json ]] && grep -q '"attached": true' "$sess/session.json"; do
+            kill -0 $ew 2>/dev/null || { cat "$W/ew.err" >&2; exit 1; }
+            sleep 0.1
+        done
+        sleep 0.5
+        before=$(bpf_snap $ew)
+    fi
+    touch "$go"
+    # The caller stays until its calls are counted (a --pid recording ends with its target).
+    until grep -q '"step":"repeat"' "$out"; do
+        kill -0 $app 2>/dev/null || { echo "bench-binder: the caller died" >&2; cat "$out" >&2; exit 1; }
+        sleep 0.05
+    done
+    [[ -n $ew && -d /proc/$ew/fdinfo ]] && after=$(bpf_snap $ew)
+    touch "$go.done"
+    wait $app
+    if [[ -n $ew ]]; then
+        kill -INT $ew 2>/dev/null || true; wait $ew || true
+        if [[ -n $after ]]; then
+        read -r t0 c0 k0 <<<"$before"; read -r t1 c1 k1 <<<"$after"
+        extra=$(awk -v dt=$((t1 - t0)) -v dc=$((c1 - c0)) -v dk=$((k1 - k0)) -v n="$N" -v hz=100 \
+            'BEGIN {if (dt < 0 || dc < 0) print "bpf_snapshot=invalid"; else printf "bpf_ns_per_call=%d bpf_runs_per_call=%.2f emuwatch_cpu_ns_per_call=%d", dt / n, dc / n, dk * 1e9 / hz / n}')
+        fi
+    fi
     local ns cpu; ns=$(ns_of "$out"); cpu=$(cpu_of "$out")
     [[ -n $ns && -n $cpu ]] || { echo "bench-binder: no result from $1 run $2" >&2; cat "$out" >&2; exit 1; }
-    if [[ $1 == target ]]; then
-        local calls; calls=$(grep -c '"kind":"binder_call"' "$sess/events.jsonl" || true)
-        echo "run $2 $1 wall_ns_per_call=$ns cpu_ns_per_call=$cpu binder_call_events=$calls"
-    else
-        echo "run $2 $1 wall_ns_per_call=$ns cpu_ns_per_call=$cpu"
-    fi
-    echo "$1 $ns $cpu" >>"$W/results"
+    local calls=
+    [[ $1 == target ]] && calls="binder_call_events=$(grep -c '"kind":"binder_call"' "$sess/events.jsonl" || true)"
+    [[ -n $ew ]] && calls="$calls $(grep -o '"stop_reason": "[a-z_]*"' "$sess/session.json" | tr -d '" ')"
+    [[ -n $ew && -z $after ]] && calls="$calls bpf_snapshot=invalid"
+    echo "run $2 $1 wall_ns_per_call=$ns cpu_ns_per_call=$cpu $extra $calls"
+    local bpf; bpf=$(sed -n 's/.*bpf_ns_per_call=\([0-9]*\).*/\1/p' <<<"$extra")
+    echo "$1 $ns $cpu ${bpf:-NA}" >>"$W/results"
     rm -rf "$sess"
 }
 
+echo 1 >/proc/sys/kernel/bpf_stats_enabled
 conds=(none other target)
 echo "bench-binder: N=$N calls per run, $REPS runs per condition, $(nproc) CPUs (pinned to CPU 0: ${PINNED:-no}), kernel $(uname -r), $BUILD build"
 "$APP" app "repeat=200,clipboard,android.content.IClipboard,4" >/dev/null # warm-up
@@ -91,7 +122,9 @@ cbase=$(col none 3 | median)
 for c in "${conds[@]}"; do
     w=$(col "$c" 2 | median)
     u=$(col "$c" 3 | median)
-    awk -v c="$c" -v w="$w" -v u="$u" -v wb="$wbase" -v cb="$cbase" \
+    b=$(col "$c" 4 | grep -v NA | median || true)
+    awk -v c="$c" -v w="$w" -v u="$u" -v b="$b" -v wb="$wbase" -v cb="$cbase" \
         -v wall="$(col "$c" 2 | sort -n | tr '\n' ' ')" -v cpu="$(col "$c" 3 | sort -n | tr '\n' ' ')" \
-        'BEGIN {printf "summary %-6s wall %8d ns/call (x%.3f)  caller CPU %8d ns/call (x%.3f, +%d ns)  runs wall: %s cpu: %s\n", c, w, w / wb, u, u / cb, u - cb, wall, cpu}'
+        -v bpf="$(col "$c" 4 | sort -n | tr '\n' ' ')" \
+        'BEGIN {printf "summary %-6s wall %8d ns/call (x%.3f)  caller CPU %8d ns/call (x%.3f)  BPF %6d ns/call  runs wall: %s cpu: %s bpf: %s\n", c, w, w / wb, u, u / cb, b, wall, cpu, bpf}'
 done

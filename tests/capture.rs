@@ -946,6 +946,101 @@ fn lost_events_are_counted_and_fail_the_recording() {
     assert!(String::from_utf8_lossy(&sess.output.stderr).contains("lost"));
 }
 
+/// `--kernel-log`: the programs say why they could not capture something exactly, into
+/// kernel.log in the session; without it nothing is written (the verifier removed the calls).
+#[test]
+fn kernel_log_says_why_and_is_silent_when_off() {
+    let tmp = tempdir();
+    // An openat() whose path pointer points into the unmapped first page: nobody can copy it.
+    let on = record_steps(tmp.path(), &["--kernel-log"], &[s("badptr")]);
+    let pid = on.did("badptr")[0]["pid"].as_u64().unwrap();
+    assert_eq!(on.did("badptr")[0]["result"], -14);
+    let opens: Vec<_> = on
+        .by_pid("file_open", pid)
+        .into_iter()
+        .filter(|e| e["result"] == -14)
+        .collect();
+    assert_eq!(opens.len(), 1, "{}", on.dump());
+    assert_eq!(opens[0]["error"], "EFAULT");
+    assert_eq!(opens[0]["path"], Value::Null);
+    let log = std::fs::read_to_string(tmp.path().join("session/kernel.log")).expect("kernel.log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one diagnostic for the one path that could not be copied:\n{log}"
+    );
+    assert!(
+        lines[0].ends_with(&format!(
+            "DEBUG path not copied: pid {pid} syscall 1 user pointer 10"
+        )),
+        "{log}"
+    );
+
+    let off = tempdir();
+    let quiet = record_steps(off.path(), &[], &[s("badptr")]);
+    let pid = first_pid(&quiet.output);
+    assert_eq!(
+        quiet
+            .by_pid("file_open", pid)
+            .iter()
+            .filter(|e| e["error"] == "EFAULT")
+            .count(),
+        1
+    );
+    assert!(
+        !off.path().join("session/kernel.log").exists(),
+        "no kernel.log without --kernel-log"
+    );
+    assert!(!String::from_utf8_lossy(&quiet.output.stderr).contains("kernel:"));
+
+    // A lost event is logged with its reason; the counter stays the record (the log's own ring
+    // buffer may drop lines in a burst, so the lines are at most the count).
+    let f = tmp.path().join("x");
+    write_file(&f, 10);
+    let dir = tmp.path().join("lossy");
+    let out = Command::new(EMUWATCH)
+        .args([
+            "record",
+            "--kernel-log",
+            "--ring-buffer",
+            "4K",
+            "--wakeup-bytes",
+            "1000000",
+            "--poll",
+            "1s",
+            "--out",
+        ])
+        .arg(&dir)
+        .arg("--")
+        .arg(SIMAPP)
+        .arg("steps")
+        .args((0..400).map(|_| format!("read={},64", f.display())))
+        .output()
+        .unwrap();
+    let sess = load(&dir, out);
+    assert_eq!(sess.output.status.code(), Some(3), "{}", sess.dump());
+    let lost = sess.info["lost"]["by_reason"]["ring_buffer_full"]
+        .as_u64()
+        .unwrap();
+    let log = std::fs::read_to_string(dir.join("kernel.log")).unwrap();
+    let logged = log
+        .lines()
+        .filter(|l| l.ends_with("WARN event lost: ring_buffer_full"))
+        .count() as u64;
+    assert!(logged > 0 && logged <= lost, "{logged} logged, {lost} lost");
+    assert_eq!(logged as usize, log.lines().count(), "{log}");
+    let stderr = String::from_utf8_lossy(&sess.output.stderr);
+    assert!(
+        stderr.contains("emuwatch: kernel: WARN event lost: ring_buffer_full"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("events were lost (ring_buffer_full: "),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn bad_invocations_fail_with_one_line() {
     require_root();

@@ -977,3 +977,87 @@ fn huge_counts_saturate_and_a_bad_line_is_skipped() {
         "the sum saturates at u64::MAX"
     );
 }
+
+/// A session of the spyapp fixture's events, its context events (phases, markers) once and
+/// the rest repeated to `n` lines: the same apps, processes, destinations and paths, only more
+/// events.
+fn repeated_session(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = session("spyapp");
+    std::fs::copy(src.join("session.json"), dir.path().join("session.json")).unwrap();
+    let text = std::fs::read_to_string(src.join("events.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let repeat: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| !l.contains(r#""kind":"phase""#) && !l.contains(r#""kind":"marker""#))
+        .collect();
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(dir.path().join("events.jsonl")).unwrap());
+    use std::io::Write;
+    for l in &lines {
+        writeln!(out, "{l}").unwrap();
+    }
+    for l in repeat.iter().cycle().take(n.saturating_sub(lines.len())) {
+        writeln!(out, "{l}").unwrap();
+    }
+    out.flush().unwrap();
+    dir
+}
+
+/// Peak RSS (KiB) of `emuwatch ARGS`, from the kernel's accounting of the child.
+// The child is reaped by wait4 (for its rusage), which clippy does not see.
+#[allow(clippy::zombie_processes)]
+fn peak_rss_kib(args: &[&str]) -> i64 {
+    let child = Command::new(env!("CARGO_BIN_EXE_emuwatch"))
+        .args(args)
+        .env("EMUWATCH_GEOIP_COUNTRY", "")
+        .env("EMUWATCH_GEOIP_ASN", "")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run emuwatch");
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as i32;
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut ru) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "emuwatch {args:?} failed (status {status})"
+    );
+    ru.ru_maxrss
+}
+
+/// `report` (HTML: the most it keeps) and `baseline save` read a session in bounded memory:
+/// ten times the events cost about the same peak memory. Holding the events (as before) made
+/// the larger session cost several times more.
+#[test]
+fn memory_does_not_grow_with_the_session() {
+    let (small, big) = (repeated_session(10_000), repeated_session(100_000));
+    let out = tempfile::tempdir().unwrap();
+    let html = out.path().join("r.html");
+    let base = out.path().join("b.json");
+    for args in [
+        vec!["report", "--format", "html", "--out", s(&html)],
+        vec!["baseline", "save"],
+    ] {
+        let run = |dir: &Path| {
+            let mut a = args.clone();
+            a.insert(if a[0] == "report" { 1 } else { 2 }, s(dir));
+            if a[0] == "baseline" {
+                a.push(s(&base));
+            }
+            peak_rss_kib(&a)
+        };
+        let (rs, rb) = (run(small.path()), run(big.path()));
+        // 100k events of this session are ~30 MB of JSON lines and several times that parsed
+        // (held whole, the larger session cost ~95 MiB against ~25 MiB).
+        assert!(
+            rb < rs + rs / 2 + 16 * 1024,
+            "{}: peak RSS {rs} KiB on 10k events but {rb} KiB on 100k events",
+            args[0]
+        );
+    }
+    let text = std::fs::read_to_string(&html).unwrap();
+    assert!(text.contains("com.example.spyapp"));
+}

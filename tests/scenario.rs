@@ -807,6 +807,98 @@ unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
 
+/// SIGTERM or SIGINT while `run` executes its setup steps (before the recording starts) ends
+/// the run as a signal during the recording does: the setup commands' process trees (a
+/// background one and the one running in the foreground) are stopped, run.json and the JUnit
+/// XML say the run was interrupted, exit 2, no control socket left behind.
+#[test]
+fn a_signal_during_the_setup_steps_stops_them_and_writes_the_run_files() {
+    require_root();
+    let tmp = tempdir();
+    for (sig, name) in [(15, "SIGTERM"), (2, "SIGINT")] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        let (bg, fg) = (dir.join("bg.pid"), dir.join("fg.pid"));
+        let f = dir.join("setup.toml");
+        std::fs::write(
+            &f,
+            format!(
+                "name = \"slow setup\"\n[target]\ncommand = \"true\"\n\
+                 [[setup]]\nrun = [\"sh\", \"-c\", \"sleep 300 & echo $! > {}; wait\"]\nbackground = true\n\
+                 [[setup]]\nrun = [\"sh\", \"-c\", \"sleep 300 & echo $! > {}; wait\"]\ntimeout = \"600s\"\n\
+                 [[step]]\nsleep = \"1s\"\n",
+                bg.display(),
+                fg.display()
+            ),
+        )
+        .unwrap();
+        let s = dir.join("s");
+        let child = Command::new(EMUWATCH)
+            .args(["run", f.to_str().unwrap(), "--out", s.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid_in = |p: &Path| {
+            std::fs::read_to_string(p)
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+        };
+        let t = std::time::Instant::now();
+        let (bg_pid, fg_pid) = loop {
+            if let (Some(b), Some(f)) = (pid_in(&bg), pid_in(&fg)) {
+                break (b, f);
+            }
+            assert!(
+                t.elapsed().as_secs() < 60,
+                "{name}: the setup never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(running(bg_pid) && running(fg_pid));
+        unsafe { kill(child.id() as i32, sig) };
+        let t = std::time::Instant::now();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(t.elapsed().as_secs() < 30, "{name} took {:?}", t.elapsed());
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{name}: {:?} {stderr}",
+            out.status
+        );
+        assert!(stderr.contains("interrupted"), "{name}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{name}: {stderr}");
+        assert!(
+            !running(fg_pid),
+            "{name}: the setup step's process outlived the run"
+        );
+        assert!(
+            !running(bg_pid),
+            "{name}: the background setup command outlived the run"
+        );
+        let run: Value =
+            serde_json::from_slice(&std::fs::read(s.join("run.json")).unwrap()).unwrap();
+        assert_eq!(run["exit_code"], 2, "{name}: {run}");
+        assert!(
+            run["errors"][0].as_str().unwrap().contains("interrupted"),
+            "{name}: {run}"
+        );
+        let (cases, _) = junit(&s.join("junit.xml"));
+        let (kind, message) = case(&cases, "run: steps, probes and a complete recording")
+            .outcome
+            .clone()
+            .unwrap();
+        assert_eq!(kind, "error", "{name}");
+        assert!(message.contains("interrupted"), "{name}: {message}");
+        assert!(
+            !s.join("control.sock").exists(),
+            "{name}: stale control.sock"
+        );
+    }
+}
+
 /// A run that fails before recording (a setup step) still writes run.json and JUnit; `--out`
 /// must be new or empty; `--junit` replaces a symlink instead of writing through it.
 #[test]
@@ -897,4 +989,76 @@ fn run_as_runs_the_scenario_commands_unprivileged() {
     );
     assert_eq!(o.code, Some(2));
     assert!(o.stderr.contains("no user"), "{}", o.stderr);
+}
+
+/// `[target] user = "nobody"` in the scenario runs its commands as that user, as `--run-as`
+/// does: the recorded events of the target carry uid 65534. An unknown user is a one-line
+/// error with its position when the scenario is read; `--run-as` naming another user is
+/// refused, the same user accepted.
+#[test]
+fn target_user_runs_the_scenario_commands_as_that_user() {
+    require_root();
+    let tmp = tempdir();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let f = tmp.path().join("user.toml");
+    std::fs::write(
+        &f,
+        "name = \"as nobody\"\n[target]\nuser = \"nobody\"\ncommand = [\"sh\", \"-c\", \"cat /etc/hostname > /dev/null; touch {work}/done\"]\n[[setup]]\nrun = \"echo setup=$(id -u)\"\n[[step]]\nrun = \"echo step=$(id -u)\"\n[[step]]\nwait_for = \"file\"\npath = \"{work}/done\"\n[[step]]\nwait_for = \"exited\"\n",
+    )
+    .unwrap();
+    let s = tmp.path().join("s");
+    let o = run_scenario(&f, &s, &[]);
+    assert_eq!(o.code, Some(0), "{}\n{}", o.stdout, o.stderr);
+    let steps = std::fs::read_to_string(s.join("steps.log")).unwrap();
+    assert!(
+        steps.contains("setup=65534") && steps.contains("step=65534"),
+        "{steps}"
+    );
+    // The target's own events, as the kernel saw them.
+    let events = std::fs::read_to_string(s.join("events.jsonl")).unwrap();
+    let reads: Vec<Value> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "file_open" && e["path"] == "/etc/hostname")
+        .collect();
+    assert_eq!(reads.len(), 1, "{events}");
+    assert_eq!(reads[0]["uid"], 65534, "{}", reads[0]);
+    let procs: Vec<u64> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "process")
+        .filter_map(|e| e["uid"].as_u64())
+        .collect();
+    assert!(
+        !procs.is_empty() && procs.iter().all(|u| *u == 65534),
+        "{procs:?}"
+    );
+
+    // The same user on the command line is accepted; another one is refused.
+    let f = f.to_str().unwrap();
+    let o = emuwatch(&["run", "--check", f, "--run-as", "nobody"]);
+    assert_eq!(o.code, Some(0), "{}\n{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("uid 65534"), "{}", o.stdout);
+    let o = emuwatch(&["run", "--check", f, "--run-as", "root"]);
+    assert_eq!(o.code, Some(2), "{}\n{}", o.stdout, o.stderr);
+    assert!(o.stderr.contains("disagree"), "{}", o.stderr);
+    assert_eq!(o.stderr.trim().lines().count(), 1, "{}", o.stderr);
+
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\n[target]\nuser = \"no-such-user-here\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    let o = emuwatch(&["run", "--check", bad.to_str().unwrap()]);
+    assert_eq!(o.code, Some(2), "{}\n{}", o.stdout, o.stderr);
+    assert_eq!(o.stderr.trim().lines().count(), 1, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("bad.toml:2:")
+            && o.stderr
+                .contains("[target] user: no user \"no-such-user-here\""),
+        "{}",
+        o.stderr
+    );
 }

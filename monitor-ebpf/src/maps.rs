@@ -127,9 +127,12 @@ pub fn config(slot: u32) -> u64 {
     CONFIG.get(slot).copied().unwrap_or(0)
 }
 
+/// Count one event lost for the reason in `slot` (`loss::*`). With `--kernel-log` the reason
+/// is also logged (off: the verifier removes the log call, see docs/kernel-log.md).
 #[inline(always)]
 pub fn count_loss(slot: u32) {
     if let Some(p) = LOST.get_ptr_mut(slot) {
         unsafe { *p += 1 };
     }
+    aya_log_ebpf::warn!(&(), "event lost: loss slot {}", slot);
 }

@@ -18,7 +18,7 @@ use crate::{
     analysis::{
         self,
         categories::Categories,
-        facts::{What, for_each_fact},
+        facts::{Fact, What},
     },
     capability::Capability,
     escape::escape,
@@ -146,78 +146,92 @@ fn normalize(path: &str, work: Option<&str>) -> String {
     path.to_string()
 }
 
-impl Baseline {
-    /// The baseline of a session's events. `work` is the scratch directory of the run that
-    /// recorded it (run.json), if any.
-    pub fn from_events(
-        events: &[crate::event::Event],
-        cats: &Categories,
-        work: Option<&str>,
-        scenario: Option<String>,
-    ) -> Baseline {
-        type DestKey = (Option<String>, Option<IpAddr>, Option<u16>, Proto);
-        #[derive(Default)]
-        struct Acc {
-            dests: BTreeMap<DestKey, Dest>,
-            files: BTreeMap<String, (u64, u64, BTreeSet<String>)>,
-            devices: BTreeMap<(Capability, String), BTreeMap<DeviceOp, u64>>,
+type DestKey = (Option<String>, Option<IpAddr>, Option<u16>, Proto);
+
+#[derive(Default)]
+struct PhaseAcc {
+    dests: BTreeMap<DestKey, Dest>,
+    files: BTreeMap<String, (u64, u64, BTreeSet<String>)>,
+    devices: BTreeMap<(Capability, String), BTreeMap<DeviceOp, u64>>,
+}
+
+/// A baseline gathered fact by fact while a session is read.
+pub struct BaselineAcc<'c> {
+    cats: &'c Categories,
+    work: Option<String>,
+    apps: BTreeMap<String, BTreeMap<Phase, PhaseAcc>>,
+}
+
+impl<'c> BaselineAcc<'c> {
+    /// `work` is the scratch directory of the run that recorded the session (run.json), if any.
+    pub fn new(cats: &'c Categories, work: Option<&str>) -> BaselineAcc<'c> {
+        BaselineAcc {
+            cats,
+            work: work.map(str::to_string),
+            apps: BTreeMap::new(),
         }
-        let mut apps: BTreeMap<String, BTreeMap<Phase, Acc>> = BTreeMap::new();
-        for_each_fact(events, cats, |f| {
-            let acc = apps
-                .entry(f.app.to_string())
-                .or_default()
-                .entry(f.phase)
-                .or_default();
-            match f.what {
-                What::Connect(ep) => {
-                    let port = (ep.scope != Some(Scope::Loopback)).then_some(ep.port);
-                    let by_addr = ep.host.is_none().then_some(ep.address);
-                    let d = acc
-                        .dests
-                        .entry((ep.host.clone(), by_addr, port, ep.proto))
-                        .or_insert_with(|| Dest {
-                            host: ep.host.clone(),
-                            address: ep.address,
-                            port,
-                            proto: ep.proto,
-                            scope: ep.scope,
-                            country: ep.country.clone(),
-                            asn: ep.asn,
-                            as_org: ep.as_org.clone(),
-                            connects: 0,
-                        });
-                    d.connects += 1;
-                }
-                What::Device { kind, path, op } => {
-                    let path = path
-                        .map_or_else(|| kind.spec().unknown_target.into(), |p| normalize(p, work));
-                    *acc.devices
-                        .entry((kind, path))
-                        .or_default()
-                        .entry(op)
-                        .or_default() += 1;
-                }
-                What::File {
-                    category,
-                    path,
-                    open,
-                    bytes,
-                    ..
-                } => {
-                    let cat = &cats.all()[category];
-                    let e = acc.files.entry(cat.name.clone()).or_default();
-                    e.0 += u64::from(open);
-                    e.1 = e.1.saturating_add(bytes);
-                    if cat.sensitive {
-                        e.2.insert(path.map_or_else(
-                            || Capability::File.spec().unknown_target.into(),
-                            |p| normalize(p, work),
-                        ));
-                    }
+    }
+
+    pub fn add(&mut self, f: &Fact) {
+        let (cats, work, apps) = (self.cats, self.work.as_deref(), &mut self.apps);
+        let acc = match apps.get_mut(f.app) {
+            Some(a) => a,
+            None => apps.entry(f.app.to_string()).or_default(),
+        }
+        .entry(f.phase)
+        .or_default();
+        match &f.what {
+            What::Connect(ep) => {
+                let port = (ep.scope != Some(Scope::Loopback)).then_some(ep.port);
+                let by_addr = ep.host.is_none().then_some(ep.address);
+                let d = acc
+                    .dests
+                    .entry((ep.host.clone(), by_addr, port, ep.proto))
+                    .or_insert_with(|| Dest {
+                        host: ep.host.clone(),
+                        address: ep.address,
+                        port,
+                        proto: ep.proto,
+                        scope: ep.scope,
+                        country: ep.country.clone(),
+                        asn: ep.asn,
+                        as_org: ep.as_org.clone(),
+                        connects: 0,
+                    });
+                d.connects += 1;
+            }
+            What::Device { kind, path, op } => {
+                let path =
+                    path.map_or_else(|| kind.spec().unknown_target.into(), |p| normalize(p, work));
+                *acc.devices
+                    .entry((*kind, path))
+                    .or_default()
+                    .entry(*op)
+                    .or_default() += 1;
+            }
+            What::File {
+                category,
+                path,
+                open,
+                bytes,
+                ..
+            } => {
+                let cat = &cats.all()[*category];
+                let e = acc.files.entry(cat.name.clone()).or_default();
+                e.0 += u64::from(*open);
+                e.1 = e.1.saturating_add(*bytes);
+                if cat.sensitive {
+                    e.2.insert(path.map_or_else(
+                        || Capability::File.spec().unknown_target.into(),
+                        |p| normalize(p, work),
+                    ));
                 }
             }
-        });
+        }
+    }
+
+    pub fn finish(self, scenario: Option<String>) -> Baseline {
+        let apps = self.apps;
         Baseline {
             emuwatch_baseline: FORMAT,
             scenario,
@@ -257,7 +271,9 @@ impl Baseline {
                 .collect(),
         }
     }
+}
 
+impl Baseline {
     /// Pretty JSON, keys and lists sorted, with a final newline: stable under version control.
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("a baseline serialises");
@@ -310,13 +326,9 @@ impl Baseline {
                     &own
                 }
             };
-            let r = analysis::analyse(path, geo, cats)?;
-            return Ok(Baseline::from_events(
-                &r.events,
-                cats,
-                work.as_deref(),
-                scenario,
-            ));
+            let mut acc = BaselineAcc::new(cats, work.as_deref());
+            analysis::analyse_with(path, geo, cats, false, |f| acc.add(&f))?;
+            return Ok(acc.finish(scenario));
         }
         let text = crate::safefs::read_regular_text(path, crate::safefs::BASELINE_LIMIT)
             .with_context(|| format!("read baseline {}", path.display()))?;

@@ -34,6 +34,8 @@ pub struct Capture {
     buf: Vec<Event>,
     /// Events phase-stamped by `emit`, reused across calls.
     stamped: Vec<Event>,
+    /// The kernel programs' diagnostics (`--kernel-log`), read on every poll.
+    pub kernel_log: Option<aya_log::EbpfLogger<crate::kernel::kernel_log::KernelLog>>,
 }
 
 impl Capture {
@@ -56,6 +58,14 @@ impl Capture {
             started: HashSet::new(),
             buf: Vec::new(),
             stamped: Vec::new(),
+            kernel_log: None,
+        }
+    }
+
+    /// Move the kernel's log records (`--kernel-log`) to kernel.log.
+    pub fn flush_kernel_log(&mut self) {
+        if let Some(l) = self.kernel_log.as_mut() {
+            l.flush();
         }
     }
 

@@ -18,31 +18,7 @@ fn check(ok: bool) -> &'static str {
 pub fn doctor(choice: ProbeChoice) -> Result<DoctorReport> {
     let mut lines = Vec::new();
     let mut ok = true;
-    let k = system::kernel_info();
-    lines.push(format!(
-        "kernel      {} ({}) {}",
-        k.release, k.machine, k.version
-    ));
-    let btf = system::btf_present();
-    lines.push(format!(
-        "     BTF        {}",
-        if btf {
-            "/sys/kernel/btf/vmlinux present".to_string()
-        } else {
-            "missing (no CONFIG_DEBUG_INFO_BTF): classic tracepoints for fork/exit; exit codes of processes killed by a signal are unknown".to_string()
-        }
-    ));
-    let lockdown = system::lockdown();
-    lines.push(format!(
-        "     lockdown   {}",
-        match lockdown.as_deref() {
-            Some("confidentiality") =>
-                "confidentiality: kernel memory reads are refused; tracepoints still work"
-                    .to_string(),
-            Some(m) => m.to_string(),
-            None => "unknown (securityfs not mounted or no lockdown LSM)".to_string(),
-        }
-    ));
+    system_lines(&mut lines);
     let euid = unsafe { libc::geteuid() };
     if euid != 0 {
         lines.push(format!("FAIL root       running as uid {euid}: loading eBPF needs root (or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN)"));
@@ -70,6 +46,45 @@ pub fn doctor(choice: ProbeChoice) -> Result<DoctorReport> {
             return Ok(DoctorReport { lines, ok: false });
         }
     };
+    plan_lines(&kernel, &mut lines);
+    // An empty target set: probes attach but nothing is a target, so nothing is emitted.
+    kernel.set_targets(&TargetMaps::default())?;
+    let _ = kernel.attach();
+    ok &= probe_lines(&kernel, &mut lines);
+    Ok(DoctorReport { lines, ok })
+}
+
+/// The kernel, its BTF and lockdown mode.
+fn system_lines(lines: &mut Vec<String>) {
+    let k = system::kernel_info();
+    lines.push(format!(
+        "kernel      {} ({}) {}",
+        k.release, k.machine, k.version
+    ));
+    let btf = system::btf_present();
+    lines.push(format!(
+        "     BTF        {}",
+        if btf {
+            "/sys/kernel/btf/vmlinux present".to_string()
+        } else {
+            "missing (no CONFIG_DEBUG_INFO_BTF): classic tracepoints for fork/exit; exit codes of processes killed by a signal are unknown".to_string()
+        }
+    ));
+    let lockdown = system::lockdown();
+    lines.push(format!(
+        "     lockdown   {}",
+        match lockdown.as_deref() {
+            Some("confidentiality") =>
+                "confidentiality: kernel memory reads are refused; tracepoints still work"
+                    .to_string(),
+            Some(m) => m.to_string(),
+            None => "unknown (securityfs not mounted or no lockdown LSM)".to_string(),
+        }
+    ));
+}
+
+/// The plan this kernel gets: tracefs, syscall path, fork/exit hooks, cgroup hooks, binder.
+fn plan_lines(kernel: &Kernel, lines: &mut Vec<String>) {
     lines.push(format!(
         "ok   tracefs    {}{}",
         kernel.tracefs.display(),
@@ -107,9 +122,11 @@ pub fn doctor(choice: ProbeChoice) -> Result<DoctorReport> {
             "no binder tracepoints on this kernel: binder calls are still decoded from BINDER_WRITE_READ ioctls, without their callee"
         }
     ));
-    // An empty target set: probes attach but nothing is a target, so nothing is emitted.
-    kernel.set_targets(&TargetMaps::default())?;
-    let _ = kernel.attach();
+}
+
+/// One line per probe and the verdict; false when a required probe did not attach.
+fn probe_lines(kernel: &Kernel, lines: &mut Vec<String>) -> bool {
+    let mut ok = true;
     lines.push("probes:".into());
     for p in &kernel.probes {
         let status = match (p.attached, p.required) {
@@ -140,5 +157,5 @@ pub fn doctor(choice: ProbeChoice) -> Result<DoctorReport> {
         },
         kernel.probes.len()
     ));
-    Ok(DoctorReport { lines, ok })
+    ok
 }

@@ -363,10 +363,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 Ok(ExitCode::from(EXIT_LOST))
             } else {
+                let why: Vec<String> = info
+                    .lost
+                    .by_reason
+                    .iter()
+                    .map(|(r, n)| format!("{}: {n}", r.as_str()))
+                    .chain(
+                        (info.lost.undecodable > 0)
+                            .then(|| format!("undecodable: {}", info.lost.undecodable)),
+                    )
+                    .collect();
                 eprintln!(
-                    "emuwatch: {} events were lost ({:?}); the session is marked incomplete",
+                    "emuwatch: {} events were lost ({}); the session is marked incomplete",
                     info.lost.total + info.lost.undecodable,
-                    info.lost.by_reason
+                    why.join(", ")
                 );
                 Ok(ExitCode::from(EXIT_LOST))
             }

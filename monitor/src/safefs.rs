@@ -95,9 +95,30 @@ pub fn write_replace(path: &Path, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Read a whole file that must be a regular file of at most `limit` bytes: a FIFO, a device
-/// (/dev/zero) or a directory is a one-line error, not a hang or an exhausted memory.
-pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
+/// Open a file to be read as a stream: it must be a regular file of at most `limit` bytes (a
+/// FIFO, a device or a directory is a one-line error, not a hang); reading it past `limit`
+/// (it grew) is an error.
+pub fn open_regular(path: &Path, limit: u64) -> Result<impl Read + Send + use<>> {
+    let f = open_checked(path, limit)?;
+    struct Limited(std::io::Take<File>, u64, u64, std::path::PathBuf);
+    impl Read for Limited {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1 += n as u64;
+            if self.1 > self.2 {
+                return Err(std::io::Error::other(format!(
+                    "{}: grew beyond {} bytes while being read",
+                    self.3.display(),
+                    self.2
+                )));
+            }
+            Ok(n)
+        }
+    }
+    Ok(Limited(f.take(limit + 1), 0, limit, path.to_path_buf()))
+}
+
+fn open_checked(path: &Path, limit: u64) -> Result<File> {
     let f = OpenOptions::new()
         .read(true)
         // A FIFO would block the open until a writer comes; non-blocking, it opens at once and
@@ -119,6 +140,16 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
             limit
         );
     }
+    Ok(f)
+}
+
+/// Read a whole file that must be a regular file of at most `limit` bytes: a FIFO, a device
+/// (/dev/zero) or a directory is a one-line error, not a hang or an exhausted memory.
+pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let f = open_checked(path, limit)?;
+    let md = f
+        .metadata()
+        .with_context(|| format!("read {}", path.display()))?;
     let mut buf = Vec::with_capacity(md.len() as usize);
     f.take(limit + 1)
         .read_to_end(&mut buf)

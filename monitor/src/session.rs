@@ -247,25 +247,41 @@ impl SessionWriter {
 }
 
 /// Read a session directory back: its info and every event. A malformed line is an error
-/// naming the file and line.
+/// naming the file and line. (Holds every event: the reports read sessions with
+/// [`read_info`] and [`for_each_line`] instead, in bounded memory.)
+#[cfg(test)]
 pub fn load(dir: &Path) -> Result<(SessionInfo, Vec<Event>)> {
-    use crate::safefs::{EVENTS_LIMIT, TEXT_LIMIT, read_regular};
-    let info_path = dir.join("session.json");
-    let info_bytes = read_regular(&info_path, TEXT_LIMIT)?;
-    let ev_path = dir.join("events.jsonl");
-    let bytes = read_regular(&ev_path, EVENTS_LIMIT)?;
-    parse(&info_bytes, &bytes, &info_path, &ev_path, true)
+    let mut info = read_info(dir)?;
+    let mut events = Vec::new();
+    (info.unreadable_lines, _) = for_each_line(
+        &events_path(dir),
+        true,
+        None,
+        |l| serde_json::from_str::<Event>(l),
+        |ev| {
+            events.push(ev.clone());
+            Ok(())
+        },
+    )?;
+    // Connects named by the TLS server name or HTTP Host sent after them.
+    crate::enrich::names::annotate(&mut events);
+    Ok((info, events))
 }
 
-/// A session from the bytes of its session.json and events.jsonl (paths for messages);
-/// `warn`: say on stderr which lines were skipped.
-pub fn parse(
-    info_bytes: &[u8],
-    bytes: &[u8],
-    info_path: &Path,
-    ev_path: &Path,
-    warn: bool,
-) -> Result<(SessionInfo, Vec<Event>)> {
+/// events.jsonl of a session directory.
+pub fn events_path(dir: &Path) -> PathBuf {
+    dir.join("events.jsonl")
+}
+
+/// A session's session.json.
+pub fn read_info(dir: &Path) -> Result<SessionInfo> {
+    use crate::safefs::{TEXT_LIMIT, read_regular};
+    let info_path = dir.join("session.json");
+    let info_bytes = read_regular(&info_path, TEXT_LIMIT)?;
+    parse_info(&info_bytes, &info_path)
+}
+
+fn parse_info(info_bytes: &[u8], info_path: &Path) -> Result<SessionInfo> {
     // The version first: a session of a newer schema gets one clear line, not a parse error
     // about some field.
     #[derive(Deserialize)]
@@ -282,32 +298,224 @@ pub fn parse(
             SCHEMA_VERSION
         );
     }
-    let mut info: SessionInfo = serde_json::from_slice(info_bytes)
-        .with_context(|| format!("parse {}", info_path.display()))?;
-    // A recorder that crashed mid-write leaves a partial last line without its newline: that is
-    // the documented worst case, not corruption.
-    let partial_last = !bytes.is_empty() && !bytes.ends_with(b"\n");
-    let mut raw: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-    if !partial_last {
-        raw.pop(); // the empty piece after the last newline
+    serde_json::from_slice(info_bytes).with_context(|| format!("parse {}", info_path.display()))
+}
+
+/// A session from the bytes of its session.json and events.jsonl (paths for messages);
+/// `warn`: say on stderr which lines were skipped.
+#[cfg(test)]
+pub fn parse(
+    info_bytes: &[u8],
+    bytes: &[u8],
+    info_path: &Path,
+    ev_path: &Path,
+    warn: bool,
+) -> Result<(SessionInfo, Vec<Event>)> {
+    let mut info = parse_info(info_bytes, info_path)?;
+    let mut events = Vec::new();
+    info.unreadable_lines = lines_from(
+        bytes,
+        CHUNK,
+        ev_path,
+        warn,
+        &|l: &str| serde_json::from_str::<Event>(l),
+        &mut |ev: &mut Event| {
+            events.push(ev.clone());
+            Ok(())
+        },
+    )?;
+    crate::enrich::names::annotate(&mut events);
+    Ok((info, events))
+}
+
+/// Bytes of events.jsonl read (and parsed, on all CPUs) at a time: what a pass over a session
+/// holds besides its own aggregates.
+const CHUNK: usize = 4 << 20;
+
+/// Every line of events.jsonl, in file order, through `parse` (on up to 8 threads) and then
+/// `each` (on this thread; the items are freed elsewhere), in bounded memory: the file is read in chunks of [`CHUNK`] bytes,
+/// at most two parsed chunks wait for `each`. A line with invalid UTF-8 is skipped (its number
+/// is returned; `warn`: said on stderr); a line `parse` refuses is an error naming the file and
+/// line, except a partial last line (the recording was interrupted mid-write), which is
+/// skipped. Blank lines are skipped.
+///
+/// `upto`: read only the first that many bytes (a second read of a session that is still being
+/// written sees what the first saw). Returns the numbers of the skipped lines and the bytes read.
+pub fn for_each_line<T: Send>(
+    ev_path: &Path,
+    warn: bool,
+    upto: Option<u64>,
+    parse: impl Fn(&str) -> serde_json::Result<T> + Sync,
+    mut each: impl FnMut(&mut T) -> Result<()>,
+) -> Result<(Vec<usize>, u64)> {
+    use std::io::Read;
+    let f = crate::safefs::open_regular(ev_path, crate::safefs::EVENTS_LIMIT)?;
+    let mut counted = Counted(f.take(upto.unwrap_or(u64::MAX)), 0);
+    let bad = lines_from(&mut counted, CHUNK, ev_path, warn, &parse, &mut each)?;
+    Ok((bad, counted.1))
+}
+
+/// A reader that counts the bytes read through it.
+struct Counted<R>(R, u64);
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1 += n as u64;
+        Ok(n)
     }
-    // A line with invalid UTF-8 (a cut multi-byte character, a corrupted byte) is skipped and
-    // counted with its number; the rest of the session stays readable.
+}
+
+/// One chunk of complete lines, parsed.
+struct Parsed<T> {
+    items: Vec<T>,
+    /// Numbers (1-based) of the lines with invalid UTF-8.
+    invalid: Vec<usize>,
+    /// (line index, error) of the first line the parser refused.
+    error: Option<(usize, serde_json::Error)>,
+    /// A refused partial last line (the note is said once, at the end).
+    partial_dropped: Option<usize>,
+}
+
+fn lines_from<T: Send>(
+    mut src: impl std::io::Read + Send,
+    chunk: usize,
+    ev_path: &Path,
+    warn: bool,
+    parse: &(dyn Fn(&str) -> serde_json::Result<T> + Sync),
+    each: &mut dyn FnMut(&mut T) -> Result<()>,
+) -> Result<Vec<usize>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
     let mut invalid = Vec::new();
-    let n_raw = raw.len();
-    let lines: Vec<&str> = raw
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let l = l.strip_suffix(b"\r").unwrap_or(l);
-            std::str::from_utf8(l).unwrap_or_else(|_| {
-                if !(partial_last && i + 1 == n_raw) {
-                    invalid.push(i + 1);
+    let mut partial_dropped = None;
+    std::thread::scope(|s| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Parsed<T>>>(2);
+        // Items `each` is done with come back here to be freed off the consumer's thread.
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<T>>();
+        s.spawn(move || {
+            // Reads chunks ending at a newline; the rest waits for the next read.
+            let mut buf: Vec<u8> = Vec::with_capacity(chunk + 4096);
+            let mut first_line = 0usize;
+            let mut eof = false;
+            while !eof {
+                let start = buf.len();
+                buf.resize(start + chunk, 0);
+                let mut got = start;
+                while got < buf.len() {
+                    match src.read(&mut buf[got..]) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(n) => got += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
                 }
-                ""
-            })
-        })
-        .collect();
+                buf.truncate(got);
+                // The complete lines of this chunk; at the end, everything (a last piece
+                // without its newline is the partial last line).
+                let cut = if eof {
+                    buf.len()
+                } else {
+                    match buf.iter().rposition(|b| *b == b'\n') {
+                        Some(i) => i + 1,
+                        // One line longer than a chunk: read on.
+                        None => continue,
+                    }
+                };
+                let partial_last = eof && cut > 0 && !buf[..cut].ends_with(b"\n");
+                let mut lines: Vec<&[u8]> = Vec::with_capacity(cut / 128);
+                let mut at = 0;
+                for nl in memchr::memchr_iter(b'\n', &buf[..cut]) {
+                    lines.push(&buf[at..nl]);
+                    at = nl + 1;
+                }
+                if partial_last {
+                    lines.push(&buf[at..cut]);
+                }
+                let n = lines.len();
+                let part = n.div_ceil(threads).max(1024);
+                let parts: Vec<Parsed<T>> = std::thread::scope(|ps| {
+                    let handles: Vec<_> = lines
+                        .chunks(part)
+                        .enumerate()
+                        .map(|(c, ls)| {
+                            ps.spawn(move || {
+                                let mut out = Parsed {
+                                    items: Vec::with_capacity(ls.len()),
+                                    invalid: Vec::new(),
+                                    error: None,
+                                    partial_dropped: None,
+                                };
+                                for (k, l) in ls.iter().enumerate() {
+                                    let i = first_line + c * part + k;
+                                    let last = partial_last && c * part + k + 1 == n;
+                                    let l = l.strip_suffix(b"\r").unwrap_or(l);
+                                    let Ok(l) = std::str::from_utf8(l) else {
+                                        if !last {
+                                            out.invalid.push(i + 1);
+                                        }
+                                        continue;
+                                    };
+                                    if l.trim().is_empty() {
+                                        continue;
+                                    }
+                                    match parse(l) {
+                                        Ok(t) => out.items.push(t),
+                                        Err(_) if last => out.partial_dropped = Some(i + 1),
+                                        Err(e) => {
+                                            out.error = Some((i, e));
+                                            break;
+                                        }
+                                    }
+                                }
+                                out
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("event parser thread panicked"))
+                        .collect()
+                });
+                first_line += n;
+                buf.drain(..cut);
+                while let Ok(done) = back_rx.try_recv() {
+                    drop(done);
+                }
+                for p in parts {
+                    let stop = p.error.is_some();
+                    if tx.send(Ok(p)).is_err() || stop {
+                        return;
+                    }
+                }
+            }
+        });
+        for p in rx {
+            let p = p.with_context(|| format!("read {}", ev_path.display()))?;
+            invalid.extend(p.invalid);
+            let mut items = p.items;
+            for t in items.iter_mut() {
+                each(t)?;
+            }
+            if let Err(std::sync::mpsc::SendError(items)) = back_tx.send(items) {
+                drop(items);
+            }
+            // Parts are in file order: the first error met is the first bad line.
+            if let Some((i, e)) = p.error {
+                bail!("{}:{}: bad event line: {e}", ev_path.display(), i + 1);
+            }
+            partial_dropped = partial_dropped.or(p.partial_dropped);
+        }
+        Ok(())
+    })?;
     if warn && !invalid.is_empty() {
         let shown: Vec<String> = invalid.iter().take(10).map(|n| n.to_string()).collect();
         eprintln!(
@@ -319,69 +527,13 @@ pub fn parse(
             if invalid.len() > 10 { ", …" } else { "" }
         );
     }
-    info.unreadable_lines = invalid;
-    // Parsing dominates `report` on large sessions: split the lines over the CPUs, in order.
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let chunk = lines.len().div_ceil(threads).max(4096);
-    let parsed: Vec<Result<Vec<Event>, (usize, serde_json::Error)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = lines
-            .chunks(chunk)
-            .enumerate()
-            .map(|(c, part)| {
-                let lines = &lines;
-                s.spawn(move || {
-                    let mut out = Vec::with_capacity(part.len());
-                    for (k, line) in part.iter().enumerate() {
-                        let i = c * chunk + k;
-                        if line.trim().is_empty() {
-                            continue;
-                        }
-                        match serde_json::from_str::<Event>(line) {
-                            Ok(ev) => out.push(ev),
-                            Err(_) if partial_last && i + 1 == lines.len() => {}
-                            Err(e) => return Err((i, e)),
-                        }
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("event parser thread panicked"))
-            .collect()
-    });
-    let mut events = Vec::with_capacity(lines.len());
-    for part in parsed {
-        match part {
-            Ok(mut evs) => events.append(&mut evs),
-            // Chunks are in file order: the first error met is the first bad line.
-            Err((i, e)) => {
-                return Err(anyhow::anyhow!(
-                    "{}:{}: bad event line: {e}",
-                    ev_path.display(),
-                    i + 1
-                ));
-            }
-        }
-    }
-    let last_dropped = partial_last
-        && lines
-            .last()
-            .is_some_and(|l| !l.trim().is_empty() && serde_json::from_str::<Event>(l).is_err());
-    if warn && last_dropped {
+    if warn && let Some(n) = partial_dropped {
         eprintln!(
-            "emuwatch: note: {}:{}: ignoring a partial last line (the recording was interrupted)",
+            "emuwatch: note: {}:{n}: ignoring a partial last line (the recording was interrupted)",
             ev_path.display(),
-            lines.len()
         );
     }
-    // Connects named by the TLS server name or HTTP Host sent after them.
-    crate::enrich::names::annotate(&mut events);
-    Ok((info, events))
+    Ok(invalid)
 }
 
 #[cfg(test)]
@@ -448,6 +600,62 @@ mod tests {
         // The same cut line followed by a newline is corruption, not an interrupted write.
         let dir = session(&partial, true);
         assert!(load(dir.path()).is_err());
+    }
+
+    /// Read in chunks far smaller than the file (and than some lines): every line once, in
+    /// order, with its number in messages; a partial last line is still tolerated.
+    #[test]
+    fn small_chunks_keep_lines_whole_and_numbered() {
+        let mut lines: Vec<String> = (0..3000).map(line).collect();
+        lines[1234] = lines[1234].replace("m1234", &"x".repeat(5000));
+        let text = lines.join("\n") + "\n";
+        let parse = |l: &str| serde_json::from_str::<Event>(l);
+        for chunk in [100, 1000, 4096, 1 << 20] {
+            let mut got = Vec::new();
+            let bad = lines_from(
+                text.as_bytes(),
+                chunk,
+                Path::new("e"),
+                false,
+                &parse,
+                &mut |e| {
+                    got.push(e.clone());
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert!(bad.is_empty());
+            assert_eq!(got.len(), 3000, "chunk {chunk}");
+            let l = labels(&got);
+            assert_eq!(l[2999], "m2999");
+            assert_eq!(l[1234].len(), 5000);
+
+            let mut cut = text.clone() + r#"{"ts":"2026-11-20T1"#;
+            let n = lines_from(
+                cut.as_bytes(),
+                chunk,
+                Path::new("e"),
+                false,
+                &parse,
+                &mut |_| Ok(()),
+            );
+            assert!(n.is_ok(), "chunk {chunk}");
+            cut.push('\n');
+            let e = lines_from(
+                cut.as_bytes(),
+                chunk,
+                Path::new("e"),
+                false,
+                &parse,
+                &mut |_| Ok(()),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.starts_with("e:3001: bad event line"),
+                "chunk {chunk}: {e}"
+            );
+        }
     }
 
     /// One invalid UTF-8 byte costs its line (counted, with its number), not the session; a

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! cargo xtask bench [--quick] [--reps N] [--out DIR]
-//!                   [--only overhead,sweep,report,profile,raw,hooktype,startstop]
+//!                   [--only overhead,sweep,report,profile,raw,hooktype,startstop,names]
 //!                   [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE]
 //!                   [--nice N]
 //! cargo xtask bench floor SESSION_DIR -- CMD ARGS   (CMD with the no-op floor attached to
@@ -136,7 +136,7 @@ impl Sizes {
     }
 }
 
-pub const SECTIONS: [&str; 7] = [
+pub const SECTIONS: [&str; 8] = [
     "overhead",
     "sweep",
     "report",
@@ -144,6 +144,7 @@ pub const SECTIONS: [&str; 7] = [
     "raw",
     "hooktype",
     "startstop",
+    "names",
 ];
 
 struct Options {
@@ -204,7 +205,7 @@ fn parse(args: &[String]) -> Result<Options> {
     Ok(o)
 }
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile,raw,hooktype,startstop] [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE] [--nice N]
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile,raw,hooktype,startstop,names] [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE] [--nice N]
        cargo xtask bench floor SESSION_DIR -- CMD ARGS
        cargo xtask bench --render docs/benchmarks.json";
 
@@ -449,6 +450,9 @@ pub fn run(args: &[String]) -> Result<()> {
         hook_type_samples: Vec::new(),
         hook_type_summaries: Vec::new(),
         startstop: Vec::new(),
+        names_workloads: Vec::new(),
+        names_samples: Vec::new(),
+        names_summaries: Vec::new(),
         runs: Vec::new(),
     };
     let describe = |ws: &[runner::Workload]| -> Vec<(String, String)> {
@@ -484,6 +488,13 @@ pub fn run(args: &[String]) -> Result<()> {
             overhead::run(&ctx, &ws, &conds, &skip, sizes.hook_type_reps.max(1), 0)?;
         results.hook_type_summaries =
             overhead::summarize(&results.hook_type_samples, &keys(&ws), &conds);
+    }
+    if want("names") {
+        let ws = overhead::names_workloads(&ctx, &sizes);
+        results.names_workloads = describe(&ws);
+        let conds = runner::Cond::NAMES;
+        results.names_samples = overhead::run(&ctx, &ws, &conds, &no_skip, sizes.reps, 0)?;
+        results.names_summaries = overhead::summarize(&results.names_samples, &keys(&ws), &conds);
     }
     if want("startstop") {
         results.startstop = startstop::run(&ctx, sizes.startstop_reps.max(1))?;

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask <setup|build|test|demo|bench|vm>`. Each does its own set-up, so a
+//! Project tasks: `cargo xtask <setup|build|test|demo|bench|vm|soak>`. Each does its own set-up, so a
 //! fresh machine needs nothing installed by hand (see README).
 use std::{
     path::{Path, PathBuf},
@@ -9,6 +9,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod soak;
 mod vm;
 
 fn root() -> PathBuf {
@@ -126,6 +127,20 @@ fn test(args: &[String]) -> Result<()> {
             .env("EMUWATCH_SYSCALL_PROBES", "raw");
         with_skips(&mut c);
         run(&mut c)?;
+        if opts.rest.is_empty() {
+            // The soak script itself, for 20 s (`cargo xtask soak` runs it for 10 minutes):
+            // ignored by a plain `cargo test` for its length, run here.
+            eprintln!("xtask: a 20-second soak (cargo xtask soak --duration 20s)");
+            run(cargo().args([
+                "test",
+                "--package",
+                "xtask",
+                "--test",
+                "soak",
+                "--",
+                "--ignored",
+            ]))?;
+        }
         eprintln!("xtask: host checks passed in {:.0?}", t.elapsed());
     }
     if !opts.no_vm {
@@ -240,8 +255,9 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("bench") => bench::run(&args[1..]),
         Some("vm") => vm::main(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|build|test|demo|bench|vm>");
+            eprintln!("usage: cargo xtask <setup|build|test|demo|bench|vm|soak>");
             return ExitCode::from(2);
         }
     };

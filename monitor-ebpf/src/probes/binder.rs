@@ -72,6 +72,12 @@ pub fn write_read_enter(arg: u64, enter_ns: u64) {
         return;
     }
     let Ok(b) = (unsafe { bpf_probe_read_user(arg as *const [u64; 6]) }) else {
+        aya_log_ebpf::debug!(
+            &(),
+            "binder: BINDER_WRITE_READ argument {:x} unreadable: pid {}",
+            arg,
+            task.tgid
+        );
         return;
     };
     let (size, consumed, buf) = (
@@ -129,6 +135,14 @@ pub fn write_read_enter(arg: u64, enter_ns: u64) {
             && generated::bpf_probe_read_user(c.data.as_mut_ptr().cast(), n, data as *const _) == 0
         {
             c.copied = n;
+        } else if n > 0 {
+            aya_log_ebpf::debug!(
+                &(),
+                "binder: parcel of {} bytes at {:x} not copied: pid {}",
+                c.data_size,
+                data,
+                task.tgid
+            );
         }
         c.state = STATE_PENDING;
     }

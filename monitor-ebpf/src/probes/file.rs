@@ -102,6 +102,14 @@ pub fn open_exit(ret: i64) {
                 {
                     p.path_len = s.len() as u32 + 1;
                     p.path_status = PATH_AT_EXIT;
+                } else {
+                    aya_log_ebpf::debug!(
+                        &(),
+                        "path not copied: pid {} syscall {} user pointer {:x}",
+                        task.tgid,
+                        p.syscall,
+                        p.user_path
+                    );
                 }
             }
         }

@@ -2,11 +2,8 @@
 //! a device operation, a file access in a category). Scenario expectations and baselines are
 //! queries over these; they use the same attribution (`AppOf`, `phase_of`), file categories and
 //! endpoints as the report, so a finding in the report and a failed expectation agree.
-use std::collections::HashMap;
-
 use super::{
-    categories::{AppCategories, Categories},
-    history::{AppOf, phase_of},
+    history::phase_of,
     summary::{Endpoint, endpoint},
 };
 use crate::{
@@ -39,43 +36,42 @@ pub struct Fact<'a> {
     pub what: What<'a>,
 }
 
-/// Every connect, camera/microphone and file event of the session as a fact, in timeline order.
-pub fn for_each_fact(events: &[Event], cats: &Categories, mut f: impl FnMut(Fact)) {
-    let app_of = AppOf::new(events);
-    let mut matchers: HashMap<&str, AppCategories> = HashMap::new();
-    for ev in events {
-        let app = app_of.get(ev);
-        let what = match &ev.body {
-            Body::Connect(c) => What::Connect(endpoint(c)),
-            b if b.device().is_some() => {
-                let d = b.device().expect("checked");
-                What::Device {
-                    kind: ev.body.capability().expect("a device event"),
-                    path: d.path.as_deref(),
-                    op: d.op,
-                }
+/// The fact an event of `app` is, if any; `category` classifies a file path (an index into
+/// `Categories::all()`), asked only for file events.
+pub fn fact<'a>(
+    ev: &'a Event,
+    app: &'a str,
+    category: impl FnOnce(Option<&str>) -> usize,
+) -> Option<Fact<'a>> {
+    let what = match &ev.body {
+        Body::Connect(c) => What::Connect(endpoint(c)),
+        b if b.device().is_some() => {
+            let d = b.device().expect("checked");
+            What::Device {
+                kind: ev.body.capability().expect("a device event"),
+                path: d.path.as_deref(),
+                op: d.op,
             }
-            Body::FileOpen(_) | Body::FileRead(_) => {
-                let (path, open, bytes) = match &ev.body {
-                    Body::FileOpen(o) => (o.path.as_deref(), true, 0),
-                    Body::FileRead(r) => (r.path.as_deref(), false, r.bytes),
-                    _ => unreachable!("matched above"),
-                };
-                let m = matchers.entry(app).or_insert_with(|| cats.for_app(app));
-                What::File {
-                    category: m.classify(path),
-                    path,
-                    open,
-                    bytes,
-                }
+        }
+        Body::FileOpen(_) | Body::FileRead(_) => {
+            let (path, open, bytes) = match &ev.body {
+                Body::FileOpen(o) => (o.path.as_deref(), true, 0),
+                Body::FileRead(r) => (r.path.as_deref(), false, r.bytes),
+                _ => unreachable!("matched above"),
+            };
+            What::File {
+                category: category(path),
+                path,
+                open,
+                bytes,
             }
-            _ => continue,
-        };
-        f(Fact {
-            app,
-            phase: phase_of(ev),
-            ev,
-            what,
-        });
-    }
+        }
+        _ => return None,
+    };
+    Some(Fact {
+        app,
+        phase: phase_of(ev),
+        ev,
+        what,
+    })
 }

@@ -1,6 +1,6 @@
 //! Time and phase bookkeeping shared by the analysis and the timeline: which app an
 //! event belongs to, the session's time frame, and each app's phase history.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 pub const UNATTRIBUTED: &str = "(unattributed)";
 
 use crate::{
-    event::{Body, Event, Phase, PhaseChange, PhaseReason},
+    event::{Event, Phase, PhaseChange, PhaseReason},
     session::SessionInfo,
 };
 
@@ -30,6 +30,7 @@ pub struct AppOf {
 }
 
 impl AppOf {
+    #[cfg(test)]
     pub fn new(events: &[Event]) -> AppOf {
         let mut by_pid = HashMap::new();
         for ev in events {
@@ -40,10 +41,18 @@ impl AppOf {
         AppOf { by_pid }
     }
 
+    /// From a pid -> app table learnt while reading a session (the first app each pid names).
+    pub fn from_map(by_pid: HashMap<u32, String>) -> AppOf {
+        AppOf { by_pid }
+    }
+
     pub fn get<'a>(&'a self, ev: &'a Event) -> &'a str {
-        ev.app
-            .as_deref()
-            .or_else(|| self.by_pid.get(&ev.pid).map(String::as_str))
+        self.resolve(ev.app.as_deref(), ev.pid)
+    }
+
+    /// The app of an event that names `app` (or none) from process `pid`.
+    pub fn resolve<'a>(&'a self, app: Option<&'a str>, pid: u32) -> &'a str {
+        app.or_else(|| self.by_pid.get(&pid).map(String::as_str))
             .unwrap_or(UNATTRIBUTED)
     }
 }
@@ -60,16 +69,18 @@ pub struct Frame {
 }
 
 impl Frame {
+    #[cfg(test)]
     pub fn new(info: &SessionInfo, events: &[Event]) -> Frame {
-        // Events are stamped from the kernel clock during the recording: one dated far outside
-        // it (1970, a corrupted line) must not move every relative time. A minute of slack
-        // covers clock steps and a start-up race.
-        let slack = chrono::Duration::seconds(60);
-        let lo = info.started_at - slack;
-        let hi = info.ended_at.map(|e| e + slack);
-        let inside = |t: &DateTime<Utc>| *t >= lo && hi.is_none_or(|h| *t <= h);
-        let first = events.iter().map(|e| e.ts).filter(inside).min();
-        let last = events.iter().map(|e| e.ts).filter(inside).max();
+        let mut b = Bounds::new(info);
+        for e in events {
+            b.add(e.ts);
+        }
+        Frame::from_bounds(info, b)
+    }
+
+    /// The frame from the bounds of a session's event times.
+    pub fn from_bounds(info: &SessionInfo, b: Bounds) -> Frame {
+        let (first, last) = (b.first, b.last);
         let t0 = first.map_or(info.started_at, |f| f.min(info.started_at));
         let end = [info.ended_at, last]
             .into_iter()
@@ -81,6 +92,38 @@ impl Frame {
 
     pub fn s(&self, t: DateTime<Utc>) -> f64 {
         secs(self.t0, t)
+    }
+}
+
+/// The first and last event times of a session that lie inside its recording (give or take a
+/// minute), gathered event by event.
+#[derive(Clone, Copy)]
+pub struct Bounds {
+    lo: DateTime<Utc>,
+    hi: Option<DateTime<Utc>>,
+    first: Option<DateTime<Utc>>,
+    last: Option<DateTime<Utc>>,
+}
+
+impl Bounds {
+    pub fn new(info: &SessionInfo) -> Bounds {
+        // Events are stamped from the kernel clock during the recording: one dated far outside
+        // it (1970, a corrupted line) must not move every relative time. A minute of slack
+        // covers clock steps and a start-up race.
+        let slack = chrono::Duration::seconds(60);
+        Bounds {
+            lo: info.started_at - slack,
+            hi: info.ended_at.map(|e| e + slack),
+            first: None,
+            last: None,
+        }
+    }
+
+    pub fn add(&mut self, t: DateTime<Utc>) {
+        if t >= self.lo && self.hi.is_none_or(|h| t <= h) {
+            self.first = Some(self.first.map_or(t, |f| f.min(t)));
+            self.last = Some(self.last.map_or(t, |l| l.max(t)));
+        }
     }
 }
 
@@ -163,21 +206,6 @@ impl PhaseTrack {
             .find(|c| c.at <= t && c.to == Phase::Closed)
             .map(|c| c.at)
     }
-}
-
-/// Per-app phase histories.
-pub fn phase_tracks(events: &[Event], app_of: &AppOf) -> BTreeMap<String, PhaseTrack> {
-    let mut raw: BTreeMap<String, Vec<_>> = BTreeMap::new();
-    for ev in events {
-        if let Body::Phase(p) = &ev.body {
-            raw.entry(app_of.get(ev).to_string())
-                .or_default()
-                .push((ev.ts, p));
-        }
-    }
-    raw.into_iter()
-        .map(|(app, r)| (app, PhaseTrack::new(r)))
-        .collect()
 }
 
 #[cfg(test)]

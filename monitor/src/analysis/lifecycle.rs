@@ -70,12 +70,11 @@ struct Proc {
     /// Started from outside the app (zygote child taking its uid, the command, or first seen
     /// without a fork by the app), and how.
     launched: Option<&'static str>,
-    forked_by_app: bool,
     comm: String,
     /// Full name (rename's `process_name`) or thread name from a rename.
     name: Option<String>,
-    /// (time, score) of each counted score.
-    scores: Vec<(DateTime<Utc>, i32)>,
+    /// Per close of the app (in `Acc::closes` order): its last counted score at or before it.
+    score_at_close: Vec<Option<i32>>,
     uid: u32,
 }
 
@@ -86,13 +85,163 @@ impl Proc {
     fn alive_at(&self, t: DateTime<Utc>) -> bool {
         self.first.is_some_and(|f| f <= t) && self.exit.is_none_or(|e| e > t)
     }
-    fn score_before(&self, t: DateTime<Utc>) -> Option<i32> {
-        self.scores
-            .iter()
-            .rev()
-            .find(|(at, _)| *at <= t)
-            .map(|s| s.1)
+}
+
+/// An exit event: (time, signal, exit code).
+type Exit = (DateTime<Utc>, Option<i32>, Option<i32>);
+
+/// What the lifecycle needs of one process, gathered event by event.
+#[derive(Default)]
+struct ProcAcc {
+    /// Time of its first event (file order).
+    first: Option<DateTime<Utc>>,
+    comm: String,
+    /// uid of its first event.
+    uid: u32,
+    /// uid of its last setuid that made it a target.
+    zygote_uid: Option<u32>,
+    name: Option<String>,
+    exit: Option<DateTime<Utc>>,
+    score_at_close: Vec<Option<i32>>,
+    /// Its last activity (see `is_activity`).
+    last_activity: Option<DateTime<Utc>>,
+    /// Its exit events, in file order: (time, signal, exit code).
+    exits: Vec<Exit>,
+}
+
+/// One `phase` event of an app.
+pub struct PhaseEvent {
+    pub ts: DateTime<Utc>,
+    pub pid: u32,
+    pub change: crate::event::PhaseChange,
+}
+
+/// An app's lifecycle gathered event by event (in timeline order): per process its first and
+/// last moments, names, exits and scores at the app's closes, and the app's forks. Its size
+/// grows with the app's processes and closes, not with its events.
+pub struct Acc {
+    /// The app's closes (from its phase history), in time order.
+    closes: Vec<DateTime<Utc>>,
+    procs: BTreeMap<u32, ProcAcc>,
+    /// Children forked by the app's own processes: when first.
+    app_children: std::collections::HashMap<u32, DateTime<Utc>>,
+}
+
+impl Acc {
+    pub fn new(track: &PhaseTrack) -> Acc {
+        Acc {
+            closes: closes(track),
+            procs: BTreeMap::new(),
+            app_children: std::collections::HashMap::new(),
+        }
     }
+
+    pub fn add(&mut self, ev: &Event) {
+        if let Body::Process(p) = &ev.body
+            && p.op == ProcOp::Fork
+            && let Some(c) = p.child_pid
+        {
+            self.app_children.entry(c).or_insert(ev.ts);
+        }
+        if matches!(ev.body, Body::Phase(_) | Body::Marker(_) | Body::Lost(_)) {
+            return;
+        }
+        let n = self.closes.len();
+        let p = self.procs.entry(ev.pid).or_default();
+        if p.first.is_none() {
+            p.first = Some(ev.ts);
+            p.comm = ev.comm.clone();
+            p.uid = ev.uid;
+            p.score_at_close = vec![None; n];
+        }
+        if is_activity(ev) {
+            p.last_activity = Some(p.last_activity.map_or(ev.ts, |l| l.max(ev.ts)));
+        }
+        match &ev.body {
+            Body::Process(pr) => match pr.op {
+                ProcOp::Setuid if pr.became_target == Some(true) => p.zygote_uid = Some(ev.uid),
+                ProcOp::Rename if ev.pid == ev.tid => {
+                    p.name = pr.process_name.clone().or_else(|| pr.name.clone());
+                }
+                ProcOp::Exit => {
+                    p.exit = Some(ev.ts);
+                    p.exits.push((ev.ts, pr.signal, pr.exit_code));
+                }
+                _ => {}
+            },
+            Body::AppState(s) if s.counts() => {
+                for (i, c) in self.closes.iter().enumerate() {
+                    if ev.ts <= *c {
+                        p.score_at_close[i] = Some(s.oom_score_adj);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The lifecycle, in time order. `phases`: the app's phase events, in file order.
+    pub fn finish(
+        self,
+        phases: &[PhaseEvent],
+        track: &PhaseTrack,
+        frame: Frame,
+    ) -> Vec<LifecycleItem> {
+        let Acc {
+            closes: close_times,
+            procs: accs,
+            app_children,
+        } = self;
+        let mut exits: BTreeMap<u32, Vec<Exit>> = BTreeMap::new();
+        let mut last_activity: BTreeMap<u32, DateTime<Utc>> = BTreeMap::new();
+        let procs: BTreeMap<u32, Proc> = accs
+            .into_iter()
+            .map(|(pid, a)| {
+                // Children forked by the app's own processes are part of it, not launches.
+                // (When they were forked: a daemon may do nothing of its own until after a
+                // close.)
+                let forked = app_children.get(&pid).copied();
+                let (launched, uid) = match (forked, a.zygote_uid) {
+                    (Some(_), _) => (None, a.uid),
+                    (None, Some(u)) => (Some("zygote"), u),
+                    (None, None) => (Some("started"), a.uid),
+                };
+                exits.insert(pid, a.exits);
+                if let Some(t) = a.last_activity {
+                    last_activity.insert(pid, t);
+                }
+                let p = Proc {
+                    first: forked.or(a.first),
+                    exit: a.exit,
+                    launched,
+                    comm: a.comm,
+                    name: a.name,
+                    score_at_close: a.score_at_close,
+                    uid,
+                };
+                (pid, p)
+            })
+            .collect();
+        build(
+            &procs,
+            &exits,
+            &last_activity,
+            &close_times,
+            phases,
+            track,
+            frame,
+        )
+    }
+}
+
+/// The times the app was closed (a change to `closed` from another phase), in time order.
+fn closes(track: &PhaseTrack) -> Vec<DateTime<Utc>> {
+    track
+        .changes
+        .iter()
+        .filter(|c| c.to == Phase::Closed && c.from != Phase::Closed)
+        .map(|c| c.at)
+        .collect()
 }
 
 fn item(frame: Frame, at: DateTime<Utc>, kind: LifecycleKind, text: String) -> LifecycleItem {
@@ -120,51 +269,15 @@ fn secs_words(s: f64) -> String {
     }
 }
 
-/// The lifecycle of an app from its events (in timeline order), in time order.
-pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<LifecycleItem> {
-    let mut procs: BTreeMap<u32, Proc> = BTreeMap::new();
-    // Children forked by the app's own processes are part of it, not launches.
-    // (When they were forked: a daemon may do nothing of its own until after a close.)
-    let mut app_children = std::collections::HashMap::new();
-    for ev in events {
-        if let Body::Process(p) = &ev.body
-            && p.op == ProcOp::Fork
-            && let Some(c) = p.child_pid
-        {
-            app_children.entry(c).or_insert(ev.ts);
-        }
-    }
-    for ev in events {
-        if matches!(ev.body, Body::Phase(_) | Body::Marker(_) | Body::Lost(_)) {
-            continue;
-        }
-        let p = procs.entry(ev.pid).or_default();
-        if p.first.is_none() {
-            p.first = Some(app_children.get(&ev.pid).copied().unwrap_or(ev.ts));
-            p.comm = ev.comm.clone();
-            p.uid = ev.uid;
-            p.forked_by_app = app_children.contains_key(&ev.pid);
-            if !p.forked_by_app {
-                p.launched = Some("started");
-            }
-        }
-        match &ev.body {
-            Body::Process(pr) => match pr.op {
-                ProcOp::Setuid if pr.became_target == Some(true) && !p.forked_by_app => {
-                    p.launched = Some("zygote");
-                    p.uid = ev.uid;
-                }
-                ProcOp::Rename if ev.pid == ev.tid => {
-                    p.name = pr.process_name.clone().or_else(|| pr.name.clone());
-                }
-                ProcOp::Exit => p.exit = Some(ev.ts),
-                _ => {}
-            },
-            Body::AppState(s) if s.counts() => p.scores.push((ev.ts, s.oom_score_adj)),
-            _ => {}
-        }
-    }
-
+fn build(
+    procs: &BTreeMap<u32, Proc>,
+    exits: &BTreeMap<u32, Vec<Exit>>,
+    last_activity: &BTreeMap<u32, DateTime<Utc>>,
+    close_times: &[DateTime<Utc>],
+    events: &[PhaseEvent],
+    track: &PhaseTrack,
+    frame: Frame,
+) -> Vec<LifecycleItem> {
     let mut out = Vec::new();
     // On-screen periods and closes, from the phase history.
     let spans = track.spans(frame);
@@ -207,7 +320,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
             let (how, signal, exit_code) = match c.reason {
                 PhaseReason::Marker => (None, None, None),
                 _ => {
-                    let (h, s, e) = close_how(events, pid, c.at);
+                    let (h, s, e) = close_how(events, exits, pid, c.at);
                     (Some(h), s, e)
                 }
             };
@@ -244,20 +357,15 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
             out.push(it);
             // Processes alive at the close that went on: did something after it, or lived a
             // second or more past it (not those killed along with the app a moment later).
-            let active_after: std::collections::HashSet<u32> = events
-                .iter()
-                .filter(|e| e.ts > c.at && is_activity(e))
-                .map(|e| e.pid)
-                .collect();
-            for (&spid, p) in &procs {
+            let active_after = |pid: u32| last_activity.get(&pid).is_some_and(|t| *t > c.at);
+            let nth = closes.len() - 1;
+            debug_assert_eq!(close_times.get(nth), Some(&c.at));
+            for (&spid, p) in procs {
                 let lived_on = p.exit.is_none_or(|e| secs(c.at, e) >= 1.0);
-                if Some(spid) == pid
-                    || !p.alive_at(c.at)
-                    || !(active_after.contains(&spid) || lived_on)
-                {
+                if Some(spid) == pid || !p.alive_at(c.at) || !(active_after(spid) || lived_on) {
                     continue;
                 }
-                let adj = p.score_before(c.at);
+                let adj = p.score_at_close.get(nth).copied().flatten();
                 let band_words = adj
                     .map(|a| {
                         let b = band(a);
@@ -293,7 +401,7 @@ pub fn for_app(events: &[&Event], track: &PhaseTrack, frame: Frame) -> Vec<Lifec
                 && phase_pid(events, Phase::Foreground, c.at) == Some(pid)
         })
     };
-    for (&pid, p) in &procs {
+    for (&pid, p) in procs {
         let (Some(how), Some(first)) = (p.launched, p.first) else {
             continue;
         };
@@ -388,40 +496,36 @@ fn order(kind: LifecycleKind) -> u8 {
 }
 
 /// The pid of the app's phase event to `to` at `at`.
-fn phase_pid(events: &[&Event], to: Phase, at: DateTime<Utc>) -> Option<u32> {
-    events.iter().find_map(|e| match &e.body {
-        Body::Phase(p) if p.to == to && e.ts == at => Some(e.pid),
-        _ => None,
-    })
+fn phase_pid(events: &[PhaseEvent], to: Phase, at: DateTime<Utc>) -> Option<u32> {
+    events
+        .iter()
+        .find(|e| e.change.to == to && e.ts == at)
+        .map(|e| e.pid)
 }
 
 /// How the close at `at` happened: from the phase event, else from the process's exit.
 fn close_how(
-    events: &[&Event],
+    events: &[PhaseEvent],
+    exits: &BTreeMap<u32, Vec<Exit>>,
     pid: Option<u32>,
     at: DateTime<Utc>,
 ) -> (ExitHow, Option<i32>, Option<i32>) {
-    let from_phase = events.iter().find_map(|e| match &e.body {
-        Body::Phase(p) if p.to == Phase::Closed && e.ts == at && Some(e.pid) == pid => {
-            p.how.map(|h| (h, p.signal, p.exit_code))
-        }
-        _ => None,
+    let from_phase = events.iter().find_map(|e| {
+        let p = &e.change;
+        (p.to == Phase::Closed && e.ts == at && Some(e.pid) == pid)
+            .then_some(p.how.map(|h| (h, p.signal, p.exit_code)))
+            .flatten()
     });
     if let Some(h) = from_phase {
         return h;
     }
     // Sessions from before `how` was recorded: the exit event itself.
-    events
-        .iter()
-        .find_map(|e| match &e.body {
-            Body::Process(p) if p.op == ProcOp::Exit && Some(e.pid) == pid && e.ts <= at => {
-                Some(match (p.signal, p.exit_code) {
-                    (Some(s), _) => (ExitHow::Killed, Some(s), None),
-                    (None, Some(c)) => (ExitHow::Exited, None, Some(c)),
-                    _ => (ExitHow::Unknown, None, None),
-                })
-            }
-            _ => None,
+    pid.and_then(|p| exits.get(&p))
+        .and_then(|x| x.iter().find(|(ts, ..)| *ts <= at))
+        .map(|(_, signal, code)| match (signal, code) {
+            (Some(s), _) => (ExitHow::Killed, Some(*s), None),
+            (None, Some(c)) => (ExitHow::Exited, None, Some(*c)),
+            _ => (ExitHow::Unknown, None, None),
         })
         .unwrap_or((ExitHow::Unknown, None, None))
 }

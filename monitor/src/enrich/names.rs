@@ -4,10 +4,10 @@
 //! A connect is named when it is written if the app resolved its address before (`dns`: the
 //! question name of the most recent answer that listed the address, while the answer's TTL
 //! plus [`TTL_GRACE_S`] runs). The TLS server name and the HTTP Host are sent after the
-//! connect, so they cannot be on its line: [`annotate`] names the connects of a loaded session
-//! from the `tls` / `http` events with the same `conn_id` (`sni` before `http`), for connects
-//! the DNS did not name. Every reader of a session (reports, baselines, scenarios) loads it
-//! through `session::load`, which calls it.
+//! connect, so they cannot be on its line: [`ConnNames`] learns them in the first read of a
+//! session (`analysis`) and names the connects the DNS did not name in the second, for every
+//! reader of a session (reports, baselines, scenarios); [`annotate`] does both on events in
+//! memory.
 use std::{
     collections::HashMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -19,7 +19,7 @@ use monitor_common::{
 };
 
 use super::wire::{self, RData};
-use crate::event::{self, Body, DnsDir, DnsVia, Event, HostSource, Proto, SniStatus};
+use crate::event::{self, Body, DnsDir, DnsVia, HostSource, Proto, SniStatus};
 
 /// Seconds an answer stays usable after its TTL ran out: a connect made right at expiry
 /// still uses the name it just got.
@@ -28,10 +28,48 @@ pub const TTL_GRACE_S: u64 = 2;
 /// SOCK_STREAM.
 const SOCK_STREAM: u8 = 1;
 
+/// How many kernel connection ids [`ConnIds`] keeps at least: four times the kernel's table of
+/// tracked sockets (`SOCK_CONNS`, an LRU map of 16384), the only place a connection's records
+/// get their id from. An id that has not been seen while this many newer ones were has long
+/// left the kernel's table, so no record carries it any more.
+pub const CONN_IDS_KEPT: usize = 65536;
+
+/// Kernel connection id -> session id (1, 2, ... in order of first sight), in bounded memory:
+/// two generations of at most [`CONN_IDS_KEPT`] entries; when the current one is full it
+/// becomes the old one and the old one is dropped, and an id found in the old one moves to
+/// the current one. A long recording with millions of connections keeps its memory flat.
+#[derive(Default)]
+struct ConnIds {
+    current: HashMap<u64, u64>,
+    old: HashMap<u64, u64>,
+    /// Session ids given so far.
+    given: u64,
+}
+
+impl ConnIds {
+    fn get(&mut self, kernel_id: u64) -> u64 {
+        if let Some(id) = self.current.get(&kernel_id) {
+            return *id;
+        }
+        let id = match self.old.remove(&kernel_id) {
+            Some(id) => id,
+            None => {
+                self.given += 1;
+                self.given
+            }
+        };
+        if self.current.len() >= CONN_IDS_KEPT {
+            self.old = std::mem::take(&mut self.current);
+        }
+        self.current.insert(kernel_id, id);
+        id
+    }
+}
+
 #[derive(Default)]
 pub struct Names {
-    /// Kernel connection id -> session id (1, 2, ... in order of first sight).
-    conn_ids: HashMap<u64, u64>,
+    /// Kernel connection id -> session id.
+    conn_ids: ConnIds,
     /// Per app: address -> (name, valid until, monotonic ns).
     tables: HashMap<String, HashMap<IpAddr, (String, u64)>>,
 }
@@ -50,8 +88,7 @@ impl Names {
         if kernel_id == 0 {
             return None;
         }
-        let next = self.conn_ids.len() as u64 + 1;
-        Some(*self.conn_ids.entry(kernel_id).or_insert(next))
+        Some(self.conn_ids.get(kernel_id))
     }
 
     /// The name `app` most recently resolved to `addr`, if still valid at `now_ns`.
@@ -75,155 +112,229 @@ impl Names {
     pub fn body(&mut self, app: &str, ts_ns: u64, d: &NetData) -> Option<Body> {
         let n = (d.captured as usize).min(d.data.len());
         let bytes = &d.data[..n];
-        let conn_id = self.conn_id(d.conn_id);
-        let daddr = addr_of(d.family, &d.daddr);
         match d.why {
-            WHY_DNSPROXY => {
-                let (cmd, name) = wire::parse_dnsproxyd(bytes)?;
-                Some(Body::Dns(event::Dns {
-                    dir: DnsDir::Query,
-                    via: DnsVia::Dnsproxyd,
-                    name,
-                    qtype: Some(cmd),
-                    result: None,
-                    answers: Vec::new(),
-                    resolver: None,
-                    resolver_port: None,
-                    proto: Proto::Unknown,
-                    conn_id: None,
-                    complete: n == d.len as usize,
-                }))
-            }
-            WHY_DNS => {
-                // DNS over TCP: each message has a 2-byte length in front, which a resolver
-                // may read on its own (glibc reads it, then the message): a 2-byte read is
-                // that length; a read that does not start with it is the message alone.
-                let tcp = d.sock_type == SOCK_STREAM;
-                if tcp && d.len <= 2 {
-                    return None;
-                }
-                let prefixed =
-                    tcp && n >= 2 && u16::from_be_bytes([bytes[0], bytes[1]]) as u32 + 2 == d.len;
-                let msg = if prefixed { &bytes[2..] } else { bytes };
-                let m = wire::parse_dns(msg)?;
-                let (name, qtype) = match &m.question {
-                    Some((n, t)) => (Some(n.clone()), Some(wire::type_name(*t))),
-                    None => (None, None),
-                };
-                let answer = d.dir != DIR_SEND;
-                if answer
-                    && m.rcode == 0
-                    && let Some(q) = &name
-                {
-                    self.learn(app, q, &m.answers, ts_ns);
-                }
-                let whole = n == d.len as usize;
-                Some(Body::Dns(event::Dns {
-                    dir: if answer {
-                        DnsDir::Answer
-                    } else {
-                        DnsDir::Query
-                    },
-                    via: DnsVia::Dns,
-                    name,
-                    qtype,
-                    result: answer.then(|| wire::rcode_name(m.rcode)),
-                    answers: m
-                        .answers
-                        .iter()
-                        .map(|r| event::DnsAnswer {
-                            name: r.name.clone(),
-                            rtype: wire::type_name(r.rtype),
-                            ttl: r.ttl,
-                            data: match &r.data {
-                                RData::Addr(a) => Some(a.to_string()),
-                                RData::Name(n) => Some(n.clone()),
-                                RData::Other => None,
-                            },
-                        })
-                        .collect(),
-                    resolver: daddr,
-                    resolver_port: Some(d.dport),
-                    proto: if tcp { Proto::Tcp } else { Proto::Udp },
-                    conn_id,
-                    complete: whole && m.complete,
-                }))
-            }
-            WHY_FIRST => {
-                let daddr = daddr?;
-                if let Some(h) = wire::parse_client_hello(bytes) {
-                    let sni_status = if h.ech {
-                        SniStatus::Ech
-                    } else if h.sni.is_some() {
-                        SniStatus::Present
-                    } else {
-                        SniStatus::Absent
-                    };
-                    return Some(Body::Tls(event::Tls {
-                        conn_id,
-                        daddr,
-                        dport: d.dport,
-                        sni: h.sni,
-                        sni_status,
-                        alpn: h.alpn,
-                        versions: h.versions,
-                        complete: h.complete,
-                    }));
-                }
-                let r = wire::parse_http(bytes)?;
-                Some(Body::Http(event::Http {
-                    conn_id,
-                    daddr,
-                    dport: d.dport,
-                    method: r.method,
-                    host: r.host,
-                    path: r.path,
-                    path_truncated: r.path_truncated,
-                }))
-            }
+            WHY_DNSPROXY => dnsproxyd_body(bytes, n == d.len as usize),
+            WHY_DNS => self.dns_body(app, ts_ns, d, bytes),
+            WHY_FIRST => self.first_bytes_body(d, bytes),
             _ => None,
         }
     }
+
+    /// A DNS query or answer (answers also teach the app's name table).
+    fn dns_body(&mut self, app: &str, ts_ns: u64, d: &NetData, bytes: &[u8]) -> Option<Body> {
+        let n = bytes.len();
+        let conn_id = self.conn_id(d.conn_id);
+        let daddr = addr_of(d.family, &d.daddr);
+        // DNS over TCP: each message has a 2-byte length in front, which a resolver
+        // may read on its own (glibc reads it, then the message): a 2-byte read is
+        // that length; a read that does not start with it is the message alone.
+        let tcp = d.sock_type == SOCK_STREAM;
+        if tcp && d.len <= 2 {
+            return None;
+        }
+        let prefixed =
+            tcp && n >= 2 && u16::from_be_bytes([bytes[0], bytes[1]]) as u32 + 2 == d.len;
+        let msg = if prefixed { &bytes[2..] } else { bytes };
+        let m = wire::parse_dns(msg)?;
+        let (name, qtype) = match &m.question {
+            Some((n, t)) => (Some(n.clone()), Some(wire::type_name(*t))),
+            None => (None, None),
+        };
+        let answer = d.dir != DIR_SEND;
+        if answer
+            && m.rcode == 0
+            && let Some(q) = &name
+        {
+            self.learn(app, q, &m.answers, ts_ns);
+        }
+        let whole = n == d.len as usize;
+        Some(Body::Dns(event::Dns {
+            dir: if answer {
+                DnsDir::Answer
+            } else {
+                DnsDir::Query
+            },
+            via: DnsVia::Dns,
+            name,
+            qtype,
+            result: answer.then(|| wire::rcode_name(m.rcode)),
+            answers: m
+                .answers
+                .iter()
+                .map(|r| event::DnsAnswer {
+                    name: r.name.clone(),
+                    rtype: wire::type_name(r.rtype),
+                    ttl: r.ttl,
+                    data: match &r.data {
+                        RData::Addr(a) => Some(a.to_string()),
+                        RData::Name(n) => Some(n.clone()),
+                        RData::Other => None,
+                    },
+                })
+                .collect(),
+            resolver: daddr,
+            resolver_port: Some(d.dport),
+            proto: if tcp { Proto::Tcp } else { Proto::Udp },
+            conn_id,
+            complete: whole && m.complete,
+        }))
+    }
+
+    /// The first bytes a target sent on a connection: a TLS ClientHello or an HTTP request.
+    fn first_bytes_body(&mut self, d: &NetData, bytes: &[u8]) -> Option<Body> {
+        let conn_id = self.conn_id(d.conn_id);
+        let daddr = addr_of(d.family, &d.daddr);
+        let daddr = daddr?;
+        if let Some(h) = wire::parse_client_hello(bytes) {
+            let sni_status = if h.ech {
+                SniStatus::Ech
+            } else if h.sni.is_some() {
+                SniStatus::Present
+            } else {
+                SniStatus::Absent
+            };
+            return Some(Body::Tls(event::Tls {
+                conn_id,
+                daddr,
+                dport: d.dport,
+                sni: h.sni,
+                sni_status,
+                alpn: h.alpn,
+                versions: h.versions,
+                complete: h.complete,
+            }));
+        }
+        let r = wire::parse_http(bytes)?;
+        Some(Body::Http(event::Http {
+            conn_id,
+            daddr,
+            dport: d.dport,
+            method: r.method,
+            host: r.host,
+            path: r.path,
+            path_truncated: r.path_truncated,
+        }))
+    }
+}
+
+/// An app's request to netd's resolver socket (Android's dnsproxyd).
+fn dnsproxyd_body(bytes: &[u8], complete: bool) -> Option<Body> {
+    let (cmd, name) = wire::parse_dnsproxyd(bytes)?;
+    Some(Body::Dns(event::Dns {
+        dir: DnsDir::Query,
+        via: DnsVia::Dnsproxyd,
+        name,
+        qtype: Some(cmd),
+        result: None,
+        answers: Vec::new(),
+        resolver: None,
+        resolver_port: None,
+        proto: Proto::Unknown,
+        conn_id: None,
+        complete,
+    }))
 }
 
 /// Name the connects of a session that DNS did not name, from the `tls` (`sni`) and `http`
 /// (`Host`, without its port) events of the same connection.
-pub fn annotate(events: &mut [Event]) {
-    let mut by_conn: HashMap<u64, (String, HostSource)> = HashMap::new();
+#[cfg(test)]
+pub fn annotate(events: &mut [crate::event::Event]) {
+    let mut names = ConnNames::default();
     for e in events.iter() {
-        let (id, name, source) = match &e.body {
-            Body::Tls(t) => match (t.conn_id, &t.sni) {
-                (Some(id), Some(sni)) => (id, sni.clone(), HostSource::Sni),
-                _ => continue,
-            },
-            Body::Http(h) => match (h.conn_id, &h.host) {
-                (Some(id), Some(host)) => (
-                    id,
-                    wire::host_without_port(host).to_string(),
-                    HostSource::Http,
-                ),
-                _ => continue,
-            },
-            _ => continue,
-        };
-        if name.is_empty() {
-            continue;
+        match &e.body {
+            Body::Tls(t) => names.sni(t.conn_id, t.sni.as_deref()),
+            Body::Http(h) => names.http_host(h.conn_id, h.host.as_deref()),
+            _ => {}
         }
-        let slot = by_conn.entry(id).or_insert((name.clone(), source));
-        if source == HostSource::Sni && slot.1 == HostSource::Http {
-            *slot = (name, source);
-        }
-    }
-    if by_conn.is_empty() {
-        return;
     }
     for e in events.iter_mut() {
-        if let Body::Connect(c) = &mut e.body
-            && c.host.is_none()
-            && let Some((name, source)) = c.conn_id.and_then(|id| by_conn.get(&id))
+        if let Body::Connect(c) = &mut e.body {
+            names.name(c);
+        }
+    }
+}
+
+/// The names of a session's connections from their TLS server names and HTTP Hosts (the SNI
+/// wins over the Host), learnt in a first pass over the session and given to its connects in
+/// the second ([`annotate`] on events in memory). Names are held once each.
+#[derive(Default)]
+pub struct ConnNames {
+    by_conn: HashMap<u64, (u32, HostSource)>,
+    names: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl ConnNames {
+    /// A `tls` event's `conn_id` and `sni`.
+    pub fn sni(&mut self, conn_id: Option<u64>, sni: Option<&str>) {
+        if let (Some(id), Some(n)) = (conn_id, sni) {
+            self.learn(id, n, HostSource::Sni);
+        }
+    }
+
+    /// An `http` event's `conn_id` and `host`.
+    pub fn http_host(&mut self, conn_id: Option<u64>, host: Option<&str>) {
+        if let (Some(id), Some(h)) = (conn_id, host) {
+            self.learn(id, wire::host_without_port(h), HostSource::Http);
+        }
+    }
+
+    fn learn(&mut self, id: u64, name: &str, source: HostSource) {
+        if name.is_empty() {
+            return;
+        }
+        let idx = match self.index.get(name) {
+            Some(i) => *i,
+            None => {
+                let i = self.names.len() as u32;
+                self.names.push(name.to_string());
+                self.index.insert(name.to_string(), i);
+                i
+            }
+        };
+        let slot = self.by_conn.entry(id).or_insert((idx, source));
+        if source == HostSource::Sni && slot.1 == HostSource::Http {
+            *slot = (idx, source);
+        }
+    }
+
+    /// Name a connect the DNS did not name.
+    pub fn name(&self, c: &mut event::Connect) {
+        if c.host.is_none()
+            && let Some((idx, source)) = c.conn_id.and_then(|id| self.by_conn.get(&id))
         {
-            c.host = Some(name.clone());
+            c.host = Some(self.names[*idx as usize].clone());
             c.host_source = Some(*source);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Session ids are 1, 2, ... in order of first sight; an id in use keeps its session id
+    /// however many connections come after it; memory stays bounded (the soak test found the
+    /// map growing by one entry per connection, forever).
+    #[test]
+    fn connection_ids_are_stable_while_in_use_and_bounded() {
+        let mut ids = ConnIds::default();
+        let dns_socket = 7;
+        assert_eq!(ids.get(dns_socket), 1);
+        let n = 5 * CONN_IDS_KEPT as u64;
+        for k in 0..n {
+            let kernel_id = (k + 100) << 10;
+            assert_eq!(ids.get(kernel_id), k + 2);
+            // A record of a connection right after its connect: the same id.
+            assert_eq!(ids.get(kernel_id), k + 2);
+            // A long-lived socket used now and then keeps its id.
+            if k % 1000 == 0 {
+                assert_eq!(ids.get(dns_socket), 1);
+            }
+            assert!(ids.current.len() + ids.old.len() <= 2 * CONN_IDS_KEPT);
+        }
+        assert_eq!(ids.given, n + 1);
+        // Seen again long after it left the kernel's table: a new session id, never an old one.
+        assert_eq!(ids.get(100 << 10), n + 2);
     }
 }

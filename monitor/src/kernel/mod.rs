@@ -1,5 +1,6 @@
 //! Loading the eBPF object, writing the target maps and attaching the probe set.
 pub mod btf;
+pub mod kernel_log;
 pub mod probes;
 pub mod system;
 pub mod tpformat;
@@ -54,6 +55,10 @@ pub struct ProbeChoice {
     /// ClientHello, HTTP request) and of dnsproxyd commands (auto), or none (off).
     #[arg(long, value_enum, env = "EMUWATCH_NAMES", default_value = "auto")]
     pub names: NameCapture,
+    /// The kernel programs' own diagnostics (a path or binder parcel not copied, an event lost
+    /// and why) into `kernel.log` in the session and on stderr. Off: the verifier removes them.
+    #[arg(long, env = "EMUWATCH_KERNEL_LOG")]
+    pub kernel_log: bool,
 }
 
 pub struct LoadOptions {
@@ -184,6 +189,11 @@ impl Kernel {
         let field =
             |m: &std::collections::HashMap<String, u32>, f: &str| m.get(f).copied().unwrap_or(0);
         let mut ebpf = EbpfLoader::new()
+            .override_global(
+                aya_log::LEVEL,
+                &kernel_log::level(opts.probes.kernel_log),
+                true,
+            )
             .override_global("BINDER_TO_PROC_OFF", &to_proc, true)
             .override_global("BINDER_TO_THREAD_OFF", &to_thread, true)
             .override_global("BINDER_REPLY_OFF", &reply, true)

@@ -55,6 +55,7 @@ pub(super) async fn event_loop(
             }
             _ = tick.tick() => {
                 drain(ring.get_mut(), capture)?;
+                capture.flush_kernel_log();
             }
             conn = control.accept() => {
                 if let Ok((stream, _)) = conn

@@ -129,6 +129,19 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     )
     .with_binder(Some(binder_rules), Some(android_api.level));
     let mut capture = Capture::new(enricher, writer, LiveView::new(opts.quiet), fd_reads, lost);
+    if opts.probes.kernel_log {
+        let dir = capture.writer.dir().to_path_buf();
+        let loss_name = |slot| {
+            crate::capability::LossReason::ALL
+                .iter()
+                .find(|r| r.slot() == slot)
+                .map(|r| r.as_str())
+        };
+        match crate::kernel::kernel_log::start(&mut kernel.ebpf, &dir, !opts.quiet, loss_name) {
+            Ok(l) => capture.kernel_log = Some(l),
+            Err(e) => return Err(fail(capture, kernel, e)),
+        }
+    }
     capture.live_pids.extend(maps.tgids.iter().copied());
     for &tgid in &maps.tgids {
         if let Some(adj) = crate::enrich::read_oom_score_adj(tgid) {
@@ -215,6 +228,7 @@ async fn capture_until_stop(
         drain(ring.get_mut(), &mut capture)?;
         capture.flush_all_reads()?;
         capture.check_lost()?;
+        capture.flush_kernel_log();
         Ok(())
     })();
     if let Err(e) = finished {

@@ -80,7 +80,8 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
         None => Categories::builtin(),
     };
     let geo = Geo::from_env_and_defaults(a.geoip_country.clone(), a.geoip_asn.clone())?;
-    let report = analysis::analyse(&a.session, &geo, &cats)?;
+    // The timeline's marks only for the page that draws them.
+    let report = analysis::analyse_with(&a.session, &geo, &cats, a.format == Format::Html, |_| {})?;
     let out = render(&report, a.format)?;
     match &a.out {
         Some(p) if p.as_os_str() != "-" => {

@@ -5,63 +5,33 @@
 //! for any session length.
 use std::{collections::BTreeMap, fmt::Write};
 
+pub use crate::analysis::marks::MarkKind;
+
 use super::text::secs_text;
 use crate::{
     analysis::{
+        categories::CategoryInfo,
         history::Frame,
         lifecycle::LifecycleKind,
+        marks::{AppMarks, Bucket, PLOT_W, WIDTH, X0, per_mark, x_of},
         summary::{AppReport, MarkerItem, human_bytes},
     },
-    capability::{Capability, Category},
+    capability::Category,
     escape::{ellipsize, esc, escape},
     event::{Body, Event, Phase, ProcOp},
 };
 
-const WIDTH: f64 = 1080.0;
-const X0: f64 = 206.0;
-const PLOT_W: f64 = WIDTH - X0 - 18.0;
 const TOP: f64 = 40.0;
 const LANE_H: f64 = 28.0;
-const BUCKET_PX: f64 = 4.0;
-/// Lanes drawn at most; the rest are counted under the picture.
-pub const MAX_LANES: usize = 60;
-
-/// Kinds of marks, in drawing order (later ones on top).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-pub enum MarkKind {
-    /// An event of a capability (files: a sensitive file).
-    Capability(Capability),
-    /// A file that is not sensitive.
-    File,
-    Process,
-    State,
-}
+pub use crate::analysis::marks::MAX_LANES;
 
 impl MarkKind {
-    /// In legend order: the capabilities first.
-    pub fn all() -> impl Iterator<Item = MarkKind> {
-        Capability::ALL
-            .into_iter()
-            .map(MarkKind::Capability)
-            .chain([MarkKind::File, MarkKind::Process, MarkKind::State])
-    }
-
     pub fn class(self) -> &'static str {
         match self {
             MarkKind::Capability(c) => c.spec().mark_class,
             MarkKind::File => "k-file",
             MarkKind::Process => "k-proc",
             MarkKind::State => "k-state",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            MarkKind::Capability(Capability::File) => "sensitive file",
-            MarkKind::Capability(c) => c.as_str(),
-            MarkKind::File => "file open/read",
-            MarkKind::Process => "fork/exec/exit",
-            MarkKind::State => "app state",
         }
     }
 
@@ -115,13 +85,6 @@ pub fn phase_class(p: Phase) -> &'static str {
         Phase::Background => "ph-bg",
         Phase::Closed => "ph-closed",
     }
-}
-
-struct Bucket {
-    count: u64,
-    first_s: f64,
-    last_s: f64,
-    lines: Vec<String>,
 }
 
 /// Seconds between axis ticks: a round step giving at most about 10 ticks.
@@ -265,30 +228,17 @@ fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
     )
 }
 
-fn mark_kind(ev: &Event, sensitive: bool) -> Option<MarkKind> {
-    if let Some(c) = ev.body.capability()
-        && (c != Capability::File || sensitive)
-    {
-        return Some(MarkKind::Capability(c));
-    }
-    Some(match &ev.body {
-        Body::FileOpen(_) | Body::FileRead(_) if !sensitive => MarkKind::File,
-        Body::Process(_) => MarkKind::Process,
-        Body::AppState(_) => MarkKind::State,
-        _ => return None,
-    })
-}
-
-/// The SVG for one app. `category` gives (name, sensitive) for a file path.
+/// The SVG for one app from its marks; `categories` names the file categories of the marks'
+/// examples.
 pub fn svg(
     app: &AppReport,
-    events: &[&Event],
+    marks: Option<&AppMarks>,
     frame: Frame,
     markers: &[&MarkerItem],
-    category: &dyn Fn(Option<&str>) -> (String, bool),
+    categories: &[CategoryInfo],
 ) -> String {
     let duration = frame.s(frame.end).max(0.001);
-    let x = |s: f64| X0 + (s.clamp(0.0, duration) / duration) * PLOT_W;
+    let x = |s: f64| x_of(frame, s);
     let lanes: Vec<_> = app.processes.iter().take(MAX_LANES).collect();
     let lane_of: BTreeMap<u32, usize> = lanes.iter().enumerate().map(|(i, p)| (p.pid, i)).collect();
     let n = lanes.len().max(1);
@@ -366,44 +316,18 @@ pub fn svg(
         TOP + plot_h
     );
 
-    // Event marks, merged per lane, kind and few pixels.
-    let mut buckets: BTreeMap<(MarkKind, usize, i64), Bucket> = BTreeMap::new();
-    for ev in events {
-        let Some(&lane) = lane_of.get(&ev.pid) else {
-            continue;
-        };
-        let path = match &ev.body {
-            Body::FileOpen(f) => Some(f.path.as_deref()),
-            Body::FileRead(f) => Some(f.path.as_deref()),
-            _ => None,
-        };
-        let (cat, sensitive) = match path {
-            Some(p) => {
-                let (c, s) = category(p);
-                (Some(c), s)
-            }
-            None => (None, false),
-        };
-        let Some(kind) = mark_kind(ev, sensitive) else {
-            continue;
-        };
-        let t_s = frame.s(ev.ts);
-        let col = (x(t_s) / BUCKET_PX).floor() as i64;
-        let b = buckets.entry((kind, lane, col)).or_insert(Bucket {
-            count: 0,
-            first_s: t_s,
-            last_s: t_s,
-            lines: Vec::new(),
-        });
-        b.count += 1;
-        b.first_s = b.first_s.min(t_s);
-        b.last_s = b.last_s.max(t_s);
-        if b.lines.len() < 8 {
-            b.lines.push(describe(ev, t_s, cat.as_deref()));
-        }
-    }
+    // Event marks, merged per lane, kind and few pixels (analysis::marks).
+    let mut buckets: Vec<((MarkKind, usize, i64), &Bucket)> = marks
+        .map(|m| {
+            m.buckets
+                .iter()
+                .filter_map(|((kind, pid, col), b)| Some(((*kind, *lane_of.get(pid)?, *col), b)))
+                .collect()
+        })
+        .unwrap_or_default();
+    buckets.sort_by_key(|b| b.0);
     // Keep the page small for big sessions: fewer example lines per mark when there are many.
-    let per_mark = (30_000 / buckets.len().max(1)).clamp(1, 8);
+    let per_mark = per_mark(buckets.len());
     for ((kind, lane, _), b) in &buckets {
         let cy = TOP + *lane as f64 * LANE_H + LANE_H / 2.0;
         let mx = x((b.first_s + b.last_s) / 2.0);
@@ -418,7 +342,15 @@ pub fn svg(
                 secs_text(b.last_s)
             );
         }
-        let shown = &b.lines[..b.lines.len().min(per_mark)];
+        let shown: Vec<String> = b
+            .examples
+            .iter()
+            .take(per_mark)
+            .map(|(ev, cat)| {
+                let cat = cat.and_then(|c| categories.get(c)).map(|c| c.name.as_str());
+                describe(ev, frame.s(ev.ts), cat)
+            })
+            .collect();
         detail.push_str(&shown.join("\n"));
         if b.count as usize > shown.len() {
             let _ = write!(detail, "\n... and {} more", b.count as usize - shown.len());

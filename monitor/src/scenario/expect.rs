@@ -9,7 +9,7 @@ use super::Expectation;
 use crate::{
     analysis::{
         categories::Categories,
-        facts::{Fact, What, for_each_fact},
+        facts::{Fact, What},
         history::Frame,
         summary::{endpoint_label, geo_words, human_bytes},
     },
@@ -68,6 +68,7 @@ struct Item {
     count: u64,
     bytes: u64,
     first_s: f64,
+    first: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What one fact contributes to an expectation: (target, detail, count, bytes).
@@ -171,18 +172,32 @@ fn contribution(
     }
 }
 
-/// Evaluate every expectation. `default_app` is the scenario's `app` (None: every app).
-pub fn evaluate(
-    exps: &[Expectation],
-    default_app: Option<&str>,
-    events: &[crate::event::Event],
-    cats: &Categories,
-    frame: Frame,
-) -> Vec<Outcome> {
-    let mut items: Vec<BTreeMap<(Phase, String, String), Item>> =
-        exps.iter().map(|_| BTreeMap::new()).collect();
-    for_each_fact(events, cats, |f| {
-        for (e, acc) in exps.iter().zip(items.iter_mut()) {
+/// Expectations evaluated fact by fact while a session is read.
+pub struct Evaluator<'a> {
+    exps: &'a [Expectation],
+    default_app: Option<&'a str>,
+    cats: &'a Categories,
+    items: Vec<BTreeMap<(Phase, String, String), Item>>,
+}
+
+impl<'a> Evaluator<'a> {
+    /// `default_app` is the scenario's `app` (None: every app).
+    pub fn new(
+        exps: &'a [Expectation],
+        default_app: Option<&'a str>,
+        cats: &'a Categories,
+    ) -> Evaluator<'a> {
+        Evaluator {
+            exps,
+            default_app,
+            cats,
+            items: exps.iter().map(|_| BTreeMap::new()).collect(),
+        }
+    }
+
+    pub fn add(&mut self, f: &Fact) {
+        let (cats, default_app) = (self.cats, self.default_app);
+        for (e, acc) in self.exps.iter().zip(self.items.iter_mut()) {
             if let Some(app) = e.app.as_deref().or(default_app)
                 && !app_matches(f.app, app)
             {
@@ -191,7 +206,7 @@ pub fn evaluate(
             if !e.phases.contains(&f.phase) {
                 continue;
             }
-            let Some((target, detail, count, bytes)) = contribution(e, &f, cats) else {
+            let Some((target, detail, count, bytes)) = contribution(e, f, cats) else {
                 continue;
             };
             let relevant = if e.max_bytes.is_some() {
@@ -205,17 +220,27 @@ pub fn evaluate(
             let it = acc
                 .entry((f.phase, target, detail))
                 .or_insert_with(|| Item {
-                    first_s: frame.s(f.ev.ts),
+                    first: Some(f.ev.ts),
                     ..Item::default()
                 });
             it.count += count;
             it.bytes += bytes;
         }
-    });
-    exps.iter()
-        .zip(items)
-        .map(|(e, acc)| outcome(e, acc))
-        .collect()
+    }
+
+    /// The outcomes; `frame` gives the times (the session's, known once it is read).
+    pub fn finish(self, frame: Frame) -> Vec<Outcome> {
+        self.exps
+            .iter()
+            .zip(self.items)
+            .map(|(e, mut acc)| {
+                for it in acc.values_mut() {
+                    it.first_s = it.first.map_or(0.0, |t| frame.s(t));
+                }
+                outcome(e, acc)
+            })
+            .collect()
+    }
 }
 
 fn outcome(e: &Expectation, acc: BTreeMap<(Phase, String, String), Item>) -> Outcome {

@@ -2,7 +2,6 @@
 //! its reports, evaluate the expectations, compare with a baseline, write JUnit XML.
 //! Exit status: 0 everything holds, 1 a violation or regression, 2 an error (bad scenario,
 //! failed step, probes missing, events lost: a run with lost events cannot pass).
-use crate::event::StopReason;
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
@@ -14,22 +13,22 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use super::{
-    Scenario, Target, Vars,
+    Scenario, Vars,
     expect::{self, Outcome},
     junit::{Case, CaseResult, Suite},
-    steps::{AppWatch, Runner, StepResult},
+    outcome::{RUN_CASE, check_recording, junit_cases, print_outcome},
+    prepare::{Checked, baseline_path, check_before_recording, resolve, resolve_target},
+    steps::{self, AppWatch, Runner, StepResult},
 };
 use crate::{
     analysis::{self, categories::Categories},
-    baseline::{self, Baseline, DEFAULT_THRESHOLD_PCT, RULES, parse_pct},
+    baseline::{self, Baseline, DEFAULT_THRESHOLD_PCT, parse_pct},
     control::{self, MarkRequest},
-    enrich::android::PackagesList,
     escape::escape,
     geo::Geo,
-    kernel::probes::Family,
     record::{self, RecordOptions},
     report::{self, Format},
-    session::{RunInfo, SessionInfo, TargetSpec},
+    session::{RunInfo, SessionInfo},
 };
 
 #[derive(Args, Debug)]
@@ -67,44 +66,6 @@ pub struct RunArgs {
     pub binder: crate::enrich::binder::BinderChoice,
 }
 
-fn resolve(p: &str, base: &Path) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
-}
-
-/// `--baseline` may name a baseline file, a session directory, or a directory of baselines.
-fn baseline_path(p: &Path, scenario: &str) -> Result<PathBuf> {
-    if p.is_dir() && !p.join("session.json").exists() {
-        let file: String = scenario
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let f = p.join(format!("{file}.json"));
-        if !f.exists() {
-            bail!(
-                "no baseline for scenario {scenario:?} in {} (expected {})",
-                p.display(),
-                f.display()
-            );
-        }
-        return Ok(f);
-    }
-    if !p.exists() {
-        bail!("baseline {} does not exist", p.display());
-    }
-    Ok(p.to_path_buf())
-}
-
 /// Wait until the recording's control socket answers (probes attached, command started).
 fn wait_attached(session: &Path, ended: &AtomicBool) -> bool {
     let sock = session.join(control::SOCKET);
@@ -119,42 +80,27 @@ fn wait_attached(session: &Path, ended: &AtomicBool) -> bool {
     }
 }
 
-/// Required probes that did not attach, and probe families an expectation needs of which no
-/// probe attached.
-fn missing_probes(info: &SessionInfo, sc: &Scenario) -> Vec<String> {
-    let mut missing: Vec<String> = info
-        .probes
-        .iter()
-        .filter(|p| p.required && !p.attached)
-        .map(|p| {
-            format!(
-                "{} ({}){}",
-                p.program,
-                p.attach_point,
-                p.error
-                    .as_ref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            )
-        })
-        .collect();
-    for e in &sc.expect {
-        for &fam in e.kind.spec().families {
-            // The raw-syscalls programs serve every syscall family at once.
-            let attached = info.probes.iter().any(|p| {
-                (p.family == fam || (p.family == Family::Syscalls && fam.is_syscall()))
-                    && p.attached
-            });
-            let line = format!(
-                "no {fam} probe attached (needed by expectation {:?})",
-                e.name
-            );
-            if !attached && !missing.contains(&line) {
-                missing.push(line);
-            }
-        }
+/// The (uid, gid) the scenario's commands run as: `--run-as USER` or the scenario's
+/// `[target] user`. Both may be given only when they name the same user: a scenario that asks
+/// for an unprivileged user is not run as another one by accident.
+fn run_as(a: &RunArgs, sc: &Scenario) -> Result<Option<(u32, u32)>> {
+    let cli = a
+        .run_as
+        .as_deref()
+        .map(record::lookup_user)
+        .transpose()
+        .context("--run-as")?;
+    let file = sc.user.as_ref().map(|u| (u.uid, u.gid));
+    match (cli, &sc.user) {
+        (Some(c), Some(u)) if Some(c) != file => bail!(
+            "--run-as {} (uid {}) and the scenario's [target] user = {:?} (uid {}) disagree: give one of them, or the same user",
+            a.run_as.as_deref().unwrap_or_default(),
+            c.0,
+            u.name,
+            u.uid
+        ),
+        _ => Ok(cli.or(file)),
     }
-    missing
 }
 
 /// `--check`: everything `run` checks before recording, with placeholders that need a run
@@ -187,8 +133,12 @@ fn check_only(a: &RunArgs, sc: &Scenario, file: &str, scenario_dir: &Path) -> Re
     if let Some(p) = &a.baseline {
         Baseline::load(&baseline_path(p, &sc.name)?, &geo, Some(&cats))?;
     }
+    let user = match run_as(a, sc)? {
+        Some((uid, _)) => format!(" (commands run as uid {uid})"),
+        None => String::new(),
+    };
     println!(
-        "{file}: scenario {:?} is valid: target {}, {} setup step(s), {} step(s), {} expectation(s)",
+        "{file}: scenario {:?} is valid: target {}{user}, {} setup step(s), {} step(s), {} expectation(s)",
         sc.name,
         sc.target.describe(),
         sc.setup.len(),
@@ -217,6 +167,8 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     if a.check {
         return check_only(&a, &sc, &file, &scenario_dir);
     }
+    // From here on SIGINT/SIGTERM end the run cleanly, setup steps included.
+    super::steps::catch_interrupts();
     // Before anything runs (setup steps included) or is written.
     record::check_privileges("emuwatch run")?;
     let out = a.out.clone().unwrap_or_else(record::default_session_dir);
@@ -307,8 +259,6 @@ fn write_error_artifacts(
     }
 }
 
-const RUN_CASE: &str = "run: steps, probes and a complete recording";
-
 fn run_in(
     a: &RunArgs,
     sc: &Scenario,
@@ -324,15 +274,10 @@ fn run_in(
         .prefix("emuwatch-run-")
         .tempdir()
         .context("create the run's scratch directory")?;
-    let run_as = a
-        .run_as
-        .as_deref()
-        .map(record::lookup_user)
-        .transpose()
-        .context("--run-as")?;
+    let run_as = run_as(a, sc)?;
     if let Some((uid, gid)) = run_as {
         std::os::unix::fs::chown(work.path(), Some(uid), Some(gid))
-            .context("give the scratch directory to the --run-as user")?;
+            .context("give the scratch directory to the user the commands run as")?;
     }
     let vars = Vars {
         work: work.path().to_path_buf(),
@@ -340,37 +285,17 @@ fn run_in(
         bin_dir,
         scenario_dir: scenario_dir.clone(),
     };
-    let expand_path = |t: &Option<super::Template>| -> Result<Option<PathBuf>> {
-        t.as_ref()
-            .map(|t| Ok(resolve(&t.expand(&vars)?, &scenario_dir)))
-            .transpose()
-    };
-
     // Everything that can be checked before recording is checked now.
-    let cats_file = expand_path(&sc.record.categories)?;
-    let cats = match &cats_file {
-        Some(p) => Categories::load(p)?,
-        None => Categories::builtin(),
-    };
-    expect::check_categories(&sc.expect, &cats, &file)?;
-    let geoip_country = expand_path(&sc.record.geoip_country)?;
-    let geoip_asn = expand_path(&sc.record.geoip_asn)?;
-    let geo = Geo::from_env_and_defaults(geoip_country.clone(), geoip_asn.clone())?;
-    let baseline = match &a.baseline {
-        Some(p) => {
-            let path = baseline_path(p, &sc.name)?;
-            Some((Baseline::load(&path, &geo, Some(&cats))?, path))
-        }
-        None => None,
-    };
-    let packages_list = expand_path(&sc.record.packages_list)?
-        .unwrap_or_else(|| PathBuf::from("/data/system/packages.list"));
-    let devices: Vec<String> = sc
-        .record
-        .devices
-        .iter()
-        .map(|d| d.expand(&vars))
-        .collect::<Result<_>>()?;
+    let Checked {
+        cats_file,
+        cats,
+        geo,
+        geoip_country,
+        geoip_asn,
+        baseline,
+        packages_list,
+        devices,
+    } = check_before_recording(a.baseline.as_deref(), sc, &file, &vars, &scenario_dir)?;
 
     let quiet = a.quiet;
     if !quiet {
@@ -411,37 +336,13 @@ fn run_in(
             f.error.as_deref().unwrap_or("")
         );
     }
+    if steps::interrupted() {
+        runner.stop_background();
+        bail!("{} before the recording started", steps::INTERRUPTED_MSG);
+    }
 
     // The target is resolved after the setup (which may write the pid file).
-    let mut target = TargetSpec::default();
-    let mut watch = AppWatch::new(&out, sc.app.clone());
-    match &sc.target {
-        Target::Package(p) => {
-            target.packages.push(p.clone());
-            if let Ok(pl) = PackagesList::load(&packages_list) {
-                watch.uids.extend(pl.uid_of(p));
-            }
-        }
-        Target::Uid(u) => {
-            target.uids.push(*u);
-            watch.uids.push(*u);
-        }
-        Target::Comm(c) => {
-            target.comms.push(c.clone());
-            watch.comm = Some(c.clone());
-        }
-        Target::PidFile(t) => {
-            let f = resolve(&t.expand(&vars)?, &scenario_dir);
-            let text = std::fs::read_to_string(&f)
-                .with_context(|| format!("read the pid file {}", f.display()))?;
-            let pid: u32 = text
-                .trim()
-                .parse()
-                .with_context(|| format!("{}: {:?} is not a pid", f.display(), text.trim()))?;
-            target.pids.push(pid);
-        }
-        Target::Command(c) => target.command = c.argv(&vars)?,
-    }
+    let (target, watch) = resolve_target(sc, &vars, &scenario_dir, &out, &packages_list)?;
     let max = sc
         .record
         .duration
@@ -466,93 +367,32 @@ fn run_in(
         max_size: None,
         binder: a.binder.clone(),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (step_results, recorded) = std::thread::scope(|s| {
-        let runner = &mut runner;
-        let steps = &sc.steps;
-        let ended = &ended;
-        let out = &out;
-        let h = s.spawn(move || {
-            if !wait_attached(out, ended) {
-                return None;
-            }
-            if let Some(info) = std::fs::read(out.join("session.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<SessionInfo>(&b).ok())
-            {
-                watch.roots = info.target.pids.clone();
-            }
-            runner.watch = Some(watch);
-            let r = runner.run_all("step", steps);
-            // The steps are done (or one failed): end the recording.
-            let _ = control::mark(
-                out,
-                &MarkRequest {
-                    label: String::new(),
-                    phase: None,
-                    app: None,
-                    stop: true,
-                },
-            );
-            Some(r)
-        });
-        let rec = rt.block_on(record::record(opts));
-        ended.store(true, Ordering::Relaxed);
-        let r = h.join().unwrap_or(None);
-        (r, rec)
-    });
+    let (step_results, recorded) = record_during_steps(&mut runner, sc, watch, opts, &out, &ended)?;
     runner.stop_background();
     let recorded = recorded?;
     let info = recorded.info;
-    match step_results {
-        Some(r) => {
-            if let Some(f) = r.iter().find(|r| !r.ok) {
-                errors.push(format!(
-                    "{file}:{}: step {} ({}) failed: {}",
-                    f.line,
-                    f.index,
-                    f.what,
-                    f.error.as_deref().unwrap_or("")
-                ));
-            } else if r.len() < sc.steps.len() {
-                errors.push("not every step ran".into());
-            }
-            results.extend(r);
-        }
-        None => errors.push("the recording ended before the steps could start".into()),
-    }
-    match info.stop_reason {
-        Some(StopReason::StopRequest) => {}
-        Some(StopReason::Duration) => errors.push(format!(
-            "the recording reached its maximum duration ([record] duration = {max:?}) before the steps finished"
-        )),
-        Some(StopReason::Signal) => errors.push("interrupted (SIGINT/SIGTERM)".into()),
-        other => errors.push(format!(
-            "the recording stopped unexpectedly ({})",
-            other.map_or("unknown", StopReason::as_str)
-        )),
-    }
-    let missing = missing_probes(&info, sc);
-    if !missing.is_empty() {
-        errors.push(format!("probes missing: {}", missing.join("; ")));
-    }
-    if info.lost.truncated_paths > 0 {
-        errors.push(format!(
-            "{} file open(s) passed a path longer than the kernel copies: their files are unknown, so expectations about files cannot be trusted",
-            info.lost.truncated_paths
-        ));
-    }
-    if !info.complete && (info.lost.total > 0 || info.lost.undecodable > 0) {
-        errors.push(format!(
-            "{} events were lost and {} records could not be decoded: a run with lost events cannot pass (try [record] ring_buffer = \"32M\")",
-            info.lost.total, info.lost.undecodable
-        ));
-    }
+    check_recording(
+        &file,
+        sc,
+        &info,
+        step_results,
+        max,
+        &mut results,
+        &mut errors,
+    );
 
     // Reports, expectations, baseline.
-    let rep = analysis::analyse(&out, &geo, &cats)?;
+    let work_dir = work.path().to_string_lossy().into_owned();
+    let mut evaluator = expect::Evaluator::new(&sc.expect, sc.app.as_deref(), &cats);
+    let mut current = baseline
+        .as_ref()
+        .map(|_| baseline::BaselineAcc::new(&cats, Some(&work_dir)));
+    let rep = analysis::analyse_with(&out, &geo, &cats, true, |f| {
+        evaluator.add(&f);
+        if let Some(c) = &mut current {
+            c.add(&f);
+        }
+    })?;
     let mut reports = Vec::new();
     for (fmt, name) in [
         (Format::Text, "report.txt"),
@@ -563,10 +403,9 @@ fn run_in(
         crate::safefs::write_replace(&p, report::render(&rep, fmt)?.as_bytes())?;
         reports.push(p);
     }
-    let outcomes = expect::evaluate(&sc.expect, sc.app.as_deref(), &rep.events, &cats, rep.frame);
-    let work_dir = work.path().to_string_lossy().into_owned();
-    let diff = baseline.as_ref().map(|(b, path)| {
-        let cur = Baseline::from_events(&rep.events, &cats, Some(&work_dir), Some(sc.name.clone()));
+    let outcomes = evaluator.finish(rep.frame);
+    let diff = baseline.as_ref().zip(current).map(|((b, path), cur)| {
+        let cur = cur.finish(Some(sc.name.clone()));
         baseline::diff(
             b,
             &cur,
@@ -577,78 +416,15 @@ fn run_in(
     });
 
     // JUnit: one case per expectation and per (app, baseline rule), and one for the run.
-    let class = format!("emuwatch.{}", sc.name);
-    let mut cases = vec![Case {
-        name: RUN_CASE.into(),
-        classname: format!("{class}.run"),
-        result: if errors.is_empty() {
-            CaseResult::Pass
-        } else {
-            CaseResult::Error {
-                message: errors[0].clone(),
-                text: errors.join("\n"),
-            }
-        },
-        output: format!(
-            "{} events recorded, {} lost",
-            info.events_total, info.lost.total
-        ),
-    }];
-    for o in &outcomes {
-        cases.push(Case {
-            name: o.name.clone(),
-            classname: format!("{class}.expect"),
-            result: if o.passed {
-                CaseResult::Pass
-            } else {
-                CaseResult::Failure {
-                    message: o.message.clone(),
-                    text: format!("{file}:{}: {}\n{}", o.line, o.message, o.details.join("\n")),
-                }
-            },
-            output: if o.passed {
-                o.message.clone()
-            } else {
-                String::new()
-            },
-        });
-    }
-    let mut baseline_failures = 0;
-    if let Some(d) = &diff {
-        let mut apps: Vec<String> = baseline
-            .as_ref()
-            .map(|(b, _)| b.apps.keys().cloned().collect())
-            .unwrap_or_default();
-        apps.extend(d.apps.iter().map(|a| a.app.clone()));
-        apps.sort();
-        apps.dedup();
-        for app in &apps {
-            for rule in RULES {
-                let (bad, other) = d.by_rule(app, rule);
-                if !bad.is_empty() {
-                    baseline_failures += 1;
-                }
-                cases.push(Case {
-                    name: format!("baseline: {app}: {}", rule.description()),
-                    classname: format!("{class}.baseline"),
-                    result: if bad.is_empty() {
-                        CaseResult::Pass
-                    } else {
-                        CaseResult::Failure {
-                            message: format!("{} regression(s): {}", bad.len(), bad[0]),
-                            text: bad
-                                .iter()
-                                .chain(&other)
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join("\n"),
-                        }
-                    },
-                    output: other.join("\n"),
-                });
-            }
-        }
-    }
+    let (cases, baseline_failures) = junit_cases(
+        &file,
+        sc,
+        &info,
+        &errors,
+        &outcomes,
+        diff.as_ref(),
+        baseline.as_ref(),
+    );
     let suite = Suite {
         name: sc.name.clone(),
         timestamp: info
@@ -700,84 +476,60 @@ fn run_in(
         (serde_json::to_string_pretty(&run_info)? + "\n").as_bytes(),
     )?;
 
-    // What a person reads.
-    let rel = |p: &Path| -> String {
-        std::env::current_dir()
-            .ok()
-            .and_then(|c| p.strip_prefix(c).ok().map(|r| r.display().to_string()))
-            .unwrap_or_else(|| p.display().to_string())
-    };
-    if !quiet {
-        println!(
-            "  recorded {} events in {:.1}s, {}",
-            info.events_total,
-            info.ended_at
-                .map(|e| (e - info.started_at).num_milliseconds() as f64 / 1e3)
-                .unwrap_or(0.0),
-            if info.complete {
-                "nothing lost".to_string()
-            } else {
-                format!("{} LOST", info.lost.total + info.lost.undecodable)
-            }
-        );
-    }
-    if !outcomes.is_empty() {
-        println!(
-            "expectations: {} passed, {} failed",
-            outcomes.len() - failed.len(),
-            failed.len()
-        );
-        for o in &outcomes {
-            if o.passed && quiet {
-                continue;
-            }
-            println!(
-                "  {}  {} — {}",
-                if o.passed { "PASS" } else { "FAIL" },
-                escape(&o.name),
-                o.message
-            );
-            if !o.passed {
-                for d in &o.details {
-                    println!("          {d}");
-                }
-            }
-        }
-    }
-    if let Some(d) = &diff {
-        println!(
-            "baseline {}: {}",
-            escape(&d.baseline),
-            if d.regressions == 0 {
-                "no regressions".to_string()
-            } else {
-                format!("{} regression(s)", d.regressions)
-            }
-        );
-        if d.regressions > 0 || !quiet {
-            for line in d.render_text().lines().skip(1) {
-                println!("  {line}");
-            }
-        }
-    }
-    for e in &errors {
-        eprintln!("emuwatch: error: {}", escape(e));
-    }
-    println!(
-        "result: {} (exit {code})",
-        match code {
-            0 => "PASS — every expectation holds".to_string(),
-            1 => format!(
-                "FAIL — {} expectation(s) violated, {} baseline rule(s) regressed",
-                failed.len(),
-                baseline_failures
-            ),
-            _ => "ERROR — the run cannot be trusted (see above)".to_string(),
-        }
+    print_outcome(
+        quiet,
+        &info,
+        &outcomes,
+        diff.as_ref(),
+        &errors,
+        (code, baseline_failures),
+        (&junit, &reports),
     );
-    println!("junit:  {}", rel(&junit));
-    for p in &reports {
-        println!("report: {}", rel(p));
-    }
     Ok(ExitCode::from(code))
+}
+
+/// Record while the steps run in a second thread; the steps start once the probes are
+/// attached and end the recording (a stop request) when they are done.
+fn record_during_steps(
+    runner: &mut Runner,
+    sc: &Scenario,
+    mut watch: AppWatch,
+    opts: RecordOptions,
+    out: &Path,
+    ended: &AtomicBool,
+) -> Result<(Option<Vec<StepResult>>, Result<record::RecordOutcome>)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(std::thread::scope(|s| {
+        let steps = &sc.steps;
+        let h = s.spawn(move || {
+            if !wait_attached(out, ended) {
+                return None;
+            }
+            if let Some(info) = std::fs::read(out.join("session.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<SessionInfo>(&b).ok())
+            {
+                watch.roots = info.target.pids.clone();
+            }
+            runner.watch = Some(watch);
+            let r = runner.run_all("step", steps);
+            // The steps are done (or one failed): end the recording.
+            let _ = control::mark(
+                out,
+                &MarkRequest {
+                    label: String::new(),
+                    phase: None,
+                    app: None,
+                    stop: true,
+                },
+            );
+            Some(r)
+        });
+        let rec = rt.block_on(record::record(opts));
+        ended.store(true, Ordering::Relaxed);
+        let r = h.join().unwrap_or(None);
+        (r, rec)
+    }))
 }

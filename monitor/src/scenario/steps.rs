@@ -166,7 +166,54 @@ pub struct Runner<'a> {
 
 const TICK: Duration = Duration::from_millis(20);
 
+/// Set by SIGINT/SIGTERM once [`catch_interrupts`] has run: from the start of `emuwatch run`,
+/// setup steps included, so a signal before the recording starts ends the run like one during
+/// it (the step's processes stopped, run.json and JUnit written, exit 2) instead of killing
+/// emuwatch with the default action.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Catch SIGINT and SIGTERM for the rest of the process (`emuwatch run`). The recorder's own
+/// handlers (tokio's, installed when the recording starts) chain to this one, so the flag is
+/// also set by a signal during the recording.
+pub fn catch_interrupts() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        sa.sa_flags = libc::SA_RESTART;
+        unsafe {
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Whether SIGINT or SIGTERM has arrived since [`catch_interrupts`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+pub const INTERRUPTED_MSG: &str = "interrupted (SIGINT/SIGTERM)";
+
 impl Runner<'_> {
+    /// The recording has ended, or the run was interrupted: waiting steps give up.
+    fn over(&self) -> bool {
+        self.ended.load(Ordering::Relaxed) || interrupted()
+    }
+
+    /// Why a step gave up when [`Self::over`].
+    fn over_why(&self) -> String {
+        if interrupted() {
+            INTERRUPTED_MSG.into()
+        } else {
+            "the recording ended first".into()
+        }
+    }
+
     /// Run `steps` in order; stop at the first that fails. Returns one result per step run.
     pub fn run_all(&mut self, stage: &'static str, steps: &[Step]) -> Vec<StepResult> {
         let mut out = Vec::new();
@@ -206,6 +253,9 @@ impl Runner<'_> {
     }
 
     fn run(&mut self, s: &Step) -> Result<(), String> {
+        if interrupted() {
+            return Err(INTERRUPTED_MSG.into());
+        }
         match &s.action {
             Action::Run {
                 cmd,
@@ -250,12 +300,12 @@ impl Runner<'_> {
                         Ok(None) => {}
                         Err(e) => return Err(format!("wait for {}: {e}", argv[0])),
                     }
-                    if t.elapsed() >= s.timeout || self.ended.load(Ordering::Relaxed) {
+                    if t.elapsed() >= s.timeout || self.over() {
                         stop(&mut child);
-                        return Err(if t.elapsed() >= s.timeout {
-                            format!("timed out after {:?}", s.timeout)
+                        return Err(if self.over() {
+                            self.over_why()
                         } else {
-                            "the recording ended first".to_string()
+                            format!("timed out after {:?}", s.timeout)
                         });
                     }
                     std::thread::sleep(TICK);
@@ -264,8 +314,8 @@ impl Runner<'_> {
             Action::Sleep(d) => {
                 let t = Instant::now();
                 while t.elapsed() < *d {
-                    if self.ended.load(Ordering::Relaxed) {
-                        return Err("the recording ended first".into());
+                    if self.over() {
+                        return Err(self.over_why());
                     }
                     std::thread::sleep(TICK.min(*d - t.elapsed().min(*d)));
                 }
@@ -356,7 +406,7 @@ impl Runner<'_> {
                                 Ok(None) => {}
                                 Err(e) => return Err(format!("wait for {}: {e}", argv[0])),
                             }
-                            if self.ended.load(Ordering::Relaxed) || t.elapsed() >= timeout {
+                            if self.over() || t.elapsed() >= timeout {
                                 stop(&mut child);
                                 break false;
                             }
@@ -370,8 +420,8 @@ impl Runner<'_> {
             }
             // Every wait gives up when the recording has ended (duration, SIGINT/SIGTERM):
             // nothing it waits for can be recorded any more.
-            if self.ended.load(Ordering::Relaxed) {
-                return Err("the recording ended first".into());
+            if self.over() {
+                return Err(self.over_why());
             }
             if t.elapsed() >= timeout {
                 return Err(format!("timed out after {timeout:?}"));

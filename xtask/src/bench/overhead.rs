@@ -85,6 +85,20 @@ pub fn hook_type_workloads(ctx: &Ctx, sizes: &Sizes) -> Vec<Workload> {
     ws
 }
 
+/// The names section's workloads: (b) as it is, and each connect followed by one write of an
+/// HTTP request head (what name capture copies: the first bytes of a connection).
+pub fn names_workloads(ctx: &Ctx, sizes: &Sizes) -> Vec<Workload> {
+    let mut ws: Vec<Workload> = workloads(ctx, sizes)
+        .into_iter()
+        .filter(|w| w.key == "connect")
+        .collect();
+    let mut send = ws[0].clone();
+    send.key = "connect_send";
+    send.args.push("--send".into());
+    ws.push(send);
+    ws
+}
+
 /// Syscalls per iteration of a workload (for the cost per syscall), where it is fixed.
 pub fn syscalls_per_op(key: &str) -> Option<f64> {
     match key {
@@ -106,6 +120,10 @@ pub fn describe(key: &str, sizes: &Sizes) -> String {
         ),
         "connect" => format!(
             "(b) TCP connect to a loopback listener (socket, connect, close), x{}",
+            sizes.connect_n
+        ),
+        "connect_send" => format!(
+            "(e) (b) plus one write of a ~110-byte HTTP request head per connection, x{}",
             sizes.connect_n
         ),
         "mix" => format!(

@@ -1,5 +1,6 @@
-//! Report generation cost: `emuwatch report` on synthetic sessions (made by
-//! `emuwatch-benchload synth-session`, docs/events.md schema), time and peak memory.
+//! Report generation cost: `emuwatch report` (text, JSON, HTML), `baseline save` and `diff` on
+//! synthetic sessions (made by `emuwatch-benchload synth-session`, docs/events.md schema), time
+//! and peak memory.
 use std::{
     process::{Command, Stdio},
     time::Instant,
@@ -96,6 +97,44 @@ pub fn run(ctx: &Ctx, sizes: &[u64], formats: &[&str], runs: usize) -> Result<Ve
                 peak_rss_mib: rss,
             });
         }
+        // Baselines read the session the same way: `baseline save`, then `diff` of the session
+        // against that baseline (no change: exit 0).
+        let base = ctx.work.join(format!("baseline-{n}.json"));
+        for what in ["baseline save", "diff"] {
+            let mk = || {
+                let mut c = Command::new(&ctx.emuwatch);
+                match what {
+                    "diff" => c.arg("diff").arg(&base).arg(&dir),
+                    _ => c.args(["baseline", "save"]).arg(&dir).arg(&base),
+                };
+                c.env_remove("EMUWATCH_GEOIP_COUNTRY")
+                    .env_remove("EMUWATCH_GEOIP_ASN");
+                super::setup::boost(&mut c, ctx.nice);
+                c
+            };
+            timed(&mut mk())?;
+            let mut times = Vec::new();
+            let mut rss: f64 = 0.0;
+            for _ in 0..runs {
+                super::runner::settle();
+                let (t, r) = timed(&mut mk())?;
+                eprintln!("bench: {what} {n} events: {t:.2} s, peak RSS {r:.0} MiB");
+                times.push(t);
+                rss = rss.max(r);
+            }
+            let (lo, hi) = stats::min_max(&times);
+            out.push(ReportRun {
+                events: n,
+                events_jsonl_mib: mib,
+                format: what.to_string(),
+                runs,
+                median_s: stats::median(&times),
+                min_s: lo,
+                max_s: hi,
+                peak_rss_mib: rss,
+            });
+        }
+        let _ = std::fs::remove_file(&base);
         if !ctx.keep_runs {
             let _ = std::fs::remove_dir_all(&dir);
         }

@@ -48,6 +48,8 @@ pub enum Cond {
     FloorRawTp,
     /// No-op programs on the classic `raw_syscalls/sys_enter` and `sys_exit` tracepoints only.
     FloorTpRawSyscalls,
+    /// `emuwatch record --names off --pid WORKLOAD`: everything but name capture.
+    EmuwatchNamesOff,
 }
 
 /// The hooks of the classic-tracepoint variant of the raw path, and of its raw_tp default.
@@ -96,7 +98,16 @@ impl Cond {
         Cond::EmuwatchRaw,
     ];
 
-    pub const EVERY: [Cond; 15] = [
+    /// The names section: what name capture (`--names auto`, the default) adds to a
+    /// connect-and-send workload over the same recording with `--names off`.
+    pub const NAMES: [Cond; 4] = [
+        Cond::None,
+        Cond::Floor,
+        Cond::EmuwatchNamesOff,
+        Cond::Emuwatch,
+    ];
+
+    pub const EVERY: [Cond; 16] = [
         Cond::None,
         Cond::Emuwatch,
         Cond::EmuwatchBigRing,
@@ -112,6 +123,7 @@ impl Cond {
         Cond::FloorRaw,
         Cond::FloorRawTp,
         Cond::FloorTpRawSyscalls,
+        Cond::EmuwatchNamesOff,
     ];
 
     pub fn from_key(key: &str) -> Option<Cond> {
@@ -135,6 +147,7 @@ impl Cond {
             Cond::FloorRaw => "floor_raw",
             Cond::FloorRawTp => "floor_raw_tp",
             Cond::FloorTpRawSyscalls => "floor_tp_raw_syscalls",
+            Cond::EmuwatchNamesOff => "emuwatch_names_off",
         }
     }
 
@@ -159,6 +172,7 @@ impl Cond {
             Cond::FloorTpRawSyscalls => {
                 "empty programs on tracepoints raw_syscalls/sys_enter + sys_exit"
             }
+            Cond::EmuwatchNamesOff => "emuwatch --names off, workload is the target",
         }
     }
 
@@ -183,7 +197,11 @@ impl Cond {
     pub fn targeted(self) -> bool {
         matches!(
             self,
-            Cond::Emuwatch | Cond::EmuwatchBigRing | Cond::EmuwatchRaw | Cond::EmuwatchRawBigRing
+            Cond::Emuwatch
+                | Cond::EmuwatchBigRing
+                | Cond::EmuwatchRaw
+                | Cond::EmuwatchRawBigRing
+                | Cond::EmuwatchNamesOff
         )
     }
 
@@ -200,6 +218,7 @@ impl Cond {
                 | Cond::EmuwatchAll
                 | Cond::EmuwatchRaw
                 | Cond::EmuwatchRawBigRing
+                | Cond::EmuwatchNamesOff
                 | Cond::Opensnoop
                 | Cond::Bpftrace
                 | Cond::Strace
@@ -216,6 +235,7 @@ impl Cond {
                 | Cond::EmuwatchRaw
                 | Cond::EmuwatchRawBigRing
                 | Cond::EmuwatchRawOther
+                | Cond::EmuwatchNamesOff
         )
     }
 
@@ -232,6 +252,7 @@ impl Cond {
                 | Cond::EmuwatchAll
                 | Cond::EmuwatchRaw
                 | Cond::EmuwatchRawBigRing
+                | Cond::EmuwatchNamesOff
                 | Cond::Bpftrace
         )
     }
@@ -391,6 +412,9 @@ impl Tracer {
                 .arg("--device")
                 .arg(format!("camera={}", ctx.device_glob))
                 .args(&ctx.emuwatch_args);
+            if cond == Cond::EmuwatchNamesOff {
+                c.args(["--names", "off"]);
+            }
             if cond.raw_path() {
                 c.args(["--syscall-probes", "raw"]);
             }
@@ -419,7 +443,8 @@ impl Tracer {
             Cond::Emuwatch
             | Cond::EmuwatchBigRing
             | Cond::EmuwatchRaw
-            | Cond::EmuwatchRawBigRing => Some(emuwatch(vec!["--pid".into(), pid_s])?),
+            | Cond::EmuwatchRawBigRing
+            | Cond::EmuwatchNamesOff => Some(emuwatch(vec!["--pid".into(), pid_s])?),
             Cond::EmuwatchOther | Cond::EmuwatchRawOther => {
                 Some(emuwatch(vec!["--pid".into(), ctx.other_pid.to_string()])?)
             }

@@ -34,6 +34,7 @@ pub(super) struct Seen {
     pub(super) by_phase: BTreeMap<Phase, u64>,
     pub(super) pids: BTreeSet<u32>,
     pub(super) comms: BTreeSet<String>,
+    last_pid: Option<u32>,
 }
 
 impl Seen {
@@ -42,7 +43,11 @@ impl Seen {
         self.first = Some(self.first.map_or(ev.ts, |f| f.min(ev.ts)));
         self.last = Some(self.last.map_or(ev.ts, |l| l.max(ev.ts)));
         *self.by_phase.entry(phase_of(ev)).or_default() += 1;
-        self.pids.insert(ev.pid);
+        // Runs of events from one process are the rule: the set needs no look-up then.
+        if self.last_pid != Some(ev.pid) {
+            self.pids.insert(ev.pid);
+            self.last_pid = Some(ev.pid);
+        }
         if !self.comms.contains(&ev.comm) {
             self.comms.insert(ev.comm.clone());
         }
@@ -182,7 +187,8 @@ pub(super) struct PhaseCounts {
 
 impl AppAcc {
     /// Count one event of this app (seen in `phase`) into its phase, process, destination,
-    /// device, file and finding accumulators.
+    /// device, file and finding accumulators. Returns the category of a file event (with
+    /// whether it is sensitive).
     pub(super) fn add<'c>(
         &mut self,
         ev: &Event,
@@ -190,7 +196,7 @@ impl AppAcc {
         app: &str,
         matchers: &mut HashMap<String, AppCategories<'c>>,
         cats: &'c Categories,
-    ) {
+    ) -> Option<(usize, bool)> {
         let acc = self;
         let pc = acc.phase_events.entry(phase).or_default();
         pc.events += 1;
@@ -302,9 +308,12 @@ impl AppAcc {
                 }
                 // Classified once per path and app.
                 let f = acc.files.entry(path.clone()).or_insert_with(|| {
-                    let m = matchers
-                        .entry(app.to_string())
-                        .or_insert_with(|| cats.for_app(app));
+                    let m = match matchers.get_mut(app) {
+                        Some(m) => m,
+                        None => matchers
+                            .entry(app.to_string())
+                            .or_insert_with(|| cats.for_app(app)),
+                    };
                     FileAcc {
                         category: m.classify(path.as_deref()),
                         path: path.clone(),
@@ -312,7 +321,8 @@ impl AppAcc {
                     }
                 });
                 f.add(ev);
-                let cat = &cats.all()[f.category];
+                let category = f.category;
+                let cat = &cats.all()[category];
                 if phase != Phase::Foreground && cat.sensitive {
                     let target = path
                         .clone()
@@ -330,8 +340,10 @@ impl AppAcc {
                             .or_default() += 1;
                     }
                 }
+                return Some((category, cat.sensitive));
             }
             _ => {}
         }
+        None
     }
 }

@@ -8,7 +8,8 @@ use super::{accumulate::*, *};
 use crate::{
     analysis::{
         categories::{AppCategories, Categories},
-        history::{AppOf, Frame, PhaseTrack, format_ts, phase_of, phase_tracks, secs},
+        history::{Frame, PhaseTrack, format_ts, phase_of, secs},
+        lifecycle::{self, PhaseEvent},
     },
     capability::{Capability, Category},
     event::{Body, DeviceOp, Event, Phase, Scope},
@@ -19,160 +20,243 @@ use crate::{
 pub struct Context<'a> {
     pub dir: &'a str,
     pub info: &'a SessionInfo,
-    pub events: &'a [Event],
     pub geo_enriched: bool,
     pub geo_sources: Vec<SourceInfo>,
     pub geo_attribution: String,
     pub categories: &'a Categories,
 }
 
-pub fn build(cx: &Context) -> Summary {
-    let info = cx.info;
-    let events = cx.events;
-    let frame = Frame::new(info, events);
-    let app_of = AppOf::new(events);
-    let tracks = phase_tracks(events, &app_of);
-
-    let mut apps: BTreeMap<String, AppAcc> = BTreeMap::new();
-    let mut matchers: HashMap<String, AppCategories> = HashMap::new();
-    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
-    let mut markers = Vec::new();
-    let mut lost_in_timeline = 0u64;
-
+/// The summary of events in memory (tests; the reports stream through [`Builder`]).
+#[cfg(test)]
+pub fn build(cx: &Context, events: &[Event]) -> Summary {
+    let frame = Frame::new(cx.info, events);
+    let app_of = crate::analysis::history::AppOf::new(events);
+    let mut phases: BTreeMap<String, Vec<PhaseEvent>> = BTreeMap::new();
     for ev in events {
-        *kinds.entry(ev.body.kind().to_string()).or_default() += 1;
-        let app = app_of.get(ev);
+        if let Body::Phase(p) = &ev.body {
+            phases
+                .entry(app_of.get(ev).to_string())
+                .or_default()
+                .push(PhaseEvent {
+                    ts: ev.ts,
+                    pid: ev.pid,
+                    change: p.clone(),
+                });
+        }
+    }
+    let mut b = Builder::new(frame, &phases, cx.categories);
+    for ev in events {
+        b.add(ev, app_of.get(ev));
+    }
+    b.finish(cx)
+}
+
+/// The per-app phase histories from each app's phase events (file order).
+pub fn tracks(phases: &BTreeMap<String, Vec<PhaseEvent>>) -> BTreeMap<String, PhaseTrack> {
+    phases
+        .iter()
+        .map(|(app, evs)| {
+            let raw = evs.iter().map(|e| (e.ts, &e.change)).collect();
+            (app.clone(), PhaseTrack::new(raw))
+        })
+        .collect()
+}
+
+/// The summary gathered event by event: counts per app, not events. Needs what only a whole
+/// session tells (its time frame, each app's phase events), learnt before.
+pub struct Builder<'c> {
+    frame: Frame,
+    cats: &'c Categories,
+    phases: &'c BTreeMap<String, Vec<PhaseEvent>>,
+    tracks: BTreeMap<String, PhaseTrack>,
+    empty_track: PhaseTrack,
+    apps: BTreeMap<String, AppAcc>,
+    lives: HashMap<String, lifecycle::Acc>,
+    matchers: HashMap<String, AppCategories<'c>>,
+    kinds: BTreeMap<&'static str, u64>,
+    markers: Vec<MarkerItem>,
+    lost_in_timeline: u64,
+    total: u64,
+}
+
+impl<'c> Builder<'c> {
+    pub fn new(
+        frame: Frame,
+        phases: &'c BTreeMap<String, Vec<PhaseEvent>>,
+        cats: &'c Categories,
+    ) -> Builder<'c> {
+        Builder {
+            frame,
+            cats,
+            phases,
+            tracks: tracks(phases),
+            empty_track: PhaseTrack::new(Vec::new()),
+            apps: BTreeMap::new(),
+            lives: HashMap::new(),
+            matchers: HashMap::new(),
+            kinds: BTreeMap::new(),
+            markers: Vec::new(),
+            lost_in_timeline: 0,
+            total: 0,
+        }
+    }
+
+    /// Count one event of `app`. Returns the category of a file event (index into
+    /// `Categories::all()`).
+    pub fn add(&mut self, ev: &Event, app: &str) -> Option<(usize, bool)> {
+        self.total += 1;
+        *self.kinds.entry(ev.body.kind()).or_default() += 1;
+        match self.lives.get_mut(app) {
+            Some(l) => l.add(ev),
+            None => {
+                let track = self.tracks.get(app).unwrap_or(&self.empty_track);
+                let mut l = lifecycle::Acc::new(track);
+                l.add(ev);
+                self.lives.insert(app.to_string(), l);
+            }
+        }
         let phase = phase_of(ev);
         match &ev.body {
             Body::Lost(l) => {
-                lost_in_timeline = lost_in_timeline.saturating_add(l.count);
-                continue;
+                self.lost_in_timeline = self.lost_in_timeline.saturating_add(l.count);
+                return None;
             }
             Body::Marker(m) => {
-                markers.push(MarkerItem {
+                self.markers.push(MarkerItem {
                     ts: format_ts(&ev.ts),
-                    t_s: frame.s(ev.ts),
+                    t_s: self.frame.s(ev.ts),
                     label: m.label.clone(),
                     app: ev.app.clone(),
                 });
-                continue;
-            }
-            Body::Phase(_) => {
-                apps.entry(app.to_string()).or_default();
-                continue;
+                return None;
             }
             _ => {}
         }
-        apps.entry(app.to_string())
-            .or_default()
-            .add(ev, phase, app, &mut matchers, cx.categories);
+        if !self.apps.contains_key(app) {
+            self.apps.insert(app.to_string(), AppAcc::default());
+        }
+        let acc = self.apps.get_mut(app).expect("inserted above");
+        if let Body::Phase(_) = &ev.body {
+            return None;
+        }
+        acc.add(ev, phase, app, &mut self.matchers, self.cats)
     }
 
-    let empty_track = PhaseTrack::new(Vec::new());
-    let mut by_app: HashMap<&str, Vec<&Event>> = HashMap::new();
-    for ev in events {
-        by_app.entry(app_of.get(ev)).or_default().push(ev);
-    }
-    let mut app_reports: Vec<AppReport> = apps
-        .into_iter()
-        .map(|(name, acc)| {
-            let track = tracks.get(&name).unwrap_or(&empty_track);
-            let lifecycle = crate::analysis::lifecycle::for_app(
-                by_app.get(name.as_str()).map_or(&[][..], Vec::as_slice),
-                track,
-                frame,
-            );
-            let mut r = app_report(name, acc, track, frame, cx.categories);
-            r.lifecycle = lifecycle;
-            r
-        })
-        .collect();
-    // Apps with background collection first, the most findings first.
-    app_reports.sort_by(|a, b| {
-        b.findings
-            .len()
-            .cmp(&a.findings.len())
-            .then(a.app.cmp(&b.app))
-    });
-
-    let lost = &info.lost;
-    let mut warnings = Vec::new();
-    if lost.truncated_paths > 0 {
-        warnings.push(format!(
+    pub fn finish(self, cx: &Context) -> Summary {
+        let Builder {
+            frame,
+            phases,
+            tracks,
+            empty_track,
+            apps,
+            mut lives,
+            kinds,
+            markers,
+            lost_in_timeline,
+            total,
+            ..
+        } = self;
+        let info = cx.info;
+        let no_phases = Vec::new();
+        let mut app_reports: Vec<AppReport> = apps
+            .into_iter()
+            .map(|(name, acc)| {
+                let track = tracks.get(&name).unwrap_or(&empty_track);
+                let lifecycle = lives.remove(&name).map_or_else(Vec::new, |l| {
+                    l.finish(phases.get(&name).unwrap_or(&no_phases), track, frame)
+                });
+                let mut r = app_report(name, acc, track, frame, cx.categories);
+                r.lifecycle = lifecycle;
+                r
+            })
+            .collect();
+        // Apps with background collection first, the most findings first.
+        app_reports.sort_by(|a, b| {
+            b.findings
+                .len()
+                .cmp(&a.findings.len())
+                .then(a.app.cmp(&b.app))
+        });
+        let kinds: BTreeMap<String, u64> =
+            kinds.into_iter().map(|(k, n)| (k.to_string(), n)).collect();
+        let lost = &info.lost;
+        let mut warnings = Vec::new();
+        if lost.truncated_paths > 0 {
+            warnings.push(format!(
             "INCOMPLETE SESSION: {} file open(s) passed a path longer than the kernel copies ({} bytes); their files are unknown (path_truncated) and may be anything, identifiers included",
             lost.truncated_paths,
             monitor_common::file::PATH_LEN - 1
         ));
-    }
-    if !info.complete || lost.total > 0 || lost.undecodable > 0 {
-        let reasons: Vec<String> = lost
-            .by_reason
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        warnings.push(format!(
+        }
+        if !info.complete || lost.total > 0 || lost.undecodable > 0 {
+            let reasons: Vec<String> = lost
+                .by_reason
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            warnings.push(format!(
             "INCOMPLETE SESSION: {} events were lost{}{}; the timeline misses events and findings may be incomplete",
             lost.total,
             if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
             if lost.undecodable > 0 { format!(" and {} records could not be decoded", lost.undecodable) } else { String::new() },
         ));
-    }
-    if info.ended_at.is_none() {
-        warnings.push(
+        }
+        if info.ended_at.is_none() {
+            warnings.push(
             "the recording did not finish cleanly (session.json has no end time): events after the last flush are missing"
                 .to_string(),
         );
-    }
-    let total = events.len() as u64;
-    if info.events_total != total && info.ended_at.is_some() {
-        warnings.push(format!(
-            "session.json counts {} events but events.jsonl holds {total}",
-            info.events_total
-        ));
-    }
+        }
+        if info.events_total != total && info.ended_at.is_some() {
+            warnings.push(format!(
+                "session.json counts {} events but events.jsonl holds {total}",
+                info.events_total
+            ));
+        }
 
-    Summary {
-        schema_version: SCHEMA_VERSION,
-        generator: Generator {
-            tool: "emuwatch",
-            version: env!("CARGO_PKG_VERSION"),
-            generated_at: format_ts(&Utc::now()),
-        },
-        session: SessionSummary {
-            dir: cx.dir.to_string(),
-            started_at: format_ts(&info.started_at),
-            ended_at: info.ended_at.as_ref().map(format_ts),
-            duration_s: secs(info.started_at, info.ended_at.unwrap_or(frame.end)),
-            stop_reason: info.stop_reason,
-            hostname: info.hostname.clone(),
-            kernel: info.kernel.release.clone(),
-            machine: info.kernel.machine.clone(),
-            tool_version: info.tool_version.clone(),
-            event_schema_version: info.schema_version,
-            target: info.target.clone(),
-            events: kinds,
-            events_total: total,
-        },
-        completeness: Completeness {
-            complete: info.complete && lost.none(),
-            ended: info.ended_at.is_some(),
-            lost_total: lost.total,
-            lost_by_reason: lost.by_reason.clone(),
-            undecodable: lost.undecodable,
-            lost_in_timeline,
-            warnings,
-        },
-        geo: GeoSummary {
-            enriched: cx.geo_enriched,
-            sources: cx.geo_sources.clone(),
-            attribution: cx.geo_attribution.clone(),
-        },
-        categories: CategoriesSummary {
-            source: cx.categories.source.clone(),
-            categories: cx.categories.all().to_vec(),
-        },
-        markers,
-        apps: app_reports,
+        Summary {
+            schema_version: SCHEMA_VERSION,
+            generator: Generator {
+                tool: "emuwatch",
+                version: env!("CARGO_PKG_VERSION"),
+                generated_at: format_ts(&Utc::now()),
+            },
+            session: SessionSummary {
+                dir: cx.dir.to_string(),
+                started_at: format_ts(&info.started_at),
+                ended_at: info.ended_at.as_ref().map(format_ts),
+                duration_s: secs(info.started_at, info.ended_at.unwrap_or(frame.end)),
+                stop_reason: info.stop_reason,
+                hostname: info.hostname.clone(),
+                kernel: info.kernel.release.clone(),
+                machine: info.kernel.machine.clone(),
+                tool_version: info.tool_version.clone(),
+                event_schema_version: info.schema_version,
+                target: info.target.clone(),
+                events: kinds,
+                events_total: total,
+            },
+            completeness: Completeness {
+                complete: info.complete && lost.none(),
+                ended: info.ended_at.is_some(),
+                lost_total: lost.total,
+                lost_by_reason: lost.by_reason.clone(),
+                undecodable: lost.undecodable,
+                lost_in_timeline,
+                warnings,
+            },
+            geo: GeoSummary {
+                enriched: cx.geo_enriched,
+                sources: cx.geo_sources.clone(),
+                attribution: cx.geo_attribution.clone(),
+            },
+            categories: CategoriesSummary {
+                source: cx.categories.source.clone(),
+                categories: cx.categories.all().to_vec(),
+            },
+            markers,
+            apps: app_reports,
+        }
     }
 }
 

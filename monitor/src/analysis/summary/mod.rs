@@ -16,7 +16,9 @@ use crate::{
 mod accumulate;
 mod build;
 
-pub use build::{Context, build};
+#[cfg(test)]
+pub use build::build;
+pub use build::{Builder, Context};
 
 pub const SCHEMA_VERSION: u32 = 1;
 

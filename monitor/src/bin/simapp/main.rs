@@ -13,6 +13,7 @@
 //!   cd=DIR                    chdir
 //!   openrel=PATH              openat(AT_FDCWD, relative PATH) and read it all with read(4096)
 //!   fail=PATH                 open a path that must fail
+//!   badptr                    openat() with an unreadable path pointer (EFAULT)
 //!   device=PATH               open a device node read-write, close it
 //!   streamon=PATH             open a device node, ioctl(VIDIOC_STREAMON), close
 //!   oom=N                     write N to /proc/self/oom_score_adj

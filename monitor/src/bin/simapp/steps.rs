@@ -209,6 +209,20 @@ pub(super) fn step(s: &str) -> String {
                 json_str(arg)
             )
         }
+        "badptr" => {
+            // openat() with a path pointer into the unmapped first page: the kernel cannot copy
+            // the path (EFAULT), so emuwatch cannot either.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_openat,
+                    libc::AT_FDCWD,
+                    16usize as *const libc::c_char,
+                    libc::O_RDONLY,
+                )
+            };
+            let r = if r < 0 { -errno() } else { r as i32 };
+            format!("{{\"pid\":{},\"step\":\"badptr\",\"result\":{r}}}", pid())
+        }
         "device" | "streamon" => {
             let fd = open_path(arg, libc::O_RDWR);
             let open_r = if fd < 0 { -errno() } else { fd };

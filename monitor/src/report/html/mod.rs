@@ -4,7 +4,7 @@
 //! event data: it only copies a mark's SVG `<title>` text into a panel with `textContent`. A
 //! Content-Security-Policy forbids any fetch and any script but the page's own (by nonce).
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     fmt::Write,
     hash::{BuildHasher, Hasher},
 };
@@ -17,7 +17,6 @@ use crate::{
     analysis::{
         Analysis,
         categories::CategoryInfo,
-        history::AppOf,
         summary::{AppReport, Endpoint, Finding, Occurrence, Summary, human_bytes},
     },
     escape::{esc, escape},
@@ -28,7 +27,7 @@ mod app;
 mod assets;
 mod cells;
 
-use app::{MAX_FILE_ROWS, app_section};
+use app::app_section;
 use assets::{CSS, SCRIPT, capability_css};
 use cells::*;
 
@@ -214,28 +213,20 @@ pub fn render(r: &Analysis) -> String {
         o.push_str("</tbody></table>");
     }
 
-    let app_of = AppOf::new(&r.events);
     let markers: Vec<_> = s.markers.iter().collect();
     for (i, a) in s.apps.iter().enumerate() {
-        let events: Vec<_> = r.events.iter().filter(|e| app_of.get(e) == a.app).collect();
         let app_markers: Vec<_> = markers
             .iter()
             .copied()
             .filter(|m| m.app.as_deref().is_none_or(|x| x == a.app))
             .collect();
-        let mut paths: HashMap<Option<&str>, (String, bool)> = HashMap::new();
-        for c in &a.files {
-            for f in c.files.iter().take(MAX_FILE_ROWS) {
-                paths.insert(f.path.as_deref(), (c.category.clone(), c.sensitive));
-            }
-        }
-        let category = |p: Option<&str>| {
-            paths
-                .get(&p)
-                .cloned()
-                .unwrap_or_else(|| ("other".into(), false))
-        };
-        let svg = timeline::svg(a, &events, r.frame, &app_markers, &category);
+        let svg = timeline::svg(
+            a,
+            r.marks.get(&a.app),
+            r.frame,
+            &app_markers,
+            &s.categories.categories,
+        );
         let hidden = a.processes.len().saturating_sub(timeline::MAX_LANES);
         app_section(&mut o, i, a, &svg, hidden, &s.categories.categories);
     }

@@ -12,6 +12,7 @@ pub(super) fn markdown(r: &Results, analysis: &str) -> String {
     raw_section(&mut s, r);
     hook_type_section(&mut s, r);
     startstop_section(&mut s, r);
+    names_section(&mut s, r);
     sweep(&mut s, r);
     report_cost(&mut s, r);
     profiles(&mut s, r);
@@ -330,8 +331,9 @@ fn report_cost(s: &mut String, r: &Results) {
             s,
             "`emuwatch report SESSION --format F --out FILE` on synthetic sessions \
              (`emuwatch-benchload synth-session DIR --events N`: three apps over an hour through \
-             foreground, background and closed, in the documented schema). Page cache warm \
-             (one untimed run first); {} timed runs each; no GeoIP database.\n",
+             foreground, background and closed, in the documented schema); the rows `baseline save` \
+             and `diff` time `emuwatch baseline save SESSION FILE` and `emuwatch diff FILE SESSION`. \
+             Page cache warm (one untimed run first); {} timed runs each; no GeoIP database.\n",
             r.sizes.report_runs
         );
         let _ = writeln!(

@@ -57,6 +57,13 @@ pub struct Results {
     pub hook_type_summaries: Vec<Summary>,
     #[serde(default)]
     pub startstop: Vec<StartStop>,
+    /// The names section: connect workloads with name capture on and off.
+    #[serde(default)]
+    pub names_workloads: Vec<(String, String)>,
+    #[serde(default)]
+    pub names_samples: Vec<Sample>,
+    #[serde(default)]
+    pub names_summaries: Vec<Summary>,
     /// The runs these results come from, oldest first; the top-level `command`, `mode`,
     /// `machine` and `duration_s` are the last one's.
     #[serde(default)]
@@ -98,6 +105,7 @@ fn with_runs(mut r: Results) -> Results {
             "raw" => !r.raw_samples.is_empty(),
             "hooktype" => !r.hook_type_samples.is_empty(),
             "startstop" => !r.startstop.is_empty(),
+            "names" => !r.names_samples.is_empty(),
             _ => false,
         };
         r.runs.push(RunInfo {
@@ -147,6 +155,11 @@ pub fn keep_sections(new: &mut Results, old: Results, ran: &[String]) {
         new.raw_samples = old.raw_samples;
         new.raw_summaries = old.raw_summaries;
     }
+    if kept("names") {
+        new.names_workloads = old.names_workloads;
+        new.names_samples = old.names_samples;
+        new.names_summaries = old.names_summaries;
+    }
     if kept("hooktype") {
         new.hook_type_workloads = old.hook_type_workloads;
         new.hook_type_samples = old.hook_type_samples;
@@ -177,6 +190,9 @@ fn resummarize(r: &mut Results) {
     }
     if !r.raw_samples.is_empty() {
         r.raw_summaries = again(&r.raw_samples, &r.raw_workloads, &Cond::RAW);
+    }
+    if !r.names_samples.is_empty() {
+        r.names_summaries = again(&r.names_samples, &r.names_workloads, &Cond::NAMES);
     }
     if !r.hook_type_samples.is_empty() {
         r.hook_type_summaries = again(

@@ -345,3 +345,40 @@ pub(super) fn startstop_section(s: &mut String, r: &Results) {
     }
     s.push('\n');
 }
+
+/// What name capture costs: the connect workloads with `--names auto` (the default) and off.
+pub(super) fn names_section(s: &mut String, r: &Results) {
+    if r.names_summaries.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Name capture: connects with and without `--names`\n");
+    if let Some(m) = measured_in(r, "names") {
+        let _ = writeln!(s, "{m}");
+    }
+    let _ = writeln!(
+        s,
+        "Name capture (`--names auto`, the default) copies the first bytes a target sends on each \
+         TCP connection (TLS ClientHello, HTTP request head), DNS messages and dnsproxyd \
+         commands. Here it is measured on the per-syscall path against the same recording with \
+         `--names off`, on (b) and on (e), where every connection sends a request head that is \
+         copied and becomes an `http` event. Repetitions interleaved as in the overhead section.\n"
+    );
+    for (key, desc) in &r.names_workloads {
+        let _ = writeln!(s, "### {desc}\n");
+        detail_table(s, &r.names_summaries, &r.names_samples, key, &|x| {
+            x.label.clone()
+        });
+        let on = find(&r.names_summaries, key, Cond::Emuwatch);
+        let off = find(&r.names_summaries, key, Cond::EmuwatchNamesOff);
+        if let (Some(on), Some(off)) = (on, off) {
+            let _ = writeln!(
+                s,
+                "\nName capture on / off: {:.2}x wall-clock ({:.3} s vs {:.3} s).",
+                on.median_s / off.median_s,
+                on.median_s,
+                off.median_s
+            );
+        }
+        s.push('\n');
+    }
+}

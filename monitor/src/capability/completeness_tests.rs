@@ -167,15 +167,17 @@ fn every_capability_reads_as_a_finding() {
             app: Some("app".into()),
             phase: Some(Phase::Closed),
         }];
-        let s = summary::build(&summary::Context {
-            dir: "d",
-            info: &info,
-            events: &events,
-            geo_enriched: false,
-            geo_sources: Vec::new(),
-            geo_attribution: String::new(),
-            categories: &cats,
-        });
+        let s = summary::build(
+            &summary::Context {
+                dir: "d",
+                info: &info,
+                geo_enriched: false,
+                geo_sources: Vec::new(),
+                geo_attribution: String::new(),
+                categories: &cats,
+            },
+            &events,
+        );
         let app = &s.apps[0];
         let f = app
             .findings

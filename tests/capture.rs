@@ -2898,11 +2898,11 @@ fn binder_calls_become_capabilities_per_phase() {
         "binder:media.audio_flinger/android.media.IAudioFlingerService.createRecord",
         "binder:location/android.location.ILocationManager.getLastLocation",
         "binder:location/android.location.ILocationManager.registerLocationListener",
-        "binder:iphonesubinfo/com.android.internal.telephony.IPhoneSubInfo#5",
+        "binder:iphonesubinfo/com.android.internal.telephony.IPhoneSubInfo.getImeiForSubscriber",
         "binder:clipboard/android.content.IClipboard.getPrimaryClip",
         "binder:clipboard/android.content.IClipboard.hasPrimaryClip",
         "binder:content://com.android.contacts/android.content.IContentProvider.query",
-        "binder:account/android.accounts.IAccountManager#4",
+        "binder:account/android.accounts.IAccountManager.getAccountsForPackage",
     ] {
         assert!(paths.contains(&p), "{p} not in {paths:#?}");
     }
@@ -3000,6 +3000,151 @@ fn binder_calls_become_capabilities_per_phase() {
     );
 }
 
+/// Wi-Fi queries (`android.net.wifi.IWifiManager`, service `wifi`) read with the API 35
+/// tables, where the Wi-Fi module numbers methods differently from API 34: getScanResults is
+/// 36 in both, getConnectionInfo 41 in Android 14 and 42 in Android 15. Exact `wifi` counts in
+/// the foreground, the background and after close; code 41, a wifi read at API 34, is no
+/// capability at API 35.
+#[test]
+fn binder_wifi_calls_by_api_level() {
+    let _turn = BINDER.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempdir();
+    let world = BinderWorld::start(tmp.path(), &["wifi"]);
+    let pidfile = tmp.path().join("app.pid");
+    let go = tmp.path().join("go");
+    let lmkd = tmp.path().join("lmkd");
+    std::fs::copy(SIMAPP, &lmkd).unwrap();
+    let system = {
+        let (lmkd, pidfile, go) = (lmkd.clone(), pidfile.clone(), go.clone());
+        std::thread::spawn(move || {
+            wait_file(&pidfile);
+            let st = Command::new(&lmkd)
+                .args([
+                    "system",
+                    &format!("oomof=@{},900", pidfile.display()),
+                    &format!("touch={}", go.display()),
+                ])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success());
+        })
+    };
+    let wifi = |code: u32| format!("call=wifi,android.net.wifi.IWifiManager,{code}");
+    let steps = [
+        // Foreground: scan results, connection info (API 35's code), and code 41 (API 34's
+        // getConnectionInfo; at API 35 another method).
+        wifi(36),
+        wifi(42),
+        wifi(41),
+        format!("pidfile={}", pidfile.display()),
+        format!("waitfile={}", go.display()),
+        // Background: connection info twice.
+        wifi(42),
+        wifi(42),
+        // After close: configured networks (9) and DHCP info (58), from the daemon.
+        s("daemon"),
+        wifi(9),
+        wifi(58),
+    ];
+    require_root();
+    let dir = tmp.path().join("session");
+    let args = ["--android-api", "35"];
+    let output = Command::new(EMUWATCH)
+        .args(["record", "--quiet", "--out"])
+        .arg(&dir)
+        .args(args)
+        .arg("--")
+        .arg(BINDERAPP)
+        .arg("app")
+        .args(&steps)
+        .output()
+        .expect("run emuwatch");
+    system.join().unwrap();
+    let sess = load_with(&dir, output, &args);
+    assert!(sess.output.status.success(), "{}", sess.dump());
+    assert_eq!(sess.info["android_api"]["level"], 35, "{}", sess.info);
+    assert_eq!(sess.did("call").len(), 7, "{}", sess.dump());
+
+    let f = binder_findings(&sess);
+    let w = "binder:wifi/android.net.wifi.IWifiManager";
+    let want = [
+        ("foreground", "getScanResults"),
+        ("foreground", "getConnectionInfo"),
+        ("background", "getConnectionInfo"),
+        ("background", "getConnectionInfo"),
+        ("closed", "getConfiguredNetworks"),
+        ("closed", "getDhcpInfo"),
+    ];
+    let want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(p, m)| (s("wifi"), s(p), format!("{w}.{m}")))
+        .collect();
+    assert_eq!(f, want, "{}", sess.dump());
+    assert_eq!(count_of(&f, "wifi", "foreground"), 2);
+    assert_eq!(count_of(&f, "wifi", "background"), 2);
+    assert_eq!(count_of(&f, "wifi", "closed"), 2);
+    // Code 41 at API 35: a binder_call of IWifiManager with its method, no capability.
+    let calls = sess.of_kind("binder_call");
+    let c41 = calls
+        .iter()
+        .find(|c| c["interface"] == "android.net.wifi.IWifiManager" && c["code"] == 41)
+        .unwrap_or_else(|| panic!("no call 41: {}", sess.dump()));
+    assert!(c41["capability"].is_null(), "{c41}");
+    assert_ne!(c41["method"], "getConnectionInfo", "{c41}");
+    assert_eq!(c41["service"], "wifi", "{c41}");
+    assert_eq!(c41["callee_pid"], world.services.id() as u64, "{c41}");
+
+    // The report counts wifi per phase like any other kind.
+    let rep = Command::new(EMUWATCH)
+        .args(["report", "--format", "json"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        rep.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rep.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let app = &summary["apps"][0];
+    // One finding per method: configured networks and DHCP info after close.
+    let closed: Vec<&Value> = app["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "wifi" && f["phase"] == "closed")
+        .collect();
+    assert_eq!(closed.len(), 2, "{app}");
+    assert!(closed.iter().all(|f| f["count"] == 1), "{closed:?}");
+    // Per-phase counts of every Android-service kind, beside camera and microphone.
+    let phase = |p: &str| {
+        app["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["phase"] == p)
+            .unwrap_or_else(|| panic!("no phase {p}: {app}"))
+            .clone()
+    };
+    for (p, n) in [("foreground", 2), ("background", 2), ("closed", 2)] {
+        let ph = phase(p);
+        assert_eq!(ph["wifi"], n, "{ph}");
+        assert_eq!(ph["clipboard"], 0, "{ph}");
+        assert_eq!(ph["camera"], 0, "{ph}");
+    }
+    let text = Command::new(EMUWATCH)
+        .arg("report")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("queried Wi-Fi 2 times after close; queried Wi-Fi 2 times in the background"),
+        "the headline: {text}"
+    );
+}
+
 /// Android 10 parcels (no `SYST` header; the service manager's reply is the binder alone),
 /// decoded with the API 29 tables (`--android-api 29` on `run`): installed-apps queries, and
 /// a scenario expectation forbidding them fails the run.
@@ -3017,7 +3162,7 @@ fn binder_android10_parcels_and_a_failing_expectation() {
         format!(
             r#"name = "binder-android10"
 [target]
-command = ["{bin}", "app", "layout=work_source", "{pm},51", "{pm},51", "{pm},53",
+command = ["{bin}", "app", "layout=work_source", "{pm},54", "{pm},54", "{pm},56",
            "call=clipboard,android.content.IClipboard,4"]
 [record]
 duration = "60s"

@@ -99,7 +99,7 @@ fn text_report_puts_background_collection_first() {
     for later in [
         "\nPhases",
         "\nDestinations (9)",
-        "\nCamera and microphone",
+        "\nCamera, microphone and Android services",
         "\nFiles by category",
         "\nProcesses (2)",
     ] {
@@ -147,7 +147,7 @@ fn text_report_puts_background_collection_first() {
     assert!(out.contains("111.235.160.10        8443  tcp    CN"));
 
     // Phases and their changes.
-    assert!(out.contains("  foreground  +0.000s..+30.000s      30.0 s      20         4      3      6  368.2 KiB       2    0      2"));
+    assert!(out.contains("  foreground  +0.000s..+30.000s      30.0 s      20         4      3      6  368.2 KiB       2    0  0             2"));
     assert!(out.contains("  background  +30.000s..+60.000s     30.0 s"));
     assert!(out.contains("  closed      +60.000s..+120.000s    60.0 s"));
     assert!(out.contains(
@@ -428,6 +428,84 @@ fn json_fields_are_documented() {
     assert!(missing.is_empty(), "not in docs/report.md: {missing:?}");
 }
 
+/// Binder capabilities (the `binder` fixture) in the text and JSON reports: headline, findings
+/// and per-phase counts of every Android-service kind beside camera and microphone.
+#[test]
+fn binder_kinds_in_text_and_json() {
+    let out = report("binder", "text");
+    assert!(
+        out.contains(
+            "4 background-collection findings (2 in background, 2 after close): asked for the \
+             location 1 time in the background; read a device identifier 1 time after close; \
+             read the clipboard 3 times after close; queried Wi-Fi 2 times in the background"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nCamera, microphone and Android services"),
+        "{out}"
+    );
+    assert!(out.contains("device_identifier 1, clipboard 3"), "{out}");
+    let j = json("binder");
+    let a = &j["apps"][0];
+    let want = [
+        (
+            "foreground",
+            [("clipboard", 1), ("wifi", 1), ("location", 0)],
+        ),
+        (
+            "background",
+            [("clipboard", 0), ("wifi", 2), ("location", 1)],
+        ),
+        ("closed", [("clipboard", 3), ("wifi", 0), ("location", 0)]),
+    ];
+    for (phase, counts) in want {
+        let p = a["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["phase"] == phase)
+            .unwrap();
+        for (k, n) in counts {
+            assert_eq!(p[k], n, "{phase} {k}: {p}");
+        }
+        for k in [
+            "contacts",
+            "installed_apps",
+            "accounts",
+            "camera",
+            "microphone",
+        ] {
+            assert_eq!(p[k], 0, "{phase} {k}: {p}");
+        }
+    }
+    let closed = &a["phases"].as_array().unwrap()[2];
+    assert_eq!(closed["device_identifier"], 1, "{closed}");
+    let kinds: Vec<(&str, &str, u64)> = a["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap(),
+                f["phase"].as_str().unwrap(),
+                f["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("location", "background", 1),
+            ("wifi", "background", 2),
+            ("clipboard", "closed", 3),
+            ("device_identifier", "closed", 1),
+        ]
+    );
+    // A call of an interface no rule knows is a binder_call, not a finding.
+    assert_eq!(j["session"]["events"]["binder_call"], 16);
+}
+
 #[test]
 fn without_geo_databases_the_recorded_values_stay() {
     let out = emuwatch(&["report", s(&session("spyapp")), "--format", "json"]);
@@ -658,6 +736,28 @@ fn html_report_renders_in_chromium() {
     assert!(dom.contains(">4242 example.spyapp</text>") && dom.contains(">4301 spyd</text>"));
     assert!(dom.contains(r#"<g class="band ph-closed">"#));
     assert!(dom.contains("connect 216.160.83.56:443/tcp US AS209 | pid 4301 spyd | closed"));
+
+    // Android services asked over binder (the `binder` fixture): findings, the per-phase
+    // column, the device/service table.
+    let (dom, console) = render_in_chromium("binder", &base.join("binder"));
+    assert!(console.trim().is_empty(), "console messages:\n{console}");
+    assert!(dom.contains(r#"data-ready="1""#));
+    for text in [
+        "background-collection findings (2 in background, 2 after close)",
+        r#"<span class="badge kind">clipboard</span> <code>binder:clipboard/android.content.IClipboard.getPrimaryClip</code><br><span class="muted">service_call</span></td><td class="num">3</td>"#,
+        r#"<span class="badge kind">wifi</span> <code>binder:wifi/android.net.wifi.IWifiManager.getConnectionInfo</code><br><span class="muted">service_call</span></td><td class="num">2</td>"#,
+        r#"<span class="badge kind">location</span> <code>binder:location/android.location.ILocationManager.getLastLocation</code>"#,
+        "<b>2.0 s</b> after close",
+        "<h3>Camera, microphone and Android services</h3>",
+        "binder:clipboard/android.content.IClipboard.getPrimaryClip",
+        "binder:iphonesubinfo/com.android.internal.telephony.IPhoneSubInfo.getImeiForSubscriber",
+        "<th>Android services</th>",
+        "<td>clipboard 1, wifi 1</td>",
+        "<td>location 1, wifi 2</td>",
+        "<td>device_identifier 1, clipboard 3</td>",
+    ] {
+        assert!(dom.contains(text), "{text:?} not in the binder DOM");
+    }
 
     let (dom, console) = render_in_chromium("hostile", &base.join("hostile"));
     assert!(console.trim().is_empty(), "console messages:\n{console}");

@@ -155,9 +155,10 @@ fn test(args: &[String]) -> Result<()> {
 }
 
 /// The capture tests that need `/dev/binder` (tests/capture.rs `require_binder`).
-const BINDER_CAPTURE_TESTS: [&str; 2] = [
+const BINDER_CAPTURE_TESTS: [&str; 3] = [
     "binder_calls_become_capabilities_per_phase",
     "binder_android10_parcels_and_a_failing_expectation",
+    "binder_wifi_calls_by_api_level",
 ];
 
 /// `cargo test` arguments that leave the binder capture tests out on a host kernel without

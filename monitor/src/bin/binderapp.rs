@@ -13,6 +13,8 @@
 //! App steps: `layout=system|work_source` (the interface-token layout of Android 11+ or of
 //! Android 10; default system), `get=NAME` (getService on handle 0), `call=NAME,INTERFACE,CODE`
 //! with optional `,oneway` and `,uri=content://...` (a String16 after the token),
+//! `repeat=N,NAME,INTERFACE,CODE` (N synchronous calls, timed: prints `ns_per_call` and the
+//! caller's CPU time `cpu_ns_per_call`),
 //! `pidfile=PATH`, `waitfile=PATH`, `daemon` (double fork; the daemon goes on once the first
 //! process has gone, on a binder fd of its own), `sleep=MS`. Each step prints one JSON line.
 //! The service manager replies to Android 11+ (`SYST`) lookups as the AIDL service manager
@@ -575,6 +577,45 @@ fn app(steps: &[String]) {
                     pid(),
                     parts[0],
                     parts[1]
+                ));
+            }
+            "repeat" => {
+                // N synchronous calls, timed: the binder hot path for the benchmark
+                // (scripts/bench-binder.sh).
+                let parts: Vec<&str> = v.split(',').collect();
+                let (Some(n), [name, iface, code]) = (
+                    parts.first().and_then(|n| n.parse::<u32>().ok()),
+                    parts.get(1..).unwrap_or(&[]),
+                ) else {
+                    die(&format!("bad step {s:?}: repeat=N,NAME,INTERFACE,CODE"));
+                };
+                let code: u32 = code
+                    .parse()
+                    .unwrap_or_else(|_| die(&format!("bad code in {s:?}")));
+                let handle = match app.handles.get(*name) {
+                    Some(&h) => h,
+                    None => app.get(name),
+                };
+                let mut p = Parcel::default();
+                p.token(&app.layout, iface);
+                // The caller's own CPU time (user + system: the kernel's binder code and any
+                // probe on its ioctls run in its context), besides the wall time, which also
+                // holds the callee's and the wake-ups'.
+                let cpu = || {
+                    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+                    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+                    let us = |t: libc::timeval| t.tv_sec as u128 * 1_000_000 + t.tv_usec as u128;
+                    (us(u.ru_utime) + us(u.ru_stime)) * 1000
+                };
+                let (t, c) = (Instant::now(), cpu());
+                for _ in 0..n {
+                    call(&app.binder, &mut app.pending, handle, code, 0, &p);
+                }
+                let ns = t.elapsed().as_nanos() / u128::from(n.max(1));
+                let cpu_ns = (cpu() - c) / u128::from(n.max(1));
+                out(format!(
+                    "{{\"pid\":{},\"step\":\"repeat\",\"n\":{n},\"ns_per_call\":{ns},\"cpu_ns_per_call\":{cpu_ns}}}",
+                    pid()
                 ));
             }
             "pidfile" => {

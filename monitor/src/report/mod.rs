@@ -18,6 +18,22 @@ use crate::{
     geo::Geo,
 };
 
+/// A phase's Android-service capabilities asked over binder, for a table cell:
+/// `clipboard 3, wifi 2`, or `0`.
+pub fn services_cell(p: &analysis::summary::PhaseSummary) -> String {
+    let parts: Vec<String> = p
+        .services
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if parts.is_empty() {
+        "0".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,

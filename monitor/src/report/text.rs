@@ -365,6 +365,7 @@ fn app_phases(o: &mut String, a: &AppReport) {
                 human_bytes(p.bytes_read),
                 p.camera.to_string(),
                 p.microphone.to_string(),
+                super::services_cell(p),
                 p.processes.to_string(),
             ]
         })
@@ -374,9 +375,9 @@ fn app_phases(o: &mut String, a: &AppReport) {
         "  ",
         &[
             "phase", "when", "duration", "events", "connects", "dests", "opens", "read", "camera",
-            "mic", "procs",
+            "mic", "services", "procs",
         ],
-        &[2, 3, 4, 5, 6, 7, 8, 9, 10],
+        &[2, 3, 4, 5, 6, 7, 8, 9, 11],
         &rows,
         60,
     );
@@ -514,9 +515,9 @@ fn app_destinations(o: &mut String, a: &AppReport) {
     }
 }
 
-/// Camera and microphone accesses.
+/// Camera, microphone and Android-service accesses.
 fn app_devices(o: &mut String, a: &AppReport) {
-    let _ = writeln!(o, "\nCamera and microphone");
+    let _ = writeln!(o, "\nCamera, microphone and Android services");
     if a.devices.is_empty() {
         let _ = writeln!(o, "  none");
     } else {

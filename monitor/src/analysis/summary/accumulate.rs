@@ -12,7 +12,7 @@ use crate::{
         categories::{AppCategories, Categories},
         history::{Frame, format_ts, phase_of},
     },
-    capability::Capability,
+    capability::{Capability, Category},
     event::{Body, DeviceOp, DnsDir, Event, Phase, ProcOp, Proto},
 };
 
@@ -180,6 +180,8 @@ pub(super) struct PhaseCounts {
     pub(super) bytes_read: u64,
     pub(super) camera: u64,
     pub(super) microphone: u64,
+    /// Android-service capabilities (location, clipboard, ...) asked over binder.
+    pub(super) services: BTreeMap<Capability, u64>,
     pub(super) pids: BTreeSet<u32>,
 }
 
@@ -265,6 +267,8 @@ impl AppAcc {
                     pc.camera += 1;
                 } else if kind == Capability::Microphone {
                     pc.microphone += 1;
+                } else if kind.spec().category == Category::Services {
+                    *pc.services.entry(kind).or_default() += 1;
                 }
                 let a = acc.devices.entry((kind, d.path.clone())).or_default();
                 a.ops.insert(d.op);

@@ -11,7 +11,7 @@ use crate::{
         history::{Frame, PhaseTrack, format_ts, phase_of, secs},
         lifecycle::{self, PhaseEvent},
     },
-    capability::Capability,
+    capability::{Capability, Category},
     event::{Body, DeviceOp, Event, Phase, Scope},
     geo::SourceInfo,
     session::SessionInfo,
@@ -482,6 +482,11 @@ fn phase_summaries(
                 bytes_read: c.bytes_read,
                 camera: c.camera,
                 microphone: c.microphone,
+                services: Capability::ALL
+                    .into_iter()
+                    .filter(|k| k.spec().category == Category::Services)
+                    .map(|k| (k, c.services.get(&k).copied().unwrap_or(0)))
+                    .collect(),
                 processes: c.pids.len() as u64,
             })
         })

@@ -201,6 +201,11 @@ pub struct PhaseSummary {
     pub bytes_read: u64,
     pub camera: u64,
     pub microphone: u64,
+    /// One count per Android-service capability (`location`, `device_identifier`,
+    /// `clipboard`, ...: every capability of category `Services`, zero included), as fields
+    /// beside `camera` and `microphone`.
+    #[serde(flatten)]
+    pub services: BTreeMap<Capability, u64>,
     pub processes: u64,
 }
 

@@ -43,7 +43,7 @@ pub(super) fn app_section(
         .fold(0, u64::saturating_add);
     let _ = write!(
         o,
-        r#"<div class="cards"><div class="card{alert}"><div class="n">{nf}</div><div class="l">background-collection findings ({bg} in background, {closed} after close)</div></div><div class="card"><div class="n">{nd}</div><div class="l">destinations{cs}</div></div><div class="card{dev_alert}"><div class="n">{devices}</div><div class="l">camera / microphone accesses</div></div><div class="card"><div class="n">{sensitive_files}</div><div class="l">files in sensitive categories</div></div></div>"#,
+        r#"<div class="cards"><div class="card{alert}"><div class="n">{nf}</div><div class="l">background-collection findings ({bg} in background, {closed} after close)</div></div><div class="card"><div class="n">{nd}</div><div class="l">destinations{cs}</div></div><div class="card{dev_alert}"><div class="n">{devices}</div><div class="l">camera / microphone / Android-service accesses</div></div><div class="card"><div class="n">{sensitive_files}</div><div class="l">files in sensitive categories</div></div></div>"#,
         alert = if a.findings.is_empty() { "" } else { " alert" },
         nf = a.findings.len(),
         nd = a.destinations.len(),
@@ -94,7 +94,7 @@ fn timeline(o: &mut String, timeline_svg: &str, lanes_hidden: usize) {
 /// What happened in each phase, and the phase changes.
 fn phases(o: &mut String, a: &AppReport) {
     o.push_str("<h3>Phases</h3>");
-    o.push_str(r#"<table><thead><tr><th>Phase</th><th>When</th><th class="num">Duration</th><th class="num">Events</th><th class="num">Connects</th><th class="num">Destinations</th><th class="num">File opens</th><th class="num">Read</th><th class="num">Camera</th><th class="num">Mic</th><th class="num">Processes</th></tr></thead><tbody>"#);
+    o.push_str(r#"<table><thead><tr><th>Phase</th><th>When</th><th class="num">Duration</th><th class="num">Events</th><th class="num">Connects</th><th class="num">Destinations</th><th class="num">File opens</th><th class="num">Read</th><th class="num">Camera</th><th class="num">Mic</th><th>Android services</th><th class="num">Processes</th></tr></thead><tbody>"#);
     for p in &a.phases {
         let spans: Vec<String> = p
             .spans
@@ -103,7 +103,7 @@ fn phases(o: &mut String, a: &AppReport) {
             .collect();
         let _ = write!(
             o,
-            r#"<tr><td>{}</td><td>{}</td><td class="num">{:.1} s</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+            r#"<tr><td>{}</td><td>{}</td><td class="num">{:.1} s</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td><td class="num">{}</td></tr>"#,
             badge_phase(p.phase),
             if spans.is_empty() {
                 "-".to_string()
@@ -118,6 +118,7 @@ fn phases(o: &mut String, a: &AppReport) {
             human_bytes(p.bytes_read),
             p.camera,
             p.microphone,
+            t(&crate::report::services_cell(p)),
             p.processes
         );
     }
@@ -236,11 +237,11 @@ fn destinations(o: &mut String, a: &AppReport) {
     }
 }
 
-/// Camera and microphone accesses.
+/// Camera and microphone accesses, and Android services asked over binder.
 fn device_accesses(o: &mut String, a: &AppReport) {
-    o.push_str("<h3>Camera and microphone</h3>");
+    o.push_str("<h3>Camera, microphone and Android services</h3>");
     if a.devices.is_empty() {
-        o.push_str(r#"<p class="none">No camera or microphone access.</p>"#);
+        o.push_str(r#"<p class="none">No camera, microphone or Android-service access.</p>"#);
     } else {
         o.push_str(r#"<table><thead><tr><th>Device</th><th>Path</th><th>Operations</th><th class="num">Count</th><th>Phases</th><th class="num">First</th><th class="num">Last</th><th>Processes</th><th>Result</th></tr></thead><tbody>"#);
         for d in &a.devices {

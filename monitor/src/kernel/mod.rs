@@ -129,133 +129,13 @@ impl Kernel {
         let cgroup2 = system::cgroup2_mount()?;
         let (syscall_probes, syscall_probes_reason) =
             probes::choose_syscall_probes(opts.probes.syscall_probes, &tracefs)?;
-        let vmlinux = match opts.probes.btf {
-            BtfUse::Auto => std::fs::read("/sys/kernel/btf/vmlinux").ok(),
-            BtfUse::Off => None,
-        };
-        let parsed = vmlinux.as_deref().and_then(btf::Vmlinux::parse);
-        let offsets = parsed.as_ref().and_then(btf::task_offsets);
-        let exit_args = parsed
-            .as_ref()
-            .and_then(|v| v.tracepoint_args("sched_process_exit"))
-            .unwrap_or(0) as u32;
-        drop(parsed);
-        let plan = Plan {
-            syscall_probes,
-            syscall_probes_reason,
-            btf: offsets.is_some(),
-            btf_reason: match (opts.probes.btf, &vmlinux, offsets) {
-                (BtfUse::Off, _, _) => "off (--btf off): classic tracepoints only".into(),
-                (_, None, _) => {
-                    "no /sys/kernel/btf/vmlinux: classic tracepoints for fork and exit".into()
-                }
-                (_, Some(_), None) => {
-                    "kernel BTF lacks task_struct members emuwatch reads: classic tracepoints"
-                        .into()
-                }
-                (_, Some(_), Some(_)) => format!(
-                    "kernel BTF: tp_btf fork/exit (sched_process_exit passes {exit_args} argument{})",
-                    if exit_args == 1 { "" } else { "s" }
-                ),
-            },
-            exit_tracepoint_args: if offsets.is_some() { exit_args } else { 0 },
-            cgroup_hooks: opts.probes.cgroup_hooks == CgroupHooks::Auto,
-            names: opts.probes.names == NameCapture::Auto,
-        };
-        let o = offsets;
-        let (pid, tgid, exit_code, signal, live) = o
-            .map(|o| (o.pid, o.tgid, o.exit_code, o.signal, o.signal_live))
-            .unwrap_or((0, 0, 0, 0, 0));
-        if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < 4096 {
-            bail!(
-                "ring buffer size {} is not a power of two >= 4096",
-                opts.ring_bytes
-            );
-        }
-        let machine = system::kernel_info().machine;
-        let table = syscall::table_for(&machine);
-        if plan.syscall_probes == SyscallProbes::Raw && table.is_none() {
-            bail!(
-                "the raw-syscalls path has no syscall table for {machine} (x86_64 and aarch64 only)"
-            );
-        }
-        let regs = table.map(|t| t.regs);
-        // binder_transaction exists where binder does; its offsets come from its format.
-        let binder = tpformat::read(&tracefs, "binder", "binder_transaction").unwrap_or_default();
-        let boff = |f: &str| binder.get(f).copied().unwrap_or(0);
-        let (to_proc, to_thread, reply) = (boff("to_proc"), boff("to_thread"), boff("reply"));
-        let newtask = tpformat::read(&tracefs, "task", "task_newtask").unwrap_or_default();
-        let exit_tp = tpformat::read(&tracefs, "sched", "sched_process_exit").unwrap_or_default();
-        let field =
-            |m: &std::collections::HashMap<String, u32>, f: &str| m.get(f).copied().unwrap_or(0);
-        let mut ebpf = EbpfLoader::new()
-            .override_global(
-                aya_log::LEVEL,
-                &kernel_log::level(opts.probes.kernel_log),
-                true,
-            )
-            .override_global("BINDER_TO_PROC_OFF", &to_proc, true)
-            .override_global("BINDER_TO_THREAD_OFF", &to_thread, true)
-            .override_global("BINDER_REPLY_OFF", &reply, true)
-            .override_global("TASK_PID_OFF", &pid, true)
-            .override_global("TASK_TGID_OFF", &tgid, true)
-            .override_global("TASK_EXIT_CODE_OFF", &exit_code, true)
-            .override_global("TASK_SIGNAL_OFF", &signal, true)
-            .override_global("SIGNAL_LIVE_OFF", &live, true)
-            .override_global("NEWTASK_PID_OFF", &field(&newtask, "pid"), true)
-            .override_global("NEWTASK_FLAGS_OFF", &field(&newtask, "clone_flags"), true)
-            .override_global("EXIT_TP_PID_OFF", &field(&exit_tp, "pid"), true)
-            .override_global(
-                "EXIT_TP_GROUP_DEAD_OFF",
-                &field(&exit_tp, "group_dead"),
-                true,
-            )
-            .override_global(
-                "PT_REGS_ARG_OFF",
-                &regs.map(|r| r.args).unwrap_or([0; 6]),
-                true,
-            )
-            .override_global("PT_REGS_NR_OFF", &regs.map(|r| r.nr).unwrap_or(0), true)
-            .override_global(
-                "PT_REGS_COMPAT_OFF",
-                &regs.map(|r| r.compat_off).unwrap_or(0),
-                true,
-            )
-            .override_global(
-                "PT_REGS_COMPAT_MASK",
-                &regs.map(|r| r.compat_mask).unwrap_or(0),
-                true,
-            )
-            .override_global(
-                "PT_REGS_COMPAT_VALUE",
-                &regs.map(|r| r.compat_value).unwrap_or(0),
-                true,
-            )
-            .map_max_entries("EVENTS", opts.ring_bytes)
-            .load(EBPF_OBJECT)
-            .context("loading the eBPF object into the kernel")?;
+        let (plan, offsets) = plan(opts, syscall_probes, syscall_probes_reason);
+        let (ebpf, table) = load_object(opts, &plan, offsets, &tracefs)?;
+        let mut ebpf = ebpf;
         if let Some(t) = table {
-            let mut ops: Array<_, u8> =
-                Array::try_from(ebpf.map_mut("SYSCALL_OPS").context("SYSCALL_OPS map")?)?;
-            for &(_, nr, op) in t.entries {
-                // exit/exit_group only matter where the exit probe cannot read the exit code.
-                if plan.btf && (op == syscall::op::EXIT || op == syscall::op::EXIT_GROUP) {
-                    continue;
-                }
-                // Without name capture, socket sends/receives are not dispatched at all.
-                let op = match op {
-                    syscall::op::READ_NET if !plan.names => syscall::op::READ,
-                    o if !plan.names && syscall::op::NAMES.contains(&o) => continue,
-                    o => o,
-                };
-                ops.set(nr, op, 0)?;
-            }
+            fill_syscall_ops(&mut ebpf, t, &plan)?;
         }
-        let mut cfg: Array<_, u64> =
-            Array::try_from(ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
-        cfg.set(config::WAKEUP_BYTES, opts.wakeup_bytes, 0)?;
-        cfg.set(config::SELF_TGID, std::process::id() as u64, 0)?;
-        cfg.set(config::NAMES, plan.names as u64, 0)?;
+        write_config(&mut ebpf, opts, &plan)?;
         Ok(Kernel {
             ebpf,
             probes: Vec::new(),
@@ -388,6 +268,158 @@ impl Kernel {
             .ok_or_else(|| anyhow!("LOST map missing"))?;
         Ok(PerCpuArray::try_from(m)?)
     }
+}
+
+/// This kernel's plan: the syscall path chosen, and tp_btf fork/exit where the kernel BTF has
+/// the task_struct members the programs read (their offsets, for the loader).
+fn plan(
+    opts: &LoadOptions,
+    syscall_probes: SyscallProbes,
+    syscall_probes_reason: String,
+) -> (Plan, Option<btf::TaskOffsets>) {
+    let vmlinux = match opts.probes.btf {
+        BtfUse::Auto => std::fs::read("/sys/kernel/btf/vmlinux").ok(),
+        BtfUse::Off => None,
+    };
+    let parsed = vmlinux.as_deref().and_then(btf::Vmlinux::parse);
+    let offsets = parsed.as_ref().and_then(btf::task_offsets);
+    let exit_args = parsed
+        .as_ref()
+        .and_then(|v| v.tracepoint_args("sched_process_exit"))
+        .unwrap_or(0) as u32;
+    drop(parsed);
+    let plan = Plan {
+        syscall_probes,
+        syscall_probes_reason,
+        btf: offsets.is_some(),
+        btf_reason: match (opts.probes.btf, &vmlinux, offsets) {
+            (BtfUse::Off, _, _) => "off (--btf off): classic tracepoints only".into(),
+            (_, None, _) => {
+                "no /sys/kernel/btf/vmlinux: classic tracepoints for fork and exit".into()
+            }
+            (_, Some(_), None) => {
+                "kernel BTF lacks task_struct members emuwatch reads: classic tracepoints".into()
+            }
+            (_, Some(_), Some(_)) => format!(
+                "kernel BTF: tp_btf fork/exit (sched_process_exit passes {exit_args} argument{})",
+                if exit_args == 1 { "" } else { "s" }
+            ),
+        },
+        exit_tracepoint_args: if offsets.is_some() { exit_args } else { 0 },
+        cgroup_hooks: opts.probes.cgroup_hooks == CgroupHooks::Auto,
+        names: opts.probes.names == NameCapture::Auto,
+    };
+    (plan, offsets)
+}
+
+/// Load the eBPF object with this kernel's offsets in its read-only globals (BTF task offsets,
+/// tracepoint formats, pt_regs layout, the log level); the raw path's syscall table with it.
+fn load_object(
+    opts: &LoadOptions,
+    plan: &Plan,
+    offsets: Option<btf::TaskOffsets>,
+    tracefs: &std::path::Path,
+) -> Result<(Ebpf, Option<&'static syscall::SyscallTable>)> {
+    let o = offsets;
+    let (pid, tgid, exit_code, signal, live) = o
+        .map(|o| (o.pid, o.tgid, o.exit_code, o.signal, o.signal_live))
+        .unwrap_or((0, 0, 0, 0, 0));
+    if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < 4096 {
+        bail!(
+            "ring buffer size {} is not a power of two >= 4096",
+            opts.ring_bytes
+        );
+    }
+    let machine = system::kernel_info().machine;
+    let table = syscall::table_for(&machine);
+    if plan.syscall_probes == SyscallProbes::Raw && table.is_none() {
+        bail!("the raw-syscalls path has no syscall table for {machine} (x86_64 and aarch64 only)");
+    }
+    let regs = table.map(|t| t.regs);
+    // binder_transaction exists where binder does; its offsets come from its format.
+    let binder = tpformat::read(tracefs, "binder", "binder_transaction").unwrap_or_default();
+    let boff = |f: &str| binder.get(f).copied().unwrap_or(0);
+    let (to_proc, to_thread, reply) = (boff("to_proc"), boff("to_thread"), boff("reply"));
+    let newtask = tpformat::read(tracefs, "task", "task_newtask").unwrap_or_default();
+    let exit_tp = tpformat::read(tracefs, "sched", "sched_process_exit").unwrap_or_default();
+    let field =
+        |m: &std::collections::HashMap<String, u32>, f: &str| m.get(f).copied().unwrap_or(0);
+    let ebpf = EbpfLoader::new()
+        .override_global(
+            aya_log::LEVEL,
+            &kernel_log::level(opts.probes.kernel_log),
+            true,
+        )
+        .override_global("BINDER_TO_PROC_OFF", &to_proc, true)
+        .override_global("BINDER_TO_THREAD_OFF", &to_thread, true)
+        .override_global("BINDER_REPLY_OFF", &reply, true)
+        .override_global("TASK_PID_OFF", &pid, true)
+        .override_global("TASK_TGID_OFF", &tgid, true)
+        .override_global("TASK_EXIT_CODE_OFF", &exit_code, true)
+        .override_global("TASK_SIGNAL_OFF", &signal, true)
+        .override_global("SIGNAL_LIVE_OFF", &live, true)
+        .override_global("NEWTASK_PID_OFF", &field(&newtask, "pid"), true)
+        .override_global("NEWTASK_FLAGS_OFF", &field(&newtask, "clone_flags"), true)
+        .override_global("EXIT_TP_PID_OFF", &field(&exit_tp, "pid"), true)
+        .override_global(
+            "EXIT_TP_GROUP_DEAD_OFF",
+            &field(&exit_tp, "group_dead"),
+            true,
+        )
+        .override_global(
+            "PT_REGS_ARG_OFF",
+            &regs.map(|r| r.args).unwrap_or([0; 6]),
+            true,
+        )
+        .override_global("PT_REGS_NR_OFF", &regs.map(|r| r.nr).unwrap_or(0), true)
+        .override_global(
+            "PT_REGS_COMPAT_OFF",
+            &regs.map(|r| r.compat_off).unwrap_or(0),
+            true,
+        )
+        .override_global(
+            "PT_REGS_COMPAT_MASK",
+            &regs.map(|r| r.compat_mask).unwrap_or(0),
+            true,
+        )
+        .override_global(
+            "PT_REGS_COMPAT_VALUE",
+            &regs.map(|r| r.compat_value).unwrap_or(0),
+            true,
+        )
+        .map_max_entries("EVENTS", opts.ring_bytes)
+        .load(EBPF_OBJECT)
+        .context("loading the eBPF object into the kernel")?;
+    Ok((ebpf, table))
+}
+
+/// The raw path's dispatch table: syscall number → what the programs do with it.
+fn fill_syscall_ops(ebpf: &mut Ebpf, t: &syscall::SyscallTable, plan: &Plan) -> Result<()> {
+    let mut ops: Array<_, u8> =
+        Array::try_from(ebpf.map_mut("SYSCALL_OPS").context("SYSCALL_OPS map")?)?;
+    for &(_, nr, op) in t.entries {
+        // exit/exit_group only matter where the exit probe cannot read the exit code.
+        if plan.btf && (op == syscall::op::EXIT || op == syscall::op::EXIT_GROUP) {
+            continue;
+        }
+        // Without name capture, socket sends/receives are not dispatched at all.
+        let op = match op {
+            syscall::op::READ_NET if !plan.names => syscall::op::READ,
+            o if !plan.names && syscall::op::NAMES.contains(&o) => continue,
+            o => o,
+        };
+        ops.set(nr, op, 0)?;
+    }
+    Ok(())
+}
+
+/// The programs' run-time settings (`monitor_common::config`).
+fn write_config(ebpf: &mut Ebpf, opts: &LoadOptions, plan: &Plan) -> Result<()> {
+    let mut cfg: Array<_, u64> = Array::try_from(ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
+    cfg.set(config::WAKEUP_BYTES, opts.wakeup_bytes, 0)?;
+    cfg.set(config::SELF_TGID, std::process::id() as u64, 0)?;
+    cfg.set(config::NAMES, plan.names as u64, 0)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -267,119 +267,131 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Run(a) => scenario::run::run(a),
         Cmd::Diff(a) => baseline::run_diff(a),
         Cmd::Baseline(c) => baseline::run_baseline(c),
-        Cmd::Mark(m) => {
-            let session = control::find_session(m.session)?;
-            let label = m.label.clone();
-            control::mark(
-                &session,
-                &control::MarkRequest {
-                    label: m.label,
-                    phase: m.phase.map(Into::into),
-                    app: m.app,
-                    stop: false,
-                },
-            )?;
-            println!(
-                "marked {}: {:?}",
-                printable(&session.display().to_string()),
-                printable(&label)
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Cmd::Record(a) => {
-            let opts = record::RecordOptions {
-                target: TargetSpec {
-                    all: a.all,
-                    command: a.command,
-                    pids: a.pid,
-                    comms: a.comm,
-                    uids: a.uid,
-                    cgroups: a.cgroup,
-                    packages: a.package,
-                },
-                packages_list: a.packages_list,
-                out: a.out,
-                duration: a.duration,
-                ring_bytes: a.ring_buffer,
-                wakeup_bytes: a.wakeup_bytes,
-                poll: a.poll,
-                quiet: a.quiet,
-                device_patterns: a.device,
-                geoip_country: a.geoip_country,
-                geoip_asn: a.geoip_asn,
-                stop_when_targets_exit: true,
-                command_output: None,
-                probes: a.probes,
-                leave_running: a.leave_running,
-                run_as: None,
-                max_size: a.max_size,
-                binder: a.binder,
-            };
-            let quiet = opts.quiet;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let outcome = rt.block_on(record::record(opts))?;
-            let info = &outcome.info;
-            if !quiet {
-                let kinds: Vec<String> = info
-                    .events
-                    .iter()
-                    .map(|(k, n)| format!("{k} {n}"))
-                    .collect();
-                println!("session: {}", outcome.dir.display());
-                println!(
-                    "events:  {} ({})",
-                    info.events_total,
-                    if kinds.is_empty() {
-                        "none".into()
-                    } else {
-                        kinds.join(", ")
-                    }
-                );
-            }
-            if let Some(s) = &info.command_stopped
-                && !quiet
-            {
-                println!(
-                    "stopped: the command's {} process(es) still running (SIGTERM{})",
-                    s.processes,
-                    if s.killed > 0 {
-                        format!("; {} needed SIGKILL", s.killed)
-                    } else {
-                        String::new()
-                    }
-                );
-            }
-            if info.complete {
-                if !quiet {
-                    println!("lost:    0 (complete)");
-                }
-                Ok(ExitCode::SUCCESS)
-            } else if info.lost.total + info.lost.undecodable == 0 {
-                eprintln!(
-                    "emuwatch: {} file open(s) passed a path longer than the kernel copies (path_truncated); the session is marked incomplete",
-                    info.lost.truncated_paths
-                );
-                Ok(ExitCode::from(EXIT_LOST))
+        Cmd::Mark(m) => mark(m),
+        Cmd::Record(a) => record_command(*a),
+    }
+}
+
+/// `emuwatch mark`: a marker (and optionally a phase) in the running recording, naming it.
+fn mark(m: MarkArgs) -> anyhow::Result<ExitCode> {
+    let session = control::find_session(m.session)?;
+    let label = m.label.clone();
+    control::mark(
+        &session,
+        &control::MarkRequest {
+            label: m.label,
+            phase: m.phase.map(Into::into),
+            app: m.app,
+            stop: false,
+        },
+    )?;
+    println!(
+        "marked {}: {:?}",
+        printable(&session.display().to_string()),
+        printable(&label)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `emuwatch record`.
+fn record_command(a: RecordArgs) -> anyhow::Result<ExitCode> {
+    let opts = record::RecordOptions {
+        target: TargetSpec {
+            all: a.all,
+            command: a.command,
+            pids: a.pid,
+            comms: a.comm,
+            uids: a.uid,
+            cgroups: a.cgroup,
+            packages: a.package,
+        },
+        packages_list: a.packages_list,
+        out: a.out,
+        duration: a.duration,
+        ring_bytes: a.ring_buffer,
+        wakeup_bytes: a.wakeup_bytes,
+        poll: a.poll,
+        quiet: a.quiet,
+        device_patterns: a.device,
+        geoip_country: a.geoip_country,
+        geoip_asn: a.geoip_asn,
+        stop_when_targets_exit: true,
+        command_output: None,
+        probes: a.probes,
+        leave_running: a.leave_running,
+        run_as: None,
+        max_size: a.max_size,
+        binder: a.binder,
+    };
+    let quiet = opts.quiet;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(record::record(opts))?;
+    Ok(record_outcome(&outcome, quiet))
+}
+
+/// What `record` prints at the end, and its exit status: 0 complete, 3 when something was
+/// lost or cut short.
+fn record_outcome(outcome: &record::RecordOutcome, quiet: bool) -> ExitCode {
+    let info = &outcome.info;
+    if !quiet {
+        let kinds: Vec<String> = info
+            .events
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        println!("session: {}", outcome.dir.display());
+        println!(
+            "events:  {} ({})",
+            info.events_total,
+            if kinds.is_empty() {
+                "none".into()
             } else {
-                let why: Vec<String> = info
-                    .lost
-                    .by_reason
-                    .iter()
-                    .map(|(r, n)| format!("{}: {n}", r.as_str()))
-                    .chain(
-                        (info.lost.undecodable > 0)
-                            .then(|| format!("undecodable: {}", info.lost.undecodable)),
-                    )
-                    .collect();
-                eprintln!(
-                    "emuwatch: {} events were lost ({}); the session is marked incomplete",
-                    info.lost.total + info.lost.undecodable,
-                    why.join(", ")
-                );
-                Ok(ExitCode::from(EXIT_LOST))
+                kinds.join(", ")
             }
+        );
+    }
+    if let Some(s) = &info.command_stopped
+        && !quiet
+    {
+        println!(
+            "stopped: the command's {} process(es) still running (SIGTERM{})",
+            s.processes,
+            if s.killed > 0 {
+                format!("; {} needed SIGKILL", s.killed)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if info.complete {
+        if !quiet {
+            println!("lost:    0 (complete)");
         }
+        ExitCode::SUCCESS
+    } else if info.lost.total + info.lost.undecodable == 0 {
+        eprintln!(
+            "emuwatch: {} file open(s) passed a path longer than the kernel copies (path_truncated); the session is marked incomplete",
+            info.lost.truncated_paths
+        );
+        ExitCode::from(EXIT_LOST)
+    } else {
+        let why: Vec<String> = info
+            .lost
+            .by_reason
+            .iter()
+            .map(|(r, n)| format!("{}: {n}", r.as_str()))
+            .chain(
+                (info.lost.undecodable > 0)
+                    .then(|| format!("undecodable: {}", info.lost.undecodable)),
+            )
+            .collect();
+        eprintln!(
+            "emuwatch: {} events were lost ({}); the session is marked incomplete",
+            info.lost.total + info.lost.undecodable,
+            why.join(", ")
+        );
+        ExitCode::from(EXIT_LOST)
     }
 }

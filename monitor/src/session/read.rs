@@ -1,250 +1,6 @@
-//! A session directory: `events.jsonl` written as events arrive, and `session.json`
-//! describing the recording. Both are documented in docs/events.md.
-use crate::event::{LossReason, SCHEMA_VERSION, StopReason};
-use std::{
-    collections::BTreeMap,
-    fs::File,
-    io::{BufWriter, Write},
-    path::{Path, PathBuf},
-};
-
-use anyhow::{Context, Result, bail};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
-use crate::{
-    event::Event,
-    kernel::{ProbeStatus, system::KernelInfo},
-};
-
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct TargetSpec {
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub all: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub command: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pids: Vec<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub comms: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub uids: Vec<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cgroups: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub packages: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct Lost {
-    /// Events the kernel could not deliver, all reasons.
-    pub total: u64,
-    pub by_reason: BTreeMap<LossReason, u64>,
-    /// Totals per CPU (index = CPU).
-    pub per_cpu: Vec<u64>,
-    /// Ring-buffer records userspace could not decode.
-    pub undecodable: u64,
-    /// File opens whose path was longer than the kernel copies (`path_truncated` events):
-    /// their file is unknown, so the session is not complete.
-    #[serde(default)]
-    pub truncated_paths: u64,
-}
-
-impl Lost {
-    /// Nothing lost, nothing undecodable, no path cut: every event is whole.
-    pub fn none(&self) -> bool {
-        self.total == 0 && self.undecodable == 0 && self.truncated_paths == 0
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SessionInfo {
-    pub schema_version: u32,
-    pub tool: String,
-    pub tool_version: String,
-    pub kernel: KernelInfo,
-    pub hostname: String,
-    #[serde(with = "crate::event::rfc3339_nanos")]
-    pub started_at: DateTime<Utc>,
-    #[serde(default, with = "opt_ts", skip_serializing_if = "Option::is_none")]
-    pub ended_at: Option<DateTime<Utc>>,
-    /// Why the recording ended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_reason: Option<StopReason>,
-    pub target: TargetSpec,
-    pub probes: Vec<ProbeStatus>,
-    /// Events written, by kind.
-    pub events: BTreeMap<String, u64>,
-    pub events_total: u64,
-    pub lost: Lost,
-    /// True when nothing was lost: every event the probes produced is in events.jsonl.
-    pub complete: bool,
-    pub ring_buffer_bytes: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tracefs_mounted_by_emuwatch: Option<bool>,
-    /// Which syscall path and fork/exit hooks this kernel got, and why.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probe_plan: Option<crate::kernel::Plan>,
-    /// The Android API level binder calls were decoded for, and where it came from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub android_api: Option<crate::enrich::binder::AndroidApi>,
-    /// The command emuwatch started, stopped when the recording ended (absent when it had
-    /// already exited, or with `--leave-running`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command_stopped: Option<CommandStopped>,
-    /// Line numbers of events.jsonl skipped when the session was read back (invalid UTF-8);
-    /// not part of the file.
-    #[serde(skip)]
-    pub unreadable_lines: Vec<usize>,
-}
-
-/// How the started command's processes were stopped at the end of the recording.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CommandStopped {
-    /// Processes of its tree still running, sent SIGTERM.
-    pub processes: u64,
-    /// Of those, the ones still running after the grace period, sent SIGKILL.
-    pub killed: u64,
-}
-
-mod opt_ts {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => crate::event::rfc3339_nanos::serialize(t, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| {
-            DateTime::parse_from_rfc3339(&s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(serde::de::Error::custom)
-        })
-        .transpose()
-    }
-}
-
-/// `run.json` in the session: what the run did, and what `baseline save` needs to make the
-/// session's baseline independent of the run's scratch directory.
-#[derive(Serialize, Deserialize)]
-pub struct RunInfo {
-    pub scenario: String,
-    pub scenario_file: String,
-    /// The `{work}` directory of the run (removed at its end).
-    pub work_dir: String,
-    /// The file category rules the run used (`[record] categories`), if not the built-in ones.
-    #[serde(default)]
-    pub categories: Option<String>,
-    #[serde(default)]
-    pub steps: Vec<serde_json::Value>,
-    #[serde(default)]
-    pub expectations: Vec<serde_json::Value>,
-    #[serde(default)]
-    pub baseline: Option<serde_json::Value>,
-    #[serde(default)]
-    pub errors: Vec<String>,
-    #[serde(default)]
-    pub exit_code: u8,
-}
-
-impl RunInfo {
-    pub const FILE: &str = "run.json";
-
-    /// The run.json of a session, if it has one.
-    pub fn read(session: &Path) -> Option<RunInfo> {
-        let b = std::fs::read(session.join(Self::FILE)).ok()?;
-        serde_json::from_slice(&b).ok()
-    }
-}
-
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-pub struct SessionWriter {
-    dir: PathBuf,
-    events: BufWriter<File>,
-    pub info: SessionInfo,
-}
-
-impl SessionWriter {
-    pub fn create(dir: &Path, info: SessionInfo) -> Result<SessionWriter> {
-        crate::safefs::create_dir_private(dir)
-            .with_context(|| format!("create session directory {}", dir.display()))?;
-        let path = dir.join("events.jsonl");
-        let f = crate::safefs::create_new_private(&path).with_context(|| {
-            format!(
-                "create {} (is this directory already a session?)",
-                path.display()
-            )
-        })?;
-        let w = SessionWriter {
-            dir: dir.to_path_buf(),
-            events: BufWriter::with_capacity(1 << 16, f),
-            info,
-        };
-        w.write_info()?;
-        Ok(w)
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Bytes of events.jsonl on disk (after a flush).
-    pub fn events_len(&self) -> u64 {
-        self.events.get_ref().metadata().map_or(0, |m| m.len())
-    }
-
-    /// Append one event line. serde_json escapes every string, so hostile names cannot break
-    /// the line structure.
-    pub fn write(&mut self, ev: &Event) -> Result<()> {
-        serde_json::to_writer(&mut self.events, ev)?;
-        self.events.write_all(b"\n")?;
-        // Counted without allocating a key for every event.
-        let kind = ev.body.kind();
-        match self.info.events.get_mut(kind) {
-            Some(n) => *n += 1,
-            None => {
-                self.info.events.insert(kind.to_string(), 1);
-            }
-        }
-        self.info.events_total += 1;
-        Ok(())
-    }
-
-    /// Push buffered lines to the file (called after every ring-buffer drain), so a crash
-    /// loses at most a partial last line.
-    pub fn flush(&mut self) -> Result<()> {
-        self.events.flush().context("write events.jsonl")
-    }
-
-    /// (Re)write session.json atomically.
-    pub fn write_info(&self) -> Result<()> {
-        let data = serde_json::to_vec_pretty(&self.info)?;
-        let path = self.dir.join("session.json");
-        match crate::safefs::write_replace(&path, &data) {
-            Ok(()) => Ok(()),
-            // A full disk has no room for a new file; the old one's blocks can take the final
-            // state (`stop_reason: error`) in place.
-            Err(e) => crate::safefs::overwrite_in_place(&path, &data).map_err(|_| e),
-        }
-    }
-
-    pub fn finish(mut self) -> Result<SessionInfo> {
-        self.flush()?;
-        self.events.get_ref().sync_all().ok();
-        self.write_info()?;
-        Ok(self.info)
-    }
-}
+//! Reading a session back: session.json checked, events.jsonl in chunks of whole lines parsed
+//! on every CPU, in bounded memory, bad lines named by number.
+use super::*;
 
 /// Read a session directory back: its info and every event. A malformed line is an error
 /// naming the file and line. (Holds every event: the reports read sessions with
@@ -401,24 +157,13 @@ fn lines_from<T: Send>(
             let mut first_line = 0usize;
             let mut eof = false;
             while !eof {
-                let start = buf.len();
-                buf.resize(start + chunk, 0);
-                let mut got = start;
-                while got < buf.len() {
-                    match src.read(&mut buf[got..]) {
-                        Ok(0) => {
-                            eof = true;
-                            break;
-                        }
-                        Ok(n) => got += n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
+                match fill(&mut src, &mut buf, chunk) {
+                    Ok(at_end) => eof = at_end,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
                     }
                 }
-                buf.truncate(got);
                 // The complete lines of this chunk; at the end, everything (a last piece
                 // without its newline is the partial last line).
                 let cut = if eof {
@@ -431,15 +176,7 @@ fn lines_from<T: Send>(
                     }
                 };
                 let partial_last = eof && cut > 0 && !buf[..cut].ends_with(b"\n");
-                let mut lines: Vec<&[u8]> = Vec::with_capacity(cut / 128);
-                let mut at = 0;
-                for nl in memchr::memchr_iter(b'\n', &buf[..cut]) {
-                    lines.push(&buf[at..nl]);
-                    at = nl + 1;
-                }
-                if partial_last {
-                    lines.push(&buf[at..cut]);
-                }
+                let lines = split_lines(&buf[..cut], partial_last);
                 let n = lines.len();
                 let part = n.div_ceil(threads).max(1024);
                 let parts: Vec<Parsed<T>> = std::thread::scope(|ps| {
@@ -448,35 +185,12 @@ fn lines_from<T: Send>(
                         .enumerate()
                         .map(|(c, ls)| {
                             ps.spawn(move || {
-                                let mut out = Parsed {
-                                    items: Vec::with_capacity(ls.len()),
-                                    invalid: Vec::new(),
-                                    error: None,
-                                    partial_dropped: None,
-                                };
-                                for (k, l) in ls.iter().enumerate() {
-                                    let i = first_line + c * part + k;
-                                    let last = partial_last && c * part + k + 1 == n;
-                                    let l = l.strip_suffix(b"\r").unwrap_or(l);
-                                    let Ok(l) = std::str::from_utf8(l) else {
-                                        if !last {
-                                            out.invalid.push(i + 1);
-                                        }
-                                        continue;
-                                    };
-                                    if l.trim().is_empty() {
-                                        continue;
-                                    }
-                                    match parse(l) {
-                                        Ok(t) => out.items.push(t),
-                                        Err(_) if last => out.partial_dropped = Some(i + 1),
-                                        Err(e) => {
-                                            out.error = Some((i, e));
-                                            break;
-                                        }
-                                    }
-                                }
-                                out
+                                parse_part(
+                                    ls,
+                                    first_line + c * part,
+                                    partial_last && (c + 1) * part >= n,
+                                    parse,
+                                )
                             })
                         })
                         .collect();
@@ -516,7 +230,90 @@ fn lines_from<T: Send>(
         }
         Ok(())
     })?;
-    if warn && !invalid.is_empty() {
+    if warn {
+        warn_skipped(ev_path, &invalid, partial_dropped);
+    }
+    Ok(invalid)
+}
+
+/// Read up to `chunk` more bytes onto the end of `buf`; true at the end of the input.
+fn fill(src: &mut impl std::io::Read, buf: &mut Vec<u8>, chunk: usize) -> std::io::Result<bool> {
+    let start = buf.len();
+    buf.resize(start + chunk, 0);
+    let mut got = start;
+    let mut eof = false;
+    while got < buf.len() {
+        match src.read(&mut buf[got..]) {
+            Ok(0) => {
+                eof = true;
+                break;
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
+    Ok(eof)
+}
+
+/// The lines of `buf` (complete lines, and a last piece without its newline when
+/// `partial_last`).
+fn split_lines(buf: &[u8], partial_last: bool) -> Vec<&[u8]> {
+    let mut lines: Vec<&[u8]> = Vec::with_capacity(buf.len() / 128);
+    let mut at = 0;
+    for nl in memchr::memchr_iter(b'\n', buf) {
+        lines.push(&buf[at..nl]);
+        at = nl + 1;
+    }
+    if partial_last {
+        lines.push(&buf[at..]);
+    }
+    lines
+}
+
+/// Parse one part of a chunk's lines; `first` is the number (0-based) of its first line, and
+/// when `has_last` its last line is the file's partial last line (dropped, not an error).
+fn parse_part<T>(
+    ls: &[&[u8]],
+    first: usize,
+    has_last: bool,
+    parse: &(dyn Fn(&str) -> serde_json::Result<T> + Sync),
+) -> Parsed<T> {
+    let mut out = Parsed {
+        items: Vec::with_capacity(ls.len()),
+        invalid: Vec::new(),
+        error: None,
+        partial_dropped: None,
+    };
+    for (k, l) in ls.iter().enumerate() {
+        let i = first + k;
+        let last = has_last && k + 1 == ls.len();
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        let Ok(l) = std::str::from_utf8(l) else {
+            if !last {
+                out.invalid.push(i + 1);
+            }
+            continue;
+        };
+        if l.trim().is_empty() {
+            continue;
+        }
+        match parse(l) {
+            Ok(t) => out.items.push(t),
+            Err(_) if last => out.partial_dropped = Some(i + 1),
+            Err(e) => {
+                out.error = Some((i, e));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Say which lines were skipped (invalid UTF-8) and whether a partial last line was dropped.
+fn warn_skipped(ev_path: &Path, invalid: &[usize], partial_dropped: Option<usize>) {
+    if !invalid.is_empty() {
         let shown: Vec<String> = invalid.iter().take(10).map(|n| n.to_string()).collect();
         eprintln!(
             "emuwatch: warning: {}: skipped {} line(s) with invalid UTF-8 (line{} {}{})",
@@ -527,13 +324,12 @@ fn lines_from<T: Send>(
             if invalid.len() > 10 { ", …" } else { "" }
         );
     }
-    if warn && let Some(n) = partial_dropped {
+    if let Some(n) = partial_dropped {
         eprintln!(
             "emuwatch: note: {}:{n}: ignoring a partial last line (the recording was interrupted)",
             ev_path.display(),
         );
     }
-    Ok(invalid)
 }
 
 #[cfg(test)]

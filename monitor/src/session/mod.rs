@@ -1,0 +1,175 @@
+//! A session directory: `events.jsonl` written as events arrive, and `session.json`
+//! describing the recording. Both are documented in docs/events.md.
+use crate::event::{LossReason, SCHEMA_VERSION, StopReason};
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    io::{BufWriter, Write},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    event::Event,
+    kernel::{ProbeStatus, system::KernelInfo},
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct TargetSpec {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pids: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comms: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uids: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Lost {
+    /// Events the kernel could not deliver, all reasons.
+    pub total: u64,
+    pub by_reason: BTreeMap<LossReason, u64>,
+    /// Totals per CPU (index = CPU).
+    pub per_cpu: Vec<u64>,
+    /// Ring-buffer records userspace could not decode.
+    pub undecodable: u64,
+    /// File opens whose path was longer than the kernel copies (`path_truncated` events):
+    /// their file is unknown, so the session is not complete.
+    #[serde(default)]
+    pub truncated_paths: u64,
+}
+
+impl Lost {
+    /// Nothing lost, nothing undecodable, no path cut: every event is whole.
+    pub fn none(&self) -> bool {
+        self.total == 0 && self.undecodable == 0 && self.truncated_paths == 0
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub schema_version: u32,
+    pub tool: String,
+    pub tool_version: String,
+    pub kernel: KernelInfo,
+    pub hostname: String,
+    #[serde(with = "crate::event::rfc3339_nanos")]
+    pub started_at: DateTime<Utc>,
+    #[serde(default, with = "opt_ts", skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Why the recording ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
+    pub target: TargetSpec,
+    pub probes: Vec<ProbeStatus>,
+    /// Events written, by kind.
+    pub events: BTreeMap<String, u64>,
+    pub events_total: u64,
+    pub lost: Lost,
+    /// True when nothing was lost: every event the probes produced is in events.jsonl.
+    pub complete: bool,
+    pub ring_buffer_bytes: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracefs_mounted_by_emuwatch: Option<bool>,
+    /// Which syscall path and fork/exit hooks this kernel got, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_plan: Option<crate::kernel::Plan>,
+    /// The Android API level binder calls were decoded for, and where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub android_api: Option<crate::enrich::binder::AndroidApi>,
+    /// The command emuwatch started, stopped when the recording ended (absent when it had
+    /// already exited, or with `--leave-running`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_stopped: Option<CommandStopped>,
+    /// Line numbers of events.jsonl skipped when the session was read back (invalid UTF-8);
+    /// not part of the file.
+    #[serde(skip)]
+    pub unreadable_lines: Vec<usize>,
+}
+
+/// How the started command's processes were stopped at the end of the recording.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommandStopped {
+    /// Processes of its tree still running, sent SIGTERM.
+    pub processes: u64,
+    /// Of those, the ones still running after the grace period, sent SIGKILL.
+    pub killed: u64,
+}
+
+mod opt_ts {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => crate::event::rfc3339_nanos::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| {
+            DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(serde::de::Error::custom)
+        })
+        .transpose()
+    }
+}
+
+/// `run.json` in the session: what the run did, and what `baseline save` needs to make the
+/// session's baseline independent of the run's scratch directory.
+#[derive(Serialize, Deserialize)]
+pub struct RunInfo {
+    pub scenario: String,
+    pub scenario_file: String,
+    /// The `{work}` directory of the run (removed at its end).
+    pub work_dir: String,
+    /// The file category rules the run used (`[record] categories`), if not the built-in ones.
+    #[serde(default)]
+    pub categories: Option<String>,
+    #[serde(default)]
+    pub steps: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub expectations: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub baseline: Option<serde_json::Value>,
+    #[serde(default)]
+    pub errors: Vec<String>,
+    #[serde(default)]
+    pub exit_code: u8,
+}
+
+impl RunInfo {
+    pub const FILE: &str = "run.json";
+
+    /// The run.json of a session, if it has one.
+    pub fn read(session: &Path) -> Option<RunInfo> {
+        let b = std::fs::read(session.join(Self::FILE)).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+mod read;
+mod writer;
+
+pub use read::*;
+pub use writer::*;

@@ -319,6 +319,175 @@ fn shell_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }
 
+/// The loopback listener of the workload's connects (not a target): it stops when its stdin
+/// closes. Returns it and its port.
+fn start_listener(benchload: &Path, port_file: &Path) -> Result<(std::process::Child, u16)> {
+    let mut server = Command::new(benchload)
+        .args(["serve", "--port-file"])
+        .arg(port_file)
+        .stdin(Stdio::piped())
+        .spawn()
+        .context("start the loopback listener")?;
+    let t = Instant::now();
+    let port: u16 = loop {
+        if let Some(p) = std::fs::read_to_string(port_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break p;
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            let _ = server.kill();
+            bail!("the loopback listener did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok((server, port))
+}
+
+/// What sampling the recorder until it exits gave: its exit code, peak RSS and CPU time from
+/// wait4, and VmRSS / RssAnon once a second.
+struct Sampled {
+    code: i32,
+    peak_kib: u64,
+    rec_cpu: f64,
+    samples: Vec<u64>,
+    anon: Vec<u64>,
+}
+
+/// Sample emuwatch's memory once a second until it exits (SIGTERM after `limit`), with a
+/// progress line a minute.
+fn sample_until_exit(
+    pid: i32,
+    session: &Path,
+    started: Instant,
+    limit: Duration,
+) -> Result<Sampled> {
+    let mut samples: Vec<u64> = Vec::new();
+    let mut anon: Vec<u64> = Vec::new();
+    let mut next = Instant::now();
+    let mut last_progress = Instant::now();
+    let (code, (peak_kib, rec_cpu)) = loop {
+        if let Some(r) = wait4(pid, true)? {
+            break r;
+        }
+        if let Some((rss, a)) = rss_kib(pid) {
+            samples.push(rss);
+            anon.push(a);
+        }
+        if last_progress.elapsed() >= Duration::from_secs(60) {
+            last_progress = Instant::now();
+            let size = std::fs::metadata(session.join("events.jsonl")).map_or(0, |m| m.len());
+            eprintln!(
+                "soak: {:.0} s: VmRSS {} KiB, RssAnon {} KiB, events.jsonl {} MB, load {}",
+                started.elapsed().as_secs_f64(),
+                samples.last().copied().unwrap_or(0),
+                anon.last().copied().unwrap_or(0),
+                size / 1_000_000,
+                loadavg()
+            );
+        }
+        if started.elapsed() > limit {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        next += Duration::from_secs(1);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    };
+    Ok(Sampled {
+        code,
+        peak_kib,
+        rec_cpu,
+        samples,
+        anon,
+    })
+}
+
+/// A memory series that is not flat, or too short to judge, is a failure.
+fn rss_failures(rss: &Option<RssVerdict>, anon_v: &Option<RssVerdict>, n: usize) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (what, v) in [("VmRSS", &rss), ("RssAnon", &anon_v)] {
+        match v {
+            Some(v) if !v.flat => failures.push(format!(
+                "{what} not flat: last-third median {} KiB is {:+.1} % of the first-third median {} KiB (limit +{:.0} %)",
+                v.last_third_median_kib,
+                v.growth * 100.0,
+                v.first_third_median_kib,
+                RSS_GROWTH_LIMIT * 100.0
+            )),
+            Some(_) => {}
+            None => failures.push(format!(
+                "too few memory samples ({}) to judge {what}",
+                n
+            )),
+        }
+    }
+    failures
+}
+
+/// The soak's figures, one line each, from the result written to soak.json.
+fn print_result(r: &Value, file: &Path) {
+    let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    let u = |k: &str| r[k].as_u64().unwrap_or(0);
+    let mib = |k: &str| {
+        r[k].as_u64()
+            .map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0))
+    };
+    println!(
+        "soak: workload      {} events in {:.1} s = {:.0} events/s (offered {:.0}/s; {} connects refused)",
+        u("workload_events"),
+        f("workload_s"),
+        f("achieved_events_per_s"),
+        f("offered_rate"),
+        u("workload_connect_errors")
+    );
+    println!(
+        "soak: session       {} events, lost {} (undecodable {}, truncated paths {}), complete {}",
+        u("events_total"),
+        r["lost"]["total"],
+        r["lost"]["undecodable"],
+        r["lost"]["truncated_paths"],
+        r["complete"]
+    );
+    for (what, p) in [("VmRSS  ", "rss"), ("RssAnon", "anon")] {
+        println!(
+            "soak: {what}      first {} MiB, last {} MiB, max {} MiB; medians first third {} MiB, last third {} MiB ({:+.1} %, limit +{:.0} %); {} samples",
+            mib(&format!("{p}_first_kib")),
+            mib(&format!("{p}_last_kib")),
+            mib(&format!("{p}_max_kib")),
+            mib(&format!("{p}_first_third_median_kib")),
+            mib(&format!("{p}_last_third_median_kib")),
+            f(&format!("{p}_growth")) * 100.0,
+            RSS_GROWTH_LIMIT * 100.0,
+            u("rss_samples")
+        );
+    }
+    println!(
+        "soak: emuwatch CPU  {:.1} s over {:.1} s ({:.1} % of one CPU)",
+        f("record_cpu_s"),
+        f("recording_wall_s"),
+        100.0 * f("record_cpu_share")
+    );
+    println!(
+        "soak: size          events.jsonl {} bytes, {:.1} bytes/event: {:.2} GB/hour at the achieved rate, {:.2} GB/hour at 10k events/s",
+        u("events_jsonl_bytes"),
+        f("bytes_per_event"),
+        f("gb_per_hour_achieved"),
+        f("gb_per_hour_at_10k")
+    );
+    println!(
+        "soak: report        exit {} in {:.1} s, peak RSS {} MiB",
+        r["report_exit"],
+        f("report_s"),
+        mib("report_peak_rss_kib")
+    );
+    println!(
+        "soak: load          start {}; end {}",
+        r["load_start"].as_str().unwrap_or("?"),
+        r["load_end"].as_str().unwrap_or("?")
+    );
+    println!("soak: figures in    {}", file.display());
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     let o = parse_args(args)?;
     if !crate::is_root() {
@@ -334,27 +503,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let port_file = o.out.join("port");
     let _ = std::fs::remove_file(&port_file);
 
-    // The loopback listener (not a target): stops when its stdin closes.
-    let mut server = Command::new(&benchload)
-        .args(["serve", "--port-file"])
-        .arg(&port_file)
-        .stdin(Stdio::piped())
-        .spawn()
-        .context("start the loopback listener")?;
-    let t = Instant::now();
-    let port: u16 = loop {
-        if let Some(p) = std::fs::read_to_string(&port_file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            break p;
-        }
-        if t.elapsed() > Duration::from_secs(10) {
-            let _ = server.kill();
-            bail!("the loopback listener did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (mut server, port) = start_listener(&benchload, &port_file)?;
 
     let secs = o.duration.as_secs_f64();
     let connect_rate = o.rate * CONNECT_SHARE;
@@ -397,37 +546,14 @@ pub fn run(args: &[String]) -> Result<()> {
             .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
             .collect::<Vec<Value>>()
     });
-    let mut samples: Vec<u64> = Vec::new();
-    let mut anon: Vec<u64> = Vec::new();
-    let mut next = Instant::now();
-    let mut last_progress = Instant::now();
     let limit = o.duration * 2 + Duration::from_secs(120);
-    let (code, (peak_kib, rec_cpu)) = loop {
-        if let Some(r) = wait4(pid, true)? {
-            break r;
-        }
-        if let Some((rss, a)) = rss_kib(pid) {
-            samples.push(rss);
-            anon.push(a);
-        }
-        if last_progress.elapsed() >= Duration::from_secs(60) {
-            last_progress = Instant::now();
-            let size = std::fs::metadata(session.join("events.jsonl")).map_or(0, |m| m.len());
-            eprintln!(
-                "soak: {:.0} s: VmRSS {} KiB, RssAnon {} KiB, events.jsonl {} MB, load {}",
-                started.elapsed().as_secs_f64(),
-                samples.last().copied().unwrap_or(0),
-                anon.last().copied().unwrap_or(0),
-                size / 1_000_000,
-                loadavg()
-            );
-        }
-        if started.elapsed() > limit {
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        next += Duration::from_secs(1);
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
-    };
+    let Sampled {
+        code,
+        peak_kib,
+        rec_cpu,
+        samples,
+        anon,
+    } = sample_until_exit(pid, &session, started, limit)?;
     let wall = started.elapsed().as_secs_f64();
     let load_end = loadavg();
     drop(server.stdin.take());
@@ -497,22 +623,7 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let rss = rss_verdict(&samples);
     let anon_v = rss_verdict(&anon);
-    for (what, v) in [("VmRSS", &rss), ("RssAnon", &anon_v)] {
-        match v {
-            Some(v) if !v.flat => failures.push(format!(
-                "{what} not flat: last-third median {} KiB is {:+.1} % of the first-third median {} KiB (limit +{:.0} %)",
-                v.last_third_median_kib,
-                v.growth * 100.0,
-                v.first_third_median_kib,
-                RSS_GROWTH_LIMIT * 100.0
-            )),
-            Some(_) => {}
-            None => failures.push(format!(
-                "too few memory samples ({}) to judge {what}",
-                samples.len()
-            )),
-        }
-    }
+    failures.extend(rss_failures(&rss, &anon_v, samples.len()));
 
     let bytes = std::fs::metadata(session.join("events.jsonl")).map_or(0, |m| m.len());
     let events_total = info["events_total"].as_u64().unwrap_or(0);
@@ -565,46 +676,7 @@ pub fn run(args: &[String]) -> Result<()> {
         o.out.join("soak.json"),
         serde_json::to_string_pretty(&result)? + "\n",
     )?;
-    let mib = |k: Option<u64>| k.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0));
-    println!(
-        "soak: workload      {offered} events in {workload_s:.1} s = {achieved:.0} events/s (offered {:.0}/s; {connect_errors} connects refused)",
-        o.rate
-    );
-    println!(
-        "soak: session       {events_total} events, lost {} (undecodable {}, truncated paths {}), complete {}",
-        info["lost"]["total"],
-        info["lost"]["undecodable"],
-        info["lost"]["truncated_paths"],
-        info["complete"]
-    );
-    for (what, s, v) in [("VmRSS  ", &samples, &rss), ("RssAnon", &anon, &anon_v)] {
-        println!(
-            "soak: {what}      first {} MiB, last {} MiB, max {} MiB; medians first third {} MiB, last third {} MiB ({:+.1} %, limit +{:.0} %); {} samples",
-            mib(s.first().copied()),
-            mib(s.last().copied()),
-            mib(v.as_ref().map(|v| v.max_kib)),
-            mib(v.as_ref().map(|v| v.first_third_median_kib)),
-            mib(v.as_ref().map(|v| v.last_third_median_kib)),
-            v.as_ref().map_or(f64::NAN, |v| v.growth * 100.0),
-            RSS_GROWTH_LIMIT * 100.0,
-            s.len()
-        );
-    }
-    println!(
-        "soak: emuwatch CPU  {rec_cpu:.1} s over {wall:.1} s ({:.1} % of one CPU)",
-        100.0 * rec_cpu / wall.max(1e-9)
-    );
-    println!(
-        "soak: size          events.jsonl {bytes} bytes, {bytes_per_event:.1} bytes/event: {:.2} GB/hour at the achieved rate, {:.2} GB/hour at 10k events/s",
-        gb_per_hour(achieved),
-        gb_per_hour(10_000.0)
-    );
-    println!(
-        "soak: report        exit {rc} in {report_s:.1} s, peak RSS {} MiB",
-        mib(Some(report_kib))
-    );
-    println!("soak: load          start {load_start}; end {load_end}");
-    println!("soak: figures in    {}", o.out.join("soak.json").display());
+    print_result(&result, &o.out.join("soak.json"));
     if !failures.is_empty() {
         for f in &failures {
             eprintln!("soak: FAILED: {f}");

@@ -419,107 +419,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let machine = setup::machine();
     let want = |s: &str| opts.only.iter().any(|o| o == s);
 
-    let mut results = output::Results {
-        mode: mode.into(),
-        command: std::iter::once("cargo xtask bench".to_string())
-            .chain(args.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" "),
-        machine,
-        sizes: sizes.clone(),
-        hooks: ctx.hooks.clone(),
-        big_ring: ctx.big_ring.clone(),
-        workloads: Vec::new(),
-        samples: Vec::new(),
-        summaries: Vec::new(),
-        sweep: Vec::new(),
-        report: Vec::new(),
-        profiles: Vec::new(),
-        targets: Vec::new(),
-        duration_s: 0.0,
-        raw_hooks: ctx.raw_hooks.clone(),
-        raw_reference_hooks: if want("raw") {
-            ctx.hooks.clone()
-        } else {
-            Vec::new()
-        },
-        raw_workloads: Vec::new(),
-        raw_samples: Vec::new(),
-        raw_summaries: Vec::new(),
-        hook_type_workloads: Vec::new(),
-        hook_type_samples: Vec::new(),
-        hook_type_summaries: Vec::new(),
-        startstop: Vec::new(),
-        names_workloads: Vec::new(),
-        names_samples: Vec::new(),
-        names_summaries: Vec::new(),
-        runs: Vec::new(),
-    };
-    let describe = |ws: &[runner::Workload]| -> Vec<(String, String)> {
-        ws.iter()
-            .map(|w| (w.key.to_string(), overhead::describe(w.key, &sizes)))
-            .collect()
-    };
-    let no_skip = |_: &runner::Workload, _: runner::Cond| false;
-    let keys = |ws: &[runner::Workload]| ws.iter().map(|w| w.key).collect::<Vec<_>>();
-    if want("overhead") {
-        let ws = overhead::workloads(&ctx, &sizes);
-        results.workloads = describe(&ws);
-        let conds = runner::Cond::OVERHEAD;
-        results.samples =
-            overhead::run(&ctx, &ws, &conds, &no_skip, sizes.reps, sizes.strace_reps)?;
-        results.summaries = overhead::summarize(&results.samples, &keys(&ws), &conds);
-    }
-    if want("raw") {
-        let ws = overhead::workloads(&ctx, &sizes);
-        results.raw_workloads = describe(&ws);
-        let conds = runner::Cond::RAW;
-        results.raw_samples = overhead::run(&ctx, &ws, &conds, &no_skip, sizes.reps, 0)?;
-        results.raw_summaries = overhead::summarize(&results.raw_samples, &keys(&ws), &conds);
-    }
-    if want("hooktype") {
-        let ws = overhead::hook_type_workloads(&ctx, &sizes);
-        results.hook_type_workloads = describe(&ws);
-        let conds = runner::Cond::HOOK_TYPE;
-        // emuwatch itself only where the workload's syscalls are all uncaptured ones: on (a)
-        // the raw section has it.
-        let skip = |w: &runner::Workload, c: runner::Cond| c.is_emuwatch() && w.key == "open";
-        results.hook_type_samples =
-            overhead::run(&ctx, &ws, &conds, &skip, sizes.hook_type_reps.max(1), 0)?;
-        results.hook_type_summaries =
-            overhead::summarize(&results.hook_type_samples, &keys(&ws), &conds);
-    }
-    if want("names") {
-        let ws = overhead::names_workloads(&ctx, &sizes);
-        results.names_workloads = describe(&ws);
-        let conds = runner::Cond::NAMES;
-        results.names_samples = overhead::run(&ctx, &ws, &conds, &no_skip, sizes.reps, 0)?;
-        results.names_summaries = overhead::summarize(&results.names_samples, &keys(&ws), &conds);
-    }
-    if want("startstop") {
-        results.startstop = startstop::run(&ctx, sizes.startstop_reps.max(1))?;
-    }
-    if want("sweep") {
-        results.sweep = sweep::run(&ctx, &sizes.sweep_rates, sizes.sweep_seconds)?;
-    }
-    if want("report") {
-        results.report = reportcost::run(
-            &ctx,
-            &sizes.report_events,
-            &["text", "json", "html"],
-            sizes.report_runs,
-        )?;
-    }
-    if want("profile") {
-        match profile::run(
-            &ctx,
-            sizes.open_n,
-            *sizes.report_events.last().unwrap_or(&100_000),
-        ) {
-            Ok(p) => results.profiles = p,
-            Err(e) => eprintln!("bench: warning: no profiles ({e:#})"),
-        }
-    }
+    let mut results = new_results(mode, args, machine, &sizes, &ctx, want("raw"));
+    measure(&ctx, &sizes, &want, &mut results)?;
     results.duration_s = started.elapsed().as_secs_f64();
     let load_end = setup::load();
     eprintln!(
@@ -565,6 +466,123 @@ pub fn run(args: &[String]) -> Result<()> {
     );
     if !ctx.keep_runs {
         let _ = std::fs::remove_dir_all(&ctx.work);
+    }
+    Ok(())
+}
+
+/// Empty results for this run: what it is, where, with which sizes and hooks.
+fn new_results(
+    mode: &str,
+    args: &[String],
+    machine: setup::Machine,
+    sizes: &Sizes,
+    ctx: &Ctx,
+    raw: bool,
+) -> output::Results {
+    output::Results {
+        mode: mode.into(),
+        command: std::iter::once("cargo xtask bench".to_string())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        machine,
+        sizes: sizes.clone(),
+        hooks: ctx.hooks.clone(),
+        big_ring: ctx.big_ring.clone(),
+        workloads: Vec::new(),
+        samples: Vec::new(),
+        summaries: Vec::new(),
+        sweep: Vec::new(),
+        report: Vec::new(),
+        profiles: Vec::new(),
+        targets: Vec::new(),
+        duration_s: 0.0,
+        raw_hooks: ctx.raw_hooks.clone(),
+        raw_reference_hooks: if raw { ctx.hooks.clone() } else { Vec::new() },
+        raw_workloads: Vec::new(),
+        raw_samples: Vec::new(),
+        raw_summaries: Vec::new(),
+        hook_type_workloads: Vec::new(),
+        hook_type_samples: Vec::new(),
+        hook_type_summaries: Vec::new(),
+        startstop: Vec::new(),
+        names_workloads: Vec::new(),
+        names_samples: Vec::new(),
+        names_summaries: Vec::new(),
+        runs: Vec::new(),
+    }
+}
+
+/// Measure the sections asked for, each with its workloads and conditions interleaved.
+fn measure(
+    ctx: &Ctx,
+    sizes: &Sizes,
+    want: &dyn Fn(&str) -> bool,
+    results: &mut output::Results,
+) -> Result<()> {
+    let describe = |ws: &[runner::Workload]| -> Vec<(String, String)> {
+        ws.iter()
+            .map(|w| (w.key.to_string(), overhead::describe(w.key, sizes)))
+            .collect()
+    };
+    let no_skip = |_: &runner::Workload, _: runner::Cond| false;
+    let keys = |ws: &[runner::Workload]| ws.iter().map(|w| w.key).collect::<Vec<_>>();
+    if want("overhead") {
+        let ws = overhead::workloads(ctx, sizes);
+        results.workloads = describe(&ws);
+        let conds = runner::Cond::OVERHEAD;
+        results.samples = overhead::run(ctx, &ws, &conds, &no_skip, sizes.reps, sizes.strace_reps)?;
+        results.summaries = overhead::summarize(&results.samples, &keys(&ws), &conds);
+    }
+    if want("raw") {
+        let ws = overhead::workloads(ctx, sizes);
+        results.raw_workloads = describe(&ws);
+        let conds = runner::Cond::RAW;
+        results.raw_samples = overhead::run(ctx, &ws, &conds, &no_skip, sizes.reps, 0)?;
+        results.raw_summaries = overhead::summarize(&results.raw_samples, &keys(&ws), &conds);
+    }
+    if want("hooktype") {
+        let ws = overhead::hook_type_workloads(ctx, sizes);
+        results.hook_type_workloads = describe(&ws);
+        let conds = runner::Cond::HOOK_TYPE;
+        // emuwatch itself only where the workload's syscalls are all uncaptured ones: on (a)
+        // the raw section has it.
+        let skip = |w: &runner::Workload, c: runner::Cond| c.is_emuwatch() && w.key == "open";
+        results.hook_type_samples =
+            overhead::run(ctx, &ws, &conds, &skip, sizes.hook_type_reps.max(1), 0)?;
+        results.hook_type_summaries =
+            overhead::summarize(&results.hook_type_samples, &keys(&ws), &conds);
+    }
+    if want("names") {
+        let ws = overhead::names_workloads(ctx, sizes);
+        results.names_workloads = describe(&ws);
+        let conds = runner::Cond::NAMES;
+        results.names_samples = overhead::run(ctx, &ws, &conds, &no_skip, sizes.reps, 0)?;
+        results.names_summaries = overhead::summarize(&results.names_samples, &keys(&ws), &conds);
+    }
+    if want("startstop") {
+        results.startstop = startstop::run(ctx, sizes.startstop_reps.max(1))?;
+    }
+    if want("sweep") {
+        results.sweep = sweep::run(ctx, &sizes.sweep_rates, sizes.sweep_seconds)?;
+    }
+    if want("report") {
+        results.report = reportcost::run(
+            ctx,
+            &sizes.report_events,
+            &["text", "json", "html"],
+            sizes.report_runs,
+        )?;
+    }
+    if want("profile") {
+        match profile::run(
+            ctx,
+            sizes.open_n,
+            *sizes.report_events.last().unwrap_or(&100_000),
+        ) {
+            Ok(p) => results.profiles = p,
+            Err(e) => eprintln!("bench: warning: no profiles ({e:#})"),
+        }
     }
     Ok(())
 }

@@ -393,16 +393,7 @@ fn run_in(
             c.add(&f);
         }
     })?;
-    let mut reports = Vec::new();
-    for (fmt, name) in [
-        (Format::Text, "report.txt"),
-        (Format::Html, "report.html"),
-        (Format::Json, "summary.json"),
-    ] {
-        let p = out.join(name);
-        crate::safefs::write_replace(&p, report::render(&rep, fmt)?.as_bytes())?;
-        reports.push(p);
-    }
+    let reports = write_reports(&out, &rep)?;
     let outcomes = evaluator.finish(rep.frame);
     let diff = baseline.as_ref().zip(current).map(|((b, path), cur)| {
         let cur = cur.finish(Some(sc.name.clone()));
@@ -425,26 +416,7 @@ fn run_in(
         diff.as_ref(),
         baseline.as_ref(),
     );
-    let suite = Suite {
-        name: sc.name.clone(),
-        timestamp: info
-            .started_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        hostname: info.hostname.clone(),
-        time_s: t0.elapsed().as_secs_f64(),
-        properties: vec![
-            ("scenario".into(), file.clone()),
-            ("session".into(), out.display().to_string()),
-            ("target".into(), sc.target.describe()),
-        ],
-        cases,
-    };
-    let xml = suite.render();
-    let junit = out.join("junit.xml");
-    crate::safefs::write_replace(&junit, xml.as_bytes())?;
-    if let Some(j) = &a.junit {
-        crate::safefs::write_replace(j, xml.as_bytes())?;
-    }
+    let junit = write_junit(a, sc, &file, &out, &info, t0, cases)?;
 
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed).collect();
     let code: u8 = if !errors.is_empty() {
@@ -486,6 +458,54 @@ fn run_in(
         (&junit, &reports),
     );
     Ok(ExitCode::from(code))
+}
+
+/// The reports a run leaves in its session: report.txt, report.html, summary.json.
+fn write_reports(out: &Path, rep: &analysis::Analysis) -> Result<Vec<PathBuf>> {
+    let mut reports = Vec::new();
+    for (fmt, name) in [
+        (Format::Text, "report.txt"),
+        (Format::Html, "report.html"),
+        (Format::Json, "summary.json"),
+    ] {
+        let p = out.join(name);
+        crate::safefs::write_replace(&p, report::render(rep, fmt)?.as_bytes())?;
+        reports.push(p);
+    }
+    Ok(reports)
+}
+
+/// junit.xml in the session (and at `--junit`): the run's cases in one suite.
+fn write_junit(
+    a: &RunArgs,
+    sc: &Scenario,
+    file: &str,
+    out: &Path,
+    info: &SessionInfo,
+    t0: Instant,
+    cases: Vec<Case>,
+) -> Result<PathBuf> {
+    let suite = Suite {
+        name: sc.name.clone(),
+        timestamp: info
+            .started_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        hostname: info.hostname.clone(),
+        time_s: t0.elapsed().as_secs_f64(),
+        properties: vec![
+            ("scenario".into(), file.to_string()),
+            ("session".into(), out.display().to_string()),
+            ("target".into(), sc.target.describe()),
+        ],
+        cases,
+    };
+    let xml = suite.render();
+    let junit = out.join("junit.xml");
+    crate::safefs::write_replace(&junit, xml.as_bytes())?;
+    if let Some(j) = &a.junit {
+        crate::safefs::write_replace(j, xml.as_bytes())?;
+    }
+    Ok(junit)
 }
 
 /// Record while the steps run in a second thread; the steps start once the probes are

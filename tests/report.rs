@@ -744,6 +744,8 @@ fn html_report_renders_in_chromium() {
     assert!(dom.contains(r#"data-ready="1""#));
     for text in [
         "background-collection findings (2 in background, 2 after close)",
+        // The headline leads the app's section, as in the text report.
+        r#"<h2>App <code>com.example.clipspy</code></h2><p class="headline alert">4 background-collection findings (2 in background, 2 after close): asked for the location 1 time in the background; read a device identifier 1 time after close; read the clipboard 3 times after close; queried Wi-Fi 2 times in the background</p>"#,
         r#"<span class="badge kind">clipboard</span> <code>binder:clipboard/android.content.IClipboard.getPrimaryClip</code><br><span class="muted">service_call</span></td><td class="num">3</td>"#,
         r#"<span class="badge kind">wifi</span> <code>binder:wifi/android.net.wifi.IWifiManager.getConnectionInfo</code><br><span class="muted">service_call</span></td><td class="num">2</td>"#,
         r#"<span class="badge kind">location</span> <code>binder:location/android.location.ILocationManager.getLastLocation</code>"#,

@@ -25,8 +25,10 @@ pub(super) fn app_section(
         .count();
     let _ = write!(
         o,
-        r#"<section class="app" id="app-{idx}"><h2>App <code>{}</code></h2>"#,
-        t(&a.app)
+        r#"<section class="app" id="app-{idx}"><h2>App <code>{}</code></h2><p class="headline{}">{}</p>"#,
+        t(&a.app),
+        if a.findings.is_empty() { "" } else { " alert" },
+        t(&a.headline())
     );
 
     let countries = country_names(a);

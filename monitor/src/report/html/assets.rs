@@ -16,6 +16,7 @@ code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mo
 .banner.ok{background:#ecfdf5;color:#065f46;border:1px solid #a7f3d0}
 .facts{display:grid;grid-template-columns:max-content 1fr;gap:4px 18px;background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:12px 16px;margin:12px 0}
 .facts dt{color:var(--muted)}.facts dd{margin:0}
+.headline{font-size:15px;margin:4px 0 10px}.headline.alert{font-weight:600}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(200px,1fr));gap:12px;margin:12px 0}
 .card{border:1px solid var(--line);border-radius:8px;padding:10px 14px;background:var(--panel)}
 .card .n{font-size:26px;font-weight:700}.card .l{color:var(--muted);font-size:12.5px}

@@ -30,7 +30,7 @@ mod overhead;
 mod profile;
 mod reportcost;
 mod runner;
-mod setup;
+pub(crate) mod setup;
 mod startstop;
 mod stats;
 mod sweep;

@@ -296,14 +296,7 @@ fn binaries(o: &Opts) -> Result<(PathBuf, PathBuf)> {
     let benchload = match &o.benchload {
         Some(p) => p.clone(),
         None => {
-            crate::run(crate::cargo().args([
-                "build",
-                "--release",
-                "--package",
-                "xtask",
-                "--bin",
-                "emuwatch-benchload",
-            ]))?;
+            crate::bench::setup::build_benchload()?;
             built("emuwatch-benchload")
         }
     };

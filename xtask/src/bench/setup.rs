@@ -19,10 +19,8 @@ pub fn install() -> Result<()> {
     crate::apt_install(TOOLS)
 }
 
-/// Release builds: emuwatch (with its eBPF object) and emuwatch-benchload. Returns the
-/// directory holding both.
-pub fn build() -> Result<PathBuf> {
-    let bin = crate::build_release()?;
+/// The release build of emuwatch-benchload (the bench's and the soak's workload).
+pub fn build_benchload() -> Result<()> {
     crate::run(crate::cargo().args([
         "build",
         "--release",
@@ -30,7 +28,14 @@ pub fn build() -> Result<PathBuf> {
         "xtask",
         "--bin",
         "emuwatch-benchload",
-    ]))?;
+    ]))
+}
+
+/// Release builds: emuwatch (with its eBPF object) and emuwatch-benchload. Returns the
+/// directory holding both.
+pub fn build() -> Result<PathBuf> {
+    let bin = crate::build_release()?;
+    build_benchload()?;
     for b in ["emuwatch", "emuwatch-benchload"] {
         if !bin.join(b).is_file() {
             bail!("{} was not built", bin.join(b).display());

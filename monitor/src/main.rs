@@ -17,6 +17,8 @@ mod geo;
 mod kernel;
 mod live;
 mod phase;
+#[cfg(test)]
+mod reader_bench;
 mod record;
 mod report;
 mod safefs;

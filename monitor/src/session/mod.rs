@@ -168,6 +168,7 @@ pub fn hostname() -> String {
         .unwrap_or_default()
 }
 
+pub mod line;
 mod read;
 mod writer;
 

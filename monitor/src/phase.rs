@@ -13,7 +13,9 @@
 //! - only scores written by a process outside the app count (and the values found when a
 //!   process is first seen, which never reopen a closed app): an app adjusting its own or its
 //!   children's scores is recorded but moves nothing.
-use std::collections::{HashMap, HashSet};
+// Looked up for every event: foldhash's hasher instead of SipHash (keys are pids and app
+// names; its per-process random seed keeps hostile names from aiming at one bucket).
+use foldhash::{HashMap, HashSet};
 
 use crate::{
     enrich::android::{band, band_is_foreground},
@@ -80,7 +82,7 @@ impl AppPhase {
     fn new(first: Option<u32>) -> AppPhase {
         AppPhase {
             phase: Phase::Foreground,
-            live: HashMap::new(),
+            live: HashMap::default(),
             host: first,
             host_confirmed: false,
         }

@@ -1,9 +1,6 @@
 //! File paths: making paths absolute, remembering which path each (process, fd) has, and
 //! recognising camera and microphone device nodes.
-use std::{
-    collections::HashMap,
-    path::{Component, Path, PathBuf},
-};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Result, bail};
 
@@ -154,7 +151,8 @@ pub fn is_normal_absolute(path: &str) -> bool {
 /// (tgid, fd) -> path of files opened by targets while recording.
 #[derive(Default)]
 pub struct FdTable {
-    paths: HashMap<(u32, i32), String>,
+    /// Written at every open, read at every close (foldhash: see phase.rs).
+    paths: foldhash::HashMap<(u32, i32), String>,
     /// Where fds and working directories not seen opened are looked up (/proc).
     pub proc: ProcSource,
 }

@@ -21,7 +21,8 @@ pub struct ProcInfo {
 
 #[derive(Default)]
 pub struct ProcessTable {
-    procs: HashMap<u32, ProcInfo>,
+    /// Looked up for every event (foldhash: see phase.rs).
+    procs: foldhash::HashMap<u32, ProcInfo>,
     pub packages: PackagesList,
     /// Working directories known before a process's first event (processes emuwatch starts).
     seeded_cwd: HashMap<u32, String>,
@@ -35,7 +36,7 @@ pub struct ProcessTable {
 impl ProcessTable {
     pub fn new(packages: PackagesList) -> Self {
         ProcessTable {
-            procs: HashMap::new(),
+            procs: Default::default(),
             packages,
             seeded_cwd: HashMap::new(),
             seeded_adj: HashMap::new(),

@@ -11,6 +11,7 @@ mod doctor;
 mod enrich;
 mod escape;
 mod event;
+mod export;
 #[cfg(test)]
 mod fuzz;
 mod geo;
@@ -63,6 +64,9 @@ enum Cmd {
     /// Baselines: `emuwatch baseline save SESSION FILE`.
     #[command(subcommand)]
     Baseline(baseline::BaselineCmd),
+    /// Export sessions as Parquet tables (events, findings, sessions) for DuckDB, Spark, Trino
+    /// ...: `emuwatch export SESSION... --format parquet --out DIR` (docs/export.md).
+    Export(export::ExportArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `emuwatch man > /usr/local/share/man/man1/emuwatch.1`.
@@ -173,6 +177,10 @@ struct RecordArgs {
     probes: kernel::ProbeChoice,
     #[command(flatten)]
     binder: enrich::binder::BinderChoice,
+    /// A label for session.json's `labels` (app version, Android API level, device ...), e.g.
+    /// `--label app_version=1.4.2 --label api=34`. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
     /// Command to run as the target; recording stops when its whole process tree has exited.
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
@@ -269,6 +277,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Baseline(c) => baseline::run_baseline(c),
         Cmd::Mark(m) => mark(m),
         Cmd::Record(a) => record_command(*a),
+        Cmd::Export(a) => export::run(a),
     }
 }
 
@@ -322,6 +331,7 @@ fn record_command(a: RecordArgs) -> anyhow::Result<ExitCode> {
         run_as: None,
         max_size: a.max_size,
         binder: a.binder,
+        labels: session::parse_labels(&a.label)?,
     };
     let quiet = opts.quiet;
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -12,6 +12,7 @@ mod enrich;
 mod escape;
 mod event;
 mod export;
+mod fleet;
 #[cfg(test)]
 mod fuzz;
 mod geo;
@@ -67,6 +68,9 @@ enum Cmd {
     /// Export sessions as Parquet tables (events, findings, sessions) for DuckDB, Spark, Trino
     /// ...: `emuwatch export SESSION... --format parquet --out DIR` (docs/export.md).
     Export(export::ExportArgs),
+    /// Many sessions side by side: per app, label, phase and kind, with what is new or gone in
+    /// each scenario's newest run; a fleet gate (`--fail-on new`). Exit 0 pass, 1 fail, 2 error.
+    Sessions(fleet::SessionsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `emuwatch man > /usr/local/share/man/man1/emuwatch.1`.
@@ -278,6 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Mark(m) => mark(m),
         Cmd::Record(a) => record_command(*a),
         Cmd::Export(a) => export::run(a),
+        Cmd::Sessions(a) => fleet::run(a),
     }
 }
 

@@ -216,7 +216,10 @@ impl TableFile {
 /// Export one session into `out`.
 pub fn export_session(dir: &Path, out: &Path, geo: &Geo, cats: &Categories) -> Result<Exported> {
     if !dir.join("session.json").exists() {
-        bail!("{} is not a session directory (no session.json)", dir.display());
+        bail!(
+            "{} is not a session directory (no session.json)",
+            dir.display()
+        );
     }
     let info = session::read_info(dir)?;
     let id = info.id(dir);

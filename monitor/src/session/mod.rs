@@ -122,9 +122,7 @@ impl SessionInfo {
                 let target = serde_json::to_string(&self.target).unwrap_or_default();
                 // FNV-1a: stable across builds and platforms (std's hasher is not promised to be).
                 let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-                for b in [self.hostname.as_bytes(), target.as_bytes(), name.as_bytes()]
-                    .join(&0u8)
-                {
+                for b in [self.hostname.as_bytes(), target.as_bytes(), name.as_bytes()].join(&0u8) {
                     h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
                 }
                 format!("{}-{h:016x}", self.started_at.format("%Y%m%dT%H%M%SZ"))

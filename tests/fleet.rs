@@ -726,3 +726,79 @@ fn recorded_runs_export_query_and_gate() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// A synthetic session of `n` events (file reads and loopback connects of one app, 1 ms
+/// apart), from the spyapp fixture's session.json.
+fn synthetic_session(dir: &Path, n: usize) {
+    use std::io::Write;
+    std::fs::create_dir_all(dir).unwrap();
+    let mut info = session_info(&fixture("spyapp"));
+    info["session_id"] = format!("20261120T100000Z-{n:016x}").into();
+    std::fs::write(dir.join("session.json"), info.to_string()).unwrap();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("events.jsonl")).unwrap());
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z").unwrap();
+    for i in 0..n {
+        let ts = (t0 + chrono::Duration::milliseconds(i as i64))
+            .to_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let common = r#""pid":4242,"tid":4242,"ppid":612,"uid":10123,"comm":"example.spyapp","app":"com.example.spyapp","phase":"foreground""#;
+        if i % 2 == 0 {
+            writeln!(
+                f,
+                r#"{{"ts":"{ts}","kind":"file_read","path":"/data/data/com.example.spyapp/files/f{}","fd":33,"bytes":{i},"reads":2,"flushed_at":"close",{common}}}"#,
+                i % 7
+            )
+        } else {
+            writeln!(
+                f,
+                r#"{{"ts":"{ts}","kind":"connect","family":"inet","proto":"tcp","daddr":"127.0.0.1","dport":8080,"result":0,"scope":"loopback","conn_id":{i},{common}}}"#
+            )
+        }
+        .unwrap();
+    }
+    f.flush().unwrap();
+}
+
+/// `export` of a session, and the peak resident memory (KiB) of that process.
+fn export_peak_kib(session: &Path, out: &Path) -> i64 {
+    let child = Command::new(EMUWATCH)
+        .args(["export", s(session), "--out", s(out), "-q"])
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "export failed: {status}"
+    );
+    usage.ru_maxrss
+}
+
+/// Streaming: five times the events, the same memory (within a few MiB; holding the events
+/// would take hundreds), and every event is in the table, in row groups.
+#[test]
+fn export_memory_does_not_grow_with_the_session() {
+    let tmp = tempdir();
+    let (small, big) = (tmp.path().join("small"), tmp.path().join("big"));
+    synthetic_session(&small, 40_000);
+    synthetic_session(&big, 200_000);
+    let out = tmp.path().join("exported");
+    let a = export_peak_kib(&small, &out);
+    let b = export_peak_kib(&big, &out);
+    eprintln!("peak RSS: 40,000 events {a} KiB, 200,000 events {b} KiB");
+    assert!(
+        b < a + 24 * 1024,
+        "40,000 events: {a} KiB; 200,000: {b} KiB"
+    );
+    let file = out.join("events/session=20261120T100000Z-0000000000030d40/part-0.parquet");
+    assert_eq!(parquet_meta(&file).0, 200_000);
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let r = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
+    assert_eq!(
+        r.metadata().num_row_groups(),
+        4,
+        "row groups of 65,536 rows"
+    );
+}

@@ -24,7 +24,9 @@
 //! (its own scheduler autogroup): on a machine shared with other CPU-bound jobs, `--nice -20`
 //! keeps them from taking the measured processes' CPU.
 //! Not part of `cargo xtask test`: the figures depend on the machine and take minutes.
+mod cond;
 mod floor;
+mod machine;
 mod output;
 mod overhead;
 mod profile;
@@ -525,29 +527,29 @@ fn measure(
             .map(|w| (w.key.to_string(), overhead::describe(w.key, sizes)))
             .collect()
     };
-    let no_skip = |_: &runner::Workload, _: runner::Cond| false;
+    let no_skip = |_: &runner::Workload, _: cond::Cond| false;
     let keys = |ws: &[runner::Workload]| ws.iter().map(|w| w.key).collect::<Vec<_>>();
     if want("overhead") {
         let ws = overhead::workloads(ctx, sizes);
         results.workloads = describe(&ws);
-        let conds = runner::Cond::OVERHEAD;
+        let conds = cond::Cond::OVERHEAD;
         results.samples = overhead::run(ctx, &ws, &conds, &no_skip, sizes.reps, sizes.strace_reps)?;
         results.summaries = overhead::summarize(&results.samples, &keys(&ws), &conds);
     }
     if want("raw") {
         let ws = overhead::workloads(ctx, sizes);
         results.raw_workloads = describe(&ws);
-        let conds = runner::Cond::RAW;
+        let conds = cond::Cond::RAW;
         results.raw_samples = overhead::run(ctx, &ws, &conds, &no_skip, sizes.reps, 0)?;
         results.raw_summaries = overhead::summarize(&results.raw_samples, &keys(&ws), &conds);
     }
     if want("hooktype") {
         let ws = overhead::hook_type_workloads(ctx, sizes);
         results.hook_type_workloads = describe(&ws);
-        let conds = runner::Cond::HOOK_TYPE;
+        let conds = cond::Cond::HOOK_TYPE;
         // emuwatch itself only where the workload's syscalls are all uncaptured ones: on (a)
         // the raw section has it.
-        let skip = |w: &runner::Workload, c: runner::Cond| c.is_emuwatch() && w.key == "open";
+        let skip = |w: &runner::Workload, c: cond::Cond| c.is_emuwatch() && w.key == "open";
         results.hook_type_samples =
             overhead::run(ctx, &ws, &conds, &skip, sizes.hook_type_reps.max(1), 0)?;
         results.hook_type_summaries =
@@ -556,7 +558,7 @@ fn measure(
     if want("names") {
         let ws = overhead::names_workloads(ctx, sizes);
         results.names_workloads = describe(&ws);
-        let conds = runner::Cond::NAMES;
+        let conds = cond::Cond::NAMES;
         results.names_samples = overhead::run(ctx, &ws, &conds, &no_skip, sizes.reps, 0)?;
         results.names_summaries = overhead::summarize(&results.names_samples, &keys(&ws), &conds);
     }

@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     SECTIONS, Sizes,
+    cond::Cond,
     overhead::{Summary, syscalls_per_op},
     profile::Profile,
     reportcost::ReportRun,
-    runner::{Cond, Sample},
+    runner::Sample,
     setup::{Load, Machine},
     startstop::StartStop,
     sweep::Point,

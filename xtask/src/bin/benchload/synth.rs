@@ -316,7 +316,7 @@ impl Synth {
         let band = match adj {
             _ if phase == "foreground" => "foreground",
             900.. => "cached",
-            800.. => "service_b",
+            800..900 => "service_b",
             _ => "previous",
         };
         let adj = if phase == "foreground" { 0 } else { adj };
@@ -446,11 +446,11 @@ pub fn main(args: &[String]) {
             c: common(app, pid, phase),
         };
         match s.rng.below(1000) {
-            ..420 => s.open(&e, &app_paths[ai], &mut fd, n),
-            ..900 => s.connect(&e, &dests),
-            ..940 => s.device(&e, true),
-            ..960 => s.device(&e, false),
-            ..985 => s.app_state(&e, phase),
+            0..420 => s.open(&e, &app_paths[ai], &mut fd, n),
+            420..900 => s.connect(&e, &dests),
+            900..940 => s.device(&e, true),
+            940..960 => s.device(&e, false),
+            960..985 => s.app_state(&e, phase),
             _ => s.fork(&e),
         }
     }

@@ -84,6 +84,54 @@ pub(super) struct RawExpect {
 }
 
 pub(super) fn step(r: RawStep, line: usize) -> Result<Step, String> {
+    check_step_fields(&r)?;
+    let background = r.background.unwrap_or(false);
+    if background && r.timeout.is_some() {
+        return Err("a background command has no timeout (it runs until the run ends)".into());
+    }
+    let action = if let Some(cmd) = r.run {
+        Action::Run {
+            cmd,
+            background,
+            allow_failure: r.allow_failure.unwrap_or(false),
+        }
+    } else if let Some(d) = r.sleep {
+        Action::Sleep(d.0)
+    } else if let Some(w) = r.wait_for {
+        Action::Wait(match w {
+            WaitKind::Running => Wait::Running,
+            WaitKind::Exited => Wait::Exited,
+            WaitKind::Band => Wait::Band(r.band.expect("checked")),
+            WaitKind::File => Wait::File(r.path.expect("checked")),
+            WaitKind::Command => Wait::Command(r.until.expect("checked")),
+        })
+    } else if let Some(phase) = r.phase {
+        Action::Phase {
+            phase,
+            label: r.label,
+            app: r.app,
+        }
+    } else {
+        let label = r.marker.expect("one action");
+        if label.trim().is_empty() {
+            return Err("a marker needs a label".into());
+        }
+        Action::Marker { label, app: r.app }
+    };
+    let timeout = r.timeout.map(|d| d.0).unwrap_or(match action {
+        Action::Wait(_) => DEFAULT_WAIT_TIMEOUT,
+        _ => DEFAULT_RUN_TIMEOUT,
+    });
+    Ok(Step {
+        name: r.name,
+        action,
+        timeout,
+        line,
+    })
+}
+
+/// A step has exactly one action, and only the fields that action takes.
+fn check_step_fields(r: &RawStep) -> Result<(), String> {
     let mut actions = Vec::new();
     if r.run.is_some() {
         actions.push("run");
@@ -148,49 +196,7 @@ pub(super) fn step(r: RawStep, line: usize) -> Result<Step, String> {
         wait_field(WaitKind::File, "path", r.path.is_some())?;
         wait_field(WaitKind::Command, "until", r.until.is_some())?;
     }
-    let background = r.background.unwrap_or(false);
-    if background && r.timeout.is_some() {
-        return Err("a background command has no timeout (it runs until the run ends)".into());
-    }
-    let action = if let Some(cmd) = r.run {
-        Action::Run {
-            cmd,
-            background,
-            allow_failure: r.allow_failure.unwrap_or(false),
-        }
-    } else if let Some(d) = r.sleep {
-        Action::Sleep(d.0)
-    } else if let Some(w) = r.wait_for {
-        Action::Wait(match w {
-            WaitKind::Running => Wait::Running,
-            WaitKind::Exited => Wait::Exited,
-            WaitKind::Band => Wait::Band(r.band.expect("checked")),
-            WaitKind::File => Wait::File(r.path.expect("checked")),
-            WaitKind::Command => Wait::Command(r.until.expect("checked")),
-        })
-    } else if let Some(phase) = r.phase {
-        Action::Phase {
-            phase,
-            label: r.label,
-            app: r.app,
-        }
-    } else {
-        let label = r.marker.expect("one action");
-        if label.trim().is_empty() {
-            return Err("a marker needs a label".into());
-        }
-        Action::Marker { label, app: r.app }
-    };
-    let timeout = r.timeout.map(|d| d.0).unwrap_or(match action {
-        Action::Wait(_) => DEFAULT_WAIT_TIMEOUT,
-        _ => DEFAULT_RUN_TIMEOUT,
-    });
-    Ok(Step {
-        name: r.name,
-        action,
-        timeout,
-        line,
-    })
+    Ok(())
 }
 
 pub(super) fn wait_name(k: WaitKind) -> &'static str {

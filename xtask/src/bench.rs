@@ -13,7 +13,7 @@
 //!                   [--nice N]
 //! cargo xtask bench floor SESSION_DIR -- CMD ARGS   (CMD with the no-op floor attached to
 //!                                                    the hooks SESSION_DIR's recording used)
-//! cargo xtask bench --render docs/benchmarks.json    (BENCHMARKS.md again from the results)
+//! cargo xtask bench --render docs/benchmarks.json [--out DIR]   (BENCHMARKS.md again from the results)
 //! ```
 //! `--quick` (smaller workloads, 2 repetitions, a short sweep) writes to `target/bench/`
 //! unless `--out` says otherwise, so it never replaces the published figures. With `--only`,
@@ -209,7 +209,7 @@ fn parse(args: &[String]) -> Result<Options> {
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile,raw,hooktype,startstop,names] [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE] [--nice N]
        cargo xtask bench floor SESSION_DIR -- CMD ARGS
-       cargo xtask bench --render docs/benchmarks.json";
+       cargo xtask bench --render docs/benchmarks.json [--out DIR]";
 
 /// Processes the bench keeps running in the background; ended when dropped.
 struct Background(Vec<Child>);
@@ -362,10 +362,11 @@ pub fn run(args: &[String]) -> Result<()> {
         return floor_passthrough(&args[1..]);
     }
     if args.first().map(String::as_str) == Some("--render") {
-        let json = args
-            .get(1)
-            .context("--render needs the benchmarks.json to render")?;
-        return output::render(Path::new(json));
+        return match &args[1..] {
+            [json] => output::render(Path::new(json), None),
+            [json, o, dir] if o == "--out" => output::render(Path::new(json), Some(Path::new(dir))),
+            _ => bail!("usage: cargo xtask bench --render benchmarks.json [--out DIR]"),
+        };
     }
     let opts = parse(args)?;
     if !crate::is_root() {

@@ -164,6 +164,9 @@ struct InterfaceFile {
     /// The capability of every call, whatever its code.
     #[serde(default)]
     any: Option<String>,
+    /// Methods `any` does not cover (their calls stay `binder_call` events).
+    #[serde(default)]
+    except: Vec<String>,
     /// Content-provider authority -> capability.
     #[serde(default)]
     authorities: BTreeMap<String, String>,
@@ -188,6 +191,7 @@ struct TableFile {
 struct Interface {
     kinds: BTreeMap<String, Capability>,
     any: Option<Capability>,
+    except: Vec<String>,
     authorities: BTreeMap<String, Capability>,
     fixed: HashMap<u32, String>,
     /// API level -> methods in code order.
@@ -248,8 +252,11 @@ impl Rules {
                 }
                 let _ = &t.source;
             }
+            if !i.except.is_empty() && i.any.is_none() {
+                bail!("{what}: {}: `except` without `any`", i.name);
+            }
             // A rule for a method no table or fixed code lists would never match: a typo.
-            for m in i.kinds.keys() {
+            for m in i.kinds.keys().chain(&i.except) {
                 let listed = i.fixed.contains_key(m)
                     || i.table.iter().any(|t| t.methods.iter().any(|x| x == m));
                 if !listed {
@@ -267,6 +274,7 @@ impl Rules {
                     Interface {
                         kinds,
                         any,
+                        except: i.except.clone(),
                         authorities,
                         fixed,
                         tables,
@@ -309,7 +317,9 @@ impl Rules {
         let capability = method
             .as_ref()
             .and_then(|m| i.kinds.get(m).copied())
-            .or(i.any)
+            .or(i
+                .any
+                .filter(|_| method.as_ref().is_none_or(|m| !i.except.contains(m))))
             .or_else(|| {
                 // A content-provider call reaches data only through query/insert/call... with
                 // a known code; the authority says whose data.

@@ -98,6 +98,27 @@ fn builtin_rules_name_methods_per_api() {
         (m.method, m.capability),
         (None, Some(Capability::DeviceIdentifier))
     );
+    // ... but not the methods it excepts (the carrier's IMSI-encryption key, code 24 at API
+    // 34), while its neighbours stay identifiers.
+    let iphone = "com.android.internal.telephony.IPhoneSubInfo";
+    for (code, method, cap) in [
+        (
+            22,
+            "getVoiceMailNumberForSubscriber",
+            Some(Capability::DeviceIdentifier),
+        ),
+        (23, "getCarrierInfoForImsiEncryption", None),
+        (24, "setCarrierInfoForImsiEncryption", None),
+        (25, "resetCarrierKeysForImsiEncryption", None),
+        (
+            26,
+            "getVoiceMailAlphaTag",
+            Some(Capability::DeviceIdentifier),
+        ),
+    ] {
+        let m = r.meaning(iphone, code, 34, None);
+        assert_eq!((m.method.as_deref(), m.capability), (Some(method), cap));
+    }
     assert!(r.knows("android.content.IClipboard"));
     assert!(!r.knows("com.example.INothing"));
 }
@@ -287,6 +308,32 @@ fn every_table_of_the_builtin_rules_says_where_it_comes_from() {
             assert_eq!(i.tables.contains_key(&api), !absent, "{name} at API {api}");
         }
     }
+}
+
+#[test]
+fn except_needs_any_and_listed_methods() {
+    let rules = |extra: &str| {
+        Rules::parse(
+            &format!(
+                "default_api = 34\n[[interface]]\nname = \"a.B\"\n{extra}\n[[interface.table]]\napis = [34]\nsource = \"x\"\nmethods = [\"getSecret\", \"setKey\"]\n"
+            ),
+            "f",
+        )
+    };
+    let e = rules("except = [\"setKey\"]").unwrap_err();
+    assert!(e.to_string().contains("a.B: `except` without `any`"), "{e}");
+    let e = rules("any = \"accounts\"\nexcept = [\"setKye\"]").unwrap_err();
+    assert!(e.to_string().contains("a.B.setKye"), "{e}");
+    let r = rules("any = \"accounts\"\nexcept = [\"setKey\"]").unwrap();
+    assert_eq!(
+        r.meaning("a.B", 1, 34, None).capability,
+        Some(Capability::Accounts)
+    );
+    assert_eq!(r.meaning("a.B", 2, 34, None).capability, None);
+    assert_eq!(
+        r.meaning("a.B", 9, 34, None).capability,
+        Some(Capability::Accounts)
+    );
 }
 
 #[test]

@@ -760,6 +760,8 @@ fn synthetic_session(dir: &Path, n: usize) {
 }
 
 /// `export` of a session, and the peak resident memory (KiB) of that process.
+// The child is reaped by wait4 (which gives its own rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn export_peak_kib(session: &Path, out: &Path) -> i64 {
     let child = Command::new(EMUWATCH)
         .args(["export", s(session), "--out", s(out), "-q"])

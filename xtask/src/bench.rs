@@ -357,6 +357,41 @@ fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
     Ok((ctx, bg))
 }
 
+/// Sections not run this time are kept from the results already in `json` (checked before
+/// minutes of measuring, not after): a quick run and a full one never mix in one file.
+fn kept_results(opts: &Options, json: &Path, mode: &str) -> Result<Option<output::Results>> {
+    if !SECTIONS.iter().any(|s| !opts.only.iter().any(|o| o == s)) || !json.is_file() {
+        return Ok(None);
+    }
+    let old = output::read(json)?;
+    if old.mode != mode {
+        bail!(
+            "{} holds a {} run; a {mode} run with --only would mix sizes in one file: use --out DIR",
+            json.display(),
+            old.mode
+        );
+    }
+    Ok(Some(old))
+}
+
+/// One line per target with its verdict, and where the results are.
+fn print_verdicts(results: &output::Results, md: &Path, json: &Path) {
+    for t in &results.targets {
+        eprintln!(
+            "bench: target {:<60} {:>10}  {}",
+            t.goal,
+            t.verdict(),
+            t.measured
+        );
+    }
+    eprintln!(
+        "bench: wrote {} and {} in {:.0} s",
+        md.display(),
+        json.display(),
+        results.duration_s
+    );
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     if args.first().map(String::as_str) == Some("floor") {
         return floor_passthrough(&args[1..]);
@@ -384,21 +419,7 @@ pub fn run(args: &[String]) -> Result<()> {
     });
     let md = out_dir.join("BENCHMARKS.md");
     let json = out_dir.join("benchmarks.json");
-    // Sections not run this time are kept from the results already there (checked now, not
-    // after minutes of measuring).
-    let kept = if SECTIONS.iter().any(|s| !opts.only.iter().any(|o| o == s)) && json.is_file() {
-        let old = output::read(&json)?;
-        if old.mode != mode {
-            bail!(
-                "{} holds a {} run; a {mode} run with --only would mix sizes in one file: use --out DIR",
-                json.display(),
-                old.mode
-            );
-        }
-        Some(old)
-    } else {
-        None
-    };
+    let kept = kept_results(&opts, &json, mode)?;
     let load_start = setup::load();
     eprintln!(
         "bench: load at start: {} (other busy processes: {}; other processes with BPF programs: {})",
@@ -453,20 +474,7 @@ pub fn run(args: &[String]) -> Result<()> {
     results.targets = output::targets(&results);
     std::fs::create_dir_all(&out_dir)?;
     output::write(&results, &md, &json)?;
-    for t in &results.targets {
-        eprintln!(
-            "bench: target {:<60} {:>10}  {}",
-            t.goal,
-            t.verdict(),
-            t.measured
-        );
-    }
-    eprintln!(
-        "bench: wrote {} and {} in {:.0} s",
-        md.display(),
-        json.display(),
-        results.duration_s
-    );
+    print_verdicts(&results, &md, &json);
     if !ctx.keep_runs {
         let _ = std::fs::remove_dir_all(&ctx.work);
     }

@@ -180,6 +180,44 @@ pub fn build(
     geo: &Geo,
     cats: &Categories,
 ) -> Result<Fleet> {
+    let mut sessions = load_sessions(dirs, geo, cats)?;
+    let keys = assign_groups(&mut sessions, group_by);
+    let mut groups = Vec::new();
+    let mut reasons = Vec::new();
+    for (gi, (scenario, labels)) in keys.into_iter().enumerate() {
+        let members: Vec<&SessionRow> = sessions.iter().filter(|s| s.group == gi).collect();
+        let g = compare_group(scenario, labels, &members);
+        let name = group_name(&g.scenario, &g.labels);
+        if fail_on.contains(&FailOn::New) && g.new > 0 {
+            reasons.push(format!("{name}: {} new in {}", g.new, g.latest));
+        }
+        if fail_on.contains(&FailOn::Gone) && g.gone > 0 {
+            reasons.push(format!("{name}: {} gone in {}", g.gone, g.latest));
+        }
+        groups.push(g);
+    }
+    if fail_on.contains(&FailOn::Incomplete) {
+        for s in sessions.iter().filter(|s| !s.complete) {
+            reasons.push(format!("{}: incomplete", s.id));
+        }
+    }
+    let mut fail_on = fail_on.to_vec();
+    fail_on.sort();
+    fail_on.dedup();
+    Ok(Fleet {
+        schema_version: SCHEMA_VERSION,
+        sessions,
+        groups,
+        gate: Gate {
+            fail_on,
+            failed: !reasons.is_empty(),
+            reasons,
+        },
+    })
+}
+
+/// Every session under `dirs`, each counted once by the report's facts (app, phase, kind).
+fn load_sessions(dirs: &[PathBuf], geo: &Geo, cats: &Categories) -> Result<Vec<SessionRow>> {
     let mut paths = Vec::new();
     for d in dirs {
         if !d.is_dir() {
@@ -222,11 +260,17 @@ pub fn build(
             counts,
         });
     }
-    // Groups: same scenario and grouping labels; sessions in start order.
+    Ok(sessions)
+}
+
+type GroupKey = (Option<String>, BTreeMap<String, String>);
+
+/// Groups: the same scenario and grouping labels (all labels without `group_by`); sessions
+/// sorted by start, each given its group's index. Returns the groups' keys.
+fn assign_groups(sessions: &mut [SessionRow], group_by: &[String]) -> Vec<GroupKey> {
     sessions.sort_by(|a, b| a.started.cmp(&b.started).then(a.id.cmp(&b.id)));
-    type GroupKey = (Option<String>, BTreeMap<String, String>);
     let mut keys: Vec<GroupKey> = Vec::new();
-    for s in &mut sessions {
+    for s in sessions.iter_mut() {
         let labels: BTreeMap<String, String> = if group_by.is_empty() {
             s.labels.clone()
         } else {
@@ -244,75 +288,55 @@ pub fn build(
             }
         };
     }
-    let mut groups = Vec::new();
-    let mut reasons = Vec::new();
-    for (gi, (scenario, labels)) in keys.into_iter().enumerate() {
-        let members: Vec<&SessionRow> = sessions.iter().filter(|s| s.group == gi).collect();
-        let latest = *members.last().expect("a group has a session");
-        let previous = members.len().checked_sub(2).map(|i| members[i]);
-        let all: BTreeSet<&Key> = members.iter().flat_map(|s| s.counts.keys()).collect();
-        let mut rows = Vec::new();
-        let (mut new, mut gone) = (0, 0);
-        for k in all {
-            let change = previous.and_then(|p| {
-                match (p.counts.contains_key(k), latest.counts.contains_key(k)) {
-                    (false, true) => Some("new"),
-                    (true, false) => Some("gone"),
-                    _ => None,
-                }
-            });
-            match change {
-                Some("new") => new += 1,
-                Some(_) => gone += 1,
-                None => {}
+    keys
+}
+
+/// One group's table: every (app, phase, kind) any member has, with each member's count, and
+/// what is new or gone in the newest member against the one before.
+fn compare_group(
+    scenario: Option<String>,
+    labels: BTreeMap<String, String>,
+    members: &[&SessionRow],
+) -> Group {
+    let latest = *members.last().expect("a group has a session");
+    let previous = members.len().checked_sub(2).map(|i| members[i]);
+    let all: BTreeSet<&Key> = members.iter().flat_map(|s| s.counts.keys()).collect();
+    let mut rows = Vec::new();
+    let (mut new, mut gone) = (0, 0);
+    for k in all {
+        let change = previous.and_then(|p| {
+            match (p.counts.contains_key(k), latest.counts.contains_key(k)) {
+                (false, true) => Some("new"),
+                (true, false) => Some("gone"),
+                _ => None,
             }
-            rows.push(Row {
-                app: k.0.clone(),
-                phase: k.1,
-                kind: k.2.clone(),
-                counts: members
-                    .iter()
-                    .filter_map(|s| s.counts.get(k).map(|n| (s.id.clone(), *n)))
-                    .collect(),
-                change,
-            });
+        });
+        match change {
+            Some("new") => new += 1,
+            Some(_) => gone += 1,
+            None => {}
         }
-        let name = group_name(&scenario, &labels);
-        if fail_on.contains(&FailOn::New) && new > 0 {
-            reasons.push(format!("{name}: {new} new in {}", latest.id));
-        }
-        if fail_on.contains(&FailOn::Gone) && gone > 0 {
-            reasons.push(format!("{name}: {gone} gone in {}", latest.id));
-        }
-        groups.push(Group {
-            scenario,
-            labels,
-            sessions: members.iter().map(|s| s.id.clone()).collect(),
-            latest: latest.id.clone(),
-            previous: previous.map(|p| p.id.clone()),
-            new,
-            gone,
-            rows,
+        rows.push(Row {
+            app: k.0.clone(),
+            phase: k.1,
+            kind: k.2.clone(),
+            counts: members
+                .iter()
+                .filter_map(|s| s.counts.get(k).map(|n| (s.id.clone(), *n)))
+                .collect(),
+            change,
         });
     }
-    if fail_on.contains(&FailOn::Incomplete) {
-        for s in sessions.iter().filter(|s| !s.complete) {
-            reasons.push(format!("{}: incomplete", s.id));
-        }
+    Group {
+        scenario,
+        labels,
+        sessions: members.iter().map(|s| s.id.clone()).collect(),
+        latest: latest.id.clone(),
+        previous: previous.map(|p| p.id.clone()),
+        new,
+        gone,
+        rows,
     }
-    let mut fail_on = fail_on.to_vec();
-    fail_on.sort();
-    fail_on.dedup();
-    Ok(Fleet {
-        schema_version: SCHEMA_VERSION,
-        sessions,
-        groups,
-        gate: Gate {
-            fail_on,
-            failed: !reasons.is_empty(),
-            reasons,
-        },
-    })
 }
 
 /// `scenario "x", api=34` (escaped for a terminal by the caller).

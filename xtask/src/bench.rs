@@ -13,7 +13,7 @@
 //!                   [--nice N]
 //! cargo xtask bench floor SESSION_DIR -- CMD ARGS   (CMD with the no-op floor attached to
 //!                                                    the hooks SESSION_DIR's recording used)
-//! cargo xtask bench --render docs/benchmarks.json    (BENCHMARKS.md again from the results)
+//! cargo xtask bench --render docs/benchmarks.json [--out DIR]   (BENCHMARKS.md again from the results)
 //! ```
 //! `--quick` (smaller workloads, 2 repetitions, a short sweep) writes to `target/bench/`
 //! unless `--out` says otherwise, so it never replaces the published figures. With `--only`,
@@ -24,7 +24,9 @@
 //! (its own scheduler autogroup): on a machine shared with other CPU-bound jobs, `--nice -20`
 //! keeps them from taking the measured processes' CPU.
 //! Not part of `cargo xtask test`: the figures depend on the machine and take minutes.
+mod cond;
 mod floor;
+mod machine;
 mod output;
 mod overhead;
 mod profile;
@@ -207,7 +209,7 @@ fn parse(args: &[String]) -> Result<Options> {
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile,raw,hooktype,startstop,names] [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE] [--nice N]
        cargo xtask bench floor SESSION_DIR -- CMD ARGS
-       cargo xtask bench --render docs/benchmarks.json";
+       cargo xtask bench --render docs/benchmarks.json [--out DIR]";
 
 /// Processes the bench keeps running in the background; ended when dropped.
 struct Background(Vec<Child>);
@@ -258,57 +260,9 @@ fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
     let work = crate::root().join("target/bench/work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let small_file = work.join("small.txt");
-    std::fs::write(&small_file, "x".repeat(100))?;
-    let data_dir = work.join("data");
-    std::fs::create_dir_all(&data_dir)?;
-    for (name, size) in [
-        ("contacts2.db", 16384),
-        ("IMG_0001.jpg", 65536),
-        ("build.prop", 2048),
-        ("address", 18),
-    ] {
-        std::fs::write(data_dir.join(name), vec![b'd'; size])?;
-    }
-    // A character device node with /dev/null's numbers, matched as a camera by a
-    // --device pattern (as tests/capture.rs does).
-    let dev_dir = work.join("dev");
-    std::fs::create_dir_all(&dev_dir)?;
-    let device = dev_dir.join("video0");
-    crate::run(Command::new("mknod").arg(&device).args(["c", "1", "3"]))?;
-    let bpftrace_script = work.join("equivalent.bt");
-    std::fs::write(&bpftrace_script, include_str!("bench/equivalent.bt"))?;
-
-    let mut bg = Background(Vec::new());
-    let port_file = work.join("port");
+    let files = workload_files(&work)?;
     let benchload = bin.join("emuwatch-benchload");
-    let mut serve = Command::new(&benchload);
-    serve
-        .args(["serve", "--port-file"])
-        .arg(&port_file)
-        .stdin(Stdio::piped());
-    setup::boost(&mut serve, opts.nice);
-    bg.0.push(serve.spawn().context("start the loopback listener")?);
-    let t = Instant::now();
-    let port = loop {
-        if let Ok(p) = std::fs::read_to_string(&port_file)
-            && let Ok(p) = p.trim().parse::<u16>()
-        {
-            break p;
-        }
-        if t.elapsed() > Duration::from_secs(10) {
-            bail!("the loopback listener did not start");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    bg.0.push(
-        Command::new("sleep")
-            .arg("1000000")
-            .spawn()
-            .context("start the other target")?,
-    );
-    let other_pid = bg.0[1].id();
-
+    let (bg, port, other_pid) = background(&benchload, &work, opts.nice)?;
     let mut ctx = Ctx {
         emuwatch: bin.join("emuwatch"),
         benchload,
@@ -317,11 +271,11 @@ fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
         raw_hooks: Vec::new(),
         other_pid,
         port,
-        small_file,
-        data_dir,
-        device,
-        device_glob: format!("{}/video*", dev_dir.display()),
-        bpftrace_script,
+        small_file: files.small_file,
+        data_dir: files.data_dir,
+        device: files.device,
+        device_glob: files.device_glob,
+        bpftrace_script: files.bpftrace_script,
         emuwatch_args: opts.emuwatch_args.clone(),
         big_ring: opts.big_ring.clone(),
         keep_runs: opts.keep_runs,
@@ -355,15 +309,125 @@ fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
     Ok((ctx, bg))
 }
 
+/// The files the workloads open: a small file, app-like data files, a camera device node,
+/// and the bpftrace script.
+struct WorkloadFiles {
+    small_file: PathBuf,
+    data_dir: PathBuf,
+    device: PathBuf,
+    device_glob: String,
+    bpftrace_script: PathBuf,
+}
+
+fn workload_files(work: &Path) -> Result<WorkloadFiles> {
+    let small_file = work.join("small.txt");
+    std::fs::write(&small_file, "x".repeat(100))?;
+    let data_dir = work.join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    for (name, size) in [
+        ("contacts2.db", 16384),
+        ("IMG_0001.jpg", 65536),
+        ("build.prop", 2048),
+        ("address", 18),
+    ] {
+        std::fs::write(data_dir.join(name), vec![b'd'; size])?;
+    }
+    // A character device node with /dev/null's numbers, matched as a camera by a
+    // --device pattern (as tests/capture.rs does).
+    let dev_dir = work.join("dev");
+    std::fs::create_dir_all(&dev_dir)?;
+    let device = dev_dir.join("video0");
+    crate::run(Command::new("mknod").arg(&device).args(["c", "1", "3"]))?;
+    let bpftrace_script = work.join("equivalent.bt");
+    std::fs::write(&bpftrace_script, include_str!("bench/equivalent.bt"))?;
+    Ok(WorkloadFiles {
+        small_file,
+        data_dir,
+        device,
+        device_glob: format!("{}/video*", dev_dir.display()),
+        bpftrace_script,
+    })
+}
+
+/// The loopback listener the connect workloads use, and the "other" target (`sleep`) of the
+/// untargeted conditions. Returns them, the listener's port and the other target's pid.
+fn background(benchload: &Path, work: &Path, nice: Option<i32>) -> Result<(Background, u16, u32)> {
+    let mut bg = Background(Vec::new());
+    let port_file = work.join("port");
+    let mut serve = Command::new(benchload);
+    serve
+        .args(["serve", "--port-file"])
+        .arg(&port_file)
+        .stdin(Stdio::piped());
+    setup::boost(&mut serve, nice);
+    bg.0.push(serve.spawn().context("start the loopback listener")?);
+    let t = Instant::now();
+    let port = loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file)
+            && let Ok(p) = p.trim().parse::<u16>()
+        {
+            break p;
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            bail!("the loopback listener did not start");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    bg.0.push(
+        Command::new("sleep")
+            .arg("1000000")
+            .spawn()
+            .context("start the other target")?,
+    );
+    let other_pid = bg.0[1].id();
+    Ok((bg, port, other_pid))
+}
+
+/// Sections not run this time are kept from the results already in `json` (checked before
+/// minutes of measuring, not after): a quick run and a full one never mix in one file.
+fn kept_results(opts: &Options, json: &Path, mode: &str) -> Result<Option<output::Results>> {
+    if !SECTIONS.iter().any(|s| !opts.only.iter().any(|o| o == s)) || !json.is_file() {
+        return Ok(None);
+    }
+    let old = output::read(json)?;
+    if old.mode != mode {
+        bail!(
+            "{} holds a {} run; a {mode} run with --only would mix sizes in one file: use --out DIR",
+            json.display(),
+            old.mode
+        );
+    }
+    Ok(Some(old))
+}
+
+/// One line per target with its verdict, and where the results are.
+fn print_verdicts(results: &output::Results, md: &Path, json: &Path) {
+    for t in &results.targets {
+        eprintln!(
+            "bench: target {:<60} {:>10}  {}",
+            t.goal,
+            t.verdict(),
+            t.measured
+        );
+    }
+    eprintln!(
+        "bench: wrote {} and {} in {:.0} s",
+        md.display(),
+        json.display(),
+        results.duration_s
+    );
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     if args.first().map(String::as_str) == Some("floor") {
         return floor_passthrough(&args[1..]);
     }
     if args.first().map(String::as_str) == Some("--render") {
-        let json = args
-            .get(1)
-            .context("--render needs the benchmarks.json to render")?;
-        return output::render(Path::new(json));
+        return match &args[1..] {
+            [json] => output::render(Path::new(json), None),
+            [json, o, dir] if o == "--out" => output::render(Path::new(json), Some(Path::new(dir))),
+            _ => bail!("usage: cargo xtask bench --render benchmarks.json [--out DIR]"),
+        };
     }
     let opts = parse(args)?;
     if !crate::is_root() {
@@ -381,21 +445,7 @@ pub fn run(args: &[String]) -> Result<()> {
     });
     let md = out_dir.join("BENCHMARKS.md");
     let json = out_dir.join("benchmarks.json");
-    // Sections not run this time are kept from the results already there (checked now, not
-    // after minutes of measuring).
-    let kept = if SECTIONS.iter().any(|s| !opts.only.iter().any(|o| o == s)) && json.is_file() {
-        let old = output::read(&json)?;
-        if old.mode != mode {
-            bail!(
-                "{} holds a {} run; a {mode} run with --only would mix sizes in one file: use --out DIR",
-                json.display(),
-                old.mode
-            );
-        }
-        Some(old)
-    } else {
-        None
-    };
+    let kept = kept_results(&opts, &json, mode)?;
     let load_start = setup::load();
     eprintln!(
         "bench: load at start: {} (other busy processes: {}; other processes with BPF programs: {})",
@@ -450,20 +500,7 @@ pub fn run(args: &[String]) -> Result<()> {
     results.targets = output::targets(&results);
     std::fs::create_dir_all(&out_dir)?;
     output::write(&results, &md, &json)?;
-    for t in &results.targets {
-        eprintln!(
-            "bench: target {:<60} {:>10}  {}",
-            t.goal,
-            t.verdict(),
-            t.measured
-        );
-    }
-    eprintln!(
-        "bench: wrote {} and {} in {:.0} s",
-        md.display(),
-        json.display(),
-        results.duration_s
-    );
+    print_verdicts(&results, &md, &json);
     if !ctx.keep_runs {
         let _ = std::fs::remove_dir_all(&ctx.work);
     }
@@ -525,29 +562,29 @@ fn measure(
             .map(|w| (w.key.to_string(), overhead::describe(w.key, sizes)))
             .collect()
     };
-    let no_skip = |_: &runner::Workload, _: runner::Cond| false;
+    let no_skip = |_: &runner::Workload, _: cond::Cond| false;
     let keys = |ws: &[runner::Workload]| ws.iter().map(|w| w.key).collect::<Vec<_>>();
     if want("overhead") {
         let ws = overhead::workloads(ctx, sizes);
         results.workloads = describe(&ws);
-        let conds = runner::Cond::OVERHEAD;
+        let conds = cond::Cond::OVERHEAD;
         results.samples = overhead::run(ctx, &ws, &conds, &no_skip, sizes.reps, sizes.strace_reps)?;
         results.summaries = overhead::summarize(&results.samples, &keys(&ws), &conds);
     }
     if want("raw") {
         let ws = overhead::workloads(ctx, sizes);
         results.raw_workloads = describe(&ws);
-        let conds = runner::Cond::RAW;
+        let conds = cond::Cond::RAW;
         results.raw_samples = overhead::run(ctx, &ws, &conds, &no_skip, sizes.reps, 0)?;
         results.raw_summaries = overhead::summarize(&results.raw_samples, &keys(&ws), &conds);
     }
     if want("hooktype") {
         let ws = overhead::hook_type_workloads(ctx, sizes);
         results.hook_type_workloads = describe(&ws);
-        let conds = runner::Cond::HOOK_TYPE;
+        let conds = cond::Cond::HOOK_TYPE;
         // emuwatch itself only where the workload's syscalls are all uncaptured ones: on (a)
         // the raw section has it.
-        let skip = |w: &runner::Workload, c: runner::Cond| c.is_emuwatch() && w.key == "open";
+        let skip = |w: &runner::Workload, c: cond::Cond| c.is_emuwatch() && w.key == "open";
         results.hook_type_samples =
             overhead::run(ctx, &ws, &conds, &skip, sizes.hook_type_reps.max(1), 0)?;
         results.hook_type_summaries =
@@ -556,7 +593,7 @@ fn measure(
     if want("names") {
         let ws = overhead::names_workloads(ctx, sizes);
         results.names_workloads = describe(&ws);
-        let conds = runner::Cond::NAMES;
+        let conds = cond::Cond::NAMES;
         results.names_samples = overhead::run(ctx, &ws, &conds, &no_skip, sizes.reps, 0)?;
         results.names_summaries = overhead::summarize(&results.names_samples, &keys(&ws), &conds);
     }

@@ -49,6 +49,8 @@ pub struct Enricher {
     binder_rules: binder::Rules,
     android_api: u32,
     handles: binder::Handles,
+    /// Parent pids of resolver processes (not targets, not in the process table).
+    resolver_ppids: std::collections::HashMap<u32, u32>,
 }
 
 /// A live process's current oom_score_adj.
@@ -78,8 +80,15 @@ impl Enricher {
             android_api: 0,
             binder_rules: binder::Rules::builtin(),
             handles: binder::Handles::default(),
+            resolver_ppids: Default::default(),
         }
         .with_binder(None, None)
+    }
+
+    /// Resolver processes by name (`--resolver`): their DNS answers name the targets' connects.
+    pub fn with_resolvers(mut self, comms: &[String]) -> Self {
+        self.names.set_resolvers(comms);
+        self
     }
 
     /// Binder rules (default: the built-in ones) and the API level whose method tables apply

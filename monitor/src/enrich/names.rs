@@ -420,6 +420,78 @@ impl ConnNames {
 mod tests {
     use super::*;
 
+    fn a(addr: &str, ttl: u32) -> wire::Record {
+        wire::Record {
+            name: "x".into(),
+            rtype: 1,
+            ttl,
+            data: RData::Addr(addr.parse().unwrap()),
+        }
+    }
+
+    /// The app's own answer wins; then a resolver's answer for a name the app asked it for over
+    /// dnsproxyd, though a later resolver answer listed the address under another name; then
+    /// the most recent resolver answer; every one only while its TTL (+2 s) runs.
+    #[test]
+    fn connects_are_named_by_the_app_then_by_resolvers() {
+        const S: u64 = 1_000_000_000;
+        let mut n = Names::default();
+        n.set_resolvers(&["netd".to_string()]);
+        assert!(n.is_resolver_comm("netd") && !n.is_resolver_comm("netd2"));
+        let cdn: IpAddr = "192.0.2.10".parse().unwrap();
+        n.learn_system("tracker.example", &[a("192.0.2.10", 60)], 10 * S);
+        n.learn_system("cdn.example", &[a("192.0.2.10", 30)], 11 * S);
+        let via = |n: &Names, app: &str, t: u64| n.host_for(app, cdn, t);
+        // Nobody asked: the most recent resolver answer, system-wide.
+        assert_eq!(
+            via(&n, "app", 12 * S),
+            Some(("cdn.example".into(), Some(HostVia::Resolver)))
+        );
+        n.asked
+            .entry("app".into())
+            .or_default()
+            .insert("tracker.example".into());
+        assert_eq!(
+            via(&n, "app", 12 * S),
+            Some(("tracker.example".into(), Some(HostVia::Dnsproxyd)))
+        );
+        // Another app did not ask for it.
+        assert_eq!(
+            via(&n, "other", 12 * S),
+            Some(("cdn.example".into(), Some(HostVia::Resolver)))
+        );
+        // TTLs: cdn.example ran out at 11 + 30 + 2 s, tracker.example at 10 + 60 + 2 s.
+        assert_eq!(
+            via(&n, "other", 44 * S),
+            Some(("tracker.example".into(), Some(HostVia::Resolver)))
+        );
+        assert_eq!(via(&n, "other", 73 * S), None);
+        // The app's own answer comes first.
+        n.learn("app", "own.example", &[a("192.0.2.10", 300)], 13 * S);
+        assert_eq!(via(&n, "app", 14 * S), Some(("own.example".into(), None)));
+    }
+
+    /// An address keeps at most `NAMES_PER_ADDRESS` names; the system-wide table drops expired
+    /// entries once it holds `SYSTEM_TABLE_PRUNE` addresses.
+    #[test]
+    fn the_system_wide_table_is_bounded() {
+        const S: u64 = 1_000_000_000;
+        let mut n = Names::default();
+        for i in 0..20 {
+            n.learn_system(&format!("n{i}.example"), &[a("192.0.2.1", 60)], S);
+        }
+        assert_eq!(
+            n.system[&"192.0.2.1".parse().unwrap()].len(),
+            NAMES_PER_ADDRESS
+        );
+        for i in 0..SYSTEM_TABLE_PRUNE as u32 {
+            let addr = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+            n.learn_system("old.example", &[a(&addr, 1)], S);
+        }
+        n.learn_system("new.example", &[a("192.0.2.2", 60)], 100 * S);
+        assert_eq!(n.system.len(), 1, "only the live answer is left");
+    }
+
     /// Session ids are 1, 2, ... in order of first sight; an id in use keeps its session id
     /// however many connections come after it; memory stays bounded (the soak test found the
     /// map growing by one entry per connection, forever).

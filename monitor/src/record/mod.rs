@@ -80,6 +80,10 @@ pub fn default_session_dir() -> PathBuf {
 
 pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     let mut target = opts.target.clone();
+    // Resolvers are part of name capture; with --all every process is a target already.
+    if opts.probes.names == crate::kernel::NameCapture::Off || target.all {
+        target.resolvers.clear();
+    }
     check_selectors(&target)?;
     check_privileges("emuwatch record")?;
     // From here on, SIGINT / SIGTERM end the recording cleanly (a signal that arrives while the

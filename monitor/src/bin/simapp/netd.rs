@@ -3,8 +3,9 @@
 //! `/dev/socket/dnsproxyd` (tests run it in a mount namespace with a private /dev and
 //! resolv.conf), writes its pid to FILE once listening, and for each request
 //! `getaddrinfo NAME ...` resolves NAME with the C library's resolver (DNS packets to the
-//! resolv.conf's server, sent by this process, as netd sends them), replies `222 ADDR` (the
-//! first IPv4 address) or `401 ...`, and prints `{"pid":..,"step":"netd","name":..,"addr":..}`.
+//! resolv.conf's server, sent by this process, as netd sends them), prints
+//! `{"pid":..,"step":"netd","name":..,"addr":..}` and replies `222 ADDR` (the first IPv4
+//! address) or `401 ...`.
 //! Runs until killed.
 use std::{
     io::{Read, Write},
@@ -43,12 +44,13 @@ pub fn netd(args: &[String]) {
             Some(a) => format!("222 {a}\0"),
             None => "401 no address\0".to_string(),
         };
-        let _ = c.write_all(reply.as_bytes());
+        // Said before the reply: once the app has its answer, the line is out.
         println!(
             "{{\"pid\":{},\"step\":\"netd\",\"name\":{},\"addr\":{}}}",
             pid(),
             json_str(&host),
             addr.as_deref().map_or("null".to_string(), json_str)
         );
+        let _ = c.write_all(reply.as_bytes());
     }
 }

@@ -93,24 +93,51 @@ fn main() {
         return;
     }
 
-    let linker = env::var_os("BPF_LINKER")
-        .map(PathBuf::from)
-        .or_else(|| Some(workspace.join(".tools/bin/bpf-linker")).filter(|p| p.is_file()))
-        .or_else(|| find_in_path("bpf-linker"))
-        .unwrap_or_else(|| {
-            fail_toolchain("bpf-linker not found (.tools/bin, PATH or $BPF_LINKER)")
-        });
+    let linker = find_linker(&workspace);
     println!("cargo:rerun-if-changed={}", linker.display());
     let Some(toolchain) = detect() else {
         fail_toolchain(
             "neither Debian rustc-web with the BPF core nor rustup nightly with rust-src found",
         )
     };
-
-    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap();
     let target = "bpfel-unknown-none";
     let target_dir = out_dir.join("ebpf-target");
-    let mut cmd = match &toolchain {
+    let mut cmd = ebpf_build(&toolchain, &ebpf_dir, &target_dir, target, &linker);
+    let status = match cmd.status() {
+        Ok(s) => s,
+        Err(e) => fail(&format!("could not run {cmd:?}: {e}")),
+    };
+    if !status.success() {
+        fail(&format!(
+            "the eBPF build failed ({status}); see the compiler output above"
+        ));
+    }
+    let obj = target_dir.join(target).join("release").join("monitor");
+    if let Err(e) = std::fs::copy(&obj, &dst) {
+        fail(&format!("copy {}: {e}", obj.display()));
+    }
+}
+
+/// bpf-linker: $BPF_LINKER, the one `cargo xtask setup` installs in .tools/bin, or PATH's.
+fn find_linker(workspace: &Path) -> PathBuf {
+    env::var_os("BPF_LINKER")
+        .map(PathBuf::from)
+        .or_else(|| Some(workspace.join(".tools/bin/bpf-linker")).filter(|p| p.is_file()))
+        .or_else(|| find_in_path("bpf-linker"))
+        .unwrap_or_else(|| fail_toolchain("bpf-linker not found (.tools/bin, PATH or $BPF_LINKER)"))
+}
+
+/// The inner `cargo build` of monitor-ebpf for `target`, with the toolchain found, bpf-linker,
+/// BTF and none of the outer build's compiler settings.
+fn ebpf_build(
+    toolchain: &Toolchain,
+    ebpf_dir: &Path,
+    target_dir: &Path,
+    target: &str,
+    linker: &Path,
+) -> Command {
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap();
+    let mut cmd = match toolchain {
         Toolchain::DebianRustcWeb(_) => {
             Command::new(env::var_os("CARGO").unwrap_or("cargo".into()))
         }
@@ -120,7 +147,7 @@ fn main() {
             c
         }
     };
-    cmd.current_dir(&ebpf_dir)
+    cmd.current_dir(ebpf_dir)
         .args([
             "build",
             "--release",
@@ -129,7 +156,7 @@ fn main() {
             target,
             "--target-dir",
         ])
-        .arg(&target_dir)
+        .arg(target_dir)
         .arg("--manifest-path")
         .arg(ebpf_dir.join("Cargo.toml"));
     // Keep the outer (userspace) build's compiler settings out of the inner build.
@@ -150,7 +177,7 @@ fn main() {
     }
     let rustflags =
         format!("--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf");
-    match &toolchain {
+    match toolchain {
         Toolchain::DebianRustcWeb(rustc) => {
             // aya-ebpf enables one unstable feature (asm_experimental_arch); allow it for that
             // crate only. Debian's rustc is a stable build.
@@ -160,19 +187,7 @@ fn main() {
             cmd.arg("-Zbuild-std=core");
         }
     }
-    cmd.env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_LINKER", &linker)
+    cmd.env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_LINKER", linker)
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags);
-    let status = match cmd.status() {
-        Ok(s) => s,
-        Err(e) => fail(&format!("could not run {cmd:?}: {e}")),
-    };
-    if !status.success() {
-        fail(&format!(
-            "the eBPF build failed ({status}); see the compiler output above"
-        ));
-    }
-    let obj = target_dir.join(target).join("release").join("monitor");
-    if let Err(e) = std::fs::copy(&obj, &dst) {
-        fail(&format!("copy {}: {e}", obj.display()));
-    }
+    cmd
 }

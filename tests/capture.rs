@@ -2857,8 +2857,13 @@ fn binder_calls_become_capabilities_per_phase() {
         .args(&steps)
         .output()
         .expect("run emuwatch");
-    system.join().unwrap();
+    let system = system.join();
     let sess = load_with(&dir, output, &args);
+    assert!(
+        system.is_ok(),
+        "the system thread failed (see its panic above); the session:\n{}",
+        sess.dump()
+    );
     assert!(sess.output.status.success(), "{}", sess.dump());
     assert_eq!(sess.info["complete"], true, "{}", sess.info);
     assert_eq!(sess.info["android_api"]["level"], 34, "{}", sess.info);
@@ -3060,8 +3065,13 @@ fn binder_wifi_calls_by_api_level() {
         .args(&steps)
         .output()
         .expect("run emuwatch");
-    system.join().unwrap();
+    let system = system.join();
     let sess = load_with(&dir, output, &args);
+    assert!(
+        system.is_ok(),
+        "the system thread failed (see its panic above); the session:\n{}",
+        sess.dump()
+    );
     assert!(sess.output.status.success(), "{}", sess.dump());
     assert_eq!(sess.info["android_api"]["level"], 35, "{}", sess.info);
     assert_eq!(sess.did("call").len(), 7, "{}", sess.dump());

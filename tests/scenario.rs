@@ -170,6 +170,16 @@ fn bad_scenarios_are_one_line_errors_with_position() {
             "unknown variant `fast`, expected one of `auto`, `raw`, `per-syscall`",
         ),
         (
+            "name = 'x'\n[target]\ncommand = \"true\"\n[[expect]]\nkind = \"connect\"\nscopes = [\"public\", \"moon\"]\n",
+            ":4:1:",
+            "`scopes`: unknown scope \"moon\" (one of ",
+        ),
+        (
+            "name = 'x'\n[target]\ncommand = \"true\"\n[[expect]]\nkind = \"camera\"\nops = [\"zoom\"]\n",
+            ":4:1:",
+            "`ops`: unknown operation \"zoom\" (one of open, ",
+        ),
+        (
             "name = 'x'\n[target]\ncommand = \"true\"\n[record]\npoll = \"0ms\"\n",
             ":5:8:",
             "must be above 0",

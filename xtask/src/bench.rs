@@ -13,7 +13,7 @@
 //!                   [--nice N]
 //! cargo xtask bench floor SESSION_DIR -- CMD ARGS   (CMD with the no-op floor attached to
 //!                                                    the hooks SESSION_DIR's recording used)
-//! cargo xtask bench --render docs/benchmarks.json    (BENCHMARKS.md again from the results)
+//! cargo xtask bench --render docs/benchmarks.json [--out DIR]   (BENCHMARKS.md again from the results)
 //! ```
 //! `--quick` (smaller workloads, 2 repetitions, a short sweep) writes to `target/bench/`
 //! unless `--out` says otherwise, so it never replaces the published figures. With `--only`,
@@ -24,7 +24,9 @@
 //! (its own scheduler autogroup): on a machine shared with other CPU-bound jobs, `--nice -20`
 //! keeps them from taking the measured processes' CPU.
 //! Not part of `cargo xtask test`: the figures depend on the machine and take minutes.
+mod cond;
 mod floor;
+mod machine;
 mod output;
 mod overhead;
 mod profile;
@@ -207,7 +209,7 @@ fn parse(args: &[String]) -> Result<Options> {
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--reps N] [--out DIR] [--only overhead,sweep,report,profile,raw,hooktype,startstop,names] [--no-install] [--keep-runs] [--ring-buffer SIZE] [--big-ring SIZE] [--nice N]
        cargo xtask bench floor SESSION_DIR -- CMD ARGS
-       cargo xtask bench --render docs/benchmarks.json";
+       cargo xtask bench --render docs/benchmarks.json [--out DIR]";
 
 /// Processes the bench keeps running in the background; ended when dropped.
 struct Background(Vec<Child>);
@@ -355,15 +357,51 @@ fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
     Ok((ctx, bg))
 }
 
+/// Sections not run this time are kept from the results already in `json` (checked before
+/// minutes of measuring, not after): a quick run and a full one never mix in one file.
+fn kept_results(opts: &Options, json: &Path, mode: &str) -> Result<Option<output::Results>> {
+    if !SECTIONS.iter().any(|s| !opts.only.iter().any(|o| o == s)) || !json.is_file() {
+        return Ok(None);
+    }
+    let old = output::read(json)?;
+    if old.mode != mode {
+        bail!(
+            "{} holds a {} run; a {mode} run with --only would mix sizes in one file: use --out DIR",
+            json.display(),
+            old.mode
+        );
+    }
+    Ok(Some(old))
+}
+
+/// One line per target with its verdict, and where the results are.
+fn print_verdicts(results: &output::Results, md: &Path, json: &Path) {
+    for t in &results.targets {
+        eprintln!(
+            "bench: target {:<60} {:>10}  {}",
+            t.goal,
+            t.verdict(),
+            t.measured
+        );
+    }
+    eprintln!(
+        "bench: wrote {} and {} in {:.0} s",
+        md.display(),
+        json.display(),
+        results.duration_s
+    );
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     if args.first().map(String::as_str) == Some("floor") {
         return floor_passthrough(&args[1..]);
     }
     if args.first().map(String::as_str) == Some("--render") {
-        let json = args
-            .get(1)
-            .context("--render needs the benchmarks.json to render")?;
-        return output::render(Path::new(json));
+        return match &args[1..] {
+            [json] => output::render(Path::new(json), None),
+            [json, o, dir] if o == "--out" => output::render(Path::new(json), Some(Path::new(dir))),
+            _ => bail!("usage: cargo xtask bench --render benchmarks.json [--out DIR]"),
+        };
     }
     let opts = parse(args)?;
     if !crate::is_root() {
@@ -381,21 +419,7 @@ pub fn run(args: &[String]) -> Result<()> {
     });
     let md = out_dir.join("BENCHMARKS.md");
     let json = out_dir.join("benchmarks.json");
-    // Sections not run this time are kept from the results already there (checked now, not
-    // after minutes of measuring).
-    let kept = if SECTIONS.iter().any(|s| !opts.only.iter().any(|o| o == s)) && json.is_file() {
-        let old = output::read(&json)?;
-        if old.mode != mode {
-            bail!(
-                "{} holds a {} run; a {mode} run with --only would mix sizes in one file: use --out DIR",
-                json.display(),
-                old.mode
-            );
-        }
-        Some(old)
-    } else {
-        None
-    };
+    let kept = kept_results(&opts, &json, mode)?;
     let load_start = setup::load();
     eprintln!(
         "bench: load at start: {} (other busy processes: {}; other processes with BPF programs: {})",
@@ -450,20 +474,7 @@ pub fn run(args: &[String]) -> Result<()> {
     results.targets = output::targets(&results);
     std::fs::create_dir_all(&out_dir)?;
     output::write(&results, &md, &json)?;
-    for t in &results.targets {
-        eprintln!(
-            "bench: target {:<60} {:>10}  {}",
-            t.goal,
-            t.verdict(),
-            t.measured
-        );
-    }
-    eprintln!(
-        "bench: wrote {} and {} in {:.0} s",
-        md.display(),
-        json.display(),
-        results.duration_s
-    );
+    print_verdicts(&results, &md, &json);
     if !ctx.keep_runs {
         let _ = std::fs::remove_dir_all(&ctx.work);
     }
@@ -525,29 +536,29 @@ fn measure(
             .map(|w| (w.key.to_string(), overhead::describe(w.key, sizes)))
             .collect()
     };
-    let no_skip = |_: &runner::Workload, _: runner::Cond| false;
+    let no_skip = |_: &runner::Workload, _: cond::Cond| false;
     let keys = |ws: &[runner::Workload]| ws.iter().map(|w| w.key).collect::<Vec<_>>();
     if want("overhead") {
         let ws = overhead::workloads(ctx, sizes);
         results.workloads = describe(&ws);
-        let conds = runner::Cond::OVERHEAD;
+        let conds = cond::Cond::OVERHEAD;
         results.samples = overhead::run(ctx, &ws, &conds, &no_skip, sizes.reps, sizes.strace_reps)?;
         results.summaries = overhead::summarize(&results.samples, &keys(&ws), &conds);
     }
     if want("raw") {
         let ws = overhead::workloads(ctx, sizes);
         results.raw_workloads = describe(&ws);
-        let conds = runner::Cond::RAW;
+        let conds = cond::Cond::RAW;
         results.raw_samples = overhead::run(ctx, &ws, &conds, &no_skip, sizes.reps, 0)?;
         results.raw_summaries = overhead::summarize(&results.raw_samples, &keys(&ws), &conds);
     }
     if want("hooktype") {
         let ws = overhead::hook_type_workloads(ctx, sizes);
         results.hook_type_workloads = describe(&ws);
-        let conds = runner::Cond::HOOK_TYPE;
+        let conds = cond::Cond::HOOK_TYPE;
         // emuwatch itself only where the workload's syscalls are all uncaptured ones: on (a)
         // the raw section has it.
-        let skip = |w: &runner::Workload, c: runner::Cond| c.is_emuwatch() && w.key == "open";
+        let skip = |w: &runner::Workload, c: cond::Cond| c.is_emuwatch() && w.key == "open";
         results.hook_type_samples =
             overhead::run(ctx, &ws, &conds, &skip, sizes.hook_type_reps.max(1), 0)?;
         results.hook_type_summaries =
@@ -556,7 +567,7 @@ fn measure(
     if want("names") {
         let ws = overhead::names_workloads(ctx, sizes);
         results.names_workloads = describe(&ws);
-        let conds = runner::Cond::NAMES;
+        let conds = cond::Cond::NAMES;
         results.names_samples = overhead::run(ctx, &ws, &conds, &no_skip, sizes.reps, 0)?;
         results.names_summaries = overhead::summarize(&results.names_samples, &keys(&ws), &conds);
     }

@@ -146,25 +146,7 @@ fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
                 .map(|r| format!(" {r}"))
                 .unwrap_or_default()
         ),
-        Body::Connect(c) => {
-            let mut s = match &c.host {
-                Some(h) => format!("connect {} {}:{}/{}", escape(h), c.daddr, c.dport, c.proto),
-                None => format!("connect {}:{}/{}", c.daddr, c.dport, c.proto),
-            };
-            if let Some(cc) = &c.country {
-                let _ = write!(s, " {}", escape(cc));
-            }
-            if let Some(n) = c.asn {
-                let _ = write!(s, " AS{n}");
-            }
-            if let Some(o) = &c.as_org {
-                let _ = write!(s, " {}", escape(o));
-            }
-            if let Some(e) = &c.error {
-                let _ = write!(s, " [{}]", escape(e));
-            }
-            s
-        }
+        Body::Connect(c) => connect_words(c),
         Body::FileOpen(o) => format!(
             "open {}{}{}",
             escape(o.path.as_deref().unwrap_or("(unknown path)")),
@@ -198,18 +180,7 @@ fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
                     .unwrap_or_default()
             )
         }
-        Body::Process(p) => match p.op {
-            ProcOp::Fork => format!(
-                "fork: child {}",
-                p.child_pid.map(|c| c.to_string()).unwrap_or_default()
-            ),
-            ProcOp::Exec => format!("exec {}", escape(p.filename.as_deref().unwrap_or("?"))),
-            ProcOp::Exit => match (p.exit_code, p.signal) {
-                (_, Some(s)) => format!("exit: killed by signal {s}"),
-                (c, None) => format!("exit {}", c.unwrap_or(0)),
-            },
-            _ => format!("{:?}", p.op).to_lowercase(),
-        },
+        Body::Process(p) => process_words(p),
         Body::AppState(a) => format!(
             "oom_score_adj {} ({}, {})",
             a.oom_score_adj,
@@ -226,6 +197,43 @@ fn describe(ev: &Event, t_s: f64, category: Option<&str>) -> String {
         escape(&ev.comm),
         ev.phase.unwrap_or(Phase::Foreground).as_str()
     )
+}
+
+/// A connect: name or address, port, protocol, country, network and error.
+fn connect_words(c: &crate::event::Connect) -> String {
+    let mut s = match &c.host {
+        Some(h) => format!("connect {} {}:{}/{}", escape(h), c.daddr, c.dport, c.proto),
+        None => format!("connect {}:{}/{}", c.daddr, c.dport, c.proto),
+    };
+    if let Some(cc) = &c.country {
+        let _ = write!(s, " {}", escape(cc));
+    }
+    if let Some(n) = c.asn {
+        let _ = write!(s, " AS{n}");
+    }
+    if let Some(o) = &c.as_org {
+        let _ = write!(s, " {}", escape(o));
+    }
+    if let Some(e) = &c.error {
+        let _ = write!(s, " [{}]", escape(e));
+    }
+    s
+}
+
+/// A fork, exec or exit.
+fn process_words(p: &crate::event::Process) -> String {
+    match p.op {
+        ProcOp::Fork => format!(
+            "fork: child {}",
+            p.child_pid.map(|c| c.to_string()).unwrap_or_default()
+        ),
+        ProcOp::Exec => format!("exec {}", escape(p.filename.as_deref().unwrap_or("?"))),
+        ProcOp::Exit => match (p.exit_code, p.signal) {
+            (_, Some(s)) => format!("exit: killed by signal {s}"),
+            (c, None) => format!("exit {}", c.unwrap_or(0)),
+        },
+        _ => format!("{:?}", p.op).to_lowercase(),
+    }
 }
 
 /// The SVG for one app from its marks; `categories` names the file categories of the marks'

@@ -84,6 +84,54 @@ pub(super) struct RawExpect {
 }
 
 pub(super) fn step(r: RawStep, line: usize) -> Result<Step, String> {
+    check_step_fields(&r)?;
+    let background = r.background.unwrap_or(false);
+    if background && r.timeout.is_some() {
+        return Err("a background command has no timeout (it runs until the run ends)".into());
+    }
+    let action = if let Some(cmd) = r.run {
+        Action::Run {
+            cmd,
+            background,
+            allow_failure: r.allow_failure.unwrap_or(false),
+        }
+    } else if let Some(d) = r.sleep {
+        Action::Sleep(d.0)
+    } else if let Some(w) = r.wait_for {
+        Action::Wait(match w {
+            WaitKind::Running => Wait::Running,
+            WaitKind::Exited => Wait::Exited,
+            WaitKind::Band => Wait::Band(r.band.expect("checked")),
+            WaitKind::File => Wait::File(r.path.expect("checked")),
+            WaitKind::Command => Wait::Command(r.until.expect("checked")),
+        })
+    } else if let Some(phase) = r.phase {
+        Action::Phase {
+            phase,
+            label: r.label,
+            app: r.app,
+        }
+    } else {
+        let label = r.marker.expect("one action");
+        if label.trim().is_empty() {
+            return Err("a marker needs a label".into());
+        }
+        Action::Marker { label, app: r.app }
+    };
+    let timeout = r.timeout.map(|d| d.0).unwrap_or(match action {
+        Action::Wait(_) => DEFAULT_WAIT_TIMEOUT,
+        _ => DEFAULT_RUN_TIMEOUT,
+    });
+    Ok(Step {
+        name: r.name,
+        action,
+        timeout,
+        line,
+    })
+}
+
+/// A step has exactly one action, and only the fields that action takes.
+fn check_step_fields(r: &RawStep) -> Result<(), String> {
     let mut actions = Vec::new();
     if r.run.is_some() {
         actions.push("run");
@@ -148,49 +196,7 @@ pub(super) fn step(r: RawStep, line: usize) -> Result<Step, String> {
         wait_field(WaitKind::File, "path", r.path.is_some())?;
         wait_field(WaitKind::Command, "until", r.until.is_some())?;
     }
-    let background = r.background.unwrap_or(false);
-    if background && r.timeout.is_some() {
-        return Err("a background command has no timeout (it runs until the run ends)".into());
-    }
-    let action = if let Some(cmd) = r.run {
-        Action::Run {
-            cmd,
-            background,
-            allow_failure: r.allow_failure.unwrap_or(false),
-        }
-    } else if let Some(d) = r.sleep {
-        Action::Sleep(d.0)
-    } else if let Some(w) = r.wait_for {
-        Action::Wait(match w {
-            WaitKind::Running => Wait::Running,
-            WaitKind::Exited => Wait::Exited,
-            WaitKind::Band => Wait::Band(r.band.expect("checked")),
-            WaitKind::File => Wait::File(r.path.expect("checked")),
-            WaitKind::Command => Wait::Command(r.until.expect("checked")),
-        })
-    } else if let Some(phase) = r.phase {
-        Action::Phase {
-            phase,
-            label: r.label,
-            app: r.app,
-        }
-    } else {
-        let label = r.marker.expect("one action");
-        if label.trim().is_empty() {
-            return Err("a marker needs a label".into());
-        }
-        Action::Marker { label, app: r.app }
-    };
-    let timeout = r.timeout.map(|d| d.0).unwrap_or(match action {
-        Action::Wait(_) => DEFAULT_WAIT_TIMEOUT,
-        _ => DEFAULT_RUN_TIMEOUT,
-    });
-    Ok(Step {
-        name: r.name,
-        action,
-        timeout,
-        line,
-    })
+    Ok(())
 }
 
 pub(super) fn wait_name(k: WaitKind) -> &'static str {
@@ -204,6 +210,51 @@ pub(super) fn wait_name(k: WaitKind) -> &'static str {
 }
 
 pub(super) fn expectation(r: RawExpect, line: usize) -> Result<Expectation, String> {
+    check_fields(&r)?;
+    let phases = match r.phases {
+        Some(p) if p.is_empty() => return Err("`phases` is empty".into()),
+        Some(mut p) => {
+            p.sort();
+            p.dedup();
+            p
+        }
+        None => ALL_PHASES.to_vec(),
+    };
+    let filter = Filter {
+        countries: countries(r.countries, "countries")?,
+        allowed_countries: countries(r.allowed_countries, "allowed_countries")?,
+        asns: r.asns,
+        allowed_asns: r.allowed_asns,
+        scopes: one_of(r.scopes, "scopes", "scope", Scope::ALL, |x| x.as_str())?,
+        hosts: r
+            .hosts
+            .map(|v| v.iter().map(|h| HostPattern::parse(h)).collect())
+            .transpose()?,
+        categories: r.category.map(|c| vec![c]).or(r.categories),
+        path: r.path.map(|g| g.0),
+        ops: one_of(r.ops, "ops", "operation", &DeviceOp::DOC_ORDER, |d| {
+            d.as_str()
+        })?,
+    };
+    let mut e = Expectation {
+        name: String::new(),
+        line,
+        kind: r.kind,
+        phases,
+        app: r.app,
+        filter,
+        max: r.max.unwrap_or(0),
+        max_bytes: r.max_bytes,
+    };
+    e.name = match r.name {
+        Some(n) if !n.trim().is_empty() => n,
+        _ => e.default_name(),
+    };
+    Ok(e)
+}
+
+/// Every field given applies to the expectation's kind, and no two exclude each other.
+fn check_fields(r: &RawExpect) -> Result<(), String> {
     let kind = r.kind;
     let only = |field: ExpectField, present: bool| -> Result<(), String> {
         if present && !kind.takes(field) {
@@ -237,99 +288,46 @@ pub(super) fn expectation(r: RawExpect, line: usize) -> Result<Expectation, Stri
     if r.category.is_some() && r.categories.is_some() {
         return Err("give `category` or `categories`, not both".into());
     }
-    let countries = |v: Option<Vec<String>>, field: &str| -> Result<Option<Vec<String>>, String> {
-        v.map(|v| {
-            v.into_iter()
-                .map(|c| {
-                    if c.len() == 2 && c.chars().all(|x| x.is_ascii_alphabetic()) {
-                        Ok(c.to_ascii_uppercase())
-                    } else {
-                        Err(format!(
-                            "`{field}`: {c:?} is not a two-letter ISO country code"
-                        ))
-                    }
+    Ok(())
+}
+
+/// Two-letter ISO country codes, upper-cased.
+fn countries(v: Option<Vec<String>>, field: &str) -> Result<Option<Vec<String>>, String> {
+    v.map(|v| {
+        v.into_iter()
+            .map(|c| {
+                if c.len() == 2 && c.chars().all(|x| x.is_ascii_alphabetic()) {
+                    Ok(c.to_ascii_uppercase())
+                } else {
+                    Err(format!(
+                        "`{field}`: {c:?} is not a two-letter ISO country code"
+                    ))
+                }
+            })
+            .collect()
+    })
+    .transpose()
+}
+
+/// Each name in `list` as one of `all` (by `name`), or an error that lists them.
+fn one_of<T: Copy>(
+    list: Option<Vec<String>>,
+    field: &str,
+    what: &str,
+    all: &[T],
+    name: impl Fn(&T) -> &'static str,
+) -> Result<Option<Vec<T>>, String> {
+    list.map(|list| {
+        list.iter()
+            .map(|s| {
+                all.iter().copied().find(|x| name(x) == s).ok_or_else(|| {
+                    format!(
+                        "`{field}`: unknown {what} {s:?} (one of {})",
+                        all.iter().map(&name).collect::<Vec<_>>().join(", ")
+                    )
                 })
-                .collect()
-        })
-        .transpose()
-    };
-    let scopes = match r.scopes {
-        None => None,
-        Some(list) => Some(
-            list.iter()
-                .map(|s| {
-                    Scope::ALL
-                        .iter()
-                        .copied()
-                        .find(|x| x.as_str() == s)
-                        .ok_or_else(|| {
-                            format!(
-                                "`scopes`: unknown scope {s:?} (one of {})",
-                                Scope::ALL
-                                    .iter()
-                                    .map(|x| x.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-    };
-    let ops = match r.ops {
-        None => None,
-        Some(list) => Some(
-            list.iter()
-                .map(|o| {
-                    DeviceOp::DOC_ORDER
-                        .into_iter()
-                        .find(|d| d.as_str() == o)
-                        .ok_or_else(|| {
-                            format!(
-                                "`ops`: unknown operation {o:?} (one of {})",
-                                DeviceOp::DOC_ORDER.map(DeviceOp::as_str).join(", ")
-                            )
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-    };
-    let phases = match r.phases {
-        Some(p) if p.is_empty() => return Err("`phases` is empty".into()),
-        Some(mut p) => {
-            p.sort();
-            p.dedup();
-            p
-        }
-        None => ALL_PHASES.to_vec(),
-    };
-    let filter = Filter {
-        countries: countries(r.countries, "countries")?,
-        allowed_countries: countries(r.allowed_countries, "allowed_countries")?,
-        asns: r.asns,
-        allowed_asns: r.allowed_asns,
-        scopes,
-        hosts: r
-            .hosts
-            .map(|v| v.iter().map(|h| HostPattern::parse(h)).collect())
-            .transpose()?,
-        categories: r.category.map(|c| vec![c]).or(r.categories),
-        path: r.path.map(|g| g.0),
-        ops,
-    };
-    let mut e = Expectation {
-        name: String::new(),
-        line,
-        kind,
-        phases,
-        app: r.app,
-        filter,
-        max: r.max.unwrap_or(0),
-        max_bytes: r.max_bytes,
-    };
-    e.name = match r.name {
-        Some(n) if !n.trim().is_empty() => n,
-        _ => e.default_name(),
-    };
-    Ok(e)
+            })
+            .collect()
+    })
+    .transpose()
 }

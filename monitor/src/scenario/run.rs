@@ -268,64 +268,145 @@ fn run_in(
     out: &Path,
     t0: Instant,
 ) -> Result<ExitCode> {
-    let (file, out) = (file.to_string(), out.to_path_buf());
-    let scenario_dir = scenario_dir.to_path_buf();
-    let work = tempfile::Builder::new()
-        .prefix("emuwatch-run-")
-        .tempdir()
-        .context("create the run's scratch directory")?;
     let run_as = run_as(a, sc)?;
-    if let Some((uid, gid)) = run_as {
-        std::os::unix::fs::chown(work.path(), Some(uid), Some(gid))
-            .context("give the scratch directory to the user the commands run as")?;
-    }
+    let work = scratch_dir(run_as)?;
     let vars = Vars {
         work: work.path().to_path_buf(),
-        session: out.clone(),
+        session: out.to_path_buf(),
         bin_dir,
-        scenario_dir: scenario_dir.clone(),
+        scenario_dir: scenario_dir.to_path_buf(),
     };
     // Everything that can be checked before recording is checked now.
-    let Checked {
-        cats_file,
-        cats,
-        geo,
-        geoip_country,
-        geoip_asn,
-        baseline,
-        packages_list,
-        devices,
-    } = check_before_recording(a.baseline.as_deref(), sc, &file, &vars, &scenario_dir)?;
-
-    let quiet = a.quiet;
-    if !quiet {
-        println!(
-            "emuwatch run: {}{}",
-            escape(&sc.name),
-            sc.description
-                .as_deref()
-                .map(|d| format!(" — {}", escape(d.trim())))
-                .unwrap_or_default()
-        );
-        println!("  target:  {}", escape(&sc.target.describe()));
-        println!("  session: {}", out.display());
+    let checked = check_before_recording(a.baseline.as_deref(), sc, file, &vars, scenario_dir)?;
+    if !a.quiet {
+        announce(sc, out);
     }
     let log =
         crate::safefs::create_new_private(&out.join("steps.log")).context("create steps.log")?;
     let ended = AtomicBool::new(false);
     let mut runner = Runner {
         vars: &vars,
-        session: &out,
+        session: out,
         ended: &ended,
         log,
         background: Vec::new(),
         watch: None,
         app: sc.app.clone(),
-        quiet,
+        quiet: a.quiet,
         run_as,
     };
+    let mut results = run_setup(&mut runner, sc, file)?;
+
+    // The target is resolved after the setup (which may write the pid file).
+    let (target, watch) = resolve_target(sc, &vars, scenario_dir, out, &checked.packages_list)?;
+    let opts = record_options(a, sc, target, &checked, out, run_as);
+    let max = opts.duration.unwrap_or(super::DEFAULT_MAX_DURATION);
+    let (step_results, recorded) = record_during_steps(&mut runner, sc, watch, opts, out, &ended)?;
+    runner.stop_background();
+    let info = recorded?.info;
     let mut errors: Vec<String> = Vec::new();
-    let mut results: Vec<StepResult> = runner.run_all("setup", &sc.setup);
+    check_recording(
+        file,
+        sc,
+        &info,
+        step_results,
+        max,
+        &mut results,
+        &mut errors,
+    );
+
+    let work_dir = work.path().to_string_lossy().into_owned();
+    let ev = evaluate(a, sc, out, &checked, &work_dir)?;
+    // JUnit: one case per expectation and per (app, baseline rule), and one for the run.
+    let (cases, baseline_failures) = junit_cases(
+        file,
+        sc,
+        &info,
+        &errors,
+        &ev.outcomes,
+        ev.diff.as_ref(),
+        checked.baseline.as_ref(),
+    );
+    let junit = write_junit(a, sc, file, out, &info, t0, cases)?;
+    let failed = ev.outcomes.iter().any(|o| !o.passed);
+    let code: u8 = if !errors.is_empty() {
+        2
+    } else if failed || baseline_failures > 0 {
+        1
+    } else {
+        0
+    };
+    write_run_info(
+        out,
+        RunInfo {
+            scenario: sc.name.clone(),
+            scenario_file: file.to_string(),
+            work_dir,
+            categories: checked.cats_file.map(|p| p.display().to_string()),
+            steps: json_values(&results),
+            expectations: json_values(&ev.outcomes),
+            baseline: ev.diff.as_ref().and_then(|d| serde_json::to_value(d).ok()),
+            errors: errors.clone(),
+            exit_code: code,
+        },
+    )?;
+    print_outcome(
+        a.quiet,
+        &info,
+        &ev.outcomes,
+        ev.diff.as_ref(),
+        &errors,
+        (code, baseline_failures),
+        (&junit, &ev.reports),
+    );
+    Ok(ExitCode::from(code))
+}
+
+/// Each item as a JSON value (run.json's steps and expectations).
+fn json_values<T: serde::Serialize>(items: &[T]) -> Vec<serde_json::Value> {
+    items
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect()
+}
+
+fn write_run_info(out: &Path, run_info: RunInfo) -> Result<()> {
+    crate::safefs::write_replace(
+        &out.join(RunInfo::FILE),
+        (serde_json::to_string_pretty(&run_info)? + "\n").as_bytes(),
+    )
+}
+
+/// The run's scratch directory (`{work}`), owned by the user the commands run as.
+fn scratch_dir(run_as: Option<(u32, u32)>) -> Result<tempfile::TempDir> {
+    let work = tempfile::Builder::new()
+        .prefix("emuwatch-run-")
+        .tempdir()
+        .context("create the run's scratch directory")?;
+    if let Some((uid, gid)) = run_as {
+        std::os::unix::fs::chown(work.path(), Some(uid), Some(gid))
+            .context("give the scratch directory to the user the commands run as")?;
+    }
+    Ok(work)
+}
+
+/// The scenario's name, description, target and session, before anything runs.
+fn announce(sc: &Scenario, out: &Path) {
+    println!(
+        "emuwatch run: {}{}",
+        escape(&sc.name),
+        sc.description
+            .as_deref()
+            .map(|d| format!(" — {}", escape(d.trim())))
+            .unwrap_or_default()
+    );
+    println!("  target:  {}", escape(&sc.target.describe()));
+    println!("  session: {}", out.display());
+}
+
+/// The setup steps: a failed one, or a signal meanwhile, ends the run before it records.
+fn run_setup(runner: &mut Runner, sc: &Scenario, file: &str) -> Result<Vec<StepResult>> {
+    let results = runner.run_all("setup", &sc.setup);
     if let Some(f) = results.iter().find(|r| !r.ok) {
         runner.stop_background();
         bail!(
@@ -340,25 +421,34 @@ fn run_in(
         runner.stop_background();
         bail!("{} before the recording started", steps::INTERRUPTED_MSG);
     }
+    Ok(results)
+}
 
-    // The target is resolved after the setup (which may write the pid file).
-    let (target, watch) = resolve_target(sc, &vars, &scenario_dir, &out, &packages_list)?;
-    let max = sc
-        .record
-        .duration
-        .map_or(super::DEFAULT_MAX_DURATION, |d| d.0);
-    let opts = RecordOptions {
+/// The recording the scenario's `[record]` table and the command line ask for.
+fn record_options(
+    a: &RunArgs,
+    sc: &Scenario,
+    target: crate::session::TargetSpec,
+    checked: &Checked,
+    out: &Path,
+    run_as: Option<(u32, u32)>,
+) -> RecordOptions {
+    RecordOptions {
         target,
-        packages_list,
-        out: Some(out.clone()),
-        duration: Some(max),
+        packages_list: checked.packages_list.clone(),
+        out: Some(out.to_path_buf()),
+        duration: Some(
+            sc.record
+                .duration
+                .map_or(super::DEFAULT_MAX_DURATION, |d| d.0),
+        ),
         ring_bytes: sc.record.ring_buffer.map_or(8 << 20, |s| s.0),
         wakeup_bytes: sc.record.wakeup_bytes,
         poll: sc.record.poll.map_or(Duration::from_millis(5), |d| d.0),
         quiet: true,
-        device_patterns: devices,
-        geoip_country,
-        geoip_asn,
+        device_patterns: checked.devices.clone(),
+        geoip_country: checked.geoip_country.clone(),
+        geoip_asn: checked.geoip_asn.clone(),
         stop_when_targets_exit: false,
         command_output: Some(out.join("target.log")),
         probes: sc.record.probes(a.probes),
@@ -366,98 +456,57 @@ fn run_in(
         run_as,
         max_size: None,
         binder: a.binder.clone(),
-    };
-    let (step_results, recorded) = record_during_steps(&mut runner, sc, watch, opts, &out, &ended)?;
-    runner.stop_background();
-    let recorded = recorded?;
-    let info = recorded.info;
-    check_recording(
-        &file,
-        sc,
-        &info,
-        step_results,
-        max,
-        &mut results,
-        &mut errors,
-    );
+    }
+}
 
-    // Reports, expectations, baseline.
-    let work_dir = work.path().to_string_lossy().into_owned();
-    let mut evaluator = expect::Evaluator::new(&sc.expect, sc.app.as_deref(), &cats);
-    let mut current = baseline
+/// What one pass over the recorded session gave: the reports written, the expectations'
+/// outcomes and the comparison with the baseline.
+struct Evaluated {
+    reports: Vec<PathBuf>,
+    outcomes: Vec<Outcome>,
+    diff: Option<baseline::Diff>,
+}
+
+/// Reports, expectations and the baseline comparison, from one pass over the session.
+fn evaluate(
+    a: &RunArgs,
+    sc: &Scenario,
+    out: &Path,
+    checked: &Checked,
+    work_dir: &str,
+) -> Result<Evaluated> {
+    let mut evaluator = expect::Evaluator::new(&sc.expect, sc.app.as_deref(), &checked.cats);
+    let mut current = checked
+        .baseline
         .as_ref()
-        .map(|_| baseline::BaselineAcc::new(&cats, Some(&work_dir)));
-    let rep = analysis::analyse_with(&out, &geo, &cats, true, |f| {
+        .map(|_| baseline::BaselineAcc::new(&checked.cats, Some(work_dir)));
+    let rep = analysis::analyse_with(out, &checked.geo, &checked.cats, true, |f| {
         evaluator.add(&f);
         if let Some(c) = &mut current {
             c.add(&f);
         }
     })?;
-    let reports = write_reports(&out, &rep)?;
+    let reports = write_reports(out, &rep)?;
     let outcomes = evaluator.finish(rep.frame);
-    let diff = baseline.as_ref().zip(current).map(|((b, path), cur)| {
-        let cur = cur.finish(Some(sc.name.clone()));
-        baseline::diff(
-            b,
-            &cur,
-            &path.display().to_string(),
-            &out.display().to_string(),
-            a.threshold,
-        )
-    });
-
-    // JUnit: one case per expectation and per (app, baseline rule), and one for the run.
-    let (cases, baseline_failures) = junit_cases(
-        &file,
-        sc,
-        &info,
-        &errors,
-        &outcomes,
-        diff.as_ref(),
-        baseline.as_ref(),
-    );
-    let junit = write_junit(a, sc, &file, &out, &info, t0, cases)?;
-
-    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.passed).collect();
-    let code: u8 = if !errors.is_empty() {
-        2
-    } else if !failed.is_empty() || baseline_failures > 0 {
-        1
-    } else {
-        0
-    };
-    let run_info = RunInfo {
-        scenario: sc.name.clone(),
-        scenario_file: file.clone(),
-        work_dir,
-        categories: cats_file.map(|p| p.display().to_string()),
-        steps: results
-            .iter()
-            .filter_map(|r| serde_json::to_value(r).ok())
-            .collect(),
-        expectations: outcomes
-            .iter()
-            .filter_map(|o| serde_json::to_value(o).ok())
-            .collect(),
-        baseline: diff.as_ref().and_then(|d| serde_json::to_value(d).ok()),
-        errors: errors.clone(),
-        exit_code: code,
-    };
-    crate::safefs::write_replace(
-        &out.join(RunInfo::FILE),
-        (serde_json::to_string_pretty(&run_info)? + "\n").as_bytes(),
-    )?;
-
-    print_outcome(
-        quiet,
-        &info,
-        &outcomes,
-        diff.as_ref(),
-        &errors,
-        (code, baseline_failures),
-        (&junit, &reports),
-    );
-    Ok(ExitCode::from(code))
+    let diff = checked
+        .baseline
+        .as_ref()
+        .zip(current)
+        .map(|((b, path), cur)| {
+            let cur = cur.finish(Some(sc.name.clone()));
+            baseline::diff(
+                b,
+                &cur,
+                &path.display().to_string(),
+                &out.display().to_string(),
+                a.threshold,
+            )
+        });
+    Ok(Evaluated {
+        reports,
+        outcomes,
+        diff,
+    })
 }
 
 /// The reports a run leaves in its session: report.txt, report.html, summary.json.

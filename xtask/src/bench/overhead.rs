@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Ctx, Sizes,
-    runner::{Cond, Sample, Workload, run_one},
+    cond::Cond,
+    runner::{Sample, Workload, run_one},
     stats,
 };
 

@@ -78,7 +78,7 @@ pub fn run(ctx: &Ctx, sizes: &[u64], formats: &[&str], runs: usize) -> Result<Ve
             };
             timed(&mut mk())?;
             for _ in 0..runs {
-                super::runner::settle();
+                super::machine::settle();
                 let (t, r) = timed(&mut mk())?;
                 eprintln!("bench: report {n} events {format}: {t:.2} s, peak RSS {r:.0} MiB");
                 times.push(t);
@@ -116,7 +116,7 @@ pub fn run(ctx: &Ctx, sizes: &[u64], formats: &[&str], runs: usize) -> Result<Ve
             let mut times = Vec::new();
             let mut rss: f64 = 0.0;
             for _ in 0..runs {
-                super::runner::settle();
+                super::machine::settle();
                 let (t, r) = timed(&mut mk())?;
                 eprintln!("bench: {what} {n} events: {t:.2} s, peak RSS {r:.0} MiB");
                 times.push(t);

@@ -13,250 +13,12 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Ctx, floor};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cond {
-    /// No tracer.
-    None,
-    /// `emuwatch record --pid WORKLOAD`.
-    Emuwatch,
-    /// The same with a ring buffer sized for the burst (`Ctx::big_ring`).
-    EmuwatchBigRing,
-    /// `emuwatch record --pid OTHER` while the workload runs untargeted.
-    EmuwatchOther,
-    /// `emuwatch record --all`.
-    EmuwatchAll,
-    /// No-op programs on emuwatch's hooks.
-    Floor,
-    /// libbpf-tools `opensnoop -p WORKLOAD` (system-wide for multi-process workloads).
-    Opensnoop,
-    /// `bpftrace` running the equivalent script on the workload's process tree.
-    Bpftrace,
-    /// `strace -f -p WORKLOAD`.
-    Strace,
-    /// `emuwatch record --syscall-probes raw --pid WORKLOAD` (the Android-kernel path).
-    EmuwatchRaw,
-    /// The same with `Ctx::big_ring`.
-    EmuwatchRawBigRing,
-    /// `emuwatch record --syscall-probes raw --pid OTHER`: the workload is not a target.
-    EmuwatchRawOther,
-    /// No-op programs on the raw path's hooks (`Ctx::raw_hooks`).
-    FloorRaw,
-    /// No-op raw_tp programs on `sys_enter` and `sys_exit` only (hook-type comparison).
-    FloorRawTp,
-    /// No-op programs on the classic `raw_syscalls/sys_enter` and `sys_exit` tracepoints only.
-    FloorTpRawSyscalls,
-    /// `emuwatch record --names off --pid WORKLOAD`: everything but name capture.
-    EmuwatchNamesOff,
-}
-
-/// The hooks of the classic-tracepoint variant of the raw path, and of its raw_tp default.
-pub const TP_RAW_SYSCALLS_HOOKS: [&str; 2] = [
-    "tracepoint raw_syscalls/sys_enter",
-    "tracepoint raw_syscalls/sys_exit",
-];
-pub const RAW_TP_HOOKS: [&str; 2] = ["raw_tp sys_enter", "raw_tp sys_exit"];
-
-impl Cond {
-    /// The overhead section: emuwatch (per-syscall path) next to the other tools.
-    pub const OVERHEAD: [Cond; 9] = [
-        Cond::None,
-        Cond::Emuwatch,
-        Cond::EmuwatchBigRing,
-        Cond::EmuwatchOther,
-        Cond::EmuwatchAll,
-        Cond::Floor,
-        Cond::Opensnoop,
-        Cond::Bpftrace,
-        Cond::Strace,
-    ];
-
-    /// The raw section: both syscall paths, each with its own floor, in one run.
-    pub const RAW: [Cond; 9] = [
-        Cond::None,
-        Cond::Floor,
-        Cond::Emuwatch,
-        Cond::EmuwatchBigRing,
-        Cond::EmuwatchOther,
-        Cond::FloorRaw,
-        Cond::EmuwatchRaw,
-        Cond::EmuwatchRawBigRing,
-        Cond::EmuwatchRawOther,
-    ];
-
-    /// The hook-type section: empty programs on each candidate hook of the raw path (and the
-    /// per-syscall floor for reference), emuwatch's raw path where the workload's syscalls are
-    /// ones it does not capture.
-    pub const HOOK_TYPE: [Cond; 6] = [
-        Cond::None,
-        Cond::Floor,
-        Cond::FloorRawTp,
-        Cond::FloorTpRawSyscalls,
-        Cond::EmuwatchRawOther,
-        Cond::EmuwatchRaw,
-    ];
-
-    /// The names section: what name capture (`--names auto`, the default) adds to a
-    /// connect-and-send workload over the same recording with `--names off`.
-    pub const NAMES: [Cond; 4] = [
-        Cond::None,
-        Cond::Floor,
-        Cond::EmuwatchNamesOff,
-        Cond::Emuwatch,
-    ];
-
-    pub const EVERY: [Cond; 16] = [
-        Cond::None,
-        Cond::Emuwatch,
-        Cond::EmuwatchBigRing,
-        Cond::EmuwatchOther,
-        Cond::EmuwatchAll,
-        Cond::Floor,
-        Cond::Opensnoop,
-        Cond::Bpftrace,
-        Cond::Strace,
-        Cond::EmuwatchRaw,
-        Cond::EmuwatchRawBigRing,
-        Cond::EmuwatchRawOther,
-        Cond::FloorRaw,
-        Cond::FloorRawTp,
-        Cond::FloorTpRawSyscalls,
-        Cond::EmuwatchNamesOff,
-    ];
-
-    pub fn from_key(key: &str) -> Option<Cond> {
-        Cond::EVERY.into_iter().find(|c| c.key() == key)
-    }
-
-    pub fn key(self) -> &'static str {
-        match self {
-            Cond::None => "none",
-            Cond::Emuwatch => "emuwatch",
-            Cond::EmuwatchBigRing => "emuwatch_big_ring",
-            Cond::EmuwatchOther => "emuwatch_other",
-            Cond::EmuwatchAll => "emuwatch_all",
-            Cond::Floor => "floor",
-            Cond::Opensnoop => "opensnoop",
-            Cond::Bpftrace => "bpftrace",
-            Cond::Strace => "strace",
-            Cond::EmuwatchRaw => "emuwatch_raw",
-            Cond::EmuwatchRawBigRing => "emuwatch_raw_big_ring",
-            Cond::EmuwatchRawOther => "emuwatch_raw_other",
-            Cond::FloorRaw => "floor_raw",
-            Cond::FloorRawTp => "floor_raw_tp",
-            Cond::FloorTpRawSyscalls => "floor_tp_raw_syscalls",
-            Cond::EmuwatchNamesOff => "emuwatch_names_off",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Cond::None => "no tracer",
-            Cond::Emuwatch => "emuwatch, workload is the target",
-            Cond::EmuwatchBigRing => "emuwatch, workload is the target, larger ring buffer",
-            Cond::EmuwatchOther => "emuwatch, another target (workload untargeted)",
-            Cond::EmuwatchAll => "emuwatch --all",
-            Cond::Floor => "no-op floor (same hooks, empty programs)",
-            Cond::Opensnoop => "libbpf-tools opensnoop",
-            Cond::Bpftrace => "bpftrace, equivalent script",
-            Cond::Strace => "strace -f",
-            Cond::EmuwatchRaw => "emuwatch raw path, workload is the target",
-            Cond::EmuwatchRawBigRing => {
-                "emuwatch raw path, workload is the target, larger ring buffer"
-            }
-            Cond::EmuwatchRawOther => "emuwatch raw path, another target (workload untargeted)",
-            Cond::FloorRaw => "raw-path no-op floor (the raw path's hooks, empty programs)",
-            Cond::FloorRawTp => "empty raw_tp programs on sys_enter + sys_exit",
-            Cond::FloorTpRawSyscalls => {
-                "empty programs on tracepoints raw_syscalls/sys_enter + sys_exit"
-            }
-            Cond::EmuwatchNamesOff => "emuwatch --names off, workload is the target",
-        }
-    }
-
-    /// The floor this condition is compared with: the no-op programs on its own hooks.
-    pub fn floor(self) -> Cond {
-        match self {
-            Cond::EmuwatchRaw | Cond::EmuwatchRawBigRing | Cond::EmuwatchRawOther => Cond::FloorRaw,
-            Cond::FloorRaw | Cond::FloorRawTp | Cond::FloorTpRawSyscalls => self,
-            _ => Cond::Floor,
-        }
-    }
-
-    /// emuwatch on the raw-syscalls path (`--syscall-probes raw`).
-    pub fn raw_path(self) -> bool {
-        matches!(
-            self,
-            Cond::EmuwatchRaw | Cond::EmuwatchRawBigRing | Cond::EmuwatchRawOther
-        )
-    }
-
-    /// emuwatch with the workload as its target (stops by itself when the target exits).
-    pub fn targeted(self) -> bool {
-        matches!(
-            self,
-            Cond::Emuwatch
-                | Cond::EmuwatchBigRing
-                | Cond::EmuwatchRaw
-                | Cond::EmuwatchRawBigRing
-                | Cond::EmuwatchNamesOff
-        )
-    }
-
-    pub fn big_ring(self) -> bool {
-        matches!(self, Cond::EmuwatchBigRing | Cond::EmuwatchRawBigRing)
-    }
-
-    /// Does this condition record the workload's events (so delivered/lost mean something)?
-    pub fn captures(self) -> bool {
-        matches!(
-            self,
-            Cond::Emuwatch
-                | Cond::EmuwatchBigRing
-                | Cond::EmuwatchAll
-                | Cond::EmuwatchRaw
-                | Cond::EmuwatchRawBigRing
-                | Cond::EmuwatchNamesOff
-                | Cond::Opensnoop
-                | Cond::Bpftrace
-                | Cond::Strace
-        )
-    }
-
-    pub fn is_emuwatch(self) -> bool {
-        matches!(
-            self,
-            Cond::Emuwatch
-                | Cond::EmuwatchBigRing
-                | Cond::EmuwatchOther
-                | Cond::EmuwatchAll
-                | Cond::EmuwatchRaw
-                | Cond::EmuwatchRawBigRing
-                | Cond::EmuwatchRawOther
-                | Cond::EmuwatchNamesOff
-        )
-    }
-
-    /// Which of the workload's event kinds the tool records at all.
-    pub fn records_connects(self) -> bool {
-        !matches!(self, Cond::Opensnoop)
-    }
-
-    pub fn records_reads(self) -> bool {
-        matches!(
-            self,
-            Cond::Emuwatch
-                | Cond::EmuwatchBigRing
-                | Cond::EmuwatchAll
-                | Cond::EmuwatchRaw
-                | Cond::EmuwatchRawBigRing
-                | Cond::EmuwatchNamesOff
-                | Cond::Bpftrace
-        )
-    }
-}
+use super::{
+    Ctx,
+    cond::{Cond, RAW_TP_HOOKS, TP_RAW_SYSCALLS_HOOKS},
+    floor,
+    machine::{settle, syn_retransmits},
+};
 
 /// A workload: emuwatch-benchload arguments, plus how to recognise its events in a tracer's
 /// output (paths it opens, the listener port it connects to).
@@ -396,19 +158,37 @@ fn emuwatch_ready(dir: &Path) -> bool {
 
 impl Tracer {
     fn start(ctx: &Ctx, cond: Cond, w: &Workload, wpid: u32, run_dir: &Path) -> Result<Tracer> {
-        let out = run_dir.join("tracer.out");
-        let err = run_dir.join("tracer.err");
         let mut t = Tracer {
             child: None,
-            out: out.clone(),
-            err: err.clone(),
+            out: run_dir.join("tracer.out"),
+            err: run_dir.join("tracer.err"),
             _floor: None,
         };
         let session = run_dir.join("session");
+        if cond.is_floor() {
+            t._floor = Some(floor::attach(&floor_hooks(ctx, cond)?)?);
+        } else {
+            t.child = t.spawn(ctx, cond, w, wpid, run_dir, &session)?;
+        }
+        t.wait_attached(cond, &session)?;
+        Ok(t)
+    }
+
+    /// Start the tracer process of `cond` (none for `Cond::None`).
+    fn spawn(
+        &self,
+        ctx: &Ctx,
+        cond: Cond,
+        w: &Workload,
+        wpid: u32,
+        run_dir: &Path,
+        session: &Path,
+    ) -> Result<Option<Child>> {
+        let (out, err) = (&self.out, &self.err);
         let emuwatch = |target: Vec<String>| -> Result<Child> {
             let mut c = Command::new(&ctx.emuwatch);
             c.args(["record", "--quiet", "--out"])
-                .arg(&session)
+                .arg(session)
                 .arg("--device")
                 .arg(format!("camera={}", ctx.device_glob))
                 .args(&ctx.emuwatch_args);
@@ -422,148 +202,121 @@ impl Tracer {
                 c.args(["--ring-buffer", &ctx.big_ring]);
             }
             c.args(target);
-            spawn_logged(ctx, &mut c, &out, &err)
+            spawn_logged(ctx, &mut c, out, err)
         };
         let pid_s = wpid.to_string();
-        t.child = match cond {
-            Cond::None => None,
-            Cond::Floor | Cond::FloorRaw | Cond::FloorRawTp | Cond::FloorTpRawSyscalls => {
-                let hooks: Vec<String> = match cond {
-                    Cond::Floor => ctx.hooks.clone(),
-                    Cond::FloorRaw => ctx.raw_hooks.clone(),
-                    Cond::FloorRawTp => RAW_TP_HOOKS.map(String::from).to_vec(),
-                    _ => TP_RAW_SYSCALLS_HOOKS.map(String::from).to_vec(),
-                };
-                if hooks.is_empty() {
-                    bail!("{}: no hooks to attach to", cond.key());
-                }
-                t._floor = Some(floor::attach(&hooks)?);
-                None
-            }
+        Ok(Some(match cond {
             Cond::Emuwatch
             | Cond::EmuwatchBigRing
             | Cond::EmuwatchRaw
             | Cond::EmuwatchRawBigRing
-            | Cond::EmuwatchNamesOff => Some(emuwatch(vec!["--pid".into(), pid_s])?),
+            | Cond::EmuwatchNamesOff => emuwatch(vec!["--pid".into(), pid_s])?,
             Cond::EmuwatchOther | Cond::EmuwatchRawOther => {
-                Some(emuwatch(vec!["--pid".into(), ctx.other_pid.to_string()])?)
+                emuwatch(vec!["--pid".into(), ctx.other_pid.to_string()])?
             }
-            Cond::EmuwatchAll => Some(emuwatch(vec!["--all".into()])?),
+            Cond::EmuwatchAll => emuwatch(vec!["--all".into()])?,
             Cond::Opensnoop => {
                 let mut c = Command::new("opensnoop");
                 if !w.multi_process {
                     c.args(["-p", &pid_s]);
                 }
-                Some(spawn_logged(ctx, &mut c, &out, &err)?)
+                spawn_logged(ctx, &mut c, out, err)?
             }
             Cond::Bpftrace => {
                 let mut c = Command::new("bpftrace");
-                c.arg("-o").arg(&out).arg(&ctx.bpftrace_script).arg(&pid_s);
-                Some(spawn_logged(
-                    ctx,
-                    &mut c,
-                    &run_dir.join("bpftrace.stdout"),
-                    &err,
-                )?)
+                c.arg("-o").arg(out).arg(&ctx.bpftrace_script).arg(&pid_s);
+                spawn_logged(ctx, &mut c, &run_dir.join("bpftrace.stdout"), err)?
             }
             Cond::Strace => {
                 let mut c = Command::new("strace");
-                c.args(["-f", "-o"]).arg(&out).args(["-p", &pid_s]);
-                Some(spawn_logged(
-                    ctx,
-                    &mut c,
-                    &run_dir.join("strace.stdout"),
-                    &err,
-                )?)
+                c.args(["-f", "-o"]).arg(out).args(["-p", &pid_s]);
+                spawn_logged(ctx, &mut c, &run_dir.join("strace.stdout"), err)?
             }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Wait until the tracer is attached (up to 60 s).
+    fn wait_attached(&mut self, cond: Cond, session: &Path) -> Result<()> {
+        let Some(child) = &mut self.child else {
+            return Ok(());
         };
-        // Wait until it is attached.
         let t0 = Instant::now();
-        if let Some(child) = &mut t.child {
-            let pid = child.id();
-            loop {
-                let ready = match cond {
-                    c if c.is_emuwatch() => emuwatch_ready(&session),
-                    Cond::Opensnoop | Cond::Bpftrace => bpf_tool_ready(pid),
-                    Cond::Strace => {
-                        std::fs::read_to_string(&err).is_ok_and(|s| s.contains("attached"))
-                    }
-                    _ => true,
-                };
-                if ready {
-                    break;
+        let pid = child.id();
+        loop {
+            let ready = match cond {
+                c if c.is_emuwatch() => emuwatch_ready(session),
+                Cond::Opensnoop | Cond::Bpftrace => bpf_tool_ready(pid),
+                Cond::Strace => {
+                    std::fs::read_to_string(&self.err).is_ok_and(|s| s.contains("attached"))
                 }
-                if let Some(st) = child.try_wait()? {
-                    bail!(
-                        "{} exited before attaching ({st}): {}",
-                        cond.key(),
-                        tail(&err)
-                    );
-                }
-                if t0.elapsed() > Duration::from_secs(60) {
-                    let _ = child.kill();
-                    bail!("{} did not attach within 60 s: {}", cond.key(), tail(&err));
-                }
-                std::thread::sleep(Duration::from_millis(10));
+                _ => true,
+            };
+            if ready {
+                break;
             }
-            // Output and poll loops are set up right after the last attach.
-            std::thread::sleep(Duration::from_millis(150));
+            if let Some(st) = child.try_wait()? {
+                bail!(
+                    "{} exited before attaching ({st}): {}",
+                    cond.key(),
+                    tail(&self.err)
+                );
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                bail!(
+                    "{} did not attach within 60 s: {}",
+                    cond.key(),
+                    tail(&self.err)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        Ok(t)
+        // Output and poll loops are set up right after the last attach.
+        std::thread::sleep(Duration::from_millis(150));
+        Ok(())
     }
-}
 
-/// The machine's count of retransmitted SYNs (/proc/net/netstat, TcpExt TCPSynRetrans).
-fn syn_retransmits() -> u64 {
-    let s = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
-    let mut lines = s.lines().filter(|l| l.starts_with("TcpExt:"));
-    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
-        return 0;
-    };
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(n, _)| *n == "TCPSynRetrans")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Share of both CPUs that was busy over a short window (idle+iowait vs the rest).
-fn busy_fraction(window: Duration) -> f64 {
-    fn read() -> Option<(u64, u64)> {
-        let s = std::fs::read_to_string("/proc/stat").ok()?;
-        let f: Vec<u64> = s
-            .lines()
-            .next()?
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        let idle = f.get(3)? + f.get(4)?;
-        Some((idle, f.iter().sum()))
-    }
-    let a = read();
-    std::thread::sleep(window);
-    let (Some(a), Some(b)) = (a, read()) else {
-        return 0.0;
-    };
-    let total = (b.1 - a.1).max(1) as f64;
-    1.0 - (b.0 - a.0) as f64 / total
-}
-
-/// Wait (up to 3 s) for other activity on the machine to calm down; returns the busy share
-/// last seen (kept with each sample).
-pub fn settle() -> f64 {
-    let t = Instant::now();
-    loop {
-        let b = busy_fraction(Duration::from_millis(200));
-        if b < 0.2 || t.elapsed() > Duration::from_secs(3) {
-            return b;
+    /// Stop the tracer the way it stops (by itself, or by a signal after the workload
+    /// exited) and detach the floor: its CPU seconds and peak RSS, if it was a process.
+    fn stop(&mut self, cond: Cond) -> Result<Option<(f64, f64)>> {
+        let mut r = None;
+        if let Some(child) = &mut self.child {
+            let (signal, timeout) = match cond {
+                // Stops by itself once its targets have exited (and has drained everything).
+                c if c.targeted() => (None, Duration::from_secs(300)),
+                c if c.is_emuwatch() => (Some(libc::SIGTERM), Duration::from_secs(300)),
+                Cond::Opensnoop | Cond::Bpftrace => (Some(libc::SIGINT), Duration::from_secs(30)),
+                // Detaches when its tracee exits.
+                _ => (None, Duration::from_secs(120)),
+            };
+            if matches!(cond, Cond::Opensnoop | Cond::Bpftrace) {
+                // Let the tool drain its buffers before it is told to stop.
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            r = Some(reap(child, signal, timeout)?);
         }
-        std::thread::sleep(Duration::from_millis(200));
+        self.child = None;
+        drop(self._floor.take());
+        Ok(r)
     }
 }
 
+/// The hooks a floor condition attaches its no-op programs to.
+fn floor_hooks(ctx: &Ctx, cond: Cond) -> Result<Vec<String>> {
+    let hooks: Vec<String> = match cond {
+        Cond::Floor => ctx.hooks.clone(),
+        Cond::FloorRaw => ctx.raw_hooks.clone(),
+        Cond::FloorRawTp => RAW_TP_HOOKS.map(String::from).to_vec(),
+        _ => TP_RAW_SYSCALLS_HOOKS.map(String::from).to_vec(),
+    };
+    if hooks.is_empty() {
+        bail!("{}: no hooks to attach to", cond.key());
+    }
+    Ok(hooks)
+}
+
+/// `emuwatch-benchload count FORMAT FILE`: what a tracer's output holds of the workload.
 fn count(
     ctx: &Ctx,
     format: &str,
@@ -608,8 +361,7 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
         .stdout(Stdio::piped());
     super::setup::boost(&mut wl, ctx.nice);
     let mut wl = wl.spawn().context("start the workload")?;
-    let wpid = wl.id();
-    let mut tracer = match Tracer::start(ctx, cond, w, wpid, &run_dir) {
+    let mut tracer = match Tracer::start(ctx, cond, w, wl.id(), &run_dir) {
         Ok(t) => t,
         Err(e) => {
             let _ = wl.kill();
@@ -618,8 +370,25 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
         }
     };
     let cpu_at_release = tracer.child.as_ref().and_then(|c| proc_cpu_s(c.id()));
+    let (mut s, pids) = release(wl, cond, w)?;
+    s.rep = rep;
+    s.busy_before = busy_before;
+    s.other_bpf_holders = other_bpf_holders;
+    if let Some((cpu, rss)) = tracer.stop(cond)? {
+        s.tracer_cpu_s = Some(cpu - cpu_at_release.unwrap_or(0.0));
+        s.tracer_peak_rss_mib = Some(rss);
+    }
+    delivered(ctx, cond, w, &tracer, &run_dir, &pids, &mut s)?;
+    if !ctx.keep_runs {
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
+    Ok(s)
+}
+
+/// Release the held workload and read its own measurement: the sample's workload half, and
+/// the pids it ran as.
+fn release(mut wl: Child, cond: Cond, w: &Workload) -> Result<(Sample, Vec<u32>)> {
     let syn_before = syn_retransmits();
-    // Release the workload and read its own measurement.
     {
         let mut stdin = wl.stdin.take().context("workload stdin")?;
         stdin.write_all(b"g")?;
@@ -636,10 +405,9 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
     }
     let r: Value =
         serde_json::from_str(out.trim()).with_context(|| format!("workload output {out:?}"))?;
-    let mut s = Sample {
+    let s = Sample {
         workload: w.key.into(),
         cond: cond.key().into(),
-        rep,
         elapsed_s: r["elapsed_s"].as_f64().unwrap_or(0.0),
         workload_cpu_s: r["user_s"].as_f64().unwrap_or(0.0) + r["sys_s"].as_f64().unwrap_or(0.0),
         ops: r["ops"].as_u64().unwrap_or(0),
@@ -647,8 +415,6 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
         made_opens: r["opens"].as_u64().unwrap_or(0) + r["device_opens"].as_u64().unwrap_or(0),
         made_reads: r["reads"].as_u64().unwrap_or(0),
         made_connects: r["connects"].as_u64().unwrap_or(0),
-        busy_before,
-        other_bpf_holders,
         syn_retransmits: syn_during,
         ..Default::default()
     };
@@ -660,27 +426,19 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
                 .collect()
         })
         .unwrap_or_default();
-    // Stop the tracer.
-    if let Some(child) = &mut tracer.child {
-        let (signal, timeout) = match cond {
-            // Stops by itself once its targets have exited (and has drained everything).
-            c if c.targeted() => (None, Duration::from_secs(300)),
-            c if c.is_emuwatch() => (Some(libc::SIGTERM), Duration::from_secs(300)),
-            Cond::Opensnoop | Cond::Bpftrace => (Some(libc::SIGINT), Duration::from_secs(30)),
-            // Detaches when its tracee exits.
-            _ => (None, Duration::from_secs(120)),
-        };
-        if matches!(cond, Cond::Opensnoop | Cond::Bpftrace) {
-            // Let the tool drain its buffers before it is told to stop.
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        let (cpu, rss) = reap(child, signal, timeout)?;
-        s.tracer_cpu_s = Some(cpu - cpu_at_release.unwrap_or(0.0));
-        s.tracer_peak_rss_mib = Some(rss);
-    }
-    tracer.child = None;
-    drop(tracer._floor.take());
-    // Count what it delivered.
+    Ok((s, pids))
+}
+
+/// Count what the tracer delivered, from its own output, into `s`.
+fn delivered(
+    ctx: &Ctx,
+    cond: Cond,
+    w: &Workload,
+    tracer: &Tracer,
+    run_dir: &Path,
+    pids: &[u32],
+    s: &mut Sample,
+) -> Result<()> {
     let counted = match cond {
         c if c.is_emuwatch() => {
             let dir = run_dir.join("session");
@@ -689,13 +447,13 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
             )?;
             s.lost_reported = info["lost"]["total"].as_u64();
             s.tracer_events_total = info["events_total"].as_u64();
-            Some(count(ctx, "emuwatch", &dir, &pids, w, &[])?)
+            Some(count(ctx, "emuwatch", &dir, pids, w, &[])?)
         }
         Cond::Opensnoop => Some(count(
             ctx,
             "opensnoop",
             &tracer.out,
-            &pids,
+            pids,
             w,
             &[&tracer.err],
         )?),
@@ -705,12 +463,12 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
                 ctx,
                 "bpftrace",
                 &tracer.out,
-                &pids,
+                pids,
                 w,
                 &[&tracer.err, &so],
             )?)
         }
-        Cond::Strace => Some(count(ctx, "strace", &tracer.out, &pids, w, &[])?),
+        Cond::Strace => Some(count(ctx, "strace", &tracer.out, pids, w, &[])?),
         _ => None,
     };
     if let Some(c) = counted {
@@ -721,8 +479,5 @@ pub fn run_one(ctx: &Ctx, cond: Cond, w: &Workload, rep: usize) -> Result<Sample
             s.lost_reported = c["lost_reported"].as_u64();
         }
     }
-    if !ctx.keep_runs {
-        let _ = std::fs::remove_dir_all(&run_dir);
-    }
-    Ok(s)
+    Ok(())
 }

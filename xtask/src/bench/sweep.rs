@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Ctx,
-    runner::{Cond, Workload, run_one},
+    cond::Cond,
+    runner::{Workload, run_one},
 };
 
 pub const TOOLS: [Cond; 3] = [Cond::Emuwatch, Cond::Opensnoop, Cond::Bpftrace];

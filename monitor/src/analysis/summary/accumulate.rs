@@ -197,12 +197,30 @@ impl AppAcc {
         matchers: &mut HashMap<String, AppCategories<'c>>,
         cats: &'c Categories,
     ) -> Option<(usize, bool)> {
-        let acc = self;
-        let pc = acc.phase_events.entry(phase).or_default();
+        let pc = self.phase_events.entry(phase).or_default();
         pc.events += 1;
         pc.pids.insert(ev.pid);
+        self.add_process(ev);
+        match &ev.body {
+            Body::Connect(c) => self.add_connect(ev, c, phase),
+            Body::Dns(d) if d.dir == DnsDir::Query => {
+                if let Some(n) = &d.name {
+                    let pc = self.phase_events.entry(phase).or_default();
+                    pc.lookups.insert(n.clone());
+                }
+            }
+            b if b.device().is_some() => self.add_device(ev, phase),
+            Body::FileOpen(_) | Body::FileRead(_) => {
+                return Some(self.add_file(ev, phase, app, matchers, cats));
+            }
+            _ => {}
+        }
+        None
+    }
 
-        let p = acc.procs.entry(ev.pid).or_default();
+    /// The event's process: first seen, names, exec'd files, how it exited.
+    fn add_process(&mut self, ev: &Event) {
+        let p = self.procs.entry(ev.pid).or_default();
         if p.seen.count == 0 {
             p.ppid = ev.ppid;
             p.uid = ev.uid;
@@ -211,9 +229,8 @@ impl AppAcc {
         if !p.comms.contains(&ev.comm) {
             p.comms.push(ev.comm.clone());
         }
-
-        match &ev.body {
-            Body::Process(pr) => match pr.op {
+        if let Body::Process(pr) = &ev.body {
+            match pr.op {
                 ProcOp::Exec => {
                     if let Some(f) = &pr.filename {
                         p.exec.push(f.clone());
@@ -224,126 +241,125 @@ impl AppAcc {
                     p.signal = pr.signal;
                 }
                 _ => {}
-            },
-            Body::Connect(c) => {
-                let key = (c.daddr, c.dport, c.proto);
-                pc.connects += 1;
-                pc.destinations.insert(key);
-                if let Some(h) = &c.host {
-                    *pc.hosts.entry(h.clone()).or_default() += 1;
-                }
-                let d = acc
-                    .dests
-                    .entry((c.host.clone(), c.daddr, c.dport, c.proto))
-                    .or_default();
-                d.endpoint = Some(endpoint(c));
-                d.seen.add(ev);
-                *d.results
-                    .entry(result_key(c.result, c.error.as_deref()))
-                    .or_default() += 1;
-                if phase != Phase::Foreground {
-                    let e = endpoint(c);
-                    let target = endpoint_label(&e);
-                    let f = acc
-                        .findings
-                        .entry((phase, Capability::Connect, target.clone()))
-                        .or_insert_with(|| FindAcc::new(target));
-                    f.endpoint = Some(e);
-                    f.seen.add(ev);
-                    *f.results
-                        .entry(result_key(c.result, c.error.as_deref()))
-                        .or_default() += 1;
-                }
             }
-            Body::Dns(d) if d.dir == DnsDir::Query => {
-                if let Some(n) = &d.name {
-                    pc.lookups.insert(n.clone());
-                }
-            }
-            b if b.device().is_some() => {
-                let d = b.device().expect("checked");
-                let kind = ev.body.capability().expect("a device event");
-                if kind == Capability::Camera {
-                    pc.camera += 1;
-                } else if kind == Capability::Microphone {
-                    pc.microphone += 1;
-                } else if kind.spec().category == Category::Services {
-                    *pc.services.entry(kind).or_default() += 1;
-                }
-                let a = acc.devices.entry((kind, d.path.clone())).or_default();
-                a.ops.insert(d.op);
-                a.seen.add(ev);
-                *a.results
-                    .entry(result_key(d.result, d.error.as_deref()))
-                    .or_default() += 1;
-                if phase != Phase::Foreground {
-                    let target = d
-                        .path
-                        .clone()
-                        .unwrap_or_else(|| kind.spec().unknown_target.into());
-                    let f = acc
-                        .findings
-                        .entry((phase, kind, target.clone()))
-                        .or_insert_with(|| FindAcc::new(target));
-                    f.ops.insert(d.op);
-                    f.seen.add(ev);
-                    *f.results
-                        .entry(result_key(d.result, d.error.as_deref()))
-                        .or_default() += 1;
-                }
-            }
-            Body::FileOpen(_) | Body::FileRead(_) => {
-                let path = match &ev.body {
-                    Body::FileOpen(o) => o.path.clone(),
-                    Body::FileRead(r) => r.path.clone(),
-                    _ => None,
-                };
-                match &ev.body {
-                    Body::FileOpen(_) => pc.file_opens += 1,
-                    Body::FileRead(r) => {
-                        pc.files_read += 1;
-                        pc.bytes_read = pc.bytes_read.saturating_add(r.bytes);
-                    }
-                    _ => {}
-                }
-                // Classified once per path and app.
-                let f = acc.files.entry(path.clone()).or_insert_with(|| {
-                    let m = match matchers.get_mut(app) {
-                        Some(m) => m,
-                        None => matchers
-                            .entry(app.to_string())
-                            .or_insert_with(|| cats.for_app(app)),
-                    };
-                    FileAcc {
-                        category: m.classify(path.as_deref()),
-                        path: path.clone(),
-                        ..FileAcc::default()
-                    }
-                });
-                f.add(ev);
-                let category = f.category;
-                let cat = &cats.all()[category];
-                if phase != Phase::Foreground && cat.sensitive {
-                    let target = path
-                        .clone()
-                        .unwrap_or_else(|| Capability::File.spec().unknown_target.into());
-                    let fa = acc
-                        .findings
-                        .entry((phase, Capability::File, target.clone()))
-                        .or_insert_with(|| FindAcc::new(target));
-                    fa.category = Some(cat.name.clone());
-                    fa.file.add(ev);
-                    fa.seen.add(ev);
-                    if let Body::FileOpen(o) = &ev.body {
-                        *fa.results
-                            .entry(result_key(o.result, o.error.as_deref()))
-                            .or_default() += 1;
-                    }
-                }
-                return Some((category, cat.sensitive));
-            }
-            _ => {}
         }
-        None
+    }
+
+    /// A connect: its phase's counts and names, its destination, and a finding outside the
+    /// foreground.
+    fn add_connect(&mut self, ev: &Event, c: &crate::event::Connect, phase: Phase) {
+        let pc = self.phase_events.entry(phase).or_default();
+        pc.connects += 1;
+        pc.destinations.insert((c.daddr, c.dport, c.proto));
+        if let Some(h) = &c.host {
+            *pc.hosts.entry(h.clone()).or_default() += 1;
+        }
+        let result = result_key(c.result, c.error.as_deref());
+        let d = self
+            .dests
+            .entry((c.host.clone(), c.daddr, c.dport, c.proto))
+            .or_default();
+        d.endpoint = Some(endpoint(c));
+        d.seen.add(ev);
+        *d.results.entry(result.clone()).or_default() += 1;
+        if phase != Phase::Foreground {
+            let e = endpoint(c);
+            let f = self.finding(phase, Capability::Connect, endpoint_label(&e));
+            f.endpoint = Some(e);
+            f.seen.add(ev);
+            *f.results.entry(result).or_default() += 1;
+        }
+    }
+
+    /// A device or service capability (camera, microphone, location, clipboard, ...): its
+    /// phase's count, its device, and a finding outside the foreground.
+    fn add_device(&mut self, ev: &Event, phase: Phase) {
+        let d = ev.body.device().expect("a device event");
+        let kind = ev.body.capability().expect("a device event");
+        let pc = self.phase_events.entry(phase).or_default();
+        if kind == Capability::Camera {
+            pc.camera += 1;
+        } else if kind == Capability::Microphone {
+            pc.microphone += 1;
+        } else if kind.spec().category == Category::Services {
+            *pc.services.entry(kind).or_default() += 1;
+        }
+        let result = result_key(d.result, d.error.as_deref());
+        let a = self.devices.entry((kind, d.path.clone())).or_default();
+        a.ops.insert(d.op);
+        a.seen.add(ev);
+        *a.results.entry(result.clone()).or_default() += 1;
+        if phase != Phase::Foreground {
+            let target = d
+                .path
+                .clone()
+                .unwrap_or_else(|| kind.spec().unknown_target.into());
+            let f = self.finding(phase, kind, target);
+            f.ops.insert(d.op);
+            f.seen.add(ev);
+            *f.results.entry(result).or_default() += 1;
+        }
+    }
+
+    /// A file open or read total: its phase's counts, its file (classified once per path and
+    /// app), and a finding outside the foreground when its category is sensitive. Returns the
+    /// category and whether it is sensitive.
+    fn add_file<'c>(
+        &mut self,
+        ev: &Event,
+        phase: Phase,
+        app: &str,
+        matchers: &mut HashMap<String, AppCategories<'c>>,
+        cats: &'c Categories,
+    ) -> (usize, bool) {
+        let pc = self.phase_events.entry(phase).or_default();
+        let path = match &ev.body {
+            Body::FileOpen(o) => {
+                pc.file_opens += 1;
+                o.path.clone()
+            }
+            Body::FileRead(r) => {
+                pc.files_read += 1;
+                pc.bytes_read = pc.bytes_read.saturating_add(r.bytes);
+                r.path.clone()
+            }
+            _ => None,
+        };
+        let f = self.files.entry(path.clone()).or_insert_with(|| {
+            let m = match matchers.get_mut(app) {
+                Some(m) => m,
+                None => matchers
+                    .entry(app.to_string())
+                    .or_insert_with(|| cats.for_app(app)),
+            };
+            FileAcc {
+                category: m.classify(path.as_deref()),
+                path: path.clone(),
+                ..FileAcc::default()
+            }
+        });
+        f.add(ev);
+        let category = f.category;
+        let cat = &cats.all()[category];
+        if phase != Phase::Foreground && cat.sensitive {
+            let target = path.unwrap_or_else(|| Capability::File.spec().unknown_target.into());
+            let fa = self.finding(phase, Capability::File, target);
+            fa.category = Some(cat.name.clone());
+            fa.file.add(ev);
+            fa.seen.add(ev);
+            if let Body::FileOpen(o) = &ev.body {
+                *fa.results
+                    .entry(result_key(o.result, o.error.as_deref()))
+                    .or_default() += 1;
+            }
+        }
+        (category, cat.sensitive)
+    }
+
+    /// The finding of `kind` on `target` in `phase`, created on first use.
+    fn finding(&mut self, phase: Phase, kind: Capability, target: String) -> &mut FindAcc {
+        self.findings
+            .entry((phase, kind, target.clone()))
+            .or_insert_with(|| FindAcc::new(target))
     }
 }

@@ -2,9 +2,9 @@
 //! [`Summary`].
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
-use super::{accumulate::*, *};
+use super::{accumulate::*, findings::findings, *};
 use crate::{
     analysis::{
         categories::{AppCategories, Categories},
@@ -12,7 +12,7 @@ use crate::{
         lifecycle::{self, PhaseEvent},
     },
     capability::{Capability, Category},
-    event::{Body, DeviceOp, Event, Phase, Scope},
+    event::{Body, Event, Phase, Scope},
     geo::SourceInfo,
     session::SessionInfo,
 };
@@ -180,40 +180,7 @@ impl<'c> Builder<'c> {
         let kinds: BTreeMap<String, u64> =
             kinds.into_iter().map(|(k, n)| (k.to_string(), n)).collect();
         let lost = &info.lost;
-        let mut warnings = Vec::new();
-        if lost.truncated_paths > 0 {
-            warnings.push(format!(
-            "INCOMPLETE SESSION: {} file open(s) passed a path longer than the kernel copies ({} bytes); their files are unknown (path_truncated) and may be anything, identifiers included",
-            lost.truncated_paths,
-            monitor_common::file::PATH_LEN - 1
-        ));
-        }
-        if !info.complete || lost.total > 0 || lost.undecodable > 0 {
-            let reasons: Vec<String> = lost
-                .by_reason
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
-            warnings.push(format!(
-            "INCOMPLETE SESSION: {} events were lost{}{}; the timeline misses events and findings may be incomplete",
-            lost.total,
-            if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
-            if lost.undecodable > 0 { format!(" and {} records could not be decoded", lost.undecodable) } else { String::new() },
-        ));
-        }
-        if info.ended_at.is_none() {
-            warnings.push(
-            "the recording did not finish cleanly (session.json has no end time): events after the last flush are missing"
-                .to_string(),
-        );
-        }
-        if info.events_total != total && info.ended_at.is_some() {
-            warnings.push(format!(
-                "session.json counts {} events but events.jsonl holds {total}",
-                info.events_total
-            ));
-        }
-
+        let warnings = completeness_warnings(info, total);
         Summary {
             schema_version: SCHEMA_VERSION,
             generator: Generator {
@@ -221,21 +188,7 @@ impl<'c> Builder<'c> {
                 version: env!("CARGO_PKG_VERSION"),
                 generated_at: format_ts(&Utc::now()),
             },
-            session: SessionSummary {
-                dir: cx.dir.to_string(),
-                started_at: format_ts(&info.started_at),
-                ended_at: info.ended_at.as_ref().map(format_ts),
-                duration_s: secs(info.started_at, info.ended_at.unwrap_or(frame.end)),
-                stop_reason: info.stop_reason,
-                hostname: info.hostname.clone(),
-                kernel: info.kernel.release.clone(),
-                machine: info.kernel.machine.clone(),
-                tool_version: info.tool_version.clone(),
-                event_schema_version: info.schema_version,
-                target: info.target.clone(),
-                events: kinds,
-                events_total: total,
-            },
+            session: session_summary(cx, frame, kinds, total),
             completeness: Completeness {
                 complete: info.complete && lost.none(),
                 ended: info.ended_at.is_some(),
@@ -257,6 +210,71 @@ impl<'c> Builder<'c> {
             markers,
             apps: app_reports,
         }
+    }
+}
+
+/// What the report says first when the session is not whole: paths cut, events lost or
+/// undecodable, a recording that did not finish, a count that does not match.
+fn completeness_warnings(info: &SessionInfo, total: u64) -> Vec<String> {
+    let lost = &info.lost;
+    let mut warnings = Vec::new();
+    if lost.truncated_paths > 0 {
+        warnings.push(format!(
+            "INCOMPLETE SESSION: {} file open(s) passed a path longer than the kernel copies ({} bytes); their files are unknown (path_truncated) and may be anything, identifiers included",
+            lost.truncated_paths,
+            monitor_common::file::PATH_LEN - 1
+        ));
+    }
+    if !info.complete || lost.total > 0 || lost.undecodable > 0 {
+        let reasons: Vec<String> = lost
+            .by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        warnings.push(format!(
+            "INCOMPLETE SESSION: {} events were lost{}{}; the timeline misses events and findings may be incomplete",
+            lost.total,
+            if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
+            if lost.undecodable > 0 { format!(" and {} records could not be decoded", lost.undecodable) } else { String::new() },
+        ));
+    }
+    if info.ended_at.is_none() {
+        warnings.push(
+            "the recording did not finish cleanly (session.json has no end time): events after the last flush are missing"
+                .to_string(),
+        );
+    }
+    if info.events_total != total && info.ended_at.is_some() {
+        warnings.push(format!(
+            "session.json counts {} events but events.jsonl holds {total}",
+            info.events_total
+        ));
+    }
+    warnings
+}
+
+/// The session's own facts, from session.json and the events counted.
+fn session_summary(
+    cx: &Context,
+    frame: Frame,
+    kinds: BTreeMap<String, u64>,
+    total: u64,
+) -> SessionSummary {
+    let info = cx.info;
+    SessionSummary {
+        dir: cx.dir.to_string(),
+        started_at: format_ts(&info.started_at),
+        ended_at: info.ended_at.as_ref().map(format_ts),
+        duration_s: secs(info.started_at, info.ended_at.unwrap_or(frame.end)),
+        stop_reason: info.stop_reason,
+        hostname: info.hostname.clone(),
+        kernel: info.kernel.release.clone(),
+        machine: info.kernel.machine.clone(),
+        tool_version: info.tool_version.clone(),
+        event_schema_version: info.schema_version,
+        target: info.target.clone(),
+        events: kinds,
+        events_total: total,
     }
 }
 
@@ -324,121 +342,6 @@ fn app_report(
         files,
         processes,
     }
-}
-
-/// Background-collection findings, oldest first.
-fn findings(
-    acc: BTreeMap<(Phase, Capability, String), FindAcc>,
-    track: &PhaseTrack,
-    frame: Frame,
-) -> Vec<Finding> {
-    let after = |first: Option<DateTime<Utc>>, phase: Phase| {
-        let Some(first) = first else {
-            return (None, None);
-        };
-        let left = track.left_foreground_before(first).map(|t| secs(t, first));
-        let closed = (phase == Phase::Closed)
-            .then(|| track.closed_before(first).map(|t| secs(t, first)))
-            .flatten();
-        (left, closed)
-    };
-    let mut findings: Vec<Finding> = acc
-        .into_iter()
-        .map(|((phase, kind, _), f)| {
-            let (after_left, after_closed) = after(f.seen.first, phase);
-            let (what, detail, bytes, ops) = match kind {
-                Capability::Connect => {
-                    let e = f
-                        .endpoint
-                        .as_ref()
-                        .expect("connect findings carry an endpoint");
-                    let detail = geo_words(e);
-                    let what = if detail.is_empty() {
-                        kind.subject(Some(&endpoint_label(e)))
-                    } else {
-                        format!("{} ({detail})", kind.subject(Some(&endpoint_label(e))))
-                    };
-                    (what, detail, None, None)
-                }
-                Capability::File => {
-                    let fa = &f.file;
-                    let verb = if fa.bytes > 0 || fa.read_records > 0 {
-                        "read"
-                    } else {
-                        "open"
-                    };
-                    let tries = fa.opens + fa.failed_opens;
-                    let mut parts = Vec::new();
-                    if tries > 0 {
-                        parts.push(format!("{tries} open{}", if tries == 1 { "" } else { "s" }));
-                    }
-                    if fa.failed_opens > 0 {
-                        parts.push(format!("{} failed", fa.failed_opens));
-                    }
-                    if fa.read_records > 0 {
-                        parts.push(format!("{} read", human_bytes(fa.bytes)));
-                    }
-                    let detail = parts.join(", ");
-                    let what = format!(
-                        "{verb} {} [{}]: {detail}",
-                        f.target,
-                        f.category.as_deref().unwrap_or("")
-                    );
-                    (what, detail, Some(fa.bytes), None)
-                }
-                Capability::Camera
-                | Capability::Microphone
-                | Capability::Location
-                | Capability::DeviceIdentifier
-                | Capability::Clipboard
-                | Capability::Contacts
-                | Capability::InstalledApps
-                | Capability::Wifi
-                | Capability::Accounts => {
-                    let ops: Vec<DeviceOp> = f.ops.iter().copied().collect();
-                    let detail = ops
-                        .iter()
-                        .map(|o| o.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    (
-                        format!("{} ({detail})", kind.subject(Some(&f.target))),
-                        detail,
-                        None,
-                        Some(ops),
-                    )
-                }
-            };
-            let mut seen = f.seen.out(frame);
-            if kind == Capability::File {
-                // One access is one open (or, when the open was not seen, one read record).
-                seen.count = (f.file.opens + f.file.failed_opens).max(f.file.read_records);
-            }
-            Finding {
-                phase,
-                kind,
-                what,
-                detail,
-                target: f.target,
-                seen,
-                after_left_foreground_s: after_left,
-                after_closed_s: after_closed,
-                results: f.results,
-                destination: f.endpoint,
-                category: f.category,
-                bytes,
-                ops,
-            }
-        })
-        .collect();
-    findings.sort_by(|a, b| {
-        a.seen
-            .first
-            .cmp(&b.seen.first)
-            .then(a.phase.cmp(&b.phase))
-            .then(a.target.cmp(&b.target))
-    });
-    findings
 }
 
 /// Per phase: its spans and what happened in it.

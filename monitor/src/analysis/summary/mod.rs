@@ -15,6 +15,7 @@ use crate::{
 
 mod accumulate;
 mod build;
+mod findings;
 
 #[cfg(test)]
 pub use build::build;

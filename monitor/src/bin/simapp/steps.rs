@@ -127,20 +127,20 @@ fn read_step(kind: &str, path: &str, chunk: usize) -> String {
     )
 }
 
+/// Runs one step (`OP=ARG,...`) and returns its JSON line.
 pub(super) fn step(s: &str) -> String {
     let (op, arg) = s.split_once('=').unwrap_or((s, ""));
     let args: Vec<&str> = arg.split(',').collect();
-    match op {
-        "connect" => {
-            let port: u16 = args[2].parse().expect("port");
-            let r = connect(args[0], args[1], port);
-            format!(
-                "{{\"pid\":{},\"step\":\"connect\",\"proto\":\"{}\",\"addr\":\"{}\",\"port\":{port},\"result\":{r}}}",
-                pid(),
-                args[0],
-                args[1]
-            )
-        }
+    file_step(op, arg, &args)
+        .or_else(|| net_step(op, arg, &args))
+        .or_else(|| device_step(op, arg))
+        .or_else(|| process_step(op, arg, &args))
+        .unwrap_or_else(|| panic!("unknown step {op:?}"))
+}
+
+/// Opening and reading files: whole, in chunks, partially, relative to a changed directory, failing, or with a path the kernel cannot copy.
+fn file_step(op: &str, arg: &str, args: &[&str]) -> Option<String> {
+    Some(match op {
         "read" | "pread" | "readv" | "preadv" => {
             read_step(op, args[0], args[1].parse().expect("chunk"))
         }
@@ -223,50 +223,22 @@ pub(super) fn step(s: &str) -> String {
             let r = if r < 0 { -errno() } else { r as i32 };
             format!("{{\"pid\":{},\"step\":\"badptr\",\"result\":{r}}}", pid())
         }
-        "device" | "streamon" => {
-            let fd = open_path(arg, libc::O_RDWR);
-            let open_r = if fd < 0 { -errno() } else { fd };
-            let mut ioctl_r = None;
-            if op == "streamon" && fd >= 0 {
-                let mut ty: libc::c_int = 1; // V4L2_BUF_TYPE_VIDEO_CAPTURE
-                // VIDIOC_STREAMON = _IOW('V', 18, int)
-                let r = unsafe { libc::ioctl(fd, 0x4004_5612, &mut ty) };
-                ioctl_r = Some(if r < 0 { -errno() } else { r });
-            }
-            if fd >= 0 {
-                unsafe { libc::close(fd) };
-            }
+        _ => return None,
+    })
+}
+
+/// Network: a connect, and a request to Android's resolver socket.
+fn net_step(op: &str, arg: &str, args: &[&str]) -> Option<String> {
+    Some(match op {
+        "connect" => {
+            let port: u16 = args[2].parse().expect("port");
+            let r = connect(args[0], args[1], port);
             format!(
-                "{{\"pid\":{},\"step\":\"{op}\",\"path\":{},\"result\":{open_r}{}}}",
+                "{{\"pid\":{},\"step\":\"connect\",\"proto\":\"{}\",\"addr\":\"{}\",\"port\":{port},\"result\":{r}}}",
                 pid(),
-                json_str(arg),
-                ioctl_r
-                    .map(|r| format!(",\"ioctl_result\":{r}"))
-                    .unwrap_or_default()
+                args[0],
+                args[1]
             )
-        }
-        "oom" => {
-            std::fs::write("/proc/self/oom_score_adj", arg).expect("write oom_score_adj");
-            format!("{{\"pid\":{},\"step\":\"oom\",\"value\":{arg}}}", pid())
-        }
-        "rename" => {
-            let name = CString::new(arg).expect("name");
-            let r =
-                unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
-            format!("{{\"pid\":{},\"step\":\"rename\",\"result\":{r}}}", pid())
-        }
-        "sleep" => {
-            std::thread::sleep(Duration::from_millis(arg.parse().expect("ms")));
-            format!("{{\"pid\":{},\"step\":\"sleep\"}}", pid())
-        }
-        "waitfile" => {
-            for _ in 0..1000 {
-                if std::path::Path::new(arg).exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            format!("{{\"pid\":{},\"step\":\"waitfile\"}}", pid())
         }
         "dnsproxyd" => {
             // Android's resolver client: bionic's getaddrinfo writes its request to netd's
@@ -294,6 +266,65 @@ pub(super) fn step(s: &str) -> String {
                 pid(),
                 json_str(arg)
             )
+        }
+        _ => return None,
+    })
+}
+
+/// Camera and microphone device nodes: an open, and V4L2 STREAMON.
+fn device_step(op: &str, arg: &str) -> Option<String> {
+    Some(match op {
+        "device" | "streamon" => {
+            let fd = open_path(arg, libc::O_RDWR);
+            let open_r = if fd < 0 { -errno() } else { fd };
+            let mut ioctl_r = None;
+            if op == "streamon" && fd >= 0 {
+                let mut ty: libc::c_int = 1; // V4L2_BUF_TYPE_VIDEO_CAPTURE
+                // VIDIOC_STREAMON = _IOW('V', 18, int)
+                let r = unsafe { libc::ioctl(fd, 0x4004_5612, &mut ty) };
+                ioctl_r = Some(if r < 0 { -errno() } else { r });
+            }
+            if fd >= 0 {
+                unsafe { libc::close(fd) };
+            }
+            format!(
+                "{{\"pid\":{},\"step\":\"{op}\",\"path\":{},\"result\":{open_r}{}}}",
+                pid(),
+                json_str(arg),
+                ioctl_r
+                    .map(|r| format!(",\"ioctl_result\":{r}"))
+                    .unwrap_or_default()
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// Process life: oom_score_adj, names, pauses, files to sync with the test, forks, signals and cgroup kills.
+fn process_step(op: &str, arg: &str, args: &[&str]) -> Option<String> {
+    Some(match op {
+        "oom" => {
+            std::fs::write("/proc/self/oom_score_adj", arg).expect("write oom_score_adj");
+            format!("{{\"pid\":{},\"step\":\"oom\",\"value\":{arg}}}", pid())
+        }
+        "rename" => {
+            let name = CString::new(arg).expect("name");
+            let r =
+                unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+            format!("{{\"pid\":{},\"step\":\"rename\",\"result\":{r}}}", pid())
+        }
+        "sleep" => {
+            std::thread::sleep(Duration::from_millis(arg.parse().expect("ms")));
+            format!("{{\"pid\":{},\"step\":\"sleep\"}}", pid())
+        }
+        "waitfile" => {
+            for _ in 0..1000 {
+                if std::path::Path::new(arg).exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            format!("{{\"pid\":{},\"step\":\"waitfile\"}}", pid())
         }
         "touch" => {
             std::fs::write(arg, "").expect("touch");
@@ -360,8 +391,8 @@ pub(super) fn step(s: &str) -> String {
                 pid()
             )
         }
-        other => panic!("unknown step {other:?}"),
-    }
+        _ => return None,
+    })
 }
 
 /// The last child `fork=` started.

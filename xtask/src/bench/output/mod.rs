@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     SECTIONS, Sizes,
+    cond::Cond,
     overhead::{Summary, syscalls_per_op},
     profile::Profile,
     reportcost::ReportRun,
-    runner::{Cond, Sample},
+    runner::Sample,
     setup::{Load, Machine},
     startstop::StartStop,
     sweep::Point,
@@ -326,24 +327,39 @@ fn kept_analysis(md: &Path) -> String {
     }
 }
 
-/// `cargo xtask bench --render JSON`: BENCHMARKS.md again from a results file (next to it),
-/// e.g. after editing the analysis block; the targets are re-evaluated from the figures.
-pub fn render(json_path: &Path) -> Result<()> {
+/// `cargo xtask bench --render JSON [--out DIR]`: BENCHMARKS.md again from a results file,
+/// e.g. after editing the analysis block; the targets are re-evaluated from the figures. Written
+/// next to JSON, or to DIR (BENCHMARKS.md and benchmarks.json), keeping the analysis block of
+/// the BENCHMARKS.md next to JSON.
+pub fn render(json_path: &Path, out: Option<&Path>) -> Result<()> {
     let mut r = read(json_path)?;
     resummarize(&mut r);
     r.targets = targets(&r);
-    let md = json_path.with_file_name("BENCHMARKS.md");
-    write(&r, &md, json_path)?;
+    let analysis = kept_analysis(&json_path.with_file_name("BENCHMARKS.md"));
+    let (md, json) = match out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+            (dir.join("BENCHMARKS.md"), dir.join("benchmarks.json"))
+        }
+        None => (
+            json_path.with_file_name("BENCHMARKS.md"),
+            json_path.to_path_buf(),
+        ),
+    };
+    write_with(&r, &md, &json, &analysis)?;
     eprintln!("bench: wrote {} from {}", md.display(), json_path.display());
     Ok(())
 }
 
 pub fn write(r: &Results, md_path: &Path, json_path: &Path) -> Result<()> {
+    write_with(r, md_path, json_path, &kept_analysis(md_path))
+}
+
+fn write_with(r: &Results, md_path: &Path, json_path: &Path, analysis: &str) -> Result<()> {
     let mut json = serde_json::to_vec_pretty(r)?;
     json.push(b'\n');
     std::fs::write(json_path, json)?;
-    let analysis = kept_analysis(md_path);
-    std::fs::write(md_path, markdown(r, &analysis))?;
+    std::fs::write(md_path, markdown(r, analysis))?;
     Ok(())
 }
 

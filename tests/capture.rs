@@ -1057,6 +1057,22 @@ fn bad_invocations_fail_with_one_line() {
         (
             vec![
                 s("record"),
+                s("--resolver"),
+                s("none"),
+                s("--resolver"),
+                s("netd"),
+                s("--"),
+                s("true"),
+            ],
+            "--resolver none cannot be combined",
+        ),
+        (
+            vec![s("record"), s("--resolver"), s(""), s("--"), s("true")],
+            "cannot be empty",
+        ),
+        (
+            vec![
+                s("record"),
                 s("--out"),
                 tmp.path().join("b").display().to_string(),
                 s("--"),

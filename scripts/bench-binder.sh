@@ -83,7 +83,11 @@ run() { # condition rep
         kill -0 $app 2>/dev/null || { echo "bench-binder: the caller died" >&2; cat "$out" >&2; exit 1; }
         sleep 0.05
     done
-    [[ -n $ew && -d /proc/$ew/fdinfo ]] && after=$(bpf_snap $ew)
+    if [[ -n $ew ]]; then
+        # A --pid recording must outlive its target: gone now is a bug, not a figure.
+        [[ -d /proc/$ew/fdinfo ]] || { echo "bench-binder: emuwatch ended before its target (run $2 $1)" >&2; cat "$W/ew.err" >&2; exit 1; }
+        after=$(bpf_snap $ew)
+    fi
     touch "$go.done"
     wait $app
     if [[ -n $ew ]]; then
@@ -91,7 +95,7 @@ run() { # condition rep
         if [[ -n $after ]]; then
         read -r t0 c0 k0 <<<"$before"; read -r t1 c1 k1 <<<"$after"
         extra=$(awk -v dt=$((t1 - t0)) -v dc=$((c1 - c0)) -v dk=$((k1 - k0)) -v n="$N" -v hz=100 \
-            'BEGIN {if (dt < 0 || dc < 0) print "bpf_snapshot=invalid"; else printf "bpf_ns_per_call=%d bpf_runs_per_call=%.2f emuwatch_cpu_ns_per_call=%d", dt / n, dc / n, dk * 1e9 / hz / n}')
+            'BEGIN {if (dt < 0 || dc < 0) print "bpf_snapshot=negative_delta"; else printf "bpf_ns_per_call=%d bpf_runs_per_call=%.2f emuwatch_cpu_ns_per_call=%d", dt / n, dc / n, dk * 1e9 / hz / n}')
         fi
     fi
     local ns cpu; ns=$(ns_of "$out"); cpu=$(cpu_of "$out")
@@ -99,7 +103,6 @@ run() { # condition rep
     local calls=
     [[ $1 == target ]] && calls="binder_call_events=$(grep -c '"kind":"binder_call"' "$sess/events.jsonl" || true)"
     [[ -n $ew ]] && calls="$calls $(grep -o '"stop_reason": "[a-z_]*"' "$sess/session.json" | tr -d '" ')"
-    [[ -n $ew && -z $after ]] && calls="$calls bpf_snapshot=invalid"
     echo "run $2 $1 wall_ns_per_call=$ns cpu_ns_per_call=$cpu $extra $calls"
     local bpf; bpf=$(sed -n 's/.*bpf_ns_per_call=\([0-9]*\).*/\1/p' <<<"$extra")
     echo "$1 $ns $cpu ${bpf:-NA}" >>"$W/results"

@@ -11,6 +11,8 @@ mod doctor;
 mod enrich;
 mod escape;
 mod event;
+mod export;
+mod fleet;
 #[cfg(test)]
 mod fuzz;
 mod geo;
@@ -63,6 +65,12 @@ enum Cmd {
     /// Baselines: `emuwatch baseline save SESSION FILE`.
     #[command(subcommand)]
     Baseline(baseline::BaselineCmd),
+    /// Export sessions as Parquet tables (events, findings, sessions) for DuckDB, Spark, Trino
+    /// ...: `emuwatch export SESSION... --format parquet --out DIR` (docs/export.md).
+    Export(export::ExportArgs),
+    /// Many sessions side by side: per app, label, phase and kind, with what is new or gone in
+    /// each scenario's newest run; a fleet gate (`--fail-on new`). Exit 0 pass, 1 fail, 2 error.
+    Sessions(fleet::SessionsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `emuwatch man > /usr/local/share/man/man1/emuwatch.1`.
@@ -178,6 +186,10 @@ struct RecordArgs {
     probes: kernel::ProbeChoice,
     #[command(flatten)]
     binder: enrich::binder::BinderChoice,
+    /// A label for session.json's `labels` (app version, Android API level, device ...), e.g.
+    /// `--label app_version=1.4.2 --label api=34`. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
     /// Command to run as the target; recording stops when its whole process tree has exited.
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
@@ -274,6 +286,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Baseline(c) => baseline::run_baseline(c),
         Cmd::Mark(m) => mark(m),
         Cmd::Record(a) => record_command(*a),
+        Cmd::Export(a) => export::run(a),
+        Cmd::Sessions(a) => fleet::run(a),
     }
 }
 
@@ -328,6 +342,7 @@ fn record_command(a: RecordArgs) -> anyhow::Result<ExitCode> {
         run_as: None,
         max_size: a.max_size,
         binder: a.binder,
+        labels: session::parse_labels(&a.label)?,
     };
     let quiet = opts.quiet;
     let rt = tokio::runtime::Builder::new_current_thread()

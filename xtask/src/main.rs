@@ -105,6 +105,9 @@ fn test(args: &[String]) -> Result<()> {
             ("setpriv", "util-linux"),
             ("curl", "curl"),
         ])?;
+        // DuckDB (the `duckdb` package from PyPI, in .tools/duckdb-venv): tests/fleet.rs runs
+        // docs/fleet.md's query on exported sessions with it.
+        run(Command::new("bash").arg(root().join("scripts/install-duckdb.sh")))?;
         run(cargo().args(["fmt", "--all", "--", "--check"]))?;
         run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
         let skip = host_binder_skips(opts.no_vm);

@@ -63,6 +63,24 @@ pub fn analyse_with(
     with_marks: bool,
     mut on_fact: impl FnMut(facts::Fact),
 ) -> Result<Analysis> {
+    analyse_each(dir, geo, cats, with_marks, |_, _, fact| {
+        if let Some(f) = fact {
+            on_fact(f);
+        }
+        Ok(())
+    })
+}
+
+/// [`analyse_with`], giving every event as the report reads it (connects named and
+/// geo-annotated), its app (`AppOf`) and its fact, if any, to `on_event` (`emuwatch export`);
+/// an error from `on_event` ends the read.
+pub fn analyse_each(
+    dir: &Path,
+    geo: &Geo,
+    cats: &Categories,
+    with_marks: bool,
+    mut on_event: impl FnMut(&Event, &str, Option<facts::Fact>) -> Result<()>,
+) -> Result<Analysis> {
     if !dir.exists() {
         bail!("session directory {} does not exist", dir.display());
     }
@@ -108,10 +126,8 @@ pub fn analyse_with(
                 };
                 m.add(frame, ev, category);
             }
-            if let Some(f) = facts::fact(ev, app, |_| category.expect("a file event").0) {
-                on_fact(f);
-            }
-            Ok(())
+            let fact = facts::fact(ev, app, |_| category.expect("a file event").0);
+            on_event(ev, app, fact)
         },
     )?;
     let cx = summary::Context {

@@ -64,6 +64,8 @@ pub struct RecordOptions {
     /// Stop when events.jsonl has reached this many bytes (`--max-size`).
     pub max_size: Option<u64>,
     pub binder: crate::enrich::binder::BinderChoice,
+    /// `--label key=value`: recorded in session.json's `labels`.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// How long the started command's processes get between SIGTERM and SIGKILL.
@@ -340,13 +342,16 @@ fn session_info(
     kernel: &Kernel,
     android_api: &crate::enrich::binder::AndroidApi,
 ) -> SessionInfo {
+    let started_at = Utc::now();
     SessionInfo {
         schema_version: SCHEMA_VERSION,
+        session_id: Some(crate::session::new_session_id(started_at)),
+        labels: opts.labels.clone(),
         tool: "emuwatch".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         kernel: system::kernel_info(),
         hostname: hostname(),
-        started_at: Utc::now(),
+        started_at,
         ended_at: None,
         stop_reason: None,
         target: target.clone(),

@@ -64,6 +64,10 @@ pub struct RunArgs {
     pub probes: crate::kernel::ProbeChoice,
     #[command(flatten)]
     pub binder: crate::enrich::binder::BinderChoice,
+    /// A label for session.json's `labels` (app version, Android API level, device ...), e.g.
+    /// `--label app_version=1.4.2`. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
 }
 
 /// Wait until the recording's control socket answers (probes attached, command started).
@@ -151,6 +155,8 @@ fn check_only(a: &RunArgs, sc: &Scenario, file: &str, scenario_dir: &Path) -> Re
 pub fn run(a: RunArgs) -> Result<ExitCode> {
     let t0 = Instant::now();
     let sc = Scenario::load(&a.scenario)?;
+    // Bad labels are refused before anything runs (and by --check).
+    crate::session::parse_labels(&a.label)?;
     let file = a.scenario.display().to_string();
     let scenario_dir = a
         .scenario
@@ -456,6 +462,8 @@ fn record_options(
         run_as,
         max_size: None,
         binder: a.binder.clone(),
+        // Checked when the run started.
+        labels: crate::session::parse_labels(&a.label).unwrap_or_default(),
     }
 }
 

@@ -88,6 +88,13 @@ impl Lost {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub schema_version: u32,
+    /// Unique id of the recording (`<UTC start>-<16 random hex digits>`); absent in sessions
+    /// recorded before it existed ([`SessionInfo::id`] derives one for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// `--label key=value` of record/run (app version, Android API level, device, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     pub tool: String,
     pub tool_version: String,
     pub kernel: KernelInfo,
@@ -124,6 +131,87 @@ pub struct SessionInfo {
     /// not part of the file.
     #[serde(skip)]
     pub unreadable_lines: Vec<usize>,
+}
+
+impl SessionInfo {
+    /// The session's id: `session_id`, or for a session recorded without one an id derived
+    /// from what identifies it — its start time, and a hash of its hostname, target and
+    /// directory name (`dir`) — the same at every read while the directory keeps its name.
+    /// Only `[A-Za-z0-9._-]` (a directory name in exported tables); other characters become
+    /// `_`.
+    pub fn id(&self, dir: &Path) -> String {
+        let raw = match &self.session_id {
+            Some(id) => id.clone(),
+            None => {
+                let name = std::fs::canonicalize(dir)
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .unwrap_or_default();
+                let target = serde_json::to_string(&self.target).unwrap_or_default();
+                // FNV-1a: stable across builds and platforms (std's hasher is not promised to be).
+                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                for b in [self.hostname.as_bytes(), target.as_bytes(), name.as_bytes()].join(&0u8) {
+                    h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+                }
+                format!("{}-{h:016x}", self.started_at.format("%Y%m%dT%H%M%SZ"))
+            }
+        };
+        let mut id: String = raw
+            .chars()
+            .take(128)
+            .map(|c| match c {
+                'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+                _ => '_',
+            })
+            .collect();
+        if id.is_empty() || id.starts_with('.') {
+            id.insert(0, '_');
+        }
+        id
+    }
+}
+
+/// A new unique session id: the UTC start time and 64 random bits.
+pub fn new_session_id(started_at: DateTime<Utc>) -> String {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    let random = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map(|_| u64::from_le_bytes(b))
+        // Without /dev/urandom: the time's nanoseconds and the pid, still unique per machine.
+        .unwrap_or_else(|_| {
+            (started_at.timestamp_subsec_nanos() as u64) << 32 | std::process::id() as u64
+        });
+    format!("{}-{random:016x}", started_at.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// Parse `key=value` labels (`--label`): keys of letters, digits, `_`, `.`, `-`; at most 64
+/// labels of 256 bytes each.
+pub fn parse_labels(args: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    if args.len() > 64 {
+        bail!("at most 64 --label options");
+    }
+    for a in args {
+        let Some((k, v)) = a.split_once('=') else {
+            bail!("--label {a:?}: expected KEY=VALUE");
+        };
+        if k.is_empty()
+            || k.len() > 64
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            bail!("--label {a:?}: the key must be 1-64 letters, digits, '_', '.' or '-'");
+        }
+        if v.len() > 256 {
+            bail!("--label {k}: the value is longer than 256 bytes");
+        }
+        if labels.insert(k.to_string(), v.to_string()).is_some() {
+            bail!("--label {k}: given twice");
+        }
+    }
+    Ok(labels)
 }
 
 /// How the started command's processes were stopped at the end of the recording.

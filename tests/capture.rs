@@ -4020,5 +4020,18 @@ fn resolver_answers_name_the_apps_connects() {
             !apps.iter().any(|a| *a == "netd" || *a == "(unattributed)"),
             "{what}: {apps:?}"
         );
+        // The export has a column for every field of these lines.
+        let export = Command::new(EMUWATCH)
+            .arg("export")
+            .arg(&dir)
+            .args(["--format", "parquet", "--out"])
+            .arg(tmp.path().join("export"))
+            .output()
+            .unwrap();
+        assert!(
+            export.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&export.stderr)
+        );
     }
 }

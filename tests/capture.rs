@@ -1057,6 +1057,22 @@ fn bad_invocations_fail_with_one_line() {
         (
             vec![
                 s("record"),
+                s("--resolver"),
+                s("none"),
+                s("--resolver"),
+                s("netd"),
+                s("--"),
+                s("true"),
+            ],
+            "--resolver none cannot be combined",
+        ),
+        (
+            vec![s("record"), s("--resolver"), s(""), s("--"), s("true")],
+            "cannot be empty",
+        ),
+        (
+            vec![
+                s("record"),
                 s("--out"),
                 tmp.path().join("b").display().to_string(),
                 s("--"),
@@ -3368,6 +3384,12 @@ fn dns_server(addr: &str) {
     });
 }
 
+/// The names tests' DNS server on 127.0.0.77:53, started once per test process.
+fn names_dns_server() {
+    static DNS: std::sync::Once = std::sync::Once::new();
+    DNS.call_once(|| dns_server("127.0.0.77"));
+}
+
 /// A server that reads what a client sends and answers `reply` (or nothing) once per
 /// connection: the HTTP server and the TLS listener (which never completes a handshake).
 fn reading_server(addr: &str, reply: &'static [u8]) -> u16 {
@@ -3425,8 +3447,7 @@ fn destinations_are_named_by_dns_sni_and_http() {
             "{tool} is needed by this test (curl: the real TLS/HTTP client)"
         );
     }
-    static DNS: std::sync::Once = std::sync::Once::new();
-    DNS.call_once(|| dns_server("127.0.0.77"));
+    names_dns_server();
     let http = reading_server(
         "127.0.0.78",
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
@@ -3756,4 +3777,261 @@ fn dnsproxyd_requests_name_what_the_app_resolves() {
     );
     // A unix socket is not a destination: no connect events for it.
     assert!(sess.by_pid("connect", pid).is_empty(), "{}", sess.dump());
+}
+
+/// Android: apps resolve through netd, a process that is not a target: the app writes
+/// `getaddrinfo NAME` to `/dev/socket/dnsproxyd`, netd sends the DNS packets and gets the
+/// answers. A stand-in netd (`simapp netd`, named `netd`, resolving with the C library against
+/// the loopback DNS server, in a mount namespace with a private /dev and resolv.conf) runs
+/// outside the recorded tree; the app (a target) joins its mount namespace. With resolvers on
+/// (the default `--resolver netd`) the app's connect to the address netd got is named by
+/// netd's answer for the name the app asked for (`host_via: dnsproxyd`), a connect to an
+/// address netd resolved for someone else by the system-wide table (`host_via: resolver`);
+/// netd's DNS messages are `dns` events `via: resolver` with no app, and nothing else of
+/// netd is recorded. With `--resolver none` the connects are not named and netd is not seen.
+/// Both ways netd is found: already running when the recording starts (/proc), and started
+/// after it (the kernel sees it take the name).
+#[test]
+fn resolver_answers_name_the_apps_connects() {
+    require_root();
+    for tool in ["unshare", "nsenter", "mount"] {
+        assert!(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap()
+                .success(),
+            "{tool} is needed by this test"
+        );
+    }
+    names_dns_server();
+    let listener = TcpListener::bind(("127.0.0.78", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let listener2 = TcpListener::bind(("127.0.0.79", port)).unwrap();
+    for l in [listener, listener2] {
+        std::thread::spawn(move || for _ in l.incoming() {});
+    }
+    for (resolvers_on, netd_first) in [(true, true), (true, false), (false, true)] {
+        let what = format!("resolvers on: {resolvers_on}, netd started first: {netd_first}");
+        let tmp = tempdir();
+        let netd_pidfile = tmp.path().join("netd.pid");
+        let gate = tmp.path().join("go");
+        let script = in_private_resolver(
+            tmp.path(),
+            "nameserver 127.0.0.77\noptions timeout:3 attempts:1\n",
+            &format!(
+                "mount -t tmpfs none /dev && mkdir /dev/socket || exit 93\nexec {SIMAPP} netd --pidfile {}",
+                netd_pidfile.display()
+            ),
+        );
+        let start_netd = || {
+            Command::new("unshare")
+                .args(["-m", "sh"])
+                .arg(&script)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start netd")
+        };
+        let mut netd = None;
+        if netd_first {
+            netd = Some(start_netd());
+            wait_file(&netd_pidfile);
+        }
+        // The app waits for the gate, then joins netd's mount namespace.
+        let app = format!(
+            "while [ ! -e {gate} ]; do sleep 0.05; done\n\
+             exec nsenter -m -t \"$(cat {pidfile})\" {SIMAPP} steps dnsproxyd=tracker.names.test connect=tcp4,127.0.0.78,{port} connect=tcp4,127.0.0.79,{port}",
+            gate = gate.display(),
+            pidfile = netd_pidfile.display()
+        );
+        let dir = tmp.path().join("session");
+        let mut args: Vec<&str> = Vec::new();
+        if !resolvers_on {
+            args.extend(["--resolver", "none"]);
+        }
+        let mut rec_args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        rec_args.extend(["--".into(), "sh".into(), "-c".into(), app]);
+        let rec_refs: Vec<&str> = rec_args.iter().map(String::as_str).collect();
+        let emuwatch = start_recording(&dir, &rec_refs);
+        if !netd_first {
+            netd = Some(start_netd());
+            wait_file(&netd_pidfile);
+        }
+        let mut netd = netd.unwrap();
+        let netd_pid = read_pid(&netd_pidfile) as u64;
+        // Someone else (this test, not a target) asks netd for api.names.test first.
+        {
+            use std::io::{Read, Write};
+            let mut c = std::os::unix::net::UnixStream::connect(format!(
+                "/proc/{netd_pid}/root/dev/socket/dnsproxyd"
+            ))
+            .expect("connect to netd");
+            c.write_all(b"getaddrinfo api.names.test ^ 1024 0 1 6\0")
+                .unwrap();
+            let mut b = [0u8; 64];
+            let n = c.read(&mut b).unwrap();
+            assert_eq!(&b[..n], b"222 127.0.0.79\0", "{what}");
+        }
+        std::fs::write(&gate, "").unwrap();
+        let output = emuwatch.wait_with_output().expect("wait emuwatch");
+        unsafe { kill(netd.id() as i32, 9) };
+        let netd_out = {
+            let _ = netd.wait();
+            let mut s = String::new();
+            use std::io::Read;
+            netd.stdout.take().unwrap().read_to_string(&mut s).unwrap();
+            s
+        };
+        let sess = load_with(&dir, output, &args);
+        assert!(sess.output.status.success(), "{what}: {}", sess.dump());
+        assert_eq!(sess.info["complete"], true, "{what}: {}", sess.info);
+        let want_resolvers: Value = if resolvers_on {
+            serde_json::json!(["netd"])
+        } else {
+            Value::Null
+        };
+        assert_eq!(sess.info["target"]["resolvers"], want_resolvers, "{what}");
+        assert_eq!(netd_out.lines().count(), 2, "{what}: netd said {netd_out}");
+        let dns_did = sess.did("dnsproxyd");
+        assert_eq!(dns_did.len(), 1, "{what}: {}", sess.dump());
+        let app_pid = dns_did[0]["pid"].as_u64().unwrap();
+        // The app's request, as before.
+        let app_dns: Vec<(String, String)> = sess
+            .by_pid("dns", app_pid)
+            .iter()
+            .map(|e| {
+                (
+                    e["via"].as_str().unwrap().to_string(),
+                    e["name"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            app_dns,
+            [("dnsproxyd".to_string(), "tracker.names.test".to_string())],
+            "{what}: {}",
+            sess.dump()
+        );
+        // The connects, named (or not) by netd's answers.
+        let connects: Vec<(String, Value, Value, Value)> = sess
+            .by_pid("connect", app_pid)
+            .iter()
+            .map(|e| {
+                assert_eq!(e["result"], 0, "{e}");
+                (
+                    e["daddr"].as_str().unwrap().to_string(),
+                    e["host"].clone(),
+                    e["host_source"].clone(),
+                    e["host_via"].clone(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, Value, Value, Value)> = if resolvers_on {
+            vec![
+                (
+                    "127.0.0.78".into(),
+                    "tracker.names.test".into(),
+                    "dns".into(),
+                    "dnsproxyd".into(),
+                ),
+                (
+                    "127.0.0.79".into(),
+                    "api.names.test".into(),
+                    "dns".into(),
+                    "resolver".into(),
+                ),
+            ]
+        } else {
+            vec![
+                ("127.0.0.78".into(), Value::Null, Value::Null, Value::Null),
+                ("127.0.0.79".into(), Value::Null, Value::Null, Value::Null),
+            ]
+        };
+        assert_eq!(connects, want, "{what}: {}", sess.dump());
+        // netd: its DNS messages only, no app, nothing else.
+        let of_netd: Vec<&Value> = sess
+            .events
+            .iter()
+            .filter(|e| e["pid"] == netd_pid)
+            .collect();
+        let mut got: Vec<String> = of_netd
+            .iter()
+            .map(|e| {
+                assert_eq!(e["kind"], "dns", "{what}: {e}");
+                assert_eq!(e["via"], "resolver", "{e}");
+                assert_eq!(e["comm"], "netd", "{e}");
+                assert!(e.get("app").is_none() && e.get("phase").is_none(), "{e}");
+                assert_eq!(e["resolver"], "127.0.0.77", "{e}");
+                assert_eq!(e["resolver_port"], 53, "{e}");
+                assert_eq!(e["proto"], "udp", "{e}");
+                assert!(e.get("conn_id").is_none(), "{e}");
+                format!(
+                    "{} {} {} {}",
+                    e["dir"].as_str().unwrap(),
+                    e["name"].as_str().unwrap(),
+                    e["qtype"].as_str().unwrap(),
+                    e["answers"]
+                        .as_array()
+                        .map(|a| a
+                            .iter()
+                            .map(|r| r["data"].as_str().unwrap_or("-").to_string())
+                            .collect::<Vec<_>>()
+                            .join(","))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        got.sort();
+        let want: Vec<String> = if resolvers_on {
+            [
+                "answer api.names.test A edge.cdn.names.test,127.0.0.79",
+                "answer api.names.test AAAA edge.cdn.names.test",
+                "answer tracker.names.test A 127.0.0.78",
+                "answer tracker.names.test AAAA ",
+                "query api.names.test A ",
+                "query api.names.test AAAA ",
+                "query tracker.names.test A ",
+                "query tracker.names.test AAAA ",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        } else {
+            Vec::new()
+        };
+        assert_eq!(got, want, "{what}: {}", sess.dump());
+        // The reports do not make netd an app.
+        let report = Command::new(EMUWATCH)
+            .args(["report", "--format", "json"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(report.status.success(), "{what}");
+        let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+        let apps: Vec<&str> = report["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["app"].as_str().unwrap())
+            .collect();
+        assert!(
+            !apps.iter().any(|a| *a == "netd" || *a == "(unattributed)"),
+            "{what}: {apps:?}"
+        );
+        // The export has a column for every field of these lines.
+        let export = Command::new(EMUWATCH)
+            .arg("export")
+            .arg(&dir)
+            .args(["--format", "parquet", "--out"])
+            .arg(tmp.path().join("export"))
+            .output()
+            .unwrap();
+        assert!(
+            export.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&export.stderr)
+        );
+    }
 }

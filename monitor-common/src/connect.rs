@@ -7,6 +7,9 @@ pub const AF_INET6: u16 = 10;
 
 /// What the cgroup hook saw of this connect, if it ran.
 pub const SEEN_BY_CGROUP: u8 = 1;
+/// A resolver process's connect to port 53 (`tgid_role::RESOLVER`): its socket is followed
+/// for DNS messages, and no `connect` record is sent.
+pub const RESOLVER_DNS: u8 = 2;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -22,7 +25,7 @@ pub struct Connect {
     pub protocol: u8,
     /// `SOCK_STREAM`/`SOCK_DGRAM` from the cgroup hook; 0 when unknown.
     pub sock_type: u8,
-    /// Bit set of `SEEN_BY_*`.
+    /// Bit set of `SEEN_BY_CGROUP`, `RESOLVER_DNS`.
     pub flags: u8,
     pub _pad: u8,
     pub addrlen: u32,

@@ -118,7 +118,19 @@ pub mod config {
     /// Non-zero: copy the bytes that name destinations (DNS, first bytes of connections,
     /// dnsproxyd commands); `--names off` leaves it 0.
     pub const NAMES: u32 = 8;
+    /// Non-zero: the `RESOLVER_COMMS` map has entries worth looking up (`--resolver`, name
+    /// capture on).
+    pub const HAVE_RESOLVERS: u32 = 9;
     pub const SLOTS: u32 = 16;
+}
+
+/// Values of the `TARGET_TGIDS` map: what the kernel copies of a process.
+pub mod tgid_role {
+    /// A target: everything emuwatch records.
+    pub const TARGET: u8 = 1;
+    /// A resolver process that is not a target (`--resolver`, e.g. Android's netd): only its
+    /// port-53 DNS messages are copied, so names are learnt from the answers it gets for apps.
+    pub const RESOLVER: u8 = 2;
 }
 
 #[cfg(feature = "user")]

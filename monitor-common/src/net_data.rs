@@ -33,6 +33,10 @@ pub const CONN_INET: u8 = 1;
 /// `ConnState::kind`: a unix socket connected to netd's dnsproxyd.
 pub const CONN_DNSPROXY: u8 = 2;
 
+/// `NetData::flags` / `ConnState::flags`: a resolver process's socket, not a target's
+/// (`tgid_role::RESOLVER`): only its DNS messages are copied.
+pub const FLAG_RESOLVER: u8 = 1;
+
 /// Path of netd's resolver socket on Android (what `getaddrinfo` in bionic connects to).
 pub const DNSPROXYD_PATH: &[u8; 22] = b"/dev/socket/dnsproxyd\0";
 
@@ -59,7 +63,9 @@ pub struct NetData {
     pub sock_type: u8,
     /// `SYS_*`.
     pub syscall: u8,
-    pub _pad: u32,
+    /// `FLAG_*`.
+    pub flags: u8,
+    pub _pad: [u8; 3],
     /// Peer address, network byte order (IPv4 in the first 4 bytes).
     pub daddr: [u8; 16],
     pub data: [u8; DATA_LEN],
@@ -78,7 +84,8 @@ pub struct ConnState {
     pub sock_type: u8,
     /// Non-zero once the first send was copied.
     pub sent: u8,
-    pub _pad: u8,
+    /// `FLAG_*`.
+    pub flags: u8,
 }
 
 /// A receive in flight on a DNS socket, by thread id.

@@ -1,11 +1,18 @@
 //! The in-kernel target decision. Every probe of a task that is not a target returns after
 //! one array load (`maybe_target`); a possible target costs one hash lookup more.
 use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_uid_gid};
-use monitor_common::{PER_USER_RANGE, TARGET_FILTER_SLOTS, config};
+use monitor_common::{COMM_LEN, PER_USER_RANGE, TARGET_FILTER_SLOTS, config, tgid_role};
 
 use crate::maps::{
-    TARGET_APP_IDS, TARGET_CGROUPS, TARGET_COMMS, TARGET_FILTER, TARGET_TGIDS, TARGET_UIDS, config,
+    RESOLVER_COMMS, TARGET_APP_IDS, TARGET_CGROUPS, TARGET_COMMS, TARGET_FILTER, TARGET_TGIDS,
+    TARGET_UIDS, config,
 };
+
+/// Is `tgid`'s entry in `TARGET_TGIDS` a target's (not a resolver's)?
+#[inline(always)]
+fn in_target_map(tgid: u32) -> bool {
+    unsafe { TARGET_TGIDS.get(&tgid) }.is_some_and(|r| *r & tgid_role::TARGET != 0)
+}
 
 /// Is the current task (`tgid`, `uid`) a target? A task matched by uid, comm or cgroup has its
 /// tgid added to `TARGET_TGIDS`, so it stays a target after exec and its children inherit.
@@ -43,7 +50,7 @@ pub fn open_filter_slot(tgid: u32) {
 #[inline(always)]
 fn insert_target(tgid: u32) -> bool {
     open_filter_slot(tgid);
-    TARGET_TGIDS.insert(&tgid, &1, 0).is_ok()
+    TARGET_TGIDS.insert(&tgid, &tgid_role::TARGET, 0).is_ok()
 }
 
 /// Are targets chosen by uid (`--uid`, `--package`)? Then a uid change can make a target.
@@ -63,13 +70,12 @@ fn uid_is_target(uid: u32) -> bool {
 /// Is `tgid` in the target set already (not counting uid/comm/cgroup matches to come)?
 #[inline(always)]
 pub fn is_known_target(tgid: u32) -> bool {
-    config(config::TARGET_ALL) != 0
-        || (maybe_target(tgid) && unsafe { TARGET_TGIDS.get(&tgid) }.is_some())
+    config(config::TARGET_ALL) != 0 || (maybe_target(tgid) && in_target_map(tgid))
 }
 
 #[inline(always)]
 fn is_target_with(tgid: u32, uid: impl FnOnce() -> u32) -> bool {
-    if maybe_target(tgid) && unsafe { TARGET_TGIDS.get(&tgid) }.is_some() {
+    if maybe_target(tgid) && in_target_map(tgid) {
         return true;
     }
     if config(config::SELF_TGID) == tgid as u64 {
@@ -92,8 +98,40 @@ fn is_target_with(tgid: u32, uid: impl FnOnce() -> u32) -> bool {
 /// Is `tgid` (some other process, e.g. the subject of an oom_score_adj update) a target?
 #[inline(always)]
 pub fn is_target_tgid(tgid: u32) -> bool {
+    maybe_target(tgid) && (config(config::TARGET_ALL) != 0 || in_target_map(tgid))
+}
+
+/// Is `tgid` a resolver process that is not a target (only its DNS messages are copied)?
+/// Asked only after the target check said no; other processes stop at the pre-filter.
+#[inline(always)]
+pub fn is_resolver(tgid: u32) -> bool {
     maybe_target(tgid)
-        && (config(config::TARGET_ALL) != 0 || unsafe { TARGET_TGIDS.get(&tgid) }.is_some())
+        && unsafe { TARGET_TGIDS.get(&tgid) }.is_some_and(|r| *r == tgid_role::RESOLVER)
+}
+
+/// A process that is not a target took the name `comm` (exec or rename): it is a resolver
+/// from now on if the name is one of `--resolver`'s, and stops being one otherwise. Exec and
+/// rename are rare: the name lookup costs nothing that matters.
+#[inline(always)]
+pub fn name_resolver(tgid: u32, comm: &[u8; COMM_LEN]) {
+    if config(config::HAVE_RESOLVERS) == 0 {
+        return;
+    }
+    if unsafe { RESOLVER_COMMS.get(comm) }.is_some() {
+        open_filter_slot(tgid);
+        let _ = TARGET_TGIDS.insert(&tgid, &tgid_role::RESOLVER, 0);
+    } else if is_resolver(tgid) {
+        let _ = TARGET_TGIDS.remove(&tgid);
+    }
+}
+
+/// A process that is not a target exited: forget it if it was a resolver (its tgid may be
+/// reused by another process).
+#[inline(always)]
+pub fn forget_resolver(tgid: u32) {
+    if is_resolver(tgid) {
+        let _ = TARGET_TGIDS.remove(&tgid);
+    }
 }
 
 /// Make `tgid` a target (a child forked by a target). Not needed with `--all`.

@@ -28,7 +28,8 @@ pub use monitor_common::loss;
 #[map]
 pub static CONFIG: Array<u64> = Array::with_max_entries(config::SLOTS, 0);
 
-/// Target processes (tgid). Children are added at fork, so whole trees stay targets.
+/// Target processes (tgid) -> `tgid_role::TARGET`, and resolver processes that are not targets
+/// -> `tgid_role::RESOLVER`. Children of targets are added at fork, so whole trees stay targets.
 #[map]
 pub static TARGET_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(65536, 0);
 
@@ -43,6 +44,10 @@ pub static TARGET_UIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 pub static TARGET_APP_IDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 #[map]
 pub static TARGET_COMMS: HashMap<[u8; COMM_LEN], u8> = HashMap::with_max_entries(256, 0);
+/// Names (comm) of resolver processes (`--resolver`): a process that execs or renames to one
+/// becomes a resolver.
+#[map]
+pub static RESOLVER_COMMS: HashMap<[u8; COMM_LEN], u8> = HashMap::with_max_entries(16, 0);
 #[map]
 pub static TARGET_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(1024, 0);
 

@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use crate::capability::{
-    AddrFamily, Capability, DeviceOp, DnsDir, DnsVia, ExitHow, FlushedAt, HostSource, LossReason,
-    PathOrigin, PhaseReason, Proto, Scope, SniStatus, StateSource, StopReason, TokenLayout, Writer,
+    AddrFamily, Capability, DeviceOp, DnsDir, DnsVia, ExitHow, FlushedAt, HostSource, HostVia,
+    LossReason, PathOrigin, PhaseReason, Proto, Scope, SniStatus, StateSource, StopReason,
+    TokenLayout, Writer,
 };
 
 /// Version of the event and session schema. Bump on any incompatible change.
@@ -260,14 +261,19 @@ pub struct Connect {
     /// Where `host` came from: `dns`, `sni` or `http`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_source: Option<HostSource>,
+    /// A `dns` host learnt from a resolver process's answer (`dnsproxyd`: for a name this app
+    /// asked it for; `resolver`: system-wide); absent when the app's own answer named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_via: Option<HostVia>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Dns {
     /// `query` (sent) or `answer` (received).
     pub dir: DnsDir,
-    /// `dns` (a DNS message to or from port 53) or `dnsproxyd` (an Android app's request to
-    /// netd's resolver socket; netd sends the DNS packets).
+    /// `dns` (a DNS message to or from port 53), `dnsproxyd` (an Android app's request to
+    /// netd's resolver socket; netd sends the DNS packets) or `resolver` (a DNS message of a
+    /// resolver process that is not a target).
     pub via: DnsVia,
     /// The name asked for (escaped: see docs/events.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -137,6 +137,7 @@ mod tests {
                 conn_id: None,
                 host: None,
                 host_source: None,
+                host_via: None,
             }),
             pid: 1,
             tid: 1,

@@ -132,6 +132,11 @@ struct RecordArgs {
     /// Target every process (except emuwatch itself).
     #[arg(long)]
     all: bool,
+    /// A resolver process by name (kernel comm), not a target: only its DNS messages are
+    /// recorded, and its answers name the targets' connects (Android: netd resolves for every
+    /// app). Repeatable; default netd; `none` for no resolver.
+    #[arg(long, value_name = "NAME")]
+    resolver: Vec<String>,
     /// Android's packages.list, for --package and app names.
     #[arg(
         long,
@@ -320,6 +325,7 @@ fn record_command(a: RecordArgs) -> anyhow::Result<ExitCode> {
             uids: a.uid,
             cgroups: a.cgroup,
             packages: a.package,
+            resolvers: session::resolvers_from_args(&a.resolver)?,
         },
         packages_list: a.packages_list,
         out: a.out,

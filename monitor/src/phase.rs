@@ -414,6 +414,7 @@ mod tests {
             conn_id: None,
             host: None,
             host_source: None,
+            host_via: None,
         })
     }
 

@@ -9,10 +9,10 @@ use aya_ebpf::{
     programs::{SockAddrContext, TracePointContext},
 };
 use monitor_common::{
-    connect::{AF_INET, AF_INET6, AF_UNIX, Connect, SEEN_BY_CGROUP},
+    connect::{AF_INET, AF_INET6, AF_UNIX, Connect, RESOLVER_DNS, SEEN_BY_CGROUP},
     file::FdKey,
     kind,
-    net_data::{CONN_DNSPROXY, CONN_INET, ConnState},
+    net_data::{CONN_DNSPROXY, CONN_INET, ConnState, FLAG_RESOLVER},
 };
 
 use super::net_data;
@@ -20,7 +20,7 @@ use super::net_data;
 use crate::{
     args::{SysArgs, TpArgs},
     emit::{copy_payload, current_ids, field, reserve, submit},
-    filter::{is_current_target, maybe_target},
+    filter::{is_current_target, is_resolver, maybe_target},
     maps::{PENDING_CONNECT, PENDING_SOCKET, SOCK_TYPES, count_loss, loss},
 };
 
@@ -33,20 +33,26 @@ struct SockaddrIn6 {
     addr: [u8; 16],
 }
 
-/// `connect(fd, uservaddr, addrlen)` entry.
+/// `connect(fd, uservaddr, addrlen)` entry. A resolver process (`--resolver`, not a target)
+/// gets only its connects to port 53 followed, without `connect` records.
 #[inline(always)]
 pub fn connect_enter(a: &impl SysArgs) {
     let task = current_ids();
-    if !is_current_target(task.tgid) {
+    let resolver = if is_current_target(task.tgid) {
+        false
+    } else if net_data::enabled() && is_resolver(task.tgid) {
+        true
+    } else {
         return;
-    }
+    };
     let fd = a.arg(0);
     let sa = a.arg(1) as *const u8;
     let addrlen = a.arg(2);
     let family: u16 = unsafe { bpf_probe_read_user(sa as *const u16) }.unwrap_or(0);
     // A unix socket is followed only to Android's dnsproxyd (with name capture on): the
     // app's `getaddrinfo` request names what it is about to connect to.
-    let dnsproxy = family == AF_UNIX && net_data::enabled() && net_data::is_dnsproxyd(sa);
+    let dnsproxy =
+        !resolver && family == AF_UNIX && net_data::enabled() && net_data::is_dnsproxyd(sa);
     if family != AF_INET && family != AF_INET6 && !dnsproxy {
         return; // other unix sockets, AF_UNSPEC disconnects, unreadable addresses
     }
@@ -79,6 +85,12 @@ pub fn connect_enter(a: &impl SysArgs) {
     } else if let Ok(s) = unsafe { bpf_probe_read_user(sa as *const SockaddrIn6) } {
         c.dport = u16::from_be(s.port_be);
         c.daddr = s.addr;
+    }
+    if resolver {
+        if c.dport != net_data::DNS_PORT {
+            return;
+        }
+        c.flags = RESOLVER_DNS;
     }
     if PENDING_CONNECT.insert(&task.tid, &c, 0).is_err() {
         count_loss(loss::PENDING_FULL);
@@ -142,7 +154,13 @@ pub fn connect_exit(ret: i64) {
     // A connection that is (or is becoming) established gets an id and is followed for its
     // first bytes (`net_data`); EINPROGRESS: a non-blocking connect under way.
     let follow = net_data::enabled() && (ret == 0 || ret == -115);
-    let conn_id = if follow { net_data::next_conn_id() } else { 0 };
+    let resolver = pending.flags & RESOLVER_DNS != 0;
+    // A resolver's DNS socket has no connection id: it has no `connect` event to share it.
+    let conn_id = if follow && !resolver {
+        net_data::next_conn_id()
+    } else {
+        0
+    };
     if follow {
         let state = ConnState {
             conn_id,
@@ -156,11 +174,12 @@ pub fn connect_exit(ret: i64) {
             },
             sock_type: pending.sock_type,
             sent: 0,
-            _pad: 0,
+            flags: if resolver { FLAG_RESOLVER } else { 0 },
         };
         net_data::track(task.tgid, pending.fd as u32, &state);
     }
     if pending.family != AF_UNIX
+        && !resolver
         && let Some(mut entry) = reserve::<Connect>(kind::CONNECT, &task)
     {
         unsafe {
@@ -185,7 +204,7 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 pub fn socket_enter(a: &impl SysArgs) {
     let task = current_ids();
-    if !is_current_target(task.tgid) {
+    if !is_current_target(task.tgid) && !(net_data::enabled() && is_resolver(task.tgid)) {
         return;
     }
     let family = a.arg(0) as u16;

@@ -20,20 +20,20 @@ use monitor_common::{
     file::FdKey,
     kind,
     net_data::{
-        CONN_DNSPROXY, CONN_INET, ConnState, DATA_LEN, DIR_RECV, DIR_SEND, NetData, PendingRecv,
-        SYS_READ, SYS_RECVFROM, SYS_RECVMSG, SYS_SENDMMSG, SYS_SENDMSG, SYS_SENDTO, SYS_WRITE,
-        SYS_WRITEV, WHY_DNS, WHY_DNSPROXY, WHY_FIRST,
+        CONN_DNSPROXY, CONN_INET, ConnState, DATA_LEN, DIR_RECV, DIR_SEND, FLAG_RESOLVER, NetData,
+        PendingRecv, SYS_READ, SYS_RECVFROM, SYS_RECVMSG, SYS_SENDMMSG, SYS_SENDMSG, SYS_SENDTO,
+        SYS_WRITE, SYS_WRITEV, WHY_DNS, WHY_DNSPROXY, WHY_FIRST,
     },
 };
 
 use crate::{
     args::{SysArgs, TpArgs},
     emit::{Ids, current_ids, field, reserve, submit},
-    filter::maybe_target,
+    filter::{is_known_target, is_resolver, maybe_target},
     maps::{CONN_SEQ, PENDING_RECV, SOCK_CONNS, config as cfg, count_loss, loss},
 };
 
-const DNS_PORT: u16 = 53;
+pub const DNS_PORT: u16 = 53;
 const SOCK_DGRAM: u8 = 2;
 
 /// Is name capture on (`--names`)?
@@ -112,7 +112,8 @@ fn emit(
         (*p).why = why;
         (*p).sock_type = s.sock_type;
         (*p).syscall = syscall;
-        (*p)._pad = 0;
+        (*p).flags = s.flags;
+        (*p)._pad = [0; 3];
         (*p).daddr = s.daddr;
         let data = (&raw mut (*p).data).cast::<u8>();
         let mut captured = read_user_upto::<{ DATA_LEN as u64 }>(data, len, buf);
@@ -206,6 +207,14 @@ fn send(syscall: u8, fd: u64, buf: u64, len: u64, dest: u64, tail: Option<(u64, 
     if port != DNS_PORT {
         return;
     }
+    // The pre-filter let a target or a resolver (or a process sharing a slot) through.
+    let flags = if is_known_target(task.tgid) {
+        0
+    } else if is_resolver(task.tgid) {
+        FLAG_RESOLVER
+    } else {
+        return;
+    };
     let st = ConnState {
         conn_id: 0,
         daddr,
@@ -214,7 +223,7 @@ fn send(syscall: u8, fd: u64, buf: u64, len: u64, dest: u64, tail: Option<(u64, 
         kind: CONN_INET,
         sock_type: SOCK_DGRAM,
         sent: 1,
-        _pad: 0,
+        flags,
     };
     track(task.tgid, fd as u32, &st);
     emit(

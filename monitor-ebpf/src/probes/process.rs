@@ -6,7 +6,7 @@ use core::ptr::read_volatile;
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::bpf_probe_read_kernel_str_bytes,
+    helpers::{bpf_get_current_comm, bpf_probe_read_kernel_str_bytes},
     macros::{btf_tracepoint, tracepoint},
     programs::{BtfTracePointContext, TracePointContext},
 };
@@ -19,7 +19,8 @@ use crate::{
     args::{SysArgs, TpArgs},
     emit::{current, current_ids, field, reserve, submit},
     filter::{
-        adopt, forget, have_uid_targets, is_known_target, is_target, maybe_target, open_filter_slot,
+        adopt, forget, forget_resolver, have_uid_targets, is_known_target, is_target, maybe_target,
+        name_resolver, open_filter_slot,
     },
     maps::{EXIT_STATUS, IN_EXEC, count_loss, loss},
 };
@@ -133,6 +134,10 @@ pub fn task_newtask(ctx: TracePointContext) -> u32 {
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     let task = current();
     if !is_target(task.tgid, task.uid) {
+        // exec gave the task its new name: a resolver (`--resolver`) from now on?
+        if let Ok(comm) = bpf_get_current_comm() {
+            name_resolver(task.tgid, &comm);
+        }
         return 0;
     }
     let loc: u32 = unsafe { ctx.read_at::<u32>(8) }.unwrap_or(0);
@@ -194,6 +199,7 @@ pub fn sched_process_exit_1arg(ctx: BtfTracePointContext) -> i32 {
 fn btf_exit(p: *const u8) {
     let task = current();
     if !is_target(task.tgid, task.uid) {
+        forget_resolver(task.tgid);
         return;
     }
     let off = rodata(&TASK_EXIT_CODE_OFF);
@@ -216,7 +222,11 @@ pub fn sched_process_exit_tp(ctx: TracePointContext) -> u32 {
     } else {
         task.tid == task.tgid
     };
-    if !group_dead || !is_target(task.tgid, task.uid) {
+    if !group_dead {
+        return 0;
+    }
+    if !is_target(task.tgid, task.uid) {
+        forget_resolver(task.tgid);
         return 0;
     }
     // exit_group()/exit() recorded the status; a process killed by a signal made no such call
@@ -299,10 +309,26 @@ pub fn sys_exit_execveat(_ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "task", name = "task_rename")]
 pub fn task_rename(ctx: TracePointContext) -> u32 {
     let task = current();
-    if !is_target(task.tgid, task.uid) || unsafe { IN_EXEC.get(&task.tid) }.is_some() {
+    let new_comm: [u8; 16] = unsafe { ctx.read_at(28) }.unwrap_or([0; 16]);
+    if !is_target(task.tgid, task.uid) {
+        // A process naming itself after a resolver (`--resolver`) becomes one. Only the
+        // process's main thread names it (Android's netd names its threads otherwise).
+        if task.tid == task.tgid {
+            // The tracepoint copies the name with strscpy: the bytes after its NUL are
+            // whatever the buffer held; the map's keys are zero-padded.
+            let mut key = [0u8; 16];
+            let mut end = false;
+            for i in 0..16 {
+                end = end || new_comm[i] == 0;
+                key[i] = if end { 0 } else { new_comm[i] };
+            }
+            name_resolver(task.tgid, &key);
+        }
         return 0;
     }
-    let new_comm: [u8; 16] = unsafe { ctx.read_at(28) }.unwrap_or([0; 16]);
+    if unsafe { IN_EXEC.get(&task.tid) }.is_some() {
+        return 0;
+    }
     if let Some(mut entry) = reserve::<Rename>(kind::RENAME, &task) {
         unsafe {
             (*entry.as_mut_ptr()).payload = Rename { new_comm };

@@ -100,6 +100,11 @@ pub fn analyse_each(
         Some(pre.bytes),
         |l| serde_json::from_str::<Event>(l),
         |ev: &mut Event| {
+            // A resolver process's own DNS messages (`via: resolver`) are no app's: they named
+            // connects when recorded, and count nowhere.
+            if matches!(&ev.body, Body::Dns(d) if d.via == crate::event::DnsVia::Resolver) {
+                return Ok(());
+            }
             let ev = &*{
                 if let Body::Connect(c) = &mut ev.body {
                     // Connects named by the TLS server name or HTTP Host sent after them.
@@ -171,6 +176,8 @@ struct Light<'a> {
     sni: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     host: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    via: Option<Cow<'a, str>>,
 }
 
 /// One line as the first read keeps it.
@@ -185,7 +192,7 @@ enum SeenWhat {
     Phase(crate::event::PhaseChange),
     Sni(Option<u64>, Option<String>),
     HttpHost(Option<u64>, Option<String>),
-    /// A lost or marker event: no process lane.
+    /// A lost or marker event, or a resolver's DNS message: no process lane.
     Context,
     Other,
 }
@@ -197,6 +204,7 @@ fn seen(line: &str) -> serde_json::Result<Seen> {
             Body::Tls(t) => SeenWhat::Sni(t.conn_id, t.sni),
             Body::Http(h) => SeenWhat::HttpHost(h.conn_id, h.host),
             Body::Lost(_) | Body::Marker(_) => SeenWhat::Context,
+            Body::Dns(d) if d.via == crate::event::DnsVia::Resolver => SeenWhat::Context,
             _ => SeenWhat::Other,
         };
         Seen {
@@ -217,6 +225,8 @@ fn seen(line: &str) -> serde_json::Result<Seen> {
         "tls" => SeenWhat::Sni(l.conn_id, l.sni.map(Cow::into_owned)),
         "http" => SeenWhat::HttpHost(l.conn_id, l.host.map(Cow::into_owned)),
         "lost" | "marker" => SeenWhat::Context,
+        // A resolver process's DNS message: no app's, no lane.
+        "dns" if l.via.as_deref() == Some("resolver") => SeenWhat::Context,
         _ => SeenWhat::Other,
     };
     Ok(Seen {

@@ -119,6 +119,7 @@ fn sample(c: Capability) -> Body {
             conn_id: None,
             host: None,
             host_source: None,
+            host_via: None,
         }),
         Capability::Camera => Body::Camera(device()),
         Capability::Microphone => Body::Microphone(device()),

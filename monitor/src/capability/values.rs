@@ -133,6 +133,17 @@ values! {
 }
 
 values! {
+    /// `connect`: a `host` from DNS that a resolver process (`--resolver`, Android's netd)
+    /// received, not the app itself.
+    HostVia {
+        /// The resolver's answer for a name this app asked it for over dnsproxyd.
+        Dnsproxyd => "dnsproxyd",
+        /// A resolver's answer for the address, for a name this app was not seen asking for.
+        Resolver => "resolver",
+    }
+}
+
+values! {
     /// `dns`: a query sent or an answer received.
     DnsDir {
         Query => "query",
@@ -147,6 +158,8 @@ values! {
         Dns => "dns",
         /// A request written to Android's `/dev/socket/dnsproxyd` (netd resolves it).
         Dnsproxyd => "dnsproxyd",
+        /// A DNS message of a resolver process that is not a target (`--resolver`).
+        Resolver => "resolver",
     }
 }
 

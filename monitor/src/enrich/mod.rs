@@ -51,6 +51,8 @@ pub struct Enricher {
     handles: binder::Handles,
     /// The last open flags and their names.
     last_flags: Option<(u32, String)>,
+    /// Parent pids of resolver processes (not targets, not in the process table).
+    resolver_ppids: std::collections::HashMap<u32, u32>,
 }
 
 /// A live process's current oom_score_adj.
@@ -81,8 +83,15 @@ impl Enricher {
             binder_rules: binder::Rules::builtin(),
             handles: binder::Handles::default(),
             last_flags: None,
+            resolver_ppids: Default::default(),
         }
         .with_binder(None, None)
+    }
+
+    /// Resolver processes by name (`--resolver`): their DNS answers name the targets' connects.
+    pub fn with_resolvers(mut self, comms: &[String]) -> Self {
+        self.names.set_resolvers(comms);
+        self
     }
 
     /// Binder rules (default: the built-in ones) and the API level whose method tables apply

@@ -3,7 +3,9 @@
 //!
 //! A connect is named when it is written if the app resolved its address before (`dns`: the
 //! question name of the most recent answer that listed the address, while the answer's TTL
-//! plus [`TTL_GRACE_S`] runs). The TLS server name and the HTTP Host are sent after the
+//! plus [`TTL_GRACE_S`] runs). Otherwise a resolver process's answers name it (Android: netd
+//! resolves for every app; `host_via`): first an answer for a name the app asked the resolver
+//! for over dnsproxyd, then any valid answer that listed the address (system-wide). The TLS server name and the HTTP Host are sent after the
 //! connect, so they cannot be on its line: [`ConnNames`] learns them in the first read of a
 //! session (`analysis`) and names the connects the DNS did not name in the second, for every
 //! reader of a session (reports, baselines, scenarios); [`annotate`] does both on events in
@@ -15,11 +17,11 @@ use std::{
 
 use monitor_common::{
     connect::{AF_INET, AF_INET6},
-    net_data::{DIR_SEND, NetData, WHY_DNS, WHY_DNSPROXY, WHY_FIRST},
+    net_data::{DIR_SEND, FLAG_RESOLVER, NetData, WHY_DNS, WHY_DNSPROXY, WHY_FIRST},
 };
 
 use super::wire::{self, RData};
-use crate::event::{self, Body, DnsDir, DnsVia, HostSource, Proto, SniStatus};
+use crate::event::{self, Body, DnsDir, DnsVia, HostSource, HostVia, Proto, SniStatus};
 
 /// Seconds an answer stays usable after its TTL ran out: a connect made right at expiry
 /// still uses the name it just got.
@@ -66,12 +68,26 @@ impl ConnIds {
     }
 }
 
+/// Names a resolver's answers gave one address, most recent last (a CDN address serves many).
+const NAMES_PER_ADDRESS: usize = 8;
+
+/// Addresses in the system-wide table above which expired entries are dropped.
+const SYSTEM_TABLE_PRUNE: usize = 4096;
+
 #[derive(Default)]
 pub struct Names {
     /// Kernel connection id -> session id.
     conn_ids: ConnIds,
     /// Per app: address -> (name, valid until, monotonic ns).
     tables: HashMap<String, HashMap<IpAddr, (String, u64)>>,
+    /// Resolver processes' answers (system-wide): address -> (name, valid until), most recent
+    /// last.
+    system: HashMap<IpAddr, Vec<(String, u64)>>,
+    /// Per app: names it asked a resolver for over dnsproxyd.
+    asked: HashMap<String, std::collections::HashSet<String>>,
+    /// Names (comm) of resolver processes (`--resolver`): a target with one of these names
+    /// also teaches the system-wide table.
+    resolver_comms: Vec<String>,
 }
 
 fn addr_of(family: u16, a: &[u8; 16]) -> Option<IpAddr> {
@@ -91,10 +107,49 @@ impl Names {
         Some(self.conn_ids.get(kernel_id))
     }
 
-    /// The name `app` most recently resolved to `addr`, if still valid at `now_ns`.
-    pub fn host_for(&self, app: &str, addr: IpAddr, now_ns: u64) -> Option<String> {
-        let (name, until) = self.tables.get(app)?.get(&addr)?;
-        (now_ns <= *until).then(|| name.clone())
+    /// Resolver processes by name (`--resolver`).
+    pub fn set_resolvers(&mut self, comms: &[String]) {
+        self.resolver_comms = comms.to_vec();
+    }
+
+    /// Is `comm` (a kernel comm, at most 15 bytes) one of the resolvers' names?
+    pub fn is_resolver_comm(&self, comm: &str) -> bool {
+        self.resolver_comms
+            .iter()
+            .any(|r| r.as_bytes()[..r.len().min(15)] == *comm.as_bytes())
+    }
+
+    /// The name of `addr` for a connect of `app` at `now_ns`, and whether a resolver's answer
+    /// gave it: the name the app itself most recently resolved to `addr`; else a resolver's
+    /// answer for a name the app asked it for (`dnsproxyd`); else the most recent resolver
+    /// answer that listed the address (`resolver`). Only answers whose TTL still runs.
+    pub fn host_for(
+        &self,
+        app: &str,
+        addr: IpAddr,
+        now_ns: u64,
+    ) -> Option<(String, Option<HostVia>)> {
+        if let Some((name, until)) = self.tables.get(app).and_then(|t| t.get(&addr))
+            && now_ns <= *until
+        {
+            return Some((name.clone(), None));
+        }
+        let valid: Vec<&String> = self
+            .system
+            .get(&addr)?
+            .iter()
+            .rev()
+            .filter(|(_, until)| now_ns <= *until)
+            .map(|(n, _)| n)
+            .collect();
+        if let Some(asked) = self.asked.get(app)
+            && let Some(n) = valid.iter().find(|n| asked.contains(n.as_str()))
+        {
+            return Some(((*n).clone(), Some(HostVia::Dnsproxyd)));
+        }
+        valid
+            .first()
+            .map(|n| ((*n).clone(), Some(HostVia::Resolver)))
     }
 
     fn learn(&mut self, app: &str, question: &str, answers: &[wire::Record], now_ns: u64) {
@@ -107,21 +162,64 @@ impl Names {
         }
     }
 
+    /// A resolver's answer: the system-wide table (bounded: expired entries go when it grows).
+    fn learn_system(&mut self, question: &str, answers: &[wire::Record], now_ns: u64) {
+        if self.system.len() >= SYSTEM_TABLE_PRUNE {
+            self.system.retain(|_, v| {
+                v.retain(|(_, until)| now_ns <= *until);
+                !v.is_empty()
+            });
+        }
+        for r in answers {
+            if let RData::Addr(a) = r.data {
+                let until = now_ns + (r.ttl as u64 + TTL_GRACE_S) * 1_000_000_000;
+                let v = self.system.entry(a).or_default();
+                v.retain(|(n, _)| n != question);
+                if v.len() >= NAMES_PER_ADDRESS {
+                    v.remove(0);
+                }
+                v.push((question.to_string(), until));
+            }
+        }
+    }
+
     /// The event a `net_data` record makes, if its bytes parse (`None`: nothing recognisable,
-    /// e.g. the first bytes of a protocol other than TLS or HTTP).
-    pub fn body(&mut self, app: &str, ts_ns: u64, d: &NetData) -> Option<Body> {
+    /// e.g. the first bytes of a protocol other than TLS or HTTP). `app`: the target's app,
+    /// `None` for a resolver process that is not a target (`FLAG_RESOLVER`); `comm`: the
+    /// process's name.
+    pub fn body(&mut self, app: Option<&str>, comm: &str, ts_ns: u64, d: &NetData) -> Option<Body> {
         let n = (d.captured as usize).min(d.data.len());
         let bytes = &d.data[..n];
-        match d.why {
-            WHY_DNSPROXY => dnsproxyd_body(bytes, n == d.len as usize),
-            WHY_DNS => self.dns_body(app, ts_ns, d, bytes),
-            WHY_FIRST => self.first_bytes_body(d, bytes),
+        match (d.why, app) {
+            (WHY_DNSPROXY, Some(app)) => {
+                let body = dnsproxyd_body(bytes, n == d.len as usize)?;
+                if let Body::Dns(event::Dns { name: Some(q), .. }) = &body {
+                    self.asked
+                        .entry(app.to_string())
+                        .or_default()
+                        .insert(q.clone());
+                }
+                Some(body)
+            }
+            (WHY_DNS, _) => {
+                let resolver = d.flags & FLAG_RESOLVER != 0 || self.is_resolver_comm(comm);
+                self.dns_body(app, resolver, ts_ns, d, bytes)
+            }
+            (WHY_FIRST, Some(_)) => self.first_bytes_body(d, bytes),
             _ => None,
         }
     }
 
-    /// A DNS query or answer (answers also teach the app's name table).
-    fn dns_body(&mut self, app: &str, ts_ns: u64, d: &NetData, bytes: &[u8]) -> Option<Body> {
+    /// A DNS query or answer. Answers teach the app's name table (a target's) and, from a
+    /// resolver process (`resolver`), the system-wide one.
+    fn dns_body(
+        &mut self,
+        app: Option<&str>,
+        resolver: bool,
+        ts_ns: u64,
+        d: &NetData,
+        bytes: &[u8],
+    ) -> Option<Body> {
         let n = bytes.len();
         let conn_id = self.conn_id(d.conn_id);
         let daddr = addr_of(d.family, &d.daddr);
@@ -145,7 +243,12 @@ impl Names {
             && m.rcode == 0
             && let Some(q) = &name
         {
-            self.learn(app, q, &m.answers, ts_ns);
+            if let Some(app) = app {
+                self.learn(app, q, &m.answers, ts_ns);
+            }
+            if resolver {
+                self.learn_system(q, &m.answers, ts_ns);
+            }
         }
         let whole = n == d.len as usize;
         Some(Body::Dns(event::Dns {
@@ -154,7 +257,11 @@ impl Names {
             } else {
                 DnsDir::Query
             },
-            via: DnsVia::Dns,
+            via: if app.is_some() {
+                DnsVia::Dns
+            } else {
+                DnsVia::Resolver
+            },
             name,
             qtype,
             result: answer.then(|| wire::rcode_name(m.rcode)),
@@ -312,6 +419,78 @@ impl ConnNames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn a(addr: &str, ttl: u32) -> wire::Record {
+        wire::Record {
+            name: "x".into(),
+            rtype: 1,
+            ttl,
+            data: RData::Addr(addr.parse().unwrap()),
+        }
+    }
+
+    /// The app's own answer wins; then a resolver's answer for a name the app asked it for over
+    /// dnsproxyd, though a later resolver answer listed the address under another name; then
+    /// the most recent resolver answer; every one only while its TTL (+2 s) runs.
+    #[test]
+    fn connects_are_named_by_the_app_then_by_resolvers() {
+        const S: u64 = 1_000_000_000;
+        let mut n = Names::default();
+        n.set_resolvers(&["netd".to_string()]);
+        assert!(n.is_resolver_comm("netd") && !n.is_resolver_comm("netd2"));
+        let cdn: IpAddr = "192.0.2.10".parse().unwrap();
+        n.learn_system("tracker.example", &[a("192.0.2.10", 60)], 10 * S);
+        n.learn_system("cdn.example", &[a("192.0.2.10", 30)], 11 * S);
+        let via = |n: &Names, app: &str, t: u64| n.host_for(app, cdn, t);
+        // Nobody asked: the most recent resolver answer, system-wide.
+        assert_eq!(
+            via(&n, "app", 12 * S),
+            Some(("cdn.example".into(), Some(HostVia::Resolver)))
+        );
+        n.asked
+            .entry("app".into())
+            .or_default()
+            .insert("tracker.example".into());
+        assert_eq!(
+            via(&n, "app", 12 * S),
+            Some(("tracker.example".into(), Some(HostVia::Dnsproxyd)))
+        );
+        // Another app did not ask for it.
+        assert_eq!(
+            via(&n, "other", 12 * S),
+            Some(("cdn.example".into(), Some(HostVia::Resolver)))
+        );
+        // TTLs: cdn.example ran out at 11 + 30 + 2 s, tracker.example at 10 + 60 + 2 s.
+        assert_eq!(
+            via(&n, "other", 44 * S),
+            Some(("tracker.example".into(), Some(HostVia::Resolver)))
+        );
+        assert_eq!(via(&n, "other", 73 * S), None);
+        // The app's own answer comes first.
+        n.learn("app", "own.example", &[a("192.0.2.10", 300)], 13 * S);
+        assert_eq!(via(&n, "app", 14 * S), Some(("own.example".into(), None)));
+    }
+
+    /// An address keeps at most `NAMES_PER_ADDRESS` names; the system-wide table drops expired
+    /// entries once it holds `SYSTEM_TABLE_PRUNE` addresses.
+    #[test]
+    fn the_system_wide_table_is_bounded() {
+        const S: u64 = 1_000_000_000;
+        let mut n = Names::default();
+        for i in 0..20 {
+            n.learn_system(&format!("n{i}.example"), &[a("192.0.2.1", 60)], S);
+        }
+        assert_eq!(
+            n.system[&"192.0.2.1".parse().unwrap()].len(),
+            NAMES_PER_ADDRESS
+        );
+        for i in 0..SYSTEM_TABLE_PRUNE as u32 {
+            let addr = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+            n.learn_system("old.example", &[a(&addr, 1)], S);
+        }
+        n.learn_system("new.example", &[a("192.0.2.2", 60)], 100 * S);
+        assert_eq!(n.system.len(), 1, "only the live answer is left");
+    }
 
     /// Session ids are 1, 2, ... in order of first sight; an id in use keeps its session id
     /// however many connections come after it; memory stays bounded (the soak test found the

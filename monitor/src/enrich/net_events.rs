@@ -26,7 +26,10 @@ impl Enricher {
             _ => Proto::Unknown,
         };
         let app = self.known(&h, out).app;
-        let host = self.names.host_for(&app, daddr, h.ts_ns);
+        let (host, host_via) = match self.names.host_for(&app, daddr, h.ts_ns) {
+            Some((name, via)) => (Some(name), via),
+            None => (None, None),
+        };
         let mut connect = event::Connect {
             family,
             proto,
@@ -41,6 +44,7 @@ impl Enricher {
             conn_id: self.names.conn_id(c.conn_id),
             host_source: host.as_ref().map(|_| event::HostSource::Dns),
             host,
+            host_via,
         };
         self.geo.annotate(&mut connect);
         let body = Body::Connect(connect);
@@ -54,8 +58,32 @@ impl Enricher {
         d: &monitor_common::net_data::NetData,
         out: &mut Vec<Event>,
     ) {
+        let comm = crate::decode::cstr(&h.comm);
+        if d.flags & monitor_common::net_data::FLAG_RESOLVER != 0 {
+            // A resolver process that is not a target: its DNS messages are no app's. They
+            // are written without an app or phase, and the process is not added to the
+            // process table (it has no lifecycle events).
+            if let Some(body) = self.names.body(None, &comm, h.ts_ns, d) {
+                let ppid = *self
+                    .resolver_ppids
+                    .entry(h.tgid)
+                    .or_insert_with(|| self.procs.proc.facts(h.tgid).1.unwrap_or(0));
+                out.push(Event {
+                    ts: wall_time(self.clock_offset_ns, h.ts_ns),
+                    body,
+                    pid: h.tgid,
+                    tid: h.tid,
+                    ppid,
+                    uid: h.uid,
+                    comm,
+                    app: None,
+                    phase: None,
+                });
+            }
+            return;
+        }
         let app = self.known(&h, out).app;
-        if let Some(body) = self.names.body(&app, h.ts_ns, d) {
+        if let Some(body) = self.names.body(Some(&app), &comm, h.ts_ns, d) {
             self.event(&h, body, out);
         }
     }

@@ -106,6 +106,7 @@ pub const EVENT_COLUMNS: &[Col] = &[
     col("conn_id", Ty::U64),
     col("host", Ty::Str),
     col("host_source", Ty::Str),
+    col("host_via", Ty::Str),
     // dns
     col("dir", Ty::Str),
     col("via", Ty::Str),

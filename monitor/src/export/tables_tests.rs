@@ -45,6 +45,7 @@ fn every_kind() -> Vec<Event> {
             conn_id: Some(1),
             host: s(),
             host_source: Some(HostSource::ALL[0]),
+            host_via: Some(HostVia::ALL[0]),
         }),
         Body::FileOpen(FileOpen {
             path: s(),

@@ -15,7 +15,7 @@ use aya::{
 use monitor_common::{
     COMM_LEN, TARGET_FILTER_SLOTS, config,
     file::{FdKey, ReadAgg},
-    syscall,
+    syscall, tgid_role,
 };
 
 pub use probes::{BtfUse, CgroupHooks, NameCapture, Plan, ProbeStatus, SyscallProbes};
@@ -104,6 +104,11 @@ pub struct TargetMaps {
     pub app_ids: Vec<u32>,
     pub comms: Vec<String>,
     pub cgroup_ids: Vec<u64>,
+    /// Names of resolver processes (`--resolver`): their DNS messages are copied although
+    /// they are not targets.
+    pub resolvers: Vec<String>,
+    /// Resolver processes already running (not targets).
+    pub resolver_tgids: Vec<u32>,
 }
 
 pub fn comm_key(name: &str) -> [u8; COMM_LEN] {
@@ -151,10 +156,32 @@ impl Kernel {
     /// Write the target maps. Call before `attach`, so no target event is missed.
     pub fn set_targets(&mut self, t: &TargetMaps) -> Result<()> {
         self.mark_target_filter(&t.tgids)?;
+        // Resolvers only with name capture on, and never with --all (every process a target).
+        let names = self.plan.names && !t.all;
+        let resolvers: Vec<u32> = t
+            .resolver_tgids
+            .iter()
+            .copied()
+            .filter(|p| names && !t.tgids.contains(p))
+            .collect();
+        self.mark_target_filter(&resolvers)?;
         let mut tgids: HashMap<_, u32, u8> =
             HashMap::try_from(self.ebpf.map_mut("TARGET_TGIDS").context("TARGET_TGIDS")?)?;
         for p in &t.tgids {
-            tgids.insert(p, 1, 0)?;
+            tgids.insert(p, tgid_role::TARGET, 0)?;
+        }
+        for p in &resolvers {
+            tgids.insert(p, tgid_role::RESOLVER, 0)?;
+        }
+        let mut resolver_comms: HashMap<_, [u8; COMM_LEN], u8> = HashMap::try_from(
+            self.ebpf
+                .map_mut("RESOLVER_COMMS")
+                .context("RESOLVER_COMMS")?,
+        )?;
+        if names {
+            for c in &t.resolvers {
+                resolver_comms.insert(comm_key(c), 1, 0)?;
+            }
         }
         let mut uids: HashMap<_, u32, u8> =
             HashMap::try_from(self.ebpf.map_mut("TARGET_UIDS").context("TARGET_UIDS")?)?;
@@ -189,6 +216,11 @@ impl Kernel {
         cfg.set(config::HAVE_APP_IDS, !t.app_ids.is_empty() as u64, 0)?;
         cfg.set(config::HAVE_COMMS, !t.comms.is_empty() as u64, 0)?;
         cfg.set(config::HAVE_CGROUPS, !t.cgroup_ids.is_empty() as u64, 0)?;
+        cfg.set(
+            config::HAVE_RESOLVERS,
+            (names && !t.resolvers.is_empty()) as u64,
+            0,
+        )?;
         Ok(())
     }
 
@@ -197,7 +229,7 @@ impl Kernel {
         self.mark_target_filter(&[tgid])?;
         let mut tgids: HashMap<_, u32, u8> =
             HashMap::try_from(self.ebpf.map_mut("TARGET_TGIDS").context("TARGET_TGIDS")?)?;
-        tgids.insert(tgid, 1, 0)?;
+        tgids.insert(tgid, tgid_role::TARGET, 0)?;
         Ok(())
     }
 

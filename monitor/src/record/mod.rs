@@ -33,7 +33,7 @@ pub use command::check_program;
 use command::{start_command, stop_started};
 use event_loop::{Signals, drain, event_loop};
 pub(crate) use procs::alive;
-use procs::{cgroup_id, descendants, processes_with_uids};
+use procs::{cgroup_id, descendants, processes_named, processes_with_uids};
 pub use procs::{check_privileges, lookup_user};
 
 #[derive(Debug, Clone)]
@@ -82,6 +82,10 @@ pub fn default_session_dir() -> PathBuf {
 
 pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
     let mut target = opts.target.clone();
+    // Resolvers are part of name capture; with --all every process is a target already.
+    if opts.probes.names == crate::kernel::NameCapture::Off || target.all {
+        target.resolvers.clear();
+    }
     check_selectors(&target)?;
     check_privileges("emuwatch record")?;
     // From here on, SIGINT / SIGTERM end the recording cleanly (a signal that arrives while the
@@ -129,7 +133,8 @@ pub async fn record(opts: RecordOptions) -> Result<RecordOutcome> {
         geo,
         system::monotonic_to_realtime_offset(),
     )
-    .with_binder(Some(binder_rules), Some(android_api.level));
+    .with_binder(Some(binder_rules), Some(android_api.level))
+    .with_resolvers(&target.resolvers);
     let mut capture = Capture::new(enricher, writer, LiveView::new(opts.quiet), fd_reads, lost);
     if opts.probes.kernel_log {
         let dir = capture.writer.dir().to_path_buf();
@@ -286,6 +291,10 @@ fn target_maps(
         all: target.all,
         uids: target.uids.clone(),
         comms: target.comms.clone(),
+        resolvers: target.resolvers.clone(),
+        // Resolvers running now (Android's netd runs from boot); later ones are recognised
+        // in the kernel when they exec or take the name.
+        resolver_tgids: processes_named(&target.resolvers),
         ..Default::default()
     };
     for name in &target.packages {

@@ -60,6 +60,31 @@ pub(super) fn processes_with_uids() -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// Running processes whose name (comm) is one of `names` (first 15 bytes, as the kernel keeps
+/// them), other than this one.
+pub(super) fn processes_named(names: &[String]) -> Vec<u32> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let me = std::process::id();
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    let short = |n: &str| n.as_bytes()[..n.len().min(15)].to_vec();
+    let wanted: Vec<Vec<u8>> = names.iter().map(|n| short(n)).collect();
+    all.flatten()
+        .filter(|p| p.pid as u32 != me)
+        .filter_map(|p| {
+            let comm = std::fs::read(format!("/proc/{}/comm", p.pid)).ok()?;
+            let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
+            wanted
+                .iter()
+                .any(|w| w.as_slice() == comm)
+                .then_some(p.pid as u32)
+        })
+        .collect()
+}
+
 pub(crate) fn alive(pid: u32) -> bool {
     match procfs::process::Process::new(pid as i32).and_then(|p| p.stat()) {
         Ok(st) => st.state != 'Z' && st.state != 'X',

@@ -82,7 +82,10 @@ pub(super) fn resolve_target(
     out: &Path,
     packages_list: &Path,
 ) -> Result<(TargetSpec, AppWatch)> {
-    let mut target = TargetSpec::default();
+    let mut target = TargetSpec {
+        resolvers: crate::session::resolvers_from_args(&[])?,
+        ..TargetSpec::default()
+    };
     let mut watch = AppWatch::new(out, sc.app.clone());
     match &sc.target {
         Target::Package(p) => {

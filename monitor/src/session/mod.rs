@@ -33,6 +33,34 @@ pub struct TargetSpec {
     pub cgroups: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<String>,
+    /// Resolver processes by name (`--resolver`): not targets; their DNS answers name the
+    /// targets' connects (docs/events.md, names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolvers: Vec<String>,
+}
+
+/// The resolver processes `--resolver` defaults to: Android's netd, which sends the DNS
+/// packets for every app's `getaddrinfo`.
+pub const DEFAULT_RESOLVERS: &[&str] = &["netd"];
+
+/// `--resolver` values as given (default: [`DEFAULT_RESOLVERS`]) -> the names; `none` alone
+/// turns resolvers off.
+pub fn resolvers_from_args(given: &[String]) -> anyhow::Result<Vec<String>> {
+    if given.iter().any(|r| r == "none") {
+        if given.len() > 1 {
+            anyhow::bail!("--resolver none cannot be combined with resolver names");
+        }
+        return Ok(Vec::new());
+    }
+    if given.is_empty() {
+        return Ok(DEFAULT_RESOLVERS.iter().map(|r| r.to_string()).collect());
+    }
+    for r in given {
+        if r.is_empty() {
+            anyhow::bail!("--resolver \"\": a process name cannot be empty");
+        }
+    }
+    Ok(given.to_vec())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

@@ -55,6 +55,9 @@
 //! (Android renames the thread before rewriting argv[0]; the simulator does it the other way
 //! round so that the full name is already there when emuwatch reads it for the rename.)
 //!
+//! `emuwatch-simapp netd --pidfile FILE` plays Android's netd: a resolver on
+//! /dev/socket/dnsproxyd that sends the DNS packets for the apps' requests (netd.rs).
+//!
 //! `emuwatch-simapp serve --ports-file FILE [--seconds N]` runs loopback TCP listeners (the
 //! "servers" of the demo) and writes their addresses to FILE.
 //! `emuwatch-simapp prepare --data DIR [--camera PATH]` creates the app's data under DIR
@@ -70,6 +73,7 @@
 //! `--without` turns one behaviour of the service off (`service-connect`, `service-camera`,
 //! `service-identifiers`), so two runs can differ in exactly one behaviour.
 mod demo;
+mod netd;
 mod steps;
 mod zygote;
 
@@ -165,12 +169,13 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("steps") | Some("system") => steps(&args[1..]),
         Some("zygote") => zygote(&args[1..]),
+        Some("netd") => netd::netd(&args[1..]),
         Some("serve") => serve(&args[1..]),
         Some("app") => app(&args[1..]),
         Some("prepare") => prepare(&args[1..]),
         _ => {
             eprintln!(
-                "usage: emuwatch-simapp steps STEP... | system STEP... | zygote [--cgroup DIR] | serve --ports-file F | prepare --data DIR [--camera DEV] | app --ports-file F --data DIR [--camera DEV] [--rounds N] [--am-dir DIR] [--without BEHAVIOUR]"
+                "usage: emuwatch-simapp steps STEP... | system STEP... | zygote [--cgroup DIR] | netd --pidfile F | serve --ports-file F | prepare --data DIR [--camera DEV] | app --ports-file F --data DIR [--camera DEV] [--rounds N] [--am-dir DIR] [--without BEHAVIOUR]"
             );
             std::process::exit(2);
         }

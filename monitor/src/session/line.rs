@@ -100,6 +100,10 @@ pub fn write_line(out: &mut Vec<u8>, ev: &Event) -> serde_json::Result<()> {
                 key(out, "host_source");
                 str(out, s.as_str());
             }
+            if let Some(s) = c.host_via {
+                key(out, "host_via");
+                str(out, s.as_str());
+            }
             true
         }
         _ => false,
@@ -274,7 +278,8 @@ fn civil_from_days(days: i64) -> (u32, u32, u32) {
 mod tests {
     use super::*;
     use crate::event::{
-        AddrFamily, DeviceOp, FlushedAt, HostSource, PathOrigin, Phase, Proto, Scope, error_of,
+        AddrFamily, DeviceOp, FlushedAt, HostSource, HostVia, PathOrigin, Phase, Proto, Scope,
+        error_of,
     };
     use crate::event::{Connect, Device, FileOpen, FileRead, Marker};
     use proptest::prelude::*;
@@ -370,6 +375,7 @@ mod tests {
             conn_id: n,
             host: s.map(str::to_string),
             host_source: s.map(|_| HostSource::Sni),
+            host_via: s.map(|_| HostVia::Resolver),
         })
     }
 

@@ -98,7 +98,7 @@ pub fn analyse_each(
         &ev_path,
         true,
         Some(pre.bytes),
-        |l| serde_json::from_str::<Event>(l),
+        session::parse_event,
         |ev: &mut Event| {
             let ev = &*{
                 if let Body::Connect(c) = &mut ev.body {

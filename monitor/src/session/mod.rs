@@ -256,8 +256,10 @@ pub fn hostname() -> String {
         .unwrap_or_default()
 }
 
+mod parse;
 mod read;
 mod writer;
 
+pub use parse::parse_event;
 pub use read::*;
 pub use writer::*;

@@ -531,6 +531,34 @@ fn sessions_table_and_gate_on_the_fixtures() {
         "{html}"
     );
     assert!(!html.contains("<svg"), "{html}");
+    // The same page in a real browser: no console message (script error, CSP violation), and
+    // the hostile name is text in the DOM Chromium built, not an element.
+    let shot = tmp.path().join("fleet-html");
+    let out = Command::new("bash")
+        .arg(root().join("scripts/check-html.sh"))
+        .arg(&page)
+        .arg(&shot)
+        .output()
+        .expect("run scripts/check-html.sh");
+    assert!(
+        out.status.success(),
+        "check-html.sh failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let console = std::fs::read_to_string(shot.join("console.log")).unwrap();
+    assert!(console.trim().is_empty(), "console messages:\n{console}");
+    let dom = std::fs::read_to_string(shot.join("dom.html")).unwrap();
+    assert!(
+        !dom.contains("<svg"),
+        "a hostile name became an element: {dom}"
+    );
+    assert!(
+        dom.contains("com.evil\"&gt;&lt;svg onload=alert(3)&gt;")
+            || dom.contains("com.evil&quot;&gt;&lt;svg onload=alert(3)&gt;"),
+        "the hostile name is not shown as text: {dom}"
+    );
+    assert!(dom.contains("com.example.clipspy"), "{dom}");
 }
 
 fn require_root() {

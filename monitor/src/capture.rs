@@ -22,8 +22,9 @@ pub struct Capture {
     pub writer: SessionWriter,
     pub live: LiveView,
     pub phases: PhaseTracker,
-    fd_reads: HashMap<MapData, FdKey, ReadAgg>,
-    lost: PerCpuArray<MapData, u64>,
+    /// The kernel's per-fd read totals and loss counters (None: records fed by a test or the
+    /// reader benchmark, with no kernel behind them).
+    maps: Option<KernelMaps>,
     /// Last per-CPU totals seen, per loss reason.
     lost_seen: Vec<Vec<u64>>,
     /// Target processes alive as far as events tell (for "stop when the tree has exited").
@@ -32,10 +33,16 @@ pub struct Capture {
     /// is stopped when the recording ends. Never a `--pid` target or anything else.
     pub started: HashSet<u32>,
     buf: Vec<Event>,
-    /// Events phase-stamped by `emit`, reused across calls.
+    /// Phase changes made by `emit`, reused across calls.
     stamped: Vec<Event>,
     /// The kernel programs' diagnostics (`--kernel-log`), read on every poll.
     pub kernel_log: Option<aya_log::EbpfLogger<crate::kernel::kernel_log::KernelLog>>,
+}
+
+/// The kernel maps the capture stage reads besides the ring buffer.
+struct KernelMaps {
+    fd_reads: HashMap<MapData, FdKey, ReadAgg>,
+    lost: PerCpuArray<MapData, u64>,
 }
 
 impl Capture {
@@ -46,13 +53,20 @@ impl Capture {
         fd_reads: HashMap<MapData, FdKey, ReadAgg>,
         lost: PerCpuArray<MapData, u64>,
     ) -> Self {
+        let mut c = Self::without_kernel(enricher, writer, live);
+        c.maps = Some(KernelMaps { fd_reads, lost });
+        c
+    }
+
+    /// A capture stage fed records by hand (tests, the reader benchmark): no read totals
+    /// held in the kernel, no loss counters.
+    pub fn without_kernel(enricher: Enricher, writer: SessionWriter, live: LiveView) -> Self {
         Capture {
             enricher,
             writer,
             live,
             phases: PhaseTracker::default(),
-            fd_reads,
-            lost,
+            maps: None,
             lost_seen: vec![Vec::new(); LossReason::ALL.len()],
             live_pids: HashSet::new(),
             started: HashSet::new(),
@@ -97,33 +111,33 @@ impl Capture {
             Raw::Exit(h, _) => Some(h.tgid),
             _ => None,
         };
-        self.enricher.enrich(raw, &mut out);
+        self.enricher.enrich(&raw, &mut out);
         if let Some(tgid) = exited {
             self.live_pids.remove(&tgid);
             self.started.remove(&tgid);
             self.flush_reads(Some(tgid), FlushedAt::Exit, &mut out)?;
             self.enricher.fds.forget_process(tgid);
         }
-        for ev in out.drain(..) {
-            self.emit(ev)?;
-        }
+        let r = out.iter_mut().try_for_each(|ev| self.emit(ev));
+        out.clear();
         self.buf = out;
-        Ok(())
+        r
     }
 
-    /// Phase-stamp an event and hand it (and any phase change it caused) to the sinks.
-    /// Takes the event by value and reuses one buffer: this runs for every event.
-    fn emit(&mut self, ev: Event) -> Result<()> {
+    /// Phase-stamp an event and hand it (and any phase change it caused, first) to the sinks.
+    /// Stamped in place, phase changes in a reused buffer: this runs for every event.
+    fn emit(&mut self, ev: &mut Event) -> Result<()> {
         if let Body::Process(p) = &ev.body
             && p.op == ProcOp::Exit
         {
             self.live_pids.remove(&ev.pid);
         }
-        let mut stamped = std::mem::take(&mut self.stamped);
-        self.phases.process(ev, &mut stamped);
-        let r = stamped.drain(..).try_for_each(|ev| self.sink(&ev));
-        self.stamped = stamped;
-        r
+        let mut changes = std::mem::take(&mut self.stamped);
+        self.phases.stamp(ev, &mut changes);
+        let r = changes.drain(..).try_for_each(|c| self.sink(&c));
+        self.stamped = changes;
+        r?;
+        self.sink(ev)
     }
 
     fn sink(&mut self, ev: &Event) -> Result<()> {
@@ -184,15 +198,18 @@ impl Capture {
         why: FlushedAt,
         out: &mut Vec<Event>,
     ) -> Result<()> {
-        let keys: Vec<FdKey> = self
+        let Some(maps) = &mut self.maps else {
+            return Ok(());
+        };
+        let keys: Vec<FdKey> = maps
             .fd_reads
             .keys()
             .filter_map(|k| k.ok())
             .filter(|k| tgid.is_none_or(|t| k.tgid == t))
             .collect();
         for k in keys {
-            if let Ok(agg) = self.fd_reads.get(&k, 0) {
-                let _ = self.fd_reads.remove(&k);
+            if let Ok(agg) = maps.fd_reads.get(&k, 0) {
+                let _ = maps.fd_reads.remove(&k);
                 if agg.reads > 0 {
                     let why = if tgid.is_none()
                         && self.enricher.procs.get(k.tgid).is_some_and(|p| p.exited)
@@ -213,8 +230,8 @@ impl Capture {
     pub fn flush_all_reads(&mut self) -> Result<()> {
         let mut out = Vec::new();
         self.flush_reads(None, FlushedAt::Stop, &mut out)?;
-        for ev in out {
-            self.emit(ev)?;
+        for mut ev in out {
+            self.emit(&mut ev)?;
         }
         Ok(())
     }
@@ -224,7 +241,10 @@ impl Capture {
     pub fn check_lost(&mut self) -> Result<u64> {
         let mut new_total = 0;
         for (i, reason) in LossReason::ALL.iter().copied().enumerate() {
-            let per_cpu: Vec<u64> = match self.lost.get(&reason.slot(), 0) {
+            let Some(maps) = &self.maps else {
+                return Ok(0);
+            };
+            let per_cpu: Vec<u64> = match maps.lost.get(&reason.slot(), 0) {
                 Ok(v) => v.iter().copied().collect(),
                 Err(_) => continue,
             };
@@ -248,7 +268,7 @@ impl Capture {
             for (t, d) in lost.per_cpu.iter_mut().zip(&delta) {
                 *t += d;
             }
-            let ev = Event {
+            let mut ev = Event {
                 ts: Utc::now(),
                 body: Body::Lost(Lost {
                     count,
@@ -263,7 +283,7 @@ impl Capture {
                 app: None,
                 phase: None,
             };
-            self.emit(ev)?;
+            self.emit(&mut ev)?;
         }
         Ok(new_total)
     }

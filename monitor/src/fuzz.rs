@@ -191,7 +191,7 @@ fn fuzz_kernel_record_decoder_and_enricher() {
         let mut out = Vec::new();
         for r in records {
             if let Ok(raw) = crate::decode::decode(&r) {
-                e.enrich(raw, &mut out);
+                e.enrich(&raw, &mut out);
             }
         }
         for ev in &out {

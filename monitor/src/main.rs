@@ -19,6 +19,8 @@ mod geo;
 mod kernel;
 mod live;
 mod phase;
+#[cfg(test)]
+mod reader_bench;
 mod record;
 mod report;
 mod safefs;

@@ -13,7 +13,9 @@
 //! - only scores written by a process outside the app count (and the values found when a
 //!   process is first seen, which never reopen a closed app): an app adjusting its own or its
 //!   children's scores is recorded but moves nothing.
-use std::collections::{HashMap, HashSet};
+// Looked up for every event: foldhash's hasher instead of SipHash (keys are pids and app
+// names; its per-process random seed keeps hostile names from aiming at one bucket).
+use foldhash::{HashMap, HashSet};
 
 use crate::{
     enrich::android::{band, band_is_foreground},
@@ -80,7 +82,7 @@ impl AppPhase {
     fn new(first: Option<u32>) -> AppPhase {
         AppPhase {
             phase: Phase::Foreground,
-            live: HashMap::new(),
+            live: HashMap::default(),
             host: first,
             host_confirmed: false,
         }
@@ -105,9 +107,18 @@ impl PhaseTracker {
 
     /// Stamp `ev` with its app's phase, first applying any phase change it causes (pushed to
     /// `out` before the event itself).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn process(&mut self, mut ev: Event, out: &mut Vec<Event>) {
-        let Some(app) = ev.app.clone() else {
-            out.push(ev);
+        self.stamp(&mut ev, out);
+        out.push(ev);
+    }
+
+    /// `process` in place: stamps `ev`, and pushes the phase change it causes, if any, to
+    /// `changes` (it goes before `ev`). Runs for every event: an app and process already
+    /// known cost no allocation, and the event is not moved.
+    pub fn stamp(&mut self, ev: &mut Event, changes: &mut Vec<Event>) {
+        // Taken out while the event is looked at (no copy), put back at the end.
+        let Some(app) = ev.app.take() else {
             return;
         };
         let pid = ev.pid;
@@ -125,8 +136,10 @@ impl PhaseTracker {
         // A process that moved to another app (a zygote child taking its package's uid)
         // leaves the old one quietly, taking its score along.
         let mut carried = None;
-        if let Some(prev) = self.app_of.get(&pid)
-            && *prev != app
+        let prev = self.app_of.get(&pid);
+        let same_app = prev == Some(&app);
+        if let Some(prev) = prev
+            && !same_app
             && let Some(old) = self.apps.get_mut(prev)
         {
             carried = old.live.remove(&pid).flatten();
@@ -135,13 +148,14 @@ impl PhaseTracker {
             }
         }
         let alive = !self.dead.contains(&pid);
-        if alive {
+        if alive && !same_app {
             self.app_of.insert(pid, app.clone());
         }
-        let state = self
-            .apps
-            .entry(app.clone())
-            .or_insert_with(|| AppPhase::new(alive.then_some(pid)));
+        if !self.apps.contains_key(&app) {
+            self.apps
+                .insert(app.clone(), AppPhase::new(alive.then_some(pid)));
+        }
+        let state = self.apps.get_mut(&app).expect("inserted above");
         let is_exit = matches!(&ev.body, Body::Process(p) if p.op == ProcOp::Exit);
         if alive && !is_exit {
             state.live.entry(pid).or_insert(carried);
@@ -165,18 +179,21 @@ impl PhaseTracker {
             Body::AppState(s) if s.counts() && alive => Self::after_state(state, pid, s),
             _ => None,
         };
+        let unchanged = state.phase;
+        let phase = change.as_ref().map_or(unchanged, |c| c.to);
         if let Some(c) = change {
             let how = c.how;
-            let mut e = self.change(&app, c.to, c.reason, Some(c.detail), &ev);
+            let mut e = self.change(&app, c.to, c.reason, Some(c.detail), ev);
             if let (Body::Phase(p), Some((how, signal, exit_code))) = (&mut e.body, how) {
                 p.how = Some(how);
                 p.signal = signal;
                 p.exit_code = exit_code;
             }
-            out.push(e);
+            changes.push(e);
         }
-        ev.phase = self.phase_of(&app);
-        out.push(ev);
+        ev.phase = Some(phase);
+        debug_assert_eq!(ev.phase, self.phase_of(&app));
+        ev.app = Some(app);
     }
 
     fn after_exit(state: &mut AppPhase, pid: u32, p: &Process) -> Option<Change> {

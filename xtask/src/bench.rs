@@ -260,57 +260,9 @@ fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
     let work = crate::root().join("target/bench/work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let small_file = work.join("small.txt");
-    std::fs::write(&small_file, "x".repeat(100))?;
-    let data_dir = work.join("data");
-    std::fs::create_dir_all(&data_dir)?;
-    for (name, size) in [
-        ("contacts2.db", 16384),
-        ("IMG_0001.jpg", 65536),
-        ("build.prop", 2048),
-        ("address", 18),
-    ] {
-        std::fs::write(data_dir.join(name), vec![b'd'; size])?;
-    }
-    // A character device node with /dev/null's numbers, matched as a camera by a
-    // --device pattern (as tests/capture.rs does).
-    let dev_dir = work.join("dev");
-    std::fs::create_dir_all(&dev_dir)?;
-    let device = dev_dir.join("video0");
-    crate::run(Command::new("mknod").arg(&device).args(["c", "1", "3"]))?;
-    let bpftrace_script = work.join("equivalent.bt");
-    std::fs::write(&bpftrace_script, include_str!("bench/equivalent.bt"))?;
-
-    let mut bg = Background(Vec::new());
-    let port_file = work.join("port");
+    let files = workload_files(&work)?;
     let benchload = bin.join("emuwatch-benchload");
-    let mut serve = Command::new(&benchload);
-    serve
-        .args(["serve", "--port-file"])
-        .arg(&port_file)
-        .stdin(Stdio::piped());
-    setup::boost(&mut serve, opts.nice);
-    bg.0.push(serve.spawn().context("start the loopback listener")?);
-    let t = Instant::now();
-    let port = loop {
-        if let Ok(p) = std::fs::read_to_string(&port_file)
-            && let Ok(p) = p.trim().parse::<u16>()
-        {
-            break p;
-        }
-        if t.elapsed() > Duration::from_secs(10) {
-            bail!("the loopback listener did not start");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    bg.0.push(
-        Command::new("sleep")
-            .arg("1000000")
-            .spawn()
-            .context("start the other target")?,
-    );
-    let other_pid = bg.0[1].id();
-
+    let (bg, port, other_pid) = background(&benchload, &work, opts.nice)?;
     let mut ctx = Ctx {
         emuwatch: bin.join("emuwatch"),
         benchload,
@@ -319,11 +271,11 @@ fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
         raw_hooks: Vec::new(),
         other_pid,
         port,
-        small_file,
-        data_dir,
-        device,
-        device_glob: format!("{}/video*", dev_dir.display()),
-        bpftrace_script,
+        small_file: files.small_file,
+        data_dir: files.data_dir,
+        device: files.device,
+        device_glob: files.device_glob,
+        bpftrace_script: files.bpftrace_script,
         emuwatch_args: opts.emuwatch_args.clone(),
         big_ring: opts.big_ring.clone(),
         keep_runs: opts.keep_runs,
@@ -355,6 +307,80 @@ fn prepare(bin: &Path, opts: &Options) -> Result<(Ctx, Background)> {
         ctx.raw_hooks = probe("probe-session-raw", &["--syscall-probes", "raw"])?;
     }
     Ok((ctx, bg))
+}
+
+/// The files the workloads open: a small file, app-like data files, a camera device node,
+/// and the bpftrace script.
+struct WorkloadFiles {
+    small_file: PathBuf,
+    data_dir: PathBuf,
+    device: PathBuf,
+    device_glob: String,
+    bpftrace_script: PathBuf,
+}
+
+fn workload_files(work: &Path) -> Result<WorkloadFiles> {
+    let small_file = work.join("small.txt");
+    std::fs::write(&small_file, "x".repeat(100))?;
+    let data_dir = work.join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    for (name, size) in [
+        ("contacts2.db", 16384),
+        ("IMG_0001.jpg", 65536),
+        ("build.prop", 2048),
+        ("address", 18),
+    ] {
+        std::fs::write(data_dir.join(name), vec![b'd'; size])?;
+    }
+    // A character device node with /dev/null's numbers, matched as a camera by a
+    // --device pattern (as tests/capture.rs does).
+    let dev_dir = work.join("dev");
+    std::fs::create_dir_all(&dev_dir)?;
+    let device = dev_dir.join("video0");
+    crate::run(Command::new("mknod").arg(&device).args(["c", "1", "3"]))?;
+    let bpftrace_script = work.join("equivalent.bt");
+    std::fs::write(&bpftrace_script, include_str!("bench/equivalent.bt"))?;
+    Ok(WorkloadFiles {
+        small_file,
+        data_dir,
+        device,
+        device_glob: format!("{}/video*", dev_dir.display()),
+        bpftrace_script,
+    })
+}
+
+/// The loopback listener the connect workloads use, and the "other" target (`sleep`) of the
+/// untargeted conditions. Returns them, the listener's port and the other target's pid.
+fn background(benchload: &Path, work: &Path, nice: Option<i32>) -> Result<(Background, u16, u32)> {
+    let mut bg = Background(Vec::new());
+    let port_file = work.join("port");
+    let mut serve = Command::new(benchload);
+    serve
+        .args(["serve", "--port-file"])
+        .arg(&port_file)
+        .stdin(Stdio::piped());
+    setup::boost(&mut serve, nice);
+    bg.0.push(serve.spawn().context("start the loopback listener")?);
+    let t = Instant::now();
+    let port = loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file)
+            && let Ok(p) = p.trim().parse::<u16>()
+        {
+            break p;
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            bail!("the loopback listener did not start");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    bg.0.push(
+        Command::new("sleep")
+            .arg("1000000")
+            .spawn()
+            .context("start the other target")?,
+    );
+    let other_pid = bg.0[1].id();
+    Ok((bg, port, other_pid))
 }
 
 /// Sections not run this time are kept from the results already in `json` (checked before

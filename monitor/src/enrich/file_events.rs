@@ -36,21 +36,28 @@ impl Enricher {
     pub(super) fn file_open(
         &mut self,
         h: Header,
-        o: monitor_common::file::FileOpen,
+        o: &monitor_common::file::FileOpen,
         out: &mut Vec<Event>,
     ) {
-        let info = self.known(&h, out);
-        let cwd = info.cwd;
-        let raw_path = (o.path_status != PATH_FAULT && o.path_len > 0).then(|| cstr(&o.path));
+        let comm = cstr(&h.comm);
+        self.seen(&h, &comm, out);
+        let cwd = self.procs.get(h.tgid).and_then(|i| i.cwd.as_deref());
+        let mut raw_path = (o.path_status != PATH_FAULT && o.path_len > 0).then(|| cstr(&o.path));
         // The kernel filled its whole buffer: the path may go on. Its prefix is not the file
         // (and `..` in it could resolve to another one): the path is unknown.
         let truncated = raw_path.is_some() && o.path_len as usize >= PATH_LEN;
         let path_prefix = truncated.then(|| raw_path.clone()).flatten();
+        let origin_ok = if o.path_status == PATH_AT_EXIT {
+            PathOrigin::SyscallExit
+        } else {
+            PathOrigin::Syscall
+        };
         let (path, origin) = match raw_path.as_deref().filter(|p| !p.is_empty()) {
             Some(_) if truncated => (None, PathOrigin::Truncated),
-            Some(p) => match self.fds.absolute(h.tgid, o.dfd, p, cwd.as_deref()) {
-                Some(abs) if o.path_status == PATH_AT_EXIT => (Some(abs), PathOrigin::SyscallExit),
-                Some(abs) => (Some(abs), PathOrigin::Syscall),
+            // Already absolute and normal (most opens): the copied path is the path.
+            Some(p) if files::is_normal_absolute(p) => (raw_path.take(), origin_ok),
+            Some(p) => match self.fds.absolute(h.tgid, o.dfd, p, cwd) {
+                Some(abs) => (Some(abs), origin_ok),
                 // Relative path whose base is gone: keep what the process passed.
                 None => (Some(p.to_string()), PathOrigin::SyscallRelative),
             },
@@ -80,7 +87,7 @@ impl Enricher {
                 path_truncated: truncated,
                 path_prefix,
                 flags: o.flags,
-                flags_text: open_flags_text(o.flags),
+                flags_text: self.flags_text(o.flags),
                 result: o.result,
                 error: error_of(o.result),
                 syscall: match o.syscall {
@@ -92,7 +99,16 @@ impl Enricher {
                 .into(),
             }),
         };
-        self.event(&h, body, out);
+        self.event_of(&h, comm, body, out);
+    }
+
+    /// `open_flags_text`, remembered for the last flags seen (a process opens most of its
+    /// files with the same flags).
+    fn flags_text(&mut self, flags: u32) -> String {
+        if self.last_flags.as_ref().is_none_or(|(f, _)| *f != flags) {
+            self.last_flags = Some((flags, open_flags_text(flags)));
+        }
+        self.last_flags.as_ref().expect("set above").1.clone()
     }
 
     /// A read aggregate the kernel still held when its process exited or the recording stopped.

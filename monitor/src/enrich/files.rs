@@ -1,9 +1,6 @@
 //! File paths: making paths absolute, remembering which path each (process, fd) has, and
 //! recognising camera and microphone device nodes.
-use std::{
-    collections::HashMap,
-    path::{Component, Path, PathBuf},
-};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Result, bail};
 
@@ -25,6 +22,14 @@ pub struct DevicePatterns {
     microphone: Vec<glob::Pattern>,
     /// Android processes that serve the camera over binder, matched in their argv[0].
     camera_services: Vec<String>,
+    /// What every pattern starts with before its first wildcard (`/dev/` by default): a path
+    /// without it matches none, and most opens are decided by this one comparison.
+    literal_prefix: String,
+}
+
+/// The start of a glob before its first `*`, `?` or `[`.
+fn literal_start(glob: &str) -> &str {
+    &glob[..glob.find(['*', '?', '[']).unwrap_or(glob.len())]
 }
 
 /// Default camera service names (argv[0] substrings): the framework's camera service and the
@@ -53,11 +58,23 @@ impl DevicePatterns {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            literal_prefix: String::new(),
         };
+        let mut globs: Vec<&str> = DEFAULT_CAMERA
+            .iter()
+            .chain(DEFAULT_MICROPHONE)
+            .copied()
+            .collect();
         for e in extra {
             match e.split_once('=') {
-                Some(("camera", p)) => d.camera.push(compile(p)?),
-                Some(("microphone", p)) => d.microphone.push(compile(p)?),
+                Some(("camera", p)) => {
+                    d.camera.push(compile(p)?);
+                    globs.push(p);
+                }
+                Some(("microphone", p)) => {
+                    d.microphone.push(compile(p)?);
+                    globs.push(p);
+                }
                 Some(("camera-service", p)) if !p.is_empty() => {
                     d.camera_services.push(p.to_string())
                 }
@@ -66,6 +83,16 @@ impl DevicePatterns {
                 ),
             }
         }
+        let mut prefix = literal_start(globs[0]);
+        for g in &globs[1..] {
+            let common = prefix
+                .char_indices()
+                .zip(literal_start(g).chars())
+                .find(|((_, a), b)| a != b)
+                .map_or(prefix.len().min(literal_start(g).len()), |((i, _), _)| i);
+            prefix = &prefix[..common];
+        }
+        d.literal_prefix = prefix.to_string();
         Ok(d)
     }
 
@@ -77,6 +104,9 @@ impl DevicePatterns {
     }
 
     pub fn classify(&self, path: &str) -> Option<DeviceClass> {
+        if !path.starts_with(self.literal_prefix.as_str()) {
+            return None;
+        }
         let opts = glob::MatchOptions {
             case_sensitive: true,
             require_literal_separator: true,
@@ -107,10 +137,22 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Is `path` absolute and already what `normalize` makes of it (no empty, `.` or `..`
+/// component, no trailing `/`)?
+pub fn is_normal_absolute(path: &str) -> bool {
+    path == "/"
+        || path.strip_prefix('/').is_some_and(|rest| {
+            rest.as_bytes()
+                .split(|&b| b == b'/')
+                .all(|c| !matches!(c, b"" | b"." | b".."))
+        })
+}
+
 /// (tgid, fd) -> path of files opened by targets while recording.
 #[derive(Default)]
 pub struct FdTable {
-    paths: HashMap<(u32, i32), String>,
+    /// Written at every open, read at every close (foldhash: see phase.rs).
+    paths: foldhash::HashMap<(u32, i32), String>,
     /// Where fds and working directories not seen opened are looked up (/proc).
     pub proc: ProcSource,
 }
@@ -192,6 +234,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn normal_absolute_paths_are_the_ones_normalize_leaves_alone() {
+        for p in [
+            "/",
+            "/a",
+            "/a/b.txt",
+            "//a",
+            "/a//b",
+            "/a/",
+            "/./a",
+            "/a/.",
+            "/a/..",
+            "/../a",
+            "a",
+            "",
+            ".",
+            "/a/.b",
+            "/a/..b",
+            "/a/b..",
+            "/.hidden/x",
+            "/a/ /b",
+        ] {
+            let same = normalize(Path::new(p)).to_string_lossy() == p;
+            assert_eq!(is_normal_absolute(p), same, "{p:?}");
+        }
+    }
+
+    #[test]
     fn normalizes_dots() {
         assert_eq!(normalize(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
         assert_eq!(normalize(Path::new("/../x")), PathBuf::from("/x"));
@@ -213,6 +282,24 @@ mod tests {
             "playback is not capture"
         );
         assert_eq!(d.classify("/dev/videos/x"), None);
+        assert_eq!(d.classify("/data/dev/video0"), None);
+        // Patterns outside /dev, or starting with a wildcard, still match (the literal prefix
+        // every pattern shares shrinks to fit them).
+        let d = DevicePatterns::new(&["camera=/sys/cam*".into(), "microphone=/dev/mic?".into()])
+            .unwrap();
+        assert_eq!(d.literal_prefix, "/");
+        assert_eq!(d.classify("/sys/cam0"), Some(DeviceClass::Camera));
+        assert_eq!(d.classify("/dev/mic1"), Some(DeviceClass::Microphone));
+        assert_eq!(d.classify("/dev/video0"), Some(DeviceClass::Camera));
+        let d = DevicePatterns::new(&["camera=*cam*".into()]).unwrap();
+        assert_eq!(d.literal_prefix, "");
+        assert_eq!(d.classify("/x/mycam"), None, "`*` does not match `/`");
+        assert_eq!(d.classify("xcamy"), Some(DeviceClass::Camera));
+        assert_eq!(
+            DevicePatterns::new(&[]).unwrap().literal_prefix,
+            "/dev/",
+            "the defaults"
+        );
         assert!(DevicePatterns::new(&["speaker=/dev/x".into()]).is_err());
         assert!(d.is_camera_service("/system/bin/cameraserver"));
         assert!(d.is_camera_service("/vendor/bin/hw/android.hardware.camera.provider@2.7-service"));

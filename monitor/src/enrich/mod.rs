@@ -49,6 +49,8 @@ pub struct Enricher {
     binder_rules: binder::Rules,
     android_api: u32,
     handles: binder::Handles,
+    /// The last open flags and their names.
+    last_flags: Option<(u32, String)>,
 }
 
 /// A live process's current oom_score_adj.
@@ -78,6 +80,7 @@ impl Enricher {
             android_api: 0,
             binder_rules: binder::Rules::builtin(),
             handles: binder::Handles::default(),
+            last_flags: None,
         }
         .with_binder(None, None)
     }
@@ -102,27 +105,35 @@ impl Enricher {
 
     /// The process of `h`; one seen for the first time gets its start score line first.
     fn known(&mut self, h: &Header, out: &mut Vec<Event>) -> process::ProcInfo {
-        let comm = cstr(&h.comm);
-        let (info, first_seen) = self.procs.lookup(h.tgid, h.uid, &comm);
-        if first_seen {
-            self.first_seen(h.tgid, h.tid, h.uid, &comm, h.ts_ns, out);
+        self.seen(h, &cstr(&h.comm), out).clone()
+    }
+
+    /// `known` without copying the process's facts (the per-event path).
+    fn seen(&mut self, h: &Header, comm: &str, out: &mut Vec<Event>) -> &process::ProcInfo {
+        if self.procs.ensure(h.tgid, h.uid, comm) {
+            self.first_seen(h.tgid, h.tid, h.uid, comm, h.ts_ns, out);
         }
-        info
+        self.procs.get(h.tgid).expect("ensured above")
     }
 
     /// An event about the task in `h`.
     fn event(&mut self, h: &Header, body: Body, out: &mut Vec<Event>) {
-        let comm = cstr(&h.comm);
-        let info = self.known(h, out);
+        self.event_of(h, cstr(&h.comm), body, out);
+    }
+
+    /// `event` with the task's name already decoded.
+    fn event_of(&mut self, h: &Header, comm: String, body: Body, out: &mut Vec<Event>) {
+        let info = self.seen(h, &comm, out);
+        let (ppid, app) = (info.ppid, info.app.clone());
         out.push(Event {
             ts: wall_time(self.clock_offset_ns, h.ts_ns),
             body,
             pid: h.tgid,
             tid: h.tid,
-            ppid: info.ppid,
+            ppid,
             uid: h.uid,
             comm,
-            app: Some(info.app),
+            app: Some(app),
             phase: None,
         });
     }
@@ -168,21 +179,23 @@ impl Enricher {
         });
     }
 
-    pub fn enrich(&mut self, raw: Raw, out: &mut Vec<Event>) {
+    /// Events for one record. Taken by reference: a `Raw` is as large as its largest
+    /// variant (the name-capture bytes), and only the record's own payload is copied.
+    pub fn enrich(&mut self, raw: &Raw, out: &mut Vec<Event>) {
         match raw {
-            Raw::Fork(h, f) => self.on_fork(h, f, out),
-            Raw::Exec(h, e) => self.on_exec(h, e, out),
-            Raw::Exit(h, e) => self.on_exit(h, e, out),
-            Raw::Connect(h, c) => self.on_connect(h, c, out),
-            Raw::FileOpen(h, o) => self.file_open(h, o, out),
-            Raw::Chdir(h, c) => self.on_chdir(h, c, out),
-            Raw::FileRead(h, r) => self.on_file_read(h, r, out),
-            Raw::Ioctl(h, i) => self.on_ioctl(h, i, out),
-            Raw::Rename(h, r) => self.on_rename(h, r, out),
-            Raw::Setuid(h, u) => self.on_setuid(h, u, out),
-            Raw::NetSend(h, d) | Raw::NetRecv(h, d) => self.on_net_data(h, &d, out),
-            Raw::BinderCall(h, c) => self.binder_call(h, &c, out),
-            Raw::AppState(h, a) => self.on_app_state(h, a, out),
+            Raw::Fork(h, f) => self.on_fork(*h, *f, out),
+            Raw::Exec(h, e) => self.on_exec(*h, *e, out),
+            Raw::Exit(h, e) => self.on_exit(*h, *e, out),
+            Raw::Connect(h, c) => self.on_connect(*h, *c, out),
+            Raw::FileOpen(h, o) => self.file_open(*h, o, out),
+            Raw::Chdir(h, c) => self.on_chdir(*h, *c, out),
+            Raw::FileRead(h, r) => self.on_file_read(*h, *r, out),
+            Raw::Ioctl(h, i) => self.on_ioctl(*h, *i, out),
+            Raw::Rename(h, r) => self.on_rename(*h, *r, out),
+            Raw::Setuid(h, u) => self.on_setuid(*h, *u, out),
+            Raw::NetSend(h, d) | Raw::NetRecv(h, d) => self.on_net_data(*h, d, out),
+            Raw::BinderCall(h, c) => self.binder_call(*h, c, out),
+            Raw::AppState(h, a) => self.on_app_state(*h, *a, out),
         }
     }
 

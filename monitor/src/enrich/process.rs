@@ -21,7 +21,8 @@ pub struct ProcInfo {
 
 #[derive(Default)]
 pub struct ProcessTable {
-    procs: HashMap<u32, ProcInfo>,
+    /// Looked up for every event (foldhash: see phase.rs).
+    procs: foldhash::HashMap<u32, ProcInfo>,
     pub packages: PackagesList,
     /// Working directories known before a process's first event (processes emuwatch starts).
     seeded_cwd: HashMap<u32, String>,
@@ -35,7 +36,7 @@ pub struct ProcessTable {
 impl ProcessTable {
     pub fn new(packages: PackagesList) -> Self {
         ProcessTable {
-            procs: HashMap::new(),
+            procs: Default::default(),
             packages,
             seeded_cwd: HashMap::new(),
             seeded_adj: HashMap::new(),
@@ -61,8 +62,15 @@ impl ProcessTable {
     /// Info for `tgid`, loading it from /proc when this is the first time it is seen.
     /// Returns (info, first_seen).
     pub fn lookup(&mut self, tgid: u32, uid: u32, comm: &str) -> (ProcInfo, bool) {
-        if let Some(p) = self.procs.get(&tgid) {
-            return (p.clone(), false);
+        let first_seen = self.ensure(tgid, uid, comm);
+        (self.procs[&tgid].clone(), first_seen)
+    }
+
+    /// Make sure `tgid` is in the table (loading it from /proc the first time); true when it
+    /// was not there yet. Nothing is copied for a known process.
+    pub fn ensure(&mut self, tgid: u32, uid: u32, comm: &str) -> bool {
+        if self.procs.contains_key(&tgid) {
+            return false;
         }
         let (argv0, ppid) = self.proc.facts(tgid);
         let ppid = ppid.unwrap_or(0);
@@ -84,8 +92,8 @@ impl ProcessTable {
             cwd,
             exited: false,
         };
-        self.procs.insert(tgid, info.clone());
-        (info, true)
+        self.procs.insert(tgid, info);
+        true
     }
 
     /// A target forked `child`: it inherits the parent's app (unless its uid names a package).

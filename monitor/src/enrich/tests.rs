@@ -57,7 +57,7 @@ pub(crate) fn enricher(recorded: Recorded) -> Enricher {
 
 fn run(e: &mut Enricher, raw: Raw) -> Vec<Event> {
     let mut out = Vec::new();
-    e.enrich(raw, &mut out);
+    e.enrich(&raw, &mut out);
     out
 }
 

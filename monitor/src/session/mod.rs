@@ -256,6 +256,7 @@ pub fn hostname() -> String {
         .unwrap_or_default()
 }
 
+pub mod line;
 mod parse;
 mod read;
 mod writer;

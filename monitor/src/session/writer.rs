@@ -5,6 +5,8 @@ use super::*;
 pub struct SessionWriter {
     dir: PathBuf,
     events: BufWriter<File>,
+    /// The line being written, reused for every event.
+    line: Vec<u8>,
     pub info: SessionInfo,
 }
 
@@ -21,7 +23,9 @@ impl SessionWriter {
         })?;
         let w = SessionWriter {
             dir: dir.to_path_buf(),
-            events: BufWriter::with_capacity(1 << 16, f),
+            // Lines are handed to the kernel in batches of up to 1 MiB (and at every flush).
+            events: BufWriter::with_capacity(1 << 20, f),
+            line: Vec::with_capacity(4096),
             info,
         };
         w.write_info()?;
@@ -37,11 +41,12 @@ impl SessionWriter {
         self.events.get_ref().metadata().map_or(0, |m| m.len())
     }
 
-    /// Append one event line. serde_json escapes every string, so hostile names cannot break
-    /// the line structure.
+    /// Append one event line, escaped as serde_json escapes it (`line.rs`), so hostile names
+    /// cannot break the line structure. No allocation once the line buffer has grown.
     pub fn write(&mut self, ev: &Event) -> Result<()> {
-        serde_json::to_writer(&mut self.events, ev)?;
-        self.events.write_all(b"\n")?;
+        self.line.clear();
+        super::line::write_line(&mut self.line, ev)?;
+        self.events.write_all(&self.line)?;
         // Counted without allocating a key for every event.
         let kind = ev.body.kind();
         match self.info.events.get_mut(kind) {

@@ -174,109 +174,118 @@ pub struct Summary {
 pub fn summarize(samples: &[Sample], workloads: &[&str], conds: &[Cond]) -> Vec<Summary> {
     let mut out = Vec::new();
     for &key in workloads {
-        let med_of = |c: Cond, f: fn(&Sample) -> f64| {
-            let v: Vec<f64> = samples
-                .iter()
-                .filter(|s| s.workload == key && s.cond == c.key())
-                .map(f)
-                .collect();
-            stats::median(&v)
-        };
-        let med = |c: Cond| med_of(c, |s| s.elapsed_s);
-        let base = med(Cond::None);
-        for &c in conds {
-            let floor = med(c.floor());
-            let cpu_floor = med_of(c.floor(), |s| s.workload_cpu_s);
-            let cpu = med_of(c, |s| s.workload_cpu_s);
-            let ss: Vec<&Sample> = samples
-                .iter()
-                .filter(|s| s.workload == key && s.cond == c.key())
-                .collect();
-            if ss.is_empty() {
-                continue;
-            }
-            let t: Vec<f64> = ss.iter().map(|s| s.elapsed_s).collect();
-            let m = stats::median(&t);
-            let (lo, hi) = stats::min_max(&t);
-            let opt_med = |f: &dyn Fn(&Sample) -> Option<f64>| -> Option<f64> {
-                let v: Vec<f64> = ss.iter().filter_map(|s| f(s)).collect();
-                (!v.is_empty()).then(|| stats::median(&v))
-            };
-            let delivered_of = |s: &Sample| -> Option<u64> {
-                let opens = s.delivered_opens?;
-                let connects = if c.records_connects() {
-                    s.delivered_connects.unwrap_or(0)
-                } else {
-                    0
-                };
-                Some(opens + connects)
-            };
-            let made_of = |s: &Sample| {
-                s.made_opens
-                    + if c.records_connects() {
-                        s.made_connects
-                    } else {
-                        0
-                    }
-            };
-            let captures = c.captures() && (c.records_connects() || ss[0].made_opens > 0);
-            out.push(Summary {
-                workload: key.into(),
-                cond: c.key().into(),
-                label: c.label().into(),
-                reps: ss.len(),
-                median_s: m,
-                min_s: lo,
-                max_s: hi,
-                spread_pct: if m > 0.0 { (hi - lo) / m * 100.0 } else { 0.0 },
-                vs_no_tracer: if base > 0.0 { m / base } else { 0.0 },
-                vs_floor: if floor > 0.0 { m / floor } else { 0.0 },
-                made: made_of(ss[0]),
-                made_reads: ss[0].made_reads,
-                delivered: if captures {
-                    opt_med(&|s| delivered_of(s).map(|d| d as f64)).map(|d| d as u64)
-                } else {
-                    None
-                },
-                delivered_reads: if c.records_reads() {
-                    opt_med(&|s| s.delivered_reads.map(|d| d as f64)).map(|d| d as u64)
-                } else {
-                    None
-                },
-                lost_worst: if captures {
-                    ss.iter()
-                        .filter_map(|s| delivered_of(s).map(|d| made_of(s).saturating_sub(d)))
-                        .max()
-                } else {
-                    None
-                },
-                lost_reported_worst: ss.iter().filter_map(|s| s.lost_reported).max(),
-                tracer_cpu_s: opt_med(&|s| s.tracer_cpu_s),
-                tracer_peak_rss_mib: ss
-                    .iter()
-                    .filter_map(|s| s.tracer_peak_rss_mib)
-                    .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b)))),
-                cpu_median_s: Some(cpu),
-                cpu_vs_floor: (cpu_floor > 0.0).then(|| cpu / cpu_floor),
-                paired_vs_floor: {
-                    let r: Vec<f64> = ss
-                        .iter()
-                        .filter_map(|s| {
-                            let f = samples.iter().find(|f| {
-                                f.workload == key && f.cond == c.floor().key() && f.rep == s.rep
-                            })?;
-                            (f.elapsed_s > 0.0).then(|| s.elapsed_s / f.elapsed_s)
-                        })
-                        .collect();
-                    (!r.is_empty()).then(|| {
-                        let (lo, hi) = stats::min_max(&r);
-                        [stats::median(&r), lo, hi]
-                    })
-                },
-            });
-        }
+        out.extend(conds.iter().filter_map(|&c| summary(samples, key, c)));
     }
     out
+}
+
+/// The median of `f` over the samples of `key` under `c`.
+fn med_of(samples: &[Sample], key: &str, c: Cond, f: fn(&Sample) -> f64) -> f64 {
+    let v: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.workload == key && s.cond == c.key())
+        .map(f)
+        .collect();
+    stats::median(&v)
+}
+
+/// One row: workload `key` under `c`, against no tracer and against its floor (None when
+/// `c` was not run on it).
+fn summary(samples: &[Sample], key: &str, c: Cond) -> Option<Summary> {
+    let med = |c: Cond| med_of(samples, key, c, |s| s.elapsed_s);
+    let base = med(Cond::None);
+    let floor = med(c.floor());
+    let cpu_floor = med_of(samples, key, c.floor(), |s| s.workload_cpu_s);
+    let cpu = med_of(samples, key, c, |s| s.workload_cpu_s);
+    let ss: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.workload == key && s.cond == c.key())
+        .collect();
+    if ss.is_empty() {
+        return None;
+    }
+    let t: Vec<f64> = ss.iter().map(|s| s.elapsed_s).collect();
+    let m = stats::median(&t);
+    let (lo, hi) = stats::min_max(&t);
+    let opt_med = |f: &dyn Fn(&Sample) -> Option<f64>| -> Option<f64> {
+        let v: Vec<f64> = ss.iter().filter_map(|s| f(s)).collect();
+        (!v.is_empty()).then(|| stats::median(&v))
+    };
+    let delivered_of = |s: &Sample| -> Option<u64> {
+        let opens = s.delivered_opens?;
+        let connects = if c.records_connects() {
+            s.delivered_connects.unwrap_or(0)
+        } else {
+            0
+        };
+        Some(opens + connects)
+    };
+    let made_of = |s: &Sample| {
+        s.made_opens
+            + if c.records_connects() {
+                s.made_connects
+            } else {
+                0
+            }
+    };
+    let captures = c.captures() && (c.records_connects() || ss[0].made_opens > 0);
+    Some(Summary {
+        workload: key.into(),
+        cond: c.key().into(),
+        label: c.label().into(),
+        reps: ss.len(),
+        median_s: m,
+        min_s: lo,
+        max_s: hi,
+        spread_pct: if m > 0.0 { (hi - lo) / m * 100.0 } else { 0.0 },
+        vs_no_tracer: if base > 0.0 { m / base } else { 0.0 },
+        vs_floor: if floor > 0.0 { m / floor } else { 0.0 },
+        made: made_of(ss[0]),
+        made_reads: ss[0].made_reads,
+        delivered: if captures {
+            opt_med(&|s| delivered_of(s).map(|d| d as f64)).map(|d| d as u64)
+        } else {
+            None
+        },
+        delivered_reads: if c.records_reads() {
+            opt_med(&|s| s.delivered_reads.map(|d| d as f64)).map(|d| d as u64)
+        } else {
+            None
+        },
+        lost_worst: if captures {
+            ss.iter()
+                .filter_map(|s| delivered_of(s).map(|d| made_of(s).saturating_sub(d)))
+                .max()
+        } else {
+            None
+        },
+        lost_reported_worst: ss.iter().filter_map(|s| s.lost_reported).max(),
+        tracer_cpu_s: opt_med(&|s| s.tracer_cpu_s),
+        tracer_peak_rss_mib: ss
+            .iter()
+            .filter_map(|s| s.tracer_peak_rss_mib)
+            .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b)))),
+        cpu_median_s: Some(cpu),
+        cpu_vs_floor: (cpu_floor > 0.0).then(|| cpu / cpu_floor),
+        paired_vs_floor: paired_vs_floor(samples, key, c, &ss),
+    })
+}
+
+/// Each repetition against the floor's repetition of the same number: [median, min, max].
+fn paired_vs_floor(samples: &[Sample], key: &str, c: Cond, ss: &[&Sample]) -> Option<[f64; 3]> {
+    let r: Vec<f64> = ss
+        .iter()
+        .filter_map(|s| {
+            let f = samples
+                .iter()
+                .find(|f| f.workload == key && f.cond == c.floor().key() && f.rep == s.rep)?;
+            (f.elapsed_s > 0.0).then(|| s.elapsed_s / f.elapsed_s)
+        })
+        .collect();
+    (!r.is_empty()).then(|| {
+        let (lo, hi) = stats::min_max(&r);
+        [stats::median(&r), lo, hi]
+    })
 }
 
 /// Every workload under every condition of `conds` (except the pairs `skip` names), `reps`

@@ -172,6 +172,44 @@ pub fn render(s: &Summary) -> String {
     o
 }
 
+/// What the analysis used: the GeoIP databases, the file categories, the markers.
+fn sources(o: &mut String, s: &Summary) {
+    if s.geo.sources.is_empty() {
+        let _ = writeln!(
+            o,
+            "Geo         no GeoIP database: countries and ASNs as recorded (see docs/geo.md)"
+        );
+    } else {
+        let srcs: Vec<String> = s
+            .geo
+            .sources
+            .iter()
+            .map(|g| {
+                format!(
+                    "{} {}{}",
+                    g.role,
+                    escape(&g.path.display().to_string()),
+                    g.database_type
+                        .as_deref()
+                        .map(|t| format!(" ({})", escape(t)))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        let _ = writeln!(o, "Geo         {}", srcs.join("; "));
+        let _ = writeln!(o, "Geo data    {}", escape(&s.geo.attribution));
+    }
+    let _ = writeln!(o, "Categories  {}", escape(&s.categories.source));
+    if !s.markers.is_empty() {
+        let m: Vec<String> = s
+            .markers
+            .iter()
+            .map(|m| format!("{} {}", secs_text(m.t_s), escape(&m.label)))
+            .collect();
+        let _ = writeln!(o, "Markers     {}", m.join(", "));
+    }
+}
+
 /// The session's facts: where and how it was recorded, what was lost, the GeoIP and
 /// category sources, the markers.
 fn session_header(o: &mut String, s: &Summary) {
@@ -243,40 +281,7 @@ fn session_header(o: &mut String, s: &Summary) {
             )
         }
     );
-    if s.geo.sources.is_empty() {
-        let _ = writeln!(
-            o,
-            "Geo         no GeoIP database: countries and ASNs as recorded (see docs/geo.md)"
-        );
-    } else {
-        let srcs: Vec<String> = s
-            .geo
-            .sources
-            .iter()
-            .map(|g| {
-                format!(
-                    "{} {}{}",
-                    g.role,
-                    escape(&g.path.display().to_string()),
-                    g.database_type
-                        .as_deref()
-                        .map(|t| format!(" ({})", escape(t)))
-                        .unwrap_or_default()
-                )
-            })
-            .collect();
-        let _ = writeln!(o, "Geo         {}", srcs.join("; "));
-        let _ = writeln!(o, "Geo data    {}", escape(&s.geo.attribution));
-    }
-    let _ = writeln!(o, "Categories  {}", escape(&s.categories.source));
-    if !s.markers.is_empty() {
-        let m: Vec<String> = s
-            .markers
-            .iter()
-            .map(|m| format!("{} {}", secs_text(m.t_s), escape(&m.label)))
-            .collect();
-        let _ = writeln!(o, "Markers     {}", m.join(", "));
-    }
+    sources(o, s);
     let _ = writeln!(o, "Times       +s = seconds since the session started");
 }
 

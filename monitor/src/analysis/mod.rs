@@ -98,7 +98,7 @@ pub fn analyse_each(
         &ev_path,
         true,
         Some(pre.bytes),
-        |l| serde_json::from_str::<Event>(l),
+        session::parse_event,
         |ev: &mut Event| {
             // A resolver process's own DNS messages (`via: resolver`) are no app's: they named
             // connects when recorded, and count nowhere.

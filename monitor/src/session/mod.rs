@@ -285,8 +285,10 @@ pub fn hostname() -> String {
 }
 
 pub mod line;
+mod parse;
 mod read;
 mod writer;
 
+pub use parse::parse_event;
 pub use read::*;
 pub use writer::*;

@@ -26,7 +26,7 @@ mod kernels;
 mod qemu;
 mod smoke;
 
-use capture::{capture_binary, run_capture, summary};
+use capture::{Row, capture_binary, run_capture, summary};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Arch {
@@ -246,19 +246,25 @@ pub fn test(kernels: &[&'static Kernel], args: &[String]) -> Result<()> {
         let p = kernels::prepare(k, false)?;
         let dir = root().join("target/vm").join(k.name);
         let initrd = initramfs::build(k, &p, &dir, &executables)?;
-        for path in k.probe_paths {
-            let mut row = run_capture(k, &capture, &initrd, &p.image(), path, filter)?;
-            if row.crashed {
-                // The guest kernel itself died (seen once: an int3 oops in
-                // syscall_trace_enter while tracepoints were being patched under TCG). Said
-                // loudly and booted once more; a second crash fails the run.
-                eprintln!(
-                    "xtask: WARNING: the {} guest kernel crashed during the {path} run; booting it once more",
-                    k.name
-                );
-                row = run_capture(k, &capture, &initrd, &p.image(), path, filter)?;
-            }
-            rows.push(row);
+        // The kernel's probe paths boot side by side: with one TCG thread per guest (see
+        // `qemu::accel_arg`) two guests keep this machine's two cores busy.
+        let image = p.image();
+        let runs: Vec<Result<Row>> = std::thread::scope(|s| {
+            let handles: Vec<_> = k
+                .probe_paths
+                .iter()
+                .map(|path| {
+                    let (capture, initrd, image) = (&capture, &initrd, &image);
+                    s.spawn(move || run_path(k, capture, initrd, image, path, filter))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a kernel run's thread panicked"))
+                .collect()
+        });
+        for r in runs {
+            rows.push(r?);
         }
     }
     println!(
@@ -283,6 +289,27 @@ pub fn test(kernels: &[&'static Kernel], args: &[String]) -> Result<()> {
         smoke::run(k)?;
     }
     Ok(())
+}
+
+/// One probe path on one kernel, booted once more if the guest kernel itself died.
+fn run_path(
+    k: &'static Kernel,
+    capture: &Path,
+    initrd: &Path,
+    image: &Path,
+    path: &str,
+    filter: &[String],
+) -> Result<Row> {
+    let row = run_capture(k, capture, initrd, image, path, filter)?;
+    if !row.crashed {
+        return Ok(row);
+    }
+    // Said loudly and booted once more; a second crash fails the run.
+    eprintln!(
+        "xtask: WARNING: the {} guest kernel crashed during the {path} run; booting it once more",
+        k.name
+    );
+    run_capture(k, capture, initrd, image, path, filter)
 }
 
 const USAGE: &str = "usage: cargo xtask vm boot NAME [-- CMD...]   boot NAME, run CMD (sh words, cwd = repository) in it

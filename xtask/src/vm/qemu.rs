@@ -78,6 +78,27 @@ pub fn accel(arch: Arch) -> &'static str {
     }
 }
 
+/// The `-accel` value. An x86 guest under TCG runs its vCPUs in one host thread
+/// (`thread=single`) unless `EMUWATCH_VM_TCG_THREAD=multi`: x86 kernels patch live code
+/// (static calls and jump labels, each time a tracepoint gains or loses a program) with
+/// `text_poke_bp`, which relies on an int3 that other CPUs stop seeing once `sync_core` has run
+/// on them. QEMU 7.2's multi-threaded TCG does not honour that: the Debian 6.12 and 5.10 guests
+/// died in CI with `Oops: int3` in `syscall_trace_enter` (a syscall taken while emuwatch
+/// attached or detached), right after `do_sync_core`. With one thread no vCPU runs while
+/// another rewrites code. (docs/kernels.md has the details.) arm64 kernels patch under `stop_machine` and keep multi-threaded TCG.
+fn accel_arg(arch: Arch, accel: &str) -> String {
+    let single = match std::env::var("EMUWATCH_VM_TCG_THREAD").as_deref() {
+        Ok("multi") => false,
+        Ok("single") => true,
+        _ => arch == Arch::Amd64,
+    };
+    if accel == "tcg" && single {
+        "tcg,thread=single".into()
+    } else {
+        accel.into()
+    }
+}
+
 fn command(b: &Boot) -> Command {
     let accel = accel(b.arch);
     // Serial console, plus (x86) no legacy keyboard probing and no clocksource
@@ -98,7 +119,8 @@ fn command(b: &Boot) -> Command {
     if let Some(m) = machine {
         c.args(["-M", m]);
     }
-    c.args(["-accel", accel, "-cpu", cpu, "-m", "2G", "-smp", "2"])
+    c.args(["-accel", &accel_arg(b.arch, accel), "-cpu", cpu])
+        .args(["-m", "2G", "-smp", "2"])
         .args([
             "-nodefaults",
             "-display",

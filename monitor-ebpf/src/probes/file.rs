@@ -208,23 +208,26 @@ pub fn read_enter(a: &impl SysArgs, net: bool) {
     }
 }
 
+/// Exit of a read-family syscall: add what a tracked file's read returned to its aggregate.
+/// True if this was such a read (then it was not a socket read: `read_enter` chose one or the
+/// other, so the caller skips the socket side's lookup).
 #[inline(always)]
-pub fn read_exit(ret: i64) {
+pub fn read_exit(ret: i64) -> bool {
     let task = current_ids();
     if !maybe_target(task.tgid) {
-        return;
+        return false;
     }
     let Some(slot) = PENDING_READ.get_ptr_mut(&task.tid) else {
-        return;
+        return false;
     };
     let v = unsafe { *slot };
     if v & READ_PENDING == 0 {
-        return;
+        return false;
     }
     unsafe { *slot = 0 };
     let fd = v as u32;
     if ret < 0 {
-        return;
+        return true;
     }
     let key = FdKey {
         tgid: task.tgid,
@@ -238,6 +241,7 @@ pub fn read_exit(ret: i64) {
             (*agg).reads += 1;
         }
     }
+    true
 }
 
 macro_rules! read_family {
@@ -250,8 +254,7 @@ macro_rules! read_family {
         #[tracepoint(category = "syscalls", name = $exit_tp)]
         pub fn $exit(ctx: TracePointContext) -> u32 {
             let ret = field(&ctx, 16);
-            read_exit(ret);
-            if $net {
+            if !read_exit(ret) && $net {
                 super::net_data::recv_exit(ret);
             }
             0
@@ -267,7 +270,9 @@ read_family! {
     sys_enter_preadv2, sys_exit_preadv2, "sys_enter_preadv2", "sys_exit_preadv2", false;
 }
 
-/// close(fd): sends the fd's read aggregate, if it was read, and forgets the socket type.
+/// close(fd): sends the fd's read aggregate, if it was read; for any other fd, forgets its
+/// socket state. An fd in `FD_READS` was opened as a file while recording, so the socket maps
+/// have nothing of it: a file's close costs two map operations, not four.
 #[inline(always)]
 pub fn close_enter(a: &impl SysArgs) {
     let task = current_ids();
@@ -279,9 +284,9 @@ pub fn close_enter(a: &impl SysArgs) {
         tgid: task.tgid,
         fd: fd as u32,
     };
-    let _ = SOCK_TYPES.remove(&key);
-    super::net_data::forget(task.tgid, fd as u32);
     let Some(agg) = (unsafe { FD_READS.get(&key) }).copied() else {
+        let _ = SOCK_TYPES.remove(&key);
+        super::net_data::forget(task.tgid, fd as u32);
         return;
     };
     let _ = FD_READS.remove(&key);

@@ -59,10 +59,13 @@ fn enter(op: u8, a: &impl SysArgs) {
 fn exit(op: u8, ret: i64) {
     match op {
         op::OPENAT | op::OPENAT2 | op::OPEN | op::CHDIR | op::FCHDIR => files::open_exit(ret),
-        op::READ => files::read_exit(ret),
-        op::READ_NET => {
+        op::READ => {
             files::read_exit(ret);
-            net_data::recv_exit(ret);
+        }
+        op::READ_NET => {
+            if !files::read_exit(ret) {
+                net_data::recv_exit(ret);
+            }
         }
         op::RECVFROM | op::RECVMSG => net_data::recv_exit(ret),
         op::CONNECT => connect::connect_exit(ret),

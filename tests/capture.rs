@@ -26,6 +26,24 @@ fn require_root() {
     );
 }
 
+/// Fail, naming the tool, unless every one of `tools` is on PATH (`why`, if not empty: what
+/// one of them is for).
+fn require_tools(tools: &[&str], why: &str) {
+    for tool in tools {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({why})")
+        };
+        assert!(found, "{tool} is needed by this test{why}");
+    }
+}
+
 unsafe extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
@@ -3436,17 +3454,10 @@ fn in_private_resolver(tmp: &Path, resolv: &str, body: &str) -> PathBuf {
 #[test]
 fn destinations_are_named_by_dns_sni_and_http() {
     require_root();
-    for tool in ["curl", "unshare", "mount"] {
-        assert!(
-            Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .stdout(Stdio::null())
-                .status()
-                .unwrap()
-                .success(),
-            "{tool} is needed by this test (curl: the real TLS/HTTP client)"
-        );
-    }
+    require_tools(
+        &["curl", "unshare", "mount"],
+        "curl: the real TLS/HTTP client",
+    );
     names_dns_server();
     let http = reading_server(
         "127.0.0.78",
@@ -3794,17 +3805,7 @@ fn dnsproxyd_requests_name_what_the_app_resolves() {
 #[test]
 fn resolver_answers_name_the_apps_connects() {
     require_root();
-    for tool in ["unshare", "nsenter", "mount"] {
-        assert!(
-            Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .stdout(Stdio::null())
-                .status()
-                .unwrap()
-                .success(),
-            "{tool} is needed by this test"
-        );
-    }
+    require_tools(&["unshare", "nsenter", "mount"], "");
     names_dns_server();
     let listener = TcpListener::bind(("127.0.0.78", 0)).unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -134,7 +134,19 @@ impl Enricher {
     fn event_of(&mut self, h: &Header, comm: String, body: Body, out: &mut Vec<Event>) {
         let info = self.seen(h, &comm, out);
         let (ppid, app) = (info.ppid, info.app.clone());
-        out.push(Event {
+        out.push(self.header_event(h, comm, body, ppid, Some(app)));
+    }
+
+    /// An event of the task in a record's header (phase stamped later).
+    fn header_event(
+        &self,
+        h: &Header,
+        comm: String,
+        body: Body,
+        ppid: u32,
+        app: Option<String>,
+    ) -> Event {
+        Event {
             ts: wall_time(self.clock_offset_ns, h.ts_ns),
             body,
             pid: h.tgid,
@@ -142,9 +154,9 @@ impl Enricher {
             ppid,
             uid: h.uid,
             comm,
-            app: Some(app),
+            app,
             phase: None,
-        });
+        }
     }
 
     /// When a process is first seen, its app state is reported, so every process has a known

@@ -68,17 +68,7 @@ impl Enricher {
                     .resolver_ppids
                     .entry(h.tgid)
                     .or_insert_with(|| self.procs.proc.facts(h.tgid).1.unwrap_or(0));
-                out.push(Event {
-                    ts: wall_time(self.clock_offset_ns, h.ts_ns),
-                    body,
-                    pid: h.tgid,
-                    tid: h.tid,
-                    ppid,
-                    uid: h.uid,
-                    comm,
-                    app: None,
-                    phase: None,
-                });
+                out.push(self.header_event(&h, comm, body, ppid, None));
             }
             return;
         }

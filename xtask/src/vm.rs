@@ -255,7 +255,7 @@ pub fn test(kernels: &[&'static Kernel], args: &[String]) -> Result<()> {
                 .iter()
                 .map(|path| {
                     let (capture, initrd, image) = (&capture, &initrd, &image);
-                    s.spawn(move || run_path(k, capture, initrd, image, path, filter))
+                    s.spawn(move || run_capture(k, capture, initrd, image, path, filter))
                 })
                 .collect();
             handles
@@ -289,27 +289,6 @@ pub fn test(kernels: &[&'static Kernel], args: &[String]) -> Result<()> {
         smoke::run(k)?;
     }
     Ok(())
-}
-
-/// One probe path on one kernel, booted once more if the guest kernel itself died.
-fn run_path(
-    k: &'static Kernel,
-    capture: &Path,
-    initrd: &Path,
-    image: &Path,
-    path: &str,
-    filter: &[String],
-) -> Result<Row> {
-    let row = run_capture(k, capture, initrd, image, path, filter)?;
-    if !row.crashed {
-        return Ok(row);
-    }
-    // Said loudly and booted once more; a second crash fails the run.
-    eprintln!(
-        "xtask: WARNING: the {} guest kernel crashed during the {path} run; booting it once more",
-        k.name
-    );
-    run_capture(k, capture, initrd, image, path, filter)
 }
 
 const USAGE: &str = "usage: cargo xtask vm boot NAME [-- CMD...]   boot NAME, run CMD (sh words, cwd = repository) in it

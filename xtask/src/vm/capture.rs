@@ -57,8 +57,6 @@ pub(super) struct Row {
     pub(super) boot_secs: Option<f64>,
     pub(super) secs: f64,
     pub(super) ok: bool,
-    /// The guest kernel panicked (not a test failure).
-    pub(super) crashed: bool,
     pub(super) why: String,
     pub(super) log: PathBuf,
 }
@@ -156,7 +154,15 @@ pub(super) fn run_capture(
     let prefix = format!("[{} {label}]", k.name);
     eprintln!("\nxtask: ==== {prefix} ====");
     let log = dir.join("console.log");
-    let o = boot_with(k, image, initrd, &script, &log, &prefix)?;
+    let mut o = boot_with(k, image, initrd, &script, &log, &prefix)?;
+    if kernel_died(&o) {
+        // Said loudly and booted once more; a second crash fails the run.
+        eprintln!(
+            "xtask: WARNING: the {} guest kernel crashed during the {path} run; booting it once more",
+            k.name
+        );
+        o = boot_with(k, image, initrd, &script, &log, &prefix)?;
+    }
     let counts = test_counts(&o.lines);
     let failures = failures(&o.lines);
     let why = match (o.rc, counts) {
@@ -188,12 +194,14 @@ pub(super) fn run_capture(
         boot_secs: o.boot_secs,
         secs: o.secs,
         ok: why.is_empty(),
-        crashed: o.rc.is_none()
-            && !o.timed_out
-            && o.lines.iter().any(|l| l.contains("Kernel panic")),
         why,
         log,
     })
+}
+
+/// Did the guest kernel itself die (rather than the command fail or time out)?
+fn kernel_died(o: &qemu::Outcome) -> bool {
+    o.rc.is_none() && !o.timed_out && o.lines.iter().any(|l| l.contains("Kernel panic"))
 }
 
 pub(super) fn summary(rows: &[Row]) -> String {

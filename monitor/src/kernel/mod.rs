@@ -83,14 +83,26 @@ pub struct Kernel {
 }
 
 impl Drop for Kernel {
-    /// Detach the programs one after another. (Detaching from one thread per link overlapped
-    /// the kernel's RCU waits and saved about a second on the per-syscall path, but it was
-    /// withdrawn: the Debian 5.10 guest of the test bed hung in a soft lockup during a
-    /// recording's start/stop while it was in, and the cause is not yet understood.)
+    /// Detach the programs, one thread per link, so that the kernel's grace-period waits
+    /// (one per perf tracepoint, 35-80 ms each) overlap where the kernel lets them.
+    /// `EMUWATCH_DETACH=sequential` detaches one after another instead (for comparison in
+    /// benchmarks and as a fallback). Threads were withdrawn once after a soft lockup in the
+    /// Debian 5.10 test guest; that guest then ran QEMU's multi-threaded TCG, which also crashed
+    /// x86 guests while they patched tracepoints (docs/kernels.md), and with one TCG thread the
+    /// lockup has not come back.
     fn drop(&mut self) {
-        for link in std::mem::take(&mut self.links) {
-            drop(link);
+        let links = std::mem::take(&mut self.links);
+        if std::env::var_os("EMUWATCH_DETACH").is_some_and(|v| v == "sequential") {
+            links.into_iter().for_each(drop);
+            return;
         }
+        std::thread::scope(|s| {
+            for link in links {
+                // A thread that cannot be made (a tight task limit) drops its closure, and
+                // with it the link, right here: detached in line.
+                let _ = std::thread::Builder::new().spawn_scoped(s, move || drop(link));
+            }
+        });
     }
 }
 

@@ -4,7 +4,7 @@
 //! fixed width, so the buckets are bounded whatever the session's length; the examples kept
 //! per bucket shrink as buckets grow (at most [`MAX_EXAMPLES`] in all, or one per bucket), so
 //! memory does not grow with the events.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::history::Frame;
 use crate::{
@@ -92,7 +92,7 @@ pub struct AppMarks {
     /// The processes that get a lane (the first `MAX_LANES` of the app's processes).
     lanes: HashSet<u32>,
     /// By (kind, pid, column).
-    pub buckets: HashMap<(MarkKind, u32, i64), Bucket>,
+    pub buckets: foldhash::HashMap<(MarkKind, u32, i64), Bucket>,
     /// Examples kept per bucket now.
     cap: usize,
 }
@@ -106,7 +106,7 @@ impl AppMarks {
     pub fn new(lanes: HashSet<u32>) -> AppMarks {
         AppMarks {
             lanes,
-            buckets: HashMap::new(),
+            buckets: Default::default(),
             cap: PER_MARK,
         }
     }

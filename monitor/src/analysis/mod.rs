@@ -45,7 +45,7 @@ pub struct Analysis {
     pub summary: summary::Summary,
     pub frame: Frame,
     /// Per app, the timeline's marks (empty unless asked for).
-    pub marks: HashMap<String, marks::AppMarks>,
+    pub marks: foldhash::HashMap<String, marks::AppMarks>,
 }
 
 /// Load a session, annotate its destinations and analyse it (with the timeline's marks).
@@ -91,7 +91,7 @@ pub fn analyse_each(
     let ev_path = session::events_path(dir);
     let pre = prescan(&ev_path, &info)?;
     let mut builder = summary::Builder::new(pre.frame, &pre.phases, cats);
-    let mut marks: HashMap<String, marks::AppMarks> = HashMap::new();
+    let mut marks: foldhash::HashMap<String, marks::AppMarks> = Default::default();
     let mut lanes = pre.lanes;
     let frame = pre.frame;
     (info.unreadable_lines, _) = session::for_each_line(

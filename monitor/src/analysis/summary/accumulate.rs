@@ -1,6 +1,6 @@
 //! Per-app accumulators filled event by event while `build` walks the session.
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet},
     net::IpAddr,
 };
 
@@ -26,6 +26,21 @@ pub(super) fn result_key(result: i32, error: Option<&str>) -> String {
     }
 }
 
+/// Count one result (as [`result_key`] names it) in `results`; a name already counted costs no
+/// allocation (this runs for every event of a session).
+pub(super) fn count_result(results: &mut BTreeMap<String, u64>, result: i32, error: Option<&str>) {
+    let known = match (result >= 0, error) {
+        (true, _) => Some("ok"),
+        (false, Some(e)) => Some(e),
+        (false, None) => None,
+    };
+    if let Some(n) = known.and_then(|k| results.get_mut(k)) {
+        *n += 1;
+        return;
+    }
+    *results.entry(result_key(result, error)).or_default() += 1;
+}
+
 #[derive(Default, Clone)]
 pub(super) struct Seen {
     pub(super) count: u64,
@@ -48,7 +63,9 @@ impl Seen {
             self.pids.insert(ev.pid);
             self.last_pid = Some(ev.pid);
         }
-        if !self.comms.contains(&ev.comm) {
+        // Most have one name: checked without a tree search.
+        let only = self.comms.len() == 1 && self.comms.first() == Some(&ev.comm);
+        if !only && !self.comms.contains(&ev.comm) {
             self.comms.insert(ev.comm.clone());
         }
     }
@@ -101,10 +118,7 @@ impl FileAcc {
         self.seen.add(ev);
         match &ev.body {
             Body::FileOpen(o) => {
-                *self
-                    .results
-                    .entry(result_key(o.result, o.error.as_deref()))
-                    .or_default() += 1;
+                count_result(&mut self.results, o.result, o.error.as_deref());
                 if o.result >= 0 {
                     self.opens += 1;
                 } else {
@@ -194,7 +208,7 @@ impl AppAcc {
         ev: &Event,
         phase: Phase,
         app: &str,
-        matchers: &mut HashMap<String, AppCategories<'c>>,
+        matchers: &mut foldhash::HashMap<String, AppCategories<'c>>,
         cats: &'c Categories,
     ) -> Option<(usize, bool)> {
         let pc = self.phase_events.entry(phase).or_default();
@@ -252,22 +266,26 @@ impl AppAcc {
         pc.connects += 1;
         pc.destinations.insert((c.daddr, c.dport, c.proto));
         if let Some(h) = &c.host {
-            *pc.hosts.entry(h.clone()).or_default() += 1;
+            match pc.hosts.get_mut(h) {
+                Some(n) => *n += 1,
+                None => {
+                    pc.hosts.insert(h.clone(), 1);
+                }
+            }
         }
-        let result = result_key(c.result, c.error.as_deref());
         let d = self
             .dests
             .entry((c.host.clone(), c.daddr, c.dport, c.proto))
             .or_default();
         d.endpoint = Some(endpoint(c));
         d.seen.add(ev);
-        *d.results.entry(result.clone()).or_default() += 1;
+        count_result(&mut d.results, c.result, c.error.as_deref());
         if phase != Phase::Foreground {
             let e = endpoint(c);
             let f = self.finding(phase, Capability::Connect, endpoint_label(&e));
             f.endpoint = Some(e);
             f.seen.add(ev);
-            *f.results.entry(result).or_default() += 1;
+            count_result(&mut f.results, c.result, c.error.as_deref());
         }
     }
 
@@ -284,11 +302,10 @@ impl AppAcc {
         } else if kind.spec().category == Category::Services {
             *pc.services.entry(kind).or_default() += 1;
         }
-        let result = result_key(d.result, d.error.as_deref());
         let a = self.devices.entry((kind, d.path.clone())).or_default();
         a.ops.insert(d.op);
         a.seen.add(ev);
-        *a.results.entry(result.clone()).or_default() += 1;
+        count_result(&mut a.results, d.result, d.error.as_deref());
         if phase != Phase::Foreground {
             let target = d
                 .path
@@ -297,7 +314,7 @@ impl AppAcc {
             let f = self.finding(phase, kind, target);
             f.ops.insert(d.op);
             f.seen.add(ev);
-            *f.results.entry(result).or_default() += 1;
+            count_result(&mut f.results, d.result, d.error.as_deref());
         }
     }
 
@@ -309,48 +326,51 @@ impl AppAcc {
         ev: &Event,
         phase: Phase,
         app: &str,
-        matchers: &mut HashMap<String, AppCategories<'c>>,
+        matchers: &mut foldhash::HashMap<String, AppCategories<'c>>,
         cats: &'c Categories,
     ) -> (usize, bool) {
         let pc = self.phase_events.entry(phase).or_default();
-        let path = match &ev.body {
+        let path: &Option<String> = match &ev.body {
             Body::FileOpen(o) => {
                 pc.file_opens += 1;
-                o.path.clone()
+                &o.path
             }
             Body::FileRead(r) => {
                 pc.files_read += 1;
                 pc.bytes_read = pc.bytes_read.saturating_add(r.bytes);
-                r.path.clone()
+                &r.path
             }
-            _ => None,
+            _ => &None,
         };
-        let f = self.files.entry(path.clone()).or_insert_with(|| {
+        // Looked up by the event's own path: a file already seen costs no copy of its path.
+        if !self.files.contains_key(path) {
             let m = match matchers.get_mut(app) {
                 Some(m) => m,
                 None => matchers
                     .entry(app.to_string())
                     .or_insert_with(|| cats.for_app(app)),
             };
-            FileAcc {
+            let acc = FileAcc {
                 category: m.classify(path.as_deref()),
                 path: path.clone(),
                 ..FileAcc::default()
-            }
-        });
+            };
+            self.files.insert(path.clone(), acc);
+        }
+        let f = self.files.get_mut(path).expect("inserted above");
         f.add(ev);
         let category = f.category;
         let cat = &cats.all()[category];
         if phase != Phase::Foreground && cat.sensitive {
-            let target = path.unwrap_or_else(|| Capability::File.spec().unknown_target.into());
+            let target = path
+                .clone()
+                .unwrap_or_else(|| Capability::File.spec().unknown_target.into());
             let fa = self.finding(phase, Capability::File, target);
             fa.category = Some(cat.name.clone());
             fa.file.add(ev);
             fa.seen.add(ev);
             if let Body::FileOpen(o) = &ev.body {
-                *fa.results
-                    .entry(result_key(o.result, o.error.as_deref()))
-                    .or_default() += 1;
+                count_result(&mut fa.results, o.result, o.error.as_deref());
             }
         }
         (category, cat.sensitive)

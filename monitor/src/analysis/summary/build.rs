@@ -1,6 +1,6 @@
 //! The pass over a session's events that fills the accumulators and turns them into a
 //! [`Summary`].
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Utc;
 
@@ -71,8 +71,9 @@ pub struct Builder<'c> {
     tracks: BTreeMap<String, PhaseTrack>,
     empty_track: PhaseTrack,
     apps: BTreeMap<String, AppAcc>,
-    lives: HashMap<String, lifecycle::Acc>,
-    matchers: HashMap<String, AppCategories<'c>>,
+    /// Looked up for every event (foldhash: see phase.rs), as are `matchers` and the marks.
+    lives: foldhash::HashMap<String, lifecycle::Acc>,
+    matchers: foldhash::HashMap<String, AppCategories<'c>>,
     kinds: BTreeMap<&'static str, u64>,
     markers: Vec<MarkerItem>,
     lost_in_timeline: u64,
@@ -92,8 +93,8 @@ impl<'c> Builder<'c> {
             tracks: tracks(phases),
             empty_track: PhaseTrack::new(Vec::new()),
             apps: BTreeMap::new(),
-            lives: HashMap::new(),
-            matchers: HashMap::new(),
+            lives: Default::default(),
+            matchers: Default::default(),
             kinds: BTreeMap::new(),
             markers: Vec::new(),
             lost_in_timeline: 0,

@@ -1795,17 +1795,24 @@ impl Android {
         wait_gone(pid);
     }
 
-    /// ActivityManager kills the cgroup of `pid` (`uid_<uid>/pid_<pid>`).
-    fn kill_cgroup(&self, uid: u32, pid: u32) {
-        let cg = self.cgroup.join(format!("uid_{uid}/pid_{pid}"));
+    /// ActivityManager kills `pid` with SIGKILL and, in the same breath, the cgroup of
+    /// `service` (`uid_<uid>/pid_<service>`): one system process does both, so the service
+    /// dies a moment after the app however slow the machine is to start processes.
+    fn kill_with_cgroup(&self, pid: u32, uid: u32, service: u32) {
+        let cg = self.cgroup.join(format!("uid_{uid}/pid_{service}"));
         assert!(cg.is_dir(), "{}", cg.display());
         let st = Command::new(&self.system_server)
-            .args(["system", &format!("cgkill={}", cg.display())])
+            .args([
+                "system",
+                &format!("kill={pid},9"),
+                &format!("cgkill={}", cg.display()),
+            ])
             .stdout(Stdio::null())
             .status()
             .unwrap();
         assert!(st.success());
         wait_gone(pid);
+        wait_gone(service);
     }
 
     /// The zygote itself runs `steps` (it is never a target).
@@ -1982,8 +1989,7 @@ fn android_lifecycle_phases_per_app() {
     android.release(push);
 
     // Swiped away: ActivityManager kills the activity and the service's cgroup.
-    android.kill(main);
-    android.kill_cgroup(10123, remote);
+    android.kill_with_cgroup(main, 10123, remote);
     // The foreground service survived the close and goes on, then ends.
     android.go(push, 0);
     wait_gone(push);

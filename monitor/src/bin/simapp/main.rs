@@ -22,7 +22,7 @@
 //!   daemon                    double-fork: the remaining steps run in a grandchild whose
 //!                             parent has exited; the original process exits once the
 //!                             intermediate child has (like a detached app service)
-//!   waitfile=PATH             wait (up to 10 s) until PATH exists
+//!   waitfile=PATH             wait until PATH exists (more than 5 minutes: the process panics)
 //!   touch=PATH                create PATH (a gate another process waits for)
 //!   dnsproxyd=NAME            `getaddrinfo NAME ...` to /dev/socket/dnsproxyd (Android's netd
 //!                             resolver socket; a listener stands in for netd if none)

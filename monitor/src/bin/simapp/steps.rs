@@ -1,6 +1,9 @@
 //! The steps (`steps STEP...`): each does one exactly known thing and prints one JSON line.
 use super::*;
 
+/// How long `waitfile` waits before the process fails.
+const WAITFILE_LIMIT: Duration = Duration::from_secs(300);
+
 /// connect() with the raw syscall so the result (0 / -errno) is exactly what the kernel said.
 fn connect(proto: &str, addr: &str, port: u16) -> i32 {
     let ip: std::net::IpAddr = addr.parse().expect("address");
@@ -318,9 +321,12 @@ fn process_step(op: &str, arg: &str, args: &[&str]) -> Option<String> {
             format!("{{\"pid\":{},\"step\":\"sleep\"}}", pid())
         }
         "waitfile" => {
-            for _ in 0..1000 {
-                if std::path::Path::new(arg).exists() {
-                    break;
+            // Long enough for a loaded emulated guest; never a silent go-ahead: an app that
+            // went on by itself would do its steps unrecorded or out of order.
+            let t = std::time::Instant::now();
+            while !std::path::Path::new(arg).exists() {
+                if t.elapsed() > WAITFILE_LIMIT {
+                    panic!("waitfile: {arg} did not appear in {WAITFILE_LIMIT:?}");
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }

@@ -23,6 +23,9 @@ pub struct StartStop {
     pub probes: usize,
     pub start_s: Vec<f64>,
     pub total_s: Vec<f64>,
+    /// A variant measured for comparison (not the default behaviour; no target verdict).
+    #[serde(default)]
+    pub comparison: bool,
 }
 
 impl StartStop {
@@ -121,35 +124,21 @@ fn bpftrace_script(hooks: &[String]) -> (String, usize) {
 
 pub fn run(ctx: &Ctx, reps: usize) -> Result<Vec<StartStop>> {
     let stamp = ctx.work.join("startstop.stamp");
-    let out = ctx.work.join("startstop-session");
     let cmd = stamp_script(&ctx.work, &stamp)?;
     let mut rows = Vec::new();
     for (path, hooks) in [("per-syscall", &ctx.hooks), ("raw", &ctx.raw_hooks)] {
-        let mut row = StartStop {
-            tool: "emuwatch".into(),
-            path: path.into(),
-            probes: hooks.len(),
-            start_s: Vec::new(),
-            total_s: Vec::new(),
-        };
-        for _ in 0..reps {
-            let _ = std::fs::remove_dir_all(&out);
-            let mut c = Command::new(&ctx.emuwatch);
-            c.args(["record", "--quiet", "--syscall-probes", path, "--out"])
-                .arg(&out)
-                .arg("--")
-                .arg(&cmd);
-            let (s, t) = time_one(c, &stamp)?;
-            row.start_s.push(s);
-            row.total_s.push(t);
+        rows.push(emuwatch_row(ctx, &cmd, &stamp, path, None, reps)?);
+        if path == "per-syscall" {
+            // Beside it, the links detached one after another, as before issue L.1.
+            rows.push(emuwatch_row(
+                ctx,
+                &cmd,
+                &stamp,
+                path,
+                Some(("EMUWATCH_DETACH", "sequential")),
+                reps,
+            )?);
         }
-        eprintln!(
-            "bench: startstop emuwatch {path}: start {:.3} s, total {:.3} s ({} probes)",
-            row.start_median(),
-            row.total_median(),
-            row.probes
-        );
-        rows.push(row);
         if hooks.is_empty() {
             continue;
         }
@@ -162,6 +151,7 @@ pub fn run(ctx: &Ctx, reps: usize) -> Result<Vec<StartStop>> {
             probes: n,
             start_s: Vec::new(),
             total_s: Vec::new(),
+            comparison: false,
         };
         for _ in 0..reps {
             let mut c = Command::new("bpftrace");
@@ -180,8 +170,72 @@ pub fn run(ctx: &Ctx, reps: usize) -> Result<Vec<StartStop>> {
         );
         rows.push(row);
     }
-    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(ctx.work.join("startstop-session"));
     Ok(rows)
+}
+
+/// `record -- CMD` on probe path `path`, `reps` times (`env`: a variable set for emuwatch,
+/// which makes the row a comparison).
+fn emuwatch_row(
+    ctx: &Ctx,
+    cmd: &Path,
+    stamp: &Path,
+    path: &str,
+    env: Option<(&str, &str)>,
+    reps: usize,
+) -> Result<StartStop> {
+    let out = ctx.work.join("startstop-session");
+    let label = match env {
+        None => path.to_string(),
+        Some((k, v)) => format!("{path}, `{k}={v}`"),
+    };
+    let mut row = StartStop {
+        tool: "emuwatch".into(),
+        path: label,
+        probes: 0,
+        start_s: Vec::new(),
+        total_s: Vec::new(),
+        comparison: env.is_some(),
+    };
+    for _ in 0..reps {
+        let _ = std::fs::remove_dir_all(&out);
+        let mut c = Command::new(&ctx.emuwatch);
+        c.args(["record", "--quiet", "--syscall-probes", path, "--out"])
+            .arg(&out)
+            .arg("--")
+            .arg(cmd);
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        let (s, t) = time_one(c, stamp)?;
+        row.start_s.push(s);
+        row.total_s.push(t);
+    }
+    row.probes = attached(&out.join("session.json"))?;
+    eprintln!(
+        "bench: startstop emuwatch {}: start {:.3} s, total {:.3} s ({} probes)",
+        row.path,
+        row.start_median(),
+        row.total_median(),
+        row.probes
+    );
+    Ok(row)
+}
+
+/// The programs a session's session.json lists as attached.
+fn attached(info: &Path) -> Result<usize> {
+    #[derive(Deserialize)]
+    struct Probe {
+        attached: bool,
+    }
+    #[derive(Deserialize)]
+    struct Info {
+        probes: Vec<Probe>,
+    }
+    let text = std::fs::read_to_string(info).with_context(|| format!("read {}", info.display()))?;
+    let i: Info =
+        serde_json::from_str(&text).with_context(|| format!("parse {}", info.display()))?;
+    Ok(i.probes.iter().filter(|p| p.attached).count())
 }
 
 #[cfg(test)]

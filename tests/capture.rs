@@ -4027,6 +4027,39 @@ fn resolver_answers_name_the_apps_connects() {
             !apps.iter().any(|a| *a == "netd" || *a == "(unattributed)"),
             "{what}: {apps:?}"
         );
+        // The reports say which names came from a resolver's answer, and how.
+        let named: Vec<(String, String)> = report["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|a| a["destinations"].as_array().unwrap())
+            .filter_map(|d| Some((d["host"].as_str()?.into(), d["host_via"].as_str()?.into())))
+            .collect();
+        let text = Command::new(EMUWATCH)
+            .arg("report")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(text.status.success(), "{what}");
+        let text = String::from_utf8(text.stdout).unwrap();
+        if resolvers_on {
+            assert_eq!(
+                named,
+                [
+                    ("tracker.names.test".into(), "dnsproxyd".into()),
+                    ("api.names.test".into(), "resolver".into())
+                ],
+                "{what}"
+            );
+            for shown in [
+                "tracker.names.test (dns via dnsproxyd)",
+                "api.names.test (dns via resolver)",
+            ] {
+                assert!(text.contains(shown), "{what}: {shown} not in\n{text}");
+            }
+        } else {
+            assert!(named.is_empty(), "{what}: {named:?}");
+        }
         // The export has a column for every field of these lines.
         let export = Command::new(EMUWATCH)
             .arg("export")

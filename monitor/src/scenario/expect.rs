@@ -312,6 +312,7 @@ mod tests {
             what: What::Connect(Endpoint {
                 host: host.map(str::to_string),
                 host_source: host.map(|_| HostSource::Dns),
+                host_via: None,
                 address: "192.0.2.7".parse().unwrap(),
                 port: 443,
                 proto: Proto::Tcp,

@@ -8,7 +8,9 @@ use serde::Serialize;
 use super::categories::CategoryInfo;
 use crate::{
     capability::{Capability, Category},
-    event::{DeviceOp, HostSource, LossReason, Phase, PhaseReason, Proto, Scope, StopReason},
+    event::{
+        DeviceOp, HostSource, HostVia, LossReason, Phase, PhaseReason, Proto, Scope, StopReason,
+    },
     geo::SourceInfo,
     session::TargetSpec,
 };
@@ -168,6 +170,9 @@ pub struct Endpoint {
     pub host: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_source: Option<HostSource>,
+    /// With `host_source: dns`: a resolver process's answer, not the app's own (`host_via`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_via: Option<HostVia>,
     pub address: IpAddr,
     pub port: u16,
     pub proto: Proto,
@@ -415,6 +420,7 @@ pub fn endpoint(c: &crate::event::Connect) -> Endpoint {
     Endpoint {
         host: c.host.clone(),
         host_source: c.host_source,
+        host_via: c.host_via,
         address: c.daddr,
         port: c.dport,
         proto: c.proto,
@@ -426,6 +432,16 @@ pub fn endpoint(c: &crate::event::Connect) -> Endpoint {
 }
 
 /// `name (address:port/proto)` when the destination has a name, else `address:port/proto`.
+/// How a destination's name was learnt, as the reports show it: `dns`, `sni`, `http`, or
+/// `dns via dnsproxyd` / `dns via resolver` when a resolver process's answer named it.
+pub fn host_source_words(e: &Endpoint) -> Option<String> {
+    let src = e.host_source?;
+    Some(match e.host_via {
+        Some(via) => format!("{src} via {via}"),
+        None => src.to_string(),
+    })
+}
+
 pub fn endpoint_label(e: &Endpoint) -> String {
     let addr = match e.address {
         IpAddr::V6(a) => format!("[{a}]:{}/{}", e.port, e.proto),

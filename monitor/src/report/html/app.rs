@@ -1,6 +1,7 @@
 //! One app's section of the page: its findings, timeline, phases, lifecycle, destinations,
 //! devices, files and processes, each laid out by its own function.
 use super::{cells::*, *};
+use crate::analysis::summary::host_source_words;
 
 /// Rows per file category in the page (the JSON report has every path).
 pub(super) const MAX_FILE_ROWS: usize = 500;
@@ -214,9 +215,9 @@ fn destinations(o: &mut String, a: &AppReport) {
             let _ = write!(
                 o,
                 r#"<tr><td class="mono">{}</td><td class="mono">{}</td><td class="num">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
-                match (&e.host, e.host_source) {
+                match (&e.host, host_source_words(e)) {
                     (Some(h), Some(src)) =>
-                        format!(r#"{} <span class="muted">({})</span>"#, t(h), src.as_str()),
+                        format!(r#"{} <span class="muted">({})</span>"#, t(h), t(&src)),
                     (Some(h), None) => t(h),
                     _ => r#"<span class="muted">-</span>"#.into(),
                 },

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::{
-    analysis::summary::{Endpoint, Finding, Occurrence, Summary},
+    analysis::summary::{Endpoint, Finding, Occurrence, Summary, host_source_words},
     escape::{ellipsize, escape},
     event::{Phase, Scope},
 };
@@ -48,7 +48,7 @@ fn results_text(r: &std::collections::BTreeMap<String, u64>) -> String {
 
 /// `name (source)` of a destination, `-` without one.
 fn host_cell(e: &Endpoint) -> String {
-    match (&e.host, e.host_source) {
+    match (&e.host, host_source_words(e)) {
         (Some(h), Some(s)) => format!("{} ({s})", escape(h)),
         (Some(h), None) => escape(h),
         _ => "-".into(),

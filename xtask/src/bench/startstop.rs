@@ -127,7 +127,15 @@ pub fn run(ctx: &Ctx, reps: usize) -> Result<Vec<StartStop>> {
     let cmd = stamp_script(&ctx.work, &stamp)?;
     let mut rows = Vec::new();
     for (path, hooks) in [("per-syscall", &ctx.hooks), ("raw", &ctx.raw_hooks)] {
-        rows.push(emuwatch_row(ctx, &cmd, &stamp, path, None, reps)?);
+        rows.push(emuwatch_row(
+            ctx,
+            &cmd,
+            &stamp,
+            path,
+            hooks.len(),
+            None,
+            reps,
+        )?);
         if path == "per-syscall" {
             // Beside it, the links detached one after another, as before issue L.1.
             rows.push(emuwatch_row(
@@ -135,6 +143,7 @@ pub fn run(ctx: &Ctx, reps: usize) -> Result<Vec<StartStop>> {
                 &cmd,
                 &stamp,
                 path,
+                hooks.len(),
                 Some(("EMUWATCH_DETACH", "sequential")),
                 reps,
             )?);
@@ -174,13 +183,14 @@ pub fn run(ctx: &Ctx, reps: usize) -> Result<Vec<StartStop>> {
     Ok(rows)
 }
 
-/// `record -- CMD` on probe path `path`, `reps` times (`env`: a variable set for emuwatch,
-/// which makes the row a comparison).
+/// `record -- CMD` on probe path `path` (`probes` attach points), `reps` times (`env`: a
+/// variable set for emuwatch, which makes the row a comparison).
 fn emuwatch_row(
     ctx: &Ctx,
     cmd: &Path,
     stamp: &Path,
     path: &str,
+    probes: usize,
     env: Option<(&str, &str)>,
     reps: usize,
 ) -> Result<StartStop> {
@@ -192,7 +202,7 @@ fn emuwatch_row(
     let mut row = StartStop {
         tool: "emuwatch".into(),
         path: label,
-        probes: 0,
+        probes,
         start_s: Vec::new(),
         total_s: Vec::new(),
         comparison: env.is_some(),
@@ -211,7 +221,6 @@ fn emuwatch_row(
         row.start_s.push(s);
         row.total_s.push(t);
     }
-    row.probes = attached(&out.join("session.json"))?;
     eprintln!(
         "bench: startstop emuwatch {}: start {:.3} s, total {:.3} s ({} probes)",
         row.path,
@@ -220,22 +229,6 @@ fn emuwatch_row(
         row.probes
     );
     Ok(row)
-}
-
-/// The programs a session's session.json lists as attached.
-fn attached(info: &Path) -> Result<usize> {
-    #[derive(Deserialize)]
-    struct Probe {
-        attached: bool,
-    }
-    #[derive(Deserialize)]
-    struct Info {
-        probes: Vec<Probe>,
-    }
-    let text = std::fs::read_to_string(info).with_context(|| format!("read {}", info.display()))?;
-    let i: Info =
-        serde_json::from_str(&text).with_context(|| format!("parse {}", info.display()))?;
-    Ok(i.probes.iter().filter(|p| p.attached).count())
 }
 
 #[cfg(test)]

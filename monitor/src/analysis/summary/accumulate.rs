@@ -1,5 +1,6 @@
 //! Per-app accumulators filled event by event while `build` walks the session.
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, BTreeSet},
     net::IpAddr,
 };
@@ -16,29 +17,29 @@ use crate::{
     event::{Body, DeviceOp, DnsDir, Event, Phase, ProcOp, Proto},
 };
 
-pub(super) fn result_key(result: i32, error: Option<&str>) -> String {
+/// How a result is counted: `ok`, the error name recorded, or the errno's name.
+fn result_key(result: i32, error: Option<&str>) -> Cow<'_, str> {
     if result >= 0 {
-        "ok".to_string()
+        Cow::Borrowed("ok")
     } else {
-        error
-            .map(str::to_string)
-            .unwrap_or_else(|| crate::event::errno_name(-result))
+        error.map_or_else(|| crate::event::errno_name(-result).into(), Cow::Borrowed)
     }
 }
 
-/// Count one result (as [`result_key`] names it) in `results`; a name already counted costs no
-/// allocation (this runs for every event of a session).
-pub(super) fn count_result(results: &mut BTreeMap<String, u64>, result: i32, error: Option<&str>) {
-    let known = match (result >= 0, error) {
-        (true, _) => Some("ok"),
-        (false, Some(e)) => Some(e),
-        (false, None) => None,
-    };
-    if let Some(n) = known.and_then(|k| results.get_mut(k)) {
-        *n += 1;
-        return;
+/// Add one to `key`'s count; a key already counted costs no allocation (this runs for every
+/// event of a session).
+fn bump(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_string(), 1);
+        }
     }
-    *results.entry(result_key(result, error)).or_default() += 1;
+}
+
+/// Count one result, as [`result_key`] names it.
+pub(super) fn count_result(results: &mut BTreeMap<String, u64>, result: i32, error: Option<&str>) {
+    bump(results, &result_key(result, error));
 }
 
 #[derive(Default, Clone)]
@@ -266,12 +267,7 @@ impl AppAcc {
         pc.connects += 1;
         pc.destinations.insert((c.daddr, c.dport, c.proto));
         if let Some(h) = &c.host {
-            match pc.hosts.get_mut(h) {
-                Some(n) => *n += 1,
-                None => {
-                    pc.hosts.insert(h.clone(), 1);
-                }
-            }
+            bump(&mut pc.hosts, h);
         }
         let d = self
             .dests

@@ -431,7 +431,6 @@ pub fn endpoint(c: &crate::event::Connect) -> Endpoint {
     }
 }
 
-/// `name (address:port/proto)` when the destination has a name, else `address:port/proto`.
 /// How a destination's name was learnt, as the reports show it: `dns`, `sni`, `http`, or
 /// `dns via dnsproxyd` / `dns via resolver` when a resolver process's answer named it.
 pub fn host_source_words(e: &Endpoint) -> Option<String> {
@@ -442,6 +441,7 @@ pub fn host_source_words(e: &Endpoint) -> Option<String> {
     })
 }
 
+/// `name (address:port/proto)` when the destination has a name, else `address:port/proto`.
 pub fn endpoint_label(e: &Endpoint) -> String {
     let addr = match e.address {
         IpAddr::V6(a) => format!("[{a}]:{}/{}", e.port, e.proto),

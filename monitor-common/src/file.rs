@@ -39,6 +39,12 @@ pub struct FileOpen {
     pub path: [u8; PATH_LEN],
 }
 
+/// Bytes of `FileOpen` before `path`. The kernel sends an open's record only as far as its
+/// path goes (header, these bytes, `path_len` bytes of path); userspace fills the rest with
+/// zeros.
+pub const PATH_OFFSET: usize = core::mem::offset_of!(FileOpen, path);
+const _: () = assert!(PATH_OFFSET == 32);
+
 /// Why a read aggregate was emitted.
 pub const FLUSH_CLOSE: u8 = 1;
 

@@ -8,7 +8,7 @@ use aya_ebpf::{
     maps::ring_buf::RingBufEntry,
     programs::TracePointContext,
 };
-use monitor_common::{COMM_LEN, Event, config};
+use monitor_common::{COMM_LEN, Event, Header, config};
 
 use crate::maps::{EVENTS, config, count_loss, loss};
 
@@ -90,19 +90,24 @@ pub fn field<T: Copy>(ctx: &TracePointContext, off: usize) -> T {
 
 /// Reserve an `Event<T>` with the header filled for the current task; counts a loss and
 /// returns `None` when the ring buffer is full.
-///
-/// The header is written field by field straight into the reservation (the comm by the helper
-/// itself): building a `Header` value first made LLVM assemble it byte by byte on the stack and
-/// copy it with calls to the byte-loop `memset`/`memmove` that BPF code links in.
 #[inline(always)]
 pub fn reserve<T: 'static>(kind: u32, task: &impl Thread) -> Option<RingBufEntry<Event<T>>> {
     let Some(mut entry) = EVENTS.reserve::<Event<T>>(0) else {
         count_loss(loss::RINGBUF_FULL);
         return None;
     };
-    let ev = entry.as_mut_ptr();
+    unsafe { fill_header(&raw mut (*entry.as_mut_ptr()).header, kind, task) };
+    Some(entry)
+}
+
+/// Fill the header at `h` for the current task.
+///
+/// The header is written field by field in place (the comm by the helper itself): building a
+/// `Header` value first made LLVM assemble it byte by byte on the stack and copy it with calls
+/// to the byte-loop `memset`/`memmove` that BPF code links in.
+#[inline(always)]
+pub unsafe fn fill_header(h: *mut Header, kind: u32, task: &impl Thread) {
     unsafe {
-        let h = &raw mut (*ev).header;
         // Every event is about the current task: its credentials come from the helper here.
         let uid_gid = bpf_get_current_uid_gid();
         (*h).kind = kind;
@@ -116,7 +121,22 @@ pub fn reserve<T: 'static>(kind: u32, task: &impl Thread) -> Option<RingBufEntry
         // Fills all COMM_LEN bytes (zeroed on failure).
         generated::bpf_get_current_comm((&raw mut (*h).comm).cast(), COMM_LEN as u32);
     }
-    Some(entry)
+}
+
+/// Send the first `len` bytes of an event built in a map value (`len` at most the size of
+/// `Event<T>`, larger values are cut to it): records whose tail is a mostly empty buffer (a
+/// path) go out at the length they use. One copy, made by the helper; counts a loss when the
+/// ring buffer is full.
+#[inline(always)]
+pub fn output_prefix<T>(ev: *const Event<T>, len: usize) {
+    let full = core::mem::size_of::<Event<T>>();
+    // A bound the verifier can see: the helper may read only inside the map value.
+    let len = if len > full { full } else { len };
+    let bytes = unsafe { core::slice::from_raw_parts(ev.cast::<u8>(), len) };
+    let flags = wakeup_flags(len as u64);
+    if EVENTS.output::<[u8]>(bytes, flags).is_err() {
+        count_loss(loss::RINGBUF_FULL);
+    }
 }
 
 /// Copy a payload kept in a map into a ring-buffer record. `copy_nonoverlapping` becomes
@@ -139,24 +159,29 @@ pub unsafe fn copy_payload<T>(dst: *mut T, src: *const T) {
 /// reader's timer covers that.
 #[inline(always)]
 pub fn submit<T>(entry: RingBufEntry<T>) {
-    let threshold = config(config::WAKEUP_BYTES);
-    let flags = if threshold == 0 {
-        0
-    } else {
-        // Pending bytes, this record included (the producer position moves at reserve time).
-        let pending = EVENTS.query(BPF_RB_AVAIL_DATA);
-        let before = pending.saturating_sub(record_bytes::<T>());
-        if pending / threshold != before / threshold {
-            BPF_RB_FORCE_WAKEUP
-        } else {
-            BPF_RB_NO_WAKEUP
-        }
-    };
-    entry.submit(flags);
+    entry.submit(wakeup_flags(core::mem::size_of::<T>() as u64));
 }
 
-/// Bytes a record of `T` takes in the ring: an 8-byte header, then the sample, rounded to 8.
+/// The wakeup flag for a record of `sample_len` bytes that was just reserved (see `submit`).
 #[inline(always)]
-const fn record_bytes<T>() -> u64 {
-    ((core::mem::size_of::<T>() as u64) + 8 + 7) & !7
+fn wakeup_flags(sample_len: u64) -> u64 {
+    let threshold = config(config::WAKEUP_BYTES);
+    if threshold == 0 {
+        return 0;
+    }
+    // Pending bytes, this record included (the producer position moves at reserve time).
+    let pending = EVENTS.query(BPF_RB_AVAIL_DATA);
+    let before = pending.saturating_sub(record_bytes(sample_len));
+    if pending / threshold != before / threshold {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
+}
+
+/// Bytes a record of `sample_len` bytes takes in the ring: an 8-byte header, then the sample,
+/// rounded to 8.
+#[inline(always)]
+const fn record_bytes(sample_len: u64) -> u64 {
+    (sample_len + 8 + 7) & !7
 }

@@ -4,7 +4,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
-    COMM_LEN, TARGET_FILTER_SLOTS,
+    COMM_LEN, Event, TARGET_FILTER_SLOTS,
     binder::BinderCall,
     config,
     connect::Connect,
@@ -56,15 +56,16 @@ pub static TARGET_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(1024, 0)
 pub static PENDING_CONNECT: HashMap<u32, Connect> = HashMap::with_max_entries(16384, 0);
 
 /// open() (or chdir) in flight, by thread id. Each thread keeps its slot and the probes write
-/// it in place (`syscall` 0 = nothing pending): an insert and a delete per open cost more than
-/// two lookups. LRU, so slots of threads that have gone are recycled.
+/// it in place (`payload.syscall` 0 = nothing pending): an insert and a delete per open cost
+/// more than two lookups. LRU, so slots of threads that have gone are recycled. The whole
+/// event is built here, header included, and sent as far as its path goes.
 #[map]
-pub static PENDING_OPEN: LruHashMap<u32, FileOpen> = LruHashMap::with_max_entries(16384, 0);
+pub static PENDING_OPEN: LruHashMap<u32, Event<FileOpen>> = LruHashMap::with_max_entries(16384, 0);
 
-/// A zeroed `FileOpen` to create a thread's `PENDING_OPEN` slot from (too large for the
+/// A zeroed `Event<FileOpen>` to create a thread's `PENDING_OPEN` slot from (too large for the
 /// 512-byte BPF stack); never written.
 #[map]
-pub static OPEN_SCRATCH: PerCpuArray<FileOpen> = PerCpuArray::with_max_entries(1, 0);
+pub static OPEN_SCRATCH: PerCpuArray<Event<FileOpen>> = PerCpuArray::with_max_entries(1, 0);
 
 /// read() in flight on a tracked fd, by thread id -> `READ_PENDING | fd` (0: none). Per-thread
 /// slots written in place, like `PENDING_OPEN`.

@@ -55,6 +55,31 @@ fn read<T: Copy>(bytes: &[u8]) -> Result<Event<T>, DecodeError> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Event<T>>()) })
 }
 
+/// An event the kernel sends only as far as it uses (`FileOpen`: up to the end of its path):
+/// at least `min` bytes, the rest of `Event<T>` read as zeros.
+fn read_prefix<T: Copy>(bytes: &[u8], min: usize) -> Result<Event<T>, DecodeError> {
+    let full = std::mem::size_of::<Event<T>>();
+    if bytes.len() >= full {
+        return read::<T>(bytes);
+    }
+    if bytes.len() < min {
+        return Err(DecodeError::Short {
+            len: bytes.len(),
+            need: min,
+        });
+    }
+    let mut ev = std::mem::MaybeUninit::<Event<T>>::zeroed();
+    // SAFETY: bytes.len() < size_of::<Event<T>>(), so the copy stays inside `ev`; every field
+    // of these #[repr(C)] structs is valid for any bits, zeros included.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), ev.as_mut_ptr().cast::<u8>(), bytes.len());
+        Ok(ev.assume_init())
+    }
+}
+
+/// The shortest open (or chdir) record: the header and `FileOpen` up to its path.
+const FILE_OPEN_MIN: usize = std::mem::size_of::<Header>() + monitor_common::file::PATH_OFFSET;
+
 pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
     let need = std::mem::size_of::<Header>();
     if bytes.len() < need {
@@ -75,11 +100,17 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         kind::EXEC => as_!(Exec, Exec),
         kind::EXIT => as_!(Exit, Exit),
         kind::CONNECT => as_!(Connect, Connect),
-        kind::FILE_OPEN => as_!(FileOpen, FileOpen),
+        kind::FILE_OPEN => {
+            let e = read_prefix::<FileOpen>(bytes, FILE_OPEN_MIN)?;
+            Ok(Raw::FileOpen(e.header, e.payload))
+        }
         kind::FILE_READ => as_!(FileRead, FileRead),
         kind::IOCTL => as_!(Ioctl, Ioctl),
         kind::APP_STATE => as_!(AppState, AppState),
-        kind::CHDIR => as_!(Chdir, FileOpen),
+        kind::CHDIR => {
+            let e = read_prefix::<FileOpen>(bytes, FILE_OPEN_MIN)?;
+            Ok(Raw::Chdir(e.header, e.payload))
+        }
         kind::BINDER_CALL => {
             let e = read::<BinderCall>(bytes)?;
             Ok(Raw::BinderCall(e.header, Box::new(e.payload)))
@@ -181,6 +212,56 @@ pub mod tests {
         assert_eq!(
             decode(&bytes_of(&h)).unwrap_err(),
             DecodeError::UnknownKind(999)
+        );
+    }
+
+    #[test]
+    fn an_open_is_read_as_far_as_the_kernel_sent_it() {
+        use monitor_common::file::{PATH_LEN, PATH_OFFSET, PATH_OK, SYS_OPENAT};
+        let mut path = [0u8; PATH_LEN];
+        path[..12].copy_from_slice(b"/etc/hosts\0\0");
+        // Bytes after the NUL are whatever a longer path of the same thread left there.
+        path[11..20].copy_from_slice(b"leftover!");
+        let ev = Event {
+            header: header(kind::FILE_OPEN),
+            payload: FileOpen {
+                result: 3,
+                dfd: -100,
+                flags: 0,
+                path_len: 11,
+                syscall: SYS_OPENAT,
+                path_status: PATH_OK,
+                _pad: [0; 6],
+                user_path: 0x1000,
+                path,
+            },
+        };
+        let all = bytes_of(&ev);
+        let sent = std::mem::size_of::<Header>() + PATH_OFFSET + 11;
+        let Raw::FileOpen(h, o) = decode(&all[..sent]).unwrap() else {
+            panic!("not an open")
+        };
+        assert_eq!((h.tgid, o.result, o.path_len), (10, 3, 11));
+        assert_eq!(cstr(&o.path), "/etc/hosts");
+        assert!(
+            o.path[11..].iter().all(|&b| b == 0),
+            "the unsent tail reads as zeros"
+        );
+        // The whole record still decodes, and so does a chdir sent without a path.
+        assert!(matches!(decode(&all), Ok(Raw::FileOpen(..))));
+        let mut chdir = all.clone();
+        chdir[0..4].copy_from_slice(&kind::CHDIR.to_ne_bytes());
+        let Raw::Chdir(_, o) = decode(&chdir[..sent - 11]).unwrap() else {
+            panic!("not a chdir")
+        };
+        assert_eq!(o.path[0], 0);
+        // One byte short of the fixed part is refused.
+        assert_eq!(
+            decode(&all[..sent - 12]).unwrap_err(),
+            DecodeError::Short {
+                len: sent - 12,
+                need: sent - 11
+            }
         );
     }
 

@@ -1,4 +1,5 @@
-//! File opens and bytes read. Opens are sent at syscall exit with the path copied at entry.
+//! File opens and bytes read. Opens are sent at syscall exit with the path copied at entry,
+//! each record only as long as its path.
 //! Reads are not events: each read-family exit adds to the (tgid, fd) aggregate in `FD_READS`,
 //! and one `FileRead` is sent when the fd is closed (userspace flushes the rest when a process
 //! exits or the recording stops), so a read loop costs map updates, not events.
@@ -8,8 +9,9 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use monitor_common::{
+    Header,
     file::{
-        AT_FDCWD, FLUSH_CLOSE, FdKey, FileOpen, FileRead, PATH_AT_EXIT, PATH_FAULT, PATH_OK,
+        AT_FDCWD, FLUSH_CLOSE, FdKey, FileRead, PATH_AT_EXIT, PATH_FAULT, PATH_OFFSET, PATH_OK,
         ReadAgg, SYS_CHDIR, SYS_FCHDIR, SYS_OPEN, SYS_OPENAT, SYS_OPENAT2,
     },
     kind,
@@ -17,7 +19,7 @@ use monitor_common::{
 
 use crate::{
     args::{SysArgs, TpArgs},
-    emit::{Ids, copy_payload, current_ids, field, reserve, submit},
+    emit::{Ids, current_ids, field, fill_header, output_prefix, reserve, submit},
     filter::{is_current_target, maybe_target},
     maps::{
         FD_READS, OPEN_SCRATCH, PENDING_OPEN, PENDING_READ, READ_PENDING, SOCK_TYPES, count_loss,
@@ -50,7 +52,7 @@ fn open_enter(task: &Ids, syscall: u8, dfd: i32, filename: *const u8, flags: u32
         }
     };
     unsafe {
-        let o = &mut *slot;
+        let o = &mut (*slot).payload;
         o.result = 0;
         o.dfd = dfd;
         o.flags = flags;
@@ -77,45 +79,44 @@ pub fn open_exit(ret: i64) {
     if !maybe_target(task.tgid) {
         return;
     }
-    let Some(pending) = PENDING_OPEN.get_ptr_mut(&task.tid) else {
+    let Some(slot) = PENDING_OPEN.get_ptr_mut(&task.tid) else {
         return;
     };
-    let syscall = unsafe { (*pending).syscall };
-    if syscall == 0 {
+    let p = unsafe { &mut (*slot).payload };
+    if p.syscall == 0 {
         return; // this thread has nothing in flight
     }
-    let event_kind = if syscall == SYS_CHDIR || syscall == SYS_FCHDIR {
+    let event_kind = if p.syscall == SYS_CHDIR || p.syscall == SYS_FCHDIR {
         kind::CHDIR
     } else {
         kind::FILE_OPEN
     };
-    if let Some(mut entry) = reserve::<FileOpen>(event_kind, &task) {
-        unsafe {
-            let ev = entry.as_mut_ptr();
-            copy_payload(&raw mut (*ev).payload, pending);
-            (*ev).payload.result = ret as i32;
-            let p = &mut (*ev).payload;
-            if p.path_status == PATH_FAULT && p.user_path != 0 {
-                // The string's page was not resident at entry; the syscall has since faulted
-                // it in, so the copy usually works now.
-                if let Ok(s) = bpf_probe_read_user_str_bytes(p.user_path as *const u8, &mut p.path)
-                {
-                    p.path_len = s.len() as u32 + 1;
-                    p.path_status = PATH_AT_EXIT;
-                } else {
-                    aya_log_ebpf::debug!(
-                        &(),
-                        "path not copied: pid {} syscall {} user pointer {:x}",
-                        task.tgid,
-                        p.syscall,
-                        p.user_path
-                    );
-                }
-            }
+    p.result = ret as i32;
+    if p.path_status == PATH_FAULT && p.user_path != 0 {
+        // The string's page was not resident at entry; the syscall has since faulted it in,
+        // so the copy usually works now.
+        if let Ok(s) =
+            unsafe { bpf_probe_read_user_str_bytes(p.user_path as *const u8, &mut p.path) }
+        {
+            p.path_len = s.len() as u32 + 1;
+            p.path_status = PATH_AT_EXIT;
+        } else {
+            aya_log_ebpf::debug!(
+                &(),
+                "path not copied: pid {} syscall {} user pointer {:x}",
+                task.tgid,
+                p.syscall,
+                p.user_path
+            );
         }
-        submit(entry);
     }
-    unsafe { (*pending).syscall = 0 };
+    unsafe { fill_header(&raw mut (*slot).header, event_kind, &task) };
+    // Sent as far as the path goes: most paths are far shorter than the buffer.
+    output_prefix(
+        slot,
+        size_of::<Header>() + PATH_OFFSET + p.path_len as usize,
+    );
+    p.syscall = 0;
     if event_kind == kind::FILE_OPEN && ret >= 0 {
         let key = FdKey {
             tgid: task.tgid,

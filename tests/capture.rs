@@ -18,6 +18,15 @@ const EMUWATCH: &str = env!("CARGO_BIN_EXE_emuwatch");
 const PATIENCE: Duration = Duration::from_secs(120);
 const SIMAPP: &str = env!("CARGO_BIN_EXE_emuwatch-simapp");
 
+/// A copy of simapp under another name, made by `cp` in a child process. A copy written from
+/// this multi-threaded test process leaves its write fd in every child another test forks
+/// meanwhile, until that child execs, and an exec of the copy in that window fails with
+/// ETXTBSY ("Text file busy"; seen in the 6.12 guest).
+fn simapp_copy(dst: &Path) {
+    let st = Command::new("cp").arg(SIMAPP).arg(dst).status().unwrap();
+    assert!(st.success(), "cp {SIMAPP} {}: {st}", dst.display());
+}
+
 fn require_root() {
     let uid = unsafe { libc_geteuid() };
     assert_eq!(
@@ -1154,7 +1163,7 @@ fn phases_follow_system_app_state_and_main_exit() {
     let pidfile = tmp.path().join("app.pid");
     let go = tmp.path().join("go");
     let lmkd = tmp.path().join("lmkd");
-    std::fs::copy(SIMAPP, &lmkd).unwrap();
+    simapp_copy(&lmkd);
     // lmkd: once the app says where it is, it demotes it to the cached band.
     let system = {
         let (lmkd, pidfile, go) = (lmkd.clone(), pidfile.clone(), go.clone());
@@ -1318,7 +1327,7 @@ fn comm_and_all_targeting() {
     let steps = vec![format!("connect=tcp4,127.0.0.1,{port}")];
     // A copy of simapp under another name: --comm selects it and not the original.
     let renamed = tmp.path().join("weatherwidget");
-    std::fs::copy(SIMAPP, &renamed).unwrap();
+    simapp_copy(&renamed);
     for (args, name) in [
         (vec!["--comm", "weatherwidget"], "comm"),
         (vec!["--all"], "all"),
@@ -1643,7 +1652,7 @@ impl Android {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let copy = |name: &str| {
             let p = tmp.join(name);
-            std::fs::copy(SIMAPP, &p).unwrap();
+            simapp_copy(&p);
             p
         };
         let zygote_bin = copy("zygote64");
@@ -2834,7 +2843,7 @@ fn binder_calls_become_capabilities_per_phase() {
     let pidfile = tmp.path().join("app.pid");
     let go = tmp.path().join("go");
     let lmkd = tmp.path().join("lmkd");
-    std::fs::copy(SIMAPP, &lmkd).unwrap();
+    simapp_copy(&lmkd);
     let system = {
         let (lmkd, pidfile, go) = (lmkd.clone(), pidfile.clone(), go.clone());
         std::thread::spawn(move || {
@@ -3058,7 +3067,7 @@ fn binder_wifi_calls_by_api_level() {
     let pidfile = tmp.path().join("app.pid");
     let go = tmp.path().join("go");
     let lmkd = tmp.path().join("lmkd");
-    std::fs::copy(SIMAPP, &lmkd).unwrap();
+    simapp_copy(&lmkd);
     let system = {
         let (lmkd, pidfile, go) = (lmkd.clone(), pidfile.clone(), go.clone());
         std::thread::spawn(move || {

@@ -970,7 +970,10 @@ fn host_record_finds_the_emulator_process_and_records_it() {
     );
     let f = Fake::new();
     let qemu = f.path("qemu-system-x86_64");
-    std::fs::copy(SIMAPP, &qemu).unwrap();
+    // Copied by `cp`, not from this multi-threaded process: a write fd of ours would be in any
+    // child another test forks meanwhile, and exec'ing the copy then fails with ETXTBSY.
+    let st = Command::new("cp").arg(SIMAPP).arg(&qemu).status().unwrap();
+    assert!(st.success(), "cp {SIMAPP}: {st}");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let go = f.path("go");

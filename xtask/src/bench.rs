@@ -30,6 +30,7 @@ mod machine;
 mod output;
 mod overhead;
 mod profile;
+mod progcost;
 mod reportcost;
 mod runner;
 pub(crate) mod setup;

@@ -50,7 +50,7 @@ struct ProgLoad {
     _rest: [u64; 8],
 }
 
-fn bpf<T>(cmd: i64, attr: &mut T) -> Result<OwnedFd> {
+pub(super) fn bpf<T>(cmd: i64, attr: &mut T) -> Result<OwnedFd> {
     let r = unsafe {
         libc::syscall(
             libc::SYS_bpf,

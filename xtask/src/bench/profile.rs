@@ -1,6 +1,7 @@
 //! Profiles behind the figures (with `perf`): where the workload's kernel time goes under
 //! emuwatch, where emuwatch's own time goes per event, and where `emuwatch report` spends its
-//! time on the largest synthetic session. Flat profiles by symbol, top entries only.
+//! time on the largest synthetic session. Flat profiles by symbol, top entries only. Beside
+//! them, what each BPF program costs per run on both probe paths (`progcost`).
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -107,6 +108,16 @@ pub fn run(ctx: &Ctx, open_n: u64, report_events: u64) -> Result<Vec<Profile>> {
         top: top(&data, "emuwatch", 25)?,
     });
     let _ = std::fs::remove_dir_all(&session);
+    // The same workload, with the kernel timing each program: per-syscall path, then raw.
+    for (path, extra) in [
+        ("per-syscall path", &["--syscall-probes", "per-syscall"]),
+        ("raw path", &["--syscall-probes", "raw"]),
+    ] {
+        match super::progcost::run(ctx, open_n, path, extra) {
+            Ok(p) => out.push(p),
+            Err(e) => eprintln!("bench: warning: no program costs on the {path} ({e:#})"),
+        }
+    }
     let synth = ctx.work.join("profile-synthetic");
     let _ = std::fs::remove_dir_all(&synth);
     let st = Command::new(&ctx.benchload)

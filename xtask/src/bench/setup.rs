@@ -12,6 +12,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("opensnoop", "libbpf-tools"),
     ("strace", "strace"),
     ("perf", "linux-perf"),
+    ("bpftool", "bpftool"),
     ("mknod", "coreutils"),
 ];
 

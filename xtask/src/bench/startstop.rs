@@ -127,24 +127,20 @@ pub fn run(ctx: &Ctx, reps: usize) -> Result<Vec<StartStop>> {
     let cmd = stamp_script(&ctx.work, &stamp)?;
     let mut rows = Vec::new();
     for (path, hooks) in [("per-syscall", &ctx.hooks), ("raw", &ctx.raw_hooks)] {
-        rows.push(emuwatch_row(
-            ctx,
-            &cmd,
-            &stamp,
-            path,
-            hooks.len(),
-            None,
-            reps,
-        )?);
-        if path == "per-syscall" {
-            // Beside it, the links detached one after another, as before issue L.1.
+        // On the per-syscall path, beside it: the links detached one after another, as before
+        // issue L.1.
+        let envs: &[Option<(&str, &str)>] = match path {
+            "per-syscall" => &[None, Some(("EMUWATCH_DETACH", "sequential"))],
+            _ => &[None],
+        };
+        for env in envs {
             rows.push(emuwatch_row(
                 ctx,
                 &cmd,
                 &stamp,
                 path,
                 hooks.len(),
-                Some(("EMUWATCH_DETACH", "sequential")),
+                *env,
                 reps,
             )?);
         }

@@ -2454,6 +2454,52 @@ fn the_started_command_is_stopped_when_the_recording_ends() {
     other.wait().unwrap();
 }
 
+/// The recording ends while the forks that made a daemon are still unread in the ring buffer
+/// (slowest poll, a wakeup threshold far above a few forks): by then its intermediate parent
+/// has exited, so the daemon is nobody's descendant in /proc, and only those events know it
+/// was started. It is stopped all the same, and so is every other process the command forked.
+#[test]
+fn a_daemon_whose_fork_is_still_unread_is_stopped() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("s");
+    let mut rec = start_recording(
+        &dir,
+        &[
+            "--poll",
+            "1s",
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "{SIMAPP} steps sleep=700 daemon sleep=300000 >/dev/null; kill -TERM $PPID; exec sleep 300"
+            ),
+        ],
+    );
+    let status = rec.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("session.json")).unwrap()).unwrap();
+    assert_eq!(info["stop_reason"], "signal", "{info}");
+    let forked: Vec<u64> = std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "process" && e["op"] == "fork")
+        .filter_map(|e| e["child_pid"].as_u64())
+        .collect();
+    assert_eq!(
+        forked.len(),
+        3,
+        "sh -> simapp -> intermediate -> daemon: {forked:?}"
+    );
+    let outlived: Vec<u64> = forked.into_iter().filter(|p| running(*p as u32)).collect();
+    for p in &outlived {
+        unsafe { kill(*p as i32, 9) };
+    }
+    assert!(outlived.is_empty(), "{outlived:?} outlived the recording");
+    assert_eq!(info["command_stopped"]["killed"], 0, "{info}");
+}
+
 /// Session data is private: directories 0700, files 0600.
 #[test]
 fn session_files_are_private() {

@@ -142,17 +142,20 @@ impl Held {
     }
 }
 
-/// Stop the processes emuwatch started: SIGTERM to each of `started` and their current
-/// descendants, SIGKILL to whatever is left after `grace`. `between` runs while waiting (it
-/// drains the ring buffer). Returns (processes signalled, processes that needed SIGKILL).
+/// Stop the processes emuwatch started: SIGTERM to each of them and their current
+/// descendants, SIGKILL to whatever is left after `grace`. `refresh` drains the ring buffer
+/// and returns the started set as the events read so far know it; it runs before the first
+/// signal and between every wait, so a process whose fork was still in the ring when the
+/// recording ended (a daemon whose intermediate parent already exited is nobody's
+/// descendant in /proc) is signalled too, as is anything forked while stopping.
+/// Returns (processes signalled, processes that needed SIGKILL).
 pub(super) fn stop_started(
-    started: &std::collections::HashSet<u32>,
     child: Option<u32>,
     grace: Duration,
-    mut between: impl FnMut() -> Result<()>,
+    mut refresh: impl FnMut() -> Result<std::collections::HashSet<u32>>,
 ) -> Result<(usize, usize)> {
     let me = std::process::id();
-    let tree = || -> Vec<u32> {
+    let tree = |started: &std::collections::HashSet<u32>| -> Vec<u32> {
         let mut v: Vec<u32> = started
             .iter()
             .chain(child.iter())
@@ -169,34 +172,37 @@ pub(super) fn stop_started(
             reaped(c);
         }
     };
-    let first = tree();
-    for p in &first {
-        unsafe { libc::kill(*p as i32, libc::SIGTERM) };
-    }
+    let mut signalled = std::collections::HashSet::new();
+    let mut left = tree(&refresh()?);
     let t = std::time::Instant::now();
-    let mut left = first.clone();
-    while !left.is_empty() && t.elapsed() < grace {
+    loop {
+        for p in &left {
+            if signalled.insert(*p) {
+                unsafe { libc::kill(*p as i32, libc::SIGTERM) };
+            }
+        }
+        if left.is_empty() || t.elapsed() >= grace {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(20));
-        between()?;
+        let started = refresh()?;
         reap();
-        left = tree();
+        left = tree(&started);
     }
     let killed = left.len();
-    for p in &left {
-        unsafe { libc::kill(*p as i32, libc::SIGKILL) };
-    }
     let t = std::time::Instant::now();
     while !left.is_empty() && t.elapsed() < Duration::from_secs(2) {
-        std::thread::sleep(Duration::from_millis(20));
-        reap();
-        left = tree();
         for p in &left {
+            signalled.insert(*p);
             unsafe { libc::kill(*p as i32, libc::SIGKILL) };
         }
+        std::thread::sleep(Duration::from_millis(20));
+        let started = refresh()?;
+        reap();
+        left = tree(&started);
     }
-    between()?;
-    let signalled = first.len().max(killed);
-    Ok((signalled, killed))
+    refresh()?;
+    Ok((signalled.len(), killed))
 }
 
 /// Reap `pid` if it has exited; true when it is gone.

@@ -393,19 +393,20 @@ fn stop_command(
     if opts.leave_running || (capture.started.is_empty() && child.is_none()) {
         return;
     }
-    let started = std::mem::take(&mut capture.started);
-    // Draining while waiting keeps the ring buffer from filling; after a write error (a full
-    // disk) it stops, and the error already being reported is the one that counts.
+    // Draining while waiting keeps the ring buffer from filling and brings in the forks not
+    // yet read; after a write error (a full disk) it stops, and the error already being
+    // reported is the one that counts.
     let mut draining = true;
-    let r = stop_started(&started, child, STOP_GRACE, || {
+    let r = stop_started(child, STOP_GRACE, || {
         if let Some(r) = ring.as_deref_mut()
             && draining
             && drain(r, capture).is_err()
         {
             draining = false;
         }
-        Ok(())
+        Ok(capture.started.clone())
     });
+    capture.started.clear();
     match r {
         Ok((0, _)) => {}
         Ok((n, killed)) => {

@@ -28,3 +28,22 @@ find_emulator() {
 adb_() {
   if [ -n "${SERIAL:-}" ]; then "$ADB" -s "$SERIAL" "$@"; else "$ADB" "$@"; fi
 }
+
+# `adb shell` joins its arguments with spaces and the guest's sh splits the line again, so a
+# word with a space or a shell character (a scenario named "my app.toml", a label value
+# "device=Pixel 7", a `;` in a file name) would be split or run as a command. gq prints one word
+# as the guest's sh must see it: as it is when it has only safe characters, else single-quoted.
+gq() {
+  case "$1" in
+    "" | *[!A-Za-z0-9_./=:,+@%-]*) printf "'%s'" "${1//\'/\'\\\'\'}" ;;
+    *) printf '%s' "$1" ;;
+  esac
+}
+
+# `adb shell` with every argument quoted for the guest's sh (gq): the guest runs exactly these
+# words.
+adb_shell_words() {
+  local q=() a
+  for a in "$@"; do q+=("$(gq "$a")"); done
+  adb_ shell "${q[@]}"
+}

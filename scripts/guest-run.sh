@@ -168,7 +168,7 @@ adb_ shell mkdir -p "$dir/sessions" >/dev/null
 adb_ push "$binary" "$dir/emuwatch" >/dev/null
 adb_ shell chmod 755 "$dir/emuwatch" >/dev/null
 if [ "$preflight_only" = 0 ]; then
-  adb_ shell rm -rf "$remote_session" >/dev/null
+  adb_shell_words rm -rf "$remote_session" >/dev/null
   adb_ push "$scenario" "$dir/$name.toml" >/dev/null
   # A categories file next to the scenario goes along (scenarios name it relative to themselves).
   for f in "$(dirname "$scenario")"/*categories*.toml; do
@@ -183,7 +183,7 @@ fi
 
 say "emuwatch doctor in the guest"
 set +e
-adb_ shell "$dir/emuwatch" doctor "${probe_args[@]}"
+adb_shell_words "$dir/emuwatch" doctor "${probe_args[@]}"
 doctor_status=$?
 set -e
 case "$doctor_status" in
@@ -201,7 +201,7 @@ fi
 
 say "running the scenario in the guest"
 set +e
-adb_ shell "$dir/emuwatch" run "$dir/$name.toml" --out "$remote_session" "${probe_args[@]}" "${extra[@]}"
+adb_shell_words "$dir/emuwatch" run "$dir/$name.toml" --out "$remote_session" "${probe_args[@]}" "${extra[@]}"
 status=$?
 set -e
 restore_selinux

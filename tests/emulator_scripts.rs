@@ -35,6 +35,8 @@ case "$1" in
   pull) [ -e "$g$2" ] || { echo "adb: error: remote object '$2' does not exist" >&2; exit 1; }
         cp -r "$g$2" "$3" ;;
   shell) shift
+    # Like the guest: adb joins the words with spaces and the guest's sh splits the line again.
+    eval "set -- $*"
     case "$1" in
       getprop) cat "$g/.props/$2" 2>/dev/null || echo ;;
       id) echo "$uid" ;;
@@ -64,6 +66,7 @@ case "$1" in
           run)
             # `emuwatch run SCENARIO --out DIR` in the guest: a canned session, exit 1
             # (violation). With FAKE_RUN_STARTED it says it started, then runs until killed.
+            [ -z "${FAKE_RUN_ARGS:-}" ] || printf '%s\n' "$@" > "$FAKE_RUN_ARGS"
             out=""; prev=""; for a in "$@"; do [ "$prev" = --out ] && out="$a"; prev="$a"; done
             mkdir -p "$g$out"; cp -r "$FAKE_SESSION"/. "$g$out"/
             if [ -n "${FAKE_RUN_STARTED:-}" ]; then : > "$FAKE_RUN_STARTED"; sleep 30; fi
@@ -327,6 +330,72 @@ fn guest_run_pushes_runs_and_pulls_the_session() {
         .output()
         .unwrap();
     assert!(r.status.success(), "{}", text(&r));
+}
+
+/// `adb shell` hands the guest's sh one line: a scenario whose file name has a space, a quote
+/// and a `;`, and labels with spaces after `--`, reach `emuwatch run` in the guest as the same
+/// words, and nothing in them runs as a command there (the fake guest splits the line as sh).
+#[test]
+fn guest_run_passes_names_and_labels_as_whole_words() {
+    let f = Fake::new();
+    let name = "my app's run;touch pwned";
+    let scenario = f.path(&format!("{name}.toml"));
+    std::fs::copy(root().join("scenarios/android-background.toml"), &scenario).unwrap();
+    let out = f.path("pulled");
+    let cwd = f.path("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let run_args = f.path("run-args");
+    let o = f
+        .script(
+            "guest-run.sh",
+            &[
+                scenario.to_str().unwrap(),
+                "--binary",
+                EMUWATCH,
+                "--out",
+                out.to_str().unwrap(),
+                "--permissive",
+                "--",
+                "--label",
+                "device=Pixel 7 Pro",
+                "--label=note=it's $HOME; `id`",
+            ],
+            true,
+        )
+        .current_dir(&cwd)
+        .env("FAKE_RUN_ARGS", &run_args)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let d = "/data/local/tmp/emuwatch";
+    let got: Vec<String> = std::fs::read_to_string(&run_args)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let want = [
+        format!("{d}/emuwatch"),
+        "run".into(),
+        format!("{d}/{name}.toml"),
+        "--out".into(),
+        format!("{d}/sessions/{name}"),
+        "--label".into(),
+        "device=Pixel 7 Pro".into(),
+        "--label=note=it's $HOME; `id`".into(),
+    ];
+    assert_eq!(got, want, "{}", text(&o));
+    // The scenario and the session went to and came back from the guest under that name.
+    assert!(f.path(&format!("guest{d}/{name}.toml")).exists());
+    assert!(out.join("session.json").exists(), "{}", text(&o));
+    // No word was run as a command: no `pwned` file, in the script's directory or the fake's.
+    for dir in [&cwd, &f.path(""), &f.path("guest")] {
+        assert!(
+            !dir.join("pwned").exists(),
+            "{}: {}",
+            dir.display(),
+            text(&o)
+        );
+    }
 }
 
 /// A Google Play image: adbd stays uid 2000. One line names an image that has root, for the

@@ -36,7 +36,7 @@ case "$1" in
         cp -r "$g$2" "$3" ;;
   shell) shift
     # Like the guest: adb joins the words with spaces and the guest's sh splits the line again.
-    eval "set -- $*"
+    eval "set -- $*" || { echo "/system/bin/sh: syntax error: $*" >&2; exit 2; }
     case "$1" in
       getprop) cat "$g/.props/$2" 2>/dev/null || echo ;;
       id) echo "$uid" ;;

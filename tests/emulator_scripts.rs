@@ -1037,6 +1037,19 @@ fn host_record_finds_the_emulator_process_and_records_it() {
         0,
         "recording needs root (cargo xtask test)"
     );
+    // host-record.sh takes the oldest qemu-system-* process: another one (a VM of the kernel
+    // matrix, a real emulator) would be chosen instead of ours. Say so rather than fail on pids.
+    let others = Command::new("pgrep")
+        .args(["-f", "(^|/)qemu-system-[a-z0-9_]+"])
+        .output()
+        .unwrap();
+    let others = String::from_utf8_lossy(&others.stdout).replace('\n', " ");
+    assert!(
+        others.trim().is_empty(),
+        "another qemu-system-* process is running (pids {}): host-record.sh would record it, \
+         not this test's engine; run this test when no VM or emulator is up",
+        others.trim()
+    );
     let f = Fake::new();
     let qemu = f.path("qemu-system-x86_64");
     // Copied by `cp`, not from this multi-threaded process: a write fd of ours would be in any

@@ -189,6 +189,17 @@ impl Fake {
         c
     }
 
+    /// `guest-run.sh SCENARIO --binary EMUWATCH --out OUT --permissive REST...` with the fakes.
+    fn guest_run(&self, scenario: &Path, out: &Path, rest: &[&str]) -> Command {
+        let mut c = self.script("guest-run.sh", &[], true);
+        c.arg(scenario)
+            .args(["--binary", EMUWATCH, "--out"])
+            .arg(out)
+            .arg("--permissive")
+            .args(rest);
+        c
+    }
+
     fn adb_calls(&self) -> Vec<String> {
         std::fs::read_to_string(self.path("adb.log"))
             .unwrap_or_default()
@@ -256,20 +267,7 @@ fn guest_run_pushes_runs_and_pulls_the_session() {
     let scenario = root().join("scenarios/android-background.toml");
     let out = f.path("pulled");
     let o = f
-        .script(
-            "guest-run.sh",
-            &[
-                scenario.to_str().unwrap(),
-                "--binary",
-                EMUWATCH,
-                "--out",
-                out.to_str().unwrap(),
-                "--serial",
-                "emulator-5554",
-                "--permissive",
-            ],
-            true,
-        )
+        .guest_run(&scenario, &out, &["--serial", "emulator-5554"])
         .output()
         .unwrap();
     // The run in the guest found a violation: its exit status comes through.
@@ -345,23 +343,14 @@ fn guest_run_passes_names_and_labels_as_whole_words() {
     let cwd = f.path("cwd");
     std::fs::create_dir_all(&cwd).unwrap();
     let run_args = f.path("run-args");
+    let extra = [
+        "--",
+        "--label",
+        "device=Pixel 7 Pro",
+        "--label=note=it's $HOME; `id`",
+    ];
     let o = f
-        .script(
-            "guest-run.sh",
-            &[
-                scenario.to_str().unwrap(),
-                "--binary",
-                EMUWATCH,
-                "--out",
-                out.to_str().unwrap(),
-                "--permissive",
-                "--",
-                "--label",
-                "device=Pixel 7 Pro",
-                "--label=note=it's $HOME; `id`",
-            ],
-            true,
-        )
+        .guest_run(&scenario, &out, &extra)
         .current_dir(&cwd)
         .env("FAKE_RUN_ARGS", &run_args)
         .output()

@@ -16,16 +16,10 @@ const EMUWATCH: &str = env!("CARGO_BIN_EXE_emuwatch");
 /// the suite also runs in QEMU guests under TCG (`cargo xtask test`), where loading and
 /// verifying the programs alone takes seconds; only a failing test ever waits this long.
 const PATIENCE: Duration = Duration::from_secs(120);
-const SIMAPP: &str = env!("CARGO_BIN_EXE_emuwatch-simapp");
 
-/// A copy of simapp under another name, made by `cp` in a child process. A copy written from
-/// this multi-threaded test process leaves its write fd in every child another test forks
-/// meanwhile, until that child execs, and an exec of the copy in that window fails with
-/// ETXTBSY ("Text file busy"; seen in the 6.12 guest).
-fn simapp_copy(dst: &Path) {
-    let st = Command::new("cp").arg(SIMAPP).arg(dst).status().unwrap();
-    assert!(st.success(), "cp {SIMAPP} {}: {st}", dst.display());
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{SIMAPP, simapp_copy};
 
 fn require_root() {
     let uid = unsafe { libc_geteuid() };

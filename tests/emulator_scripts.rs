@@ -10,7 +10,9 @@ use std::{
 };
 
 const EMUWATCH: &str = env!("CARGO_BIN_EXE_emuwatch");
-const SIMAPP: &str = env!("CARGO_BIN_EXE_emuwatch-simapp");
+
+#[path = "common/mod.rs"]
+mod common;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1041,10 +1043,7 @@ fn host_record_finds_the_emulator_process_and_records_it() {
     );
     let f = Fake::new();
     let qemu = f.path("qemu-system-x86_64");
-    // Copied by `cp`, not from this multi-threaded process: a write fd of ours would be in any
-    // child another test forks meanwhile, and exec'ing the copy then fails with ETXTBSY.
-    let st = Command::new("cp").arg(SIMAPP).arg(&qemu).status().unwrap();
-    assert!(st.success(), "cp {SIMAPP}: {st}");
+    common::simapp_copy(&qemu);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let go = f.path("go");

@@ -14,6 +14,9 @@ use serde_json::Value;
 
 const EMUWATCH: &str = env!("CARGO_BIN_EXE_emuwatch");
 
+#[path = "common/mod.rs"]
+mod common;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -581,31 +584,12 @@ fn scenario(dir: &Path, with_camera: bool) -> PathBuf {
     } else {
         r#", "--without", "service-camera""#
     };
-    let f = dir.join(format!("app-{with_camera}.toml"));
-    std::fs::write(
-        &f,
-        format!(
-            r#"name = "fleet app"
-[target]
-command = ["{{bin_dir}}/emuwatch-simapp", "app", "--ports-file", "{{work}}/ports.txt", "--data", "{{work}}/device",
-           "--camera", "{{work}}/dev/video0", "--rounds", "2" {without}]
-[record]
-devices = ["camera={{work}}/dev/video*"]
-[[setup]]
-run = ["{{bin_dir}}/emuwatch-simapp", "prepare", "--data", "{{work}}/device", "--camera", "{{work}}/dev/video0"]
-[[setup]]
-run = ["{{bin_dir}}/emuwatch-simapp", "serve", "--ports-file", "{{work}}/ports.txt"]
-background = true
-[[setup]]
-wait_for = "file"
-path = "{{work}}/ports.txt"
-[[step]]
-wait_for = "exited"
-"#
-        ),
+    common::simapp_app_scenario(
+        dir,
+        &format!("app-{with_camera}.toml"),
+        "fleet app",
+        without,
     )
-    .unwrap();
-    f
 }
 
 /// The issue's "done when": scenario runs recorded here with labels (two app versions on API

@@ -13,6 +13,9 @@ use serde_json::Value;
 
 const EMUWATCH: &str = env!("CARGO_BIN_EXE_emuwatch");
 
+#[path = "common/mod.rs"]
+mod common;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -622,31 +625,7 @@ fn a_failed_step_or_lost_events_make_the_run_an_error() {
 fn baseline_diff_shows_the_one_behaviour_that_changed() {
     let tmp = tempdir();
     let scenario = |file: &str, without: &str| {
-        let f = tmp.path().join(file);
-        std::fs::write(
-            &f,
-            format!(
-                r#"name = "one change"
-[target]
-command = ["{{bin_dir}}/emuwatch-simapp", "app", "--ports-file", "{{work}}/ports.txt", "--data", "{{work}}/device",
-           "--camera", "{{work}}/dev/video0", "--rounds", "2" {without}]
-[record]
-devices = ["camera={{work}}/dev/video*"]
-[[setup]]
-run = ["{{bin_dir}}/emuwatch-simapp", "prepare", "--data", "{{work}}/device", "--camera", "{{work}}/dev/video0"]
-[[setup]]
-run = ["{{bin_dir}}/emuwatch-simapp", "serve", "--ports-file", "{{work}}/ports.txt"]
-background = true
-[[setup]]
-wait_for = "file"
-path = "{{work}}/ports.txt"
-[[step]]
-wait_for = "exited"
-"#
-            ),
-        )
-        .unwrap();
-        f
+        common::simapp_app_scenario(tmp.path(), file, "one change", without)
     };
     let before = scenario("before.toml", r#", "--without", "service-camera""#);
     let after = scenario("after.toml", "");

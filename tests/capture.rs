@@ -2456,7 +2456,7 @@ fn the_started_command_is_stopped_when_the_recording_ends() {
 fn a_daemon_whose_fork_is_still_unread_is_stopped() {
     let tmp = tempdir();
     let dir = tmp.path().join("s");
-    let mut rec = start_recording(
+    let rec = start_recording(
         &dir,
         &[
             "--poll",
@@ -2465,20 +2465,18 @@ fn a_daemon_whose_fork_is_still_unread_is_stopped() {
             "sh",
             "-c",
             &format!(
-                "{SIMAPP} steps sleep=700 daemon sleep=300000 >/dev/null; kill -TERM $PPID; exec sleep 300"
+                "{SIMAPP} steps sleep=700 daemon sleep=300000 >/dev/null 2>&1; kill -TERM $PPID; exec sleep 300"
             ),
         ],
     );
-    let status = rec.wait().unwrap();
-    assert!(status.success(), "{status:?}");
-    let info: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("session.json")).unwrap()).unwrap();
+    let sess = load(&dir, rec.wait_with_output().unwrap());
+    assert!(sess.output.status.success(), "{}", sess.dump());
+    let info = &sess.info;
     assert_eq!(info["stop_reason"], "signal", "{info}");
-    let forked: Vec<u64> = std::fs::read_to_string(dir.join("events.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|e| e["kind"] == "process" && e["op"] == "fork")
+    let forked: Vec<u64> = sess
+        .of_kind("process")
+        .into_iter()
+        .filter(|e| e["op"] == "fork")
         .filter_map(|e| e["child_pid"].as_u64())
         .collect();
     assert_eq!(

@@ -579,11 +579,7 @@ unsafe extern "C" {
 /// A small scenario of the simulated app; `with_camera`: its service touches the camera
 /// after close (the "new version" that regressed).
 fn scenario(dir: &Path, with_camera: bool) -> PathBuf {
-    let without = if with_camera {
-        ""
-    } else {
-        r#", "--without", "service-camera""#
-    };
+    let without = (!with_camera).then_some("service-camera");
     common::simapp_app_scenario(
         dir,
         &format!("app-{with_camera}.toml"),

@@ -624,11 +624,11 @@ fn a_failed_step_or_lost_events_make_the_run_an_error() {
 #[test]
 fn baseline_diff_shows_the_one_behaviour_that_changed() {
     let tmp = tempdir();
-    let scenario = |file: &str, without: &str| {
+    let scenario = |file: &str, without: Option<&str>| {
         common::simapp_app_scenario(tmp.path(), file, "one change", without)
     };
-    let before = scenario("before.toml", r#", "--without", "service-camera""#);
-    let after = scenario("after.toml", "");
+    let before = scenario("before.toml", Some("service-camera"));
+    let after = scenario("after.toml", None);
     let (a, b, c) = (
         tmp.path().join("a"),
         tmp.path().join("b"),

@@ -21,10 +21,11 @@ pub fn simapp_copy(dst: &Path) {
 
 /// A scenario file `dir/file` running the simulated app (`emuwatch-simapp app`: two rounds,
 /// camera device under the scenario's work directory, loopback servers) under `name`;
-/// `without` is appended to its command line (e.g. `, "--without", "service-camera"`), so two
-/// scenarios can differ in exactly one behaviour.
-pub fn simapp_app_scenario(dir: &Path, file: &str, name: &str, without: &str) -> PathBuf {
+/// `without`: a behaviour of the app's service turned off (`--without`, e.g. `service-camera`),
+/// so two scenarios can differ in exactly one behaviour.
+pub fn simapp_app_scenario(dir: &Path, file: &str, name: &str, without: Option<&str>) -> PathBuf {
     let f = dir.join(file);
+    let without = without.map_or(String::new(), |b| format!(r#", "--without", "{b}""#));
     std::fs::write(
         &f,
         format!(

@@ -172,29 +172,23 @@ pub(super) fn stop_started(
             reaped(c);
         }
     };
+    // SIGTERM to each process once, as it appears; after `grace`, SIGKILL to what is left,
+    // every round, for at most 2 s more. `kill`: (processes left at `grace`, when SIGKILL began).
     let mut signalled = std::collections::HashSet::new();
+    let mut kill: Option<(usize, std::time::Instant)> = None;
+    let t = std::time::Instant::now();
     let mut left = tree(&refresh()?);
-    let t = std::time::Instant::now();
-    loop {
+    while !left.is_empty() && kill.is_none_or(|(_, k)| k.elapsed() < Duration::from_secs(2)) {
+        let sig = if t.elapsed() < grace {
+            libc::SIGTERM
+        } else {
+            kill.get_or_insert((left.len(), std::time::Instant::now()));
+            libc::SIGKILL
+        };
         for p in &left {
-            if signalled.insert(*p) {
-                unsafe { libc::kill(*p as i32, libc::SIGTERM) };
+            if signalled.insert(*p) || sig == libc::SIGKILL {
+                unsafe { libc::kill(*p as i32, sig) };
             }
-        }
-        if left.is_empty() || t.elapsed() >= grace {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-        let started = refresh()?;
-        reap();
-        left = tree(&started);
-    }
-    let killed = left.len();
-    let t = std::time::Instant::now();
-    while !left.is_empty() && t.elapsed() < Duration::from_secs(2) {
-        for p in &left {
-            signalled.insert(*p);
-            unsafe { libc::kill(*p as i32, libc::SIGKILL) };
         }
         std::thread::sleep(Duration::from_millis(20));
         let started = refresh()?;
@@ -202,7 +196,7 @@ pub(super) fn stop_started(
         left = tree(&started);
     }
     refresh()?;
-    Ok((signalled.len(), killed))
+    Ok((signalled.len(), kill.map_or(0, |(n, _)| n)))
 }
 
 /// Reap `pid` if it has exited; true when it is gone.
